@@ -1,0 +1,143 @@
+// The one pybind11 file: thin wrappers that check buffers, release the GIL
+// and call the pure C++ core.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "minatar/random_state.hpp"
+#include "minatar/vec_env.hpp"
+
+namespace py = pybind11;
+using namespace evozero;
+
+namespace {
+
+template <class T>
+T* checked(py::array& a, py::ssize_t size, const char* name) {
+  if (!py::isinstance<py::array_t<T>>(a) || !(a.flags() & py::array::c_style) || !a.writeable())
+    throw py::value_error(std::string(name) + " must be a writeable C-contiguous " +
+                          py::str(py::dtype::of<T>()).cast<std::string>() + " array");
+  if (a.size() != size)
+    throw py::value_error(std::string(name) + " must have " + std::to_string(size) +
+                          " elements, got " + std::to_string(a.size()));
+  return static_cast<T*>(a.mutable_data());
+}
+
+void bind_random_state(py::module_& m) {
+  py::class_<RandomState>(m, "RandomState",
+                          "The C++ port of numpy's legacy RandomState (for tests).")
+      .def(py::init<uint32_t>(), py::arg("seed"))
+      .def("next_u32", &RandomState::next_u32)
+      .def("rand", &RandomState::rand)
+      .def(
+          "randint",
+          [](RandomState& r, int64_t lo, int64_t hi) {
+            if (hi <= lo || hi - lo > (int64_t(1) << 32))
+              throw py::value_error("randint needs lo < hi and hi - lo <= 2**32");
+            return r.randint(lo, hi);
+          },
+          py::arg("lo"), py::arg("hi"));
+}
+
+void bind_minatar(py::module_& m) {
+  using minatar::VecEnv;
+  m.attr("GAMES") = minatar::game_names();
+  m.def(
+      "active_cells",
+      [](py::array obs) {
+        if (obs.ndim() < 2) throw py::value_error("obs must have shape (num_envs, ...)");
+        const auto n = obs.shape(0);
+        const auto size = n ? obs.size() / n : 0;
+        const uint8_t* o = reinterpret_cast<uint8_t*>(checked<bool>(obs, obs.size(), "obs"));
+        py::array_t<int64_t> indptr(n + 1);
+        py::array_t<int32_t> indices(obs.size());
+        int64_t nnz;
+        {
+          py::gil_scoped_release release;
+          nnz = minatar::active_cells(o, int(n), int(size), indptr.mutable_data(),
+                                      indices.mutable_data());
+        }
+        indices.resize({nnz});
+        return py::make_tuple(indptr, indices);
+      },
+      py::arg("obs"), "CSR indices of the active cells of a batch of observations.");
+
+  py::class_<VecEnv>(m, "MinAtarVecEnv", "Batched native MinAtar games (see evozero.envs).")
+      .def(py::init([](const std::string& game, int num_envs, double sticky, bool ramping,
+                       bool minimal, int64_t max_steps) {
+             minatar::EnvOptions o{sticky, ramping, minimal, max_steps};
+             return minatar::make_vec_env(game, num_envs, o);
+           }),
+           py::arg("game"), py::arg("num_envs"), py::arg("sticky_action_prob") = 0.1,
+           py::arg("difficulty_ramping") = true, py::arg("minimal_action_set") = false,
+           py::arg("max_episode_steps") = 0)
+      .def_property_readonly("game", &VecEnv::game)
+      .def_property_readonly("num_envs", &VecEnv::num_envs)
+      .def_property_readonly("channels", &VecEnv::channels)
+      .def_property_readonly("num_actions", &VecEnv::num_actions)
+      .def_property_readonly("action_set", &VecEnv::action_set)
+      .def_property_readonly("channel_names", &VecEnv::channel_names)
+      .def(
+          "reset",
+          [](VecEnv& e, py::array seeds, py::array obs) {
+            const uint32_t* s = checked<uint32_t>(seeds, e.num_envs(), "seeds");
+            uint8_t* o = reinterpret_cast<uint8_t*>(
+                checked<bool>(obs, py::ssize_t(e.num_envs()) * e.obs_size(), "obs"));
+            py::gil_scoped_release release;
+            e.reset(s, o);
+          },
+          py::arg("seeds"), py::arg("obs"))
+      .def(
+          "step",
+          [](VecEnv& e, py::array actions, py::array obs, py::array reward, py::array terminated,
+             py::array truncated, py::object final_obs) {
+            const py::ssize_t n = e.num_envs(), size = py::ssize_t(n) * e.obs_size();
+            const int64_t* a = checked<int64_t>(actions, n, "actions");
+            for (py::ssize_t i = 0; i < n; ++i)
+              if (a[i] < 0 || a[i] >= e.num_actions())
+                throw py::value_error("action " + std::to_string(a[i]) + " of env " +
+                                      std::to_string(i) + " is out of range [0, " +
+                                      std::to_string(e.num_actions()) + ")");
+            minatar::StepOutput out{reinterpret_cast<uint8_t*>(checked<bool>(obs, size, "obs")),
+                                    checked<float>(reward, n, "reward"),
+                                    reinterpret_cast<uint8_t*>(checked<bool>(terminated, n, "terminated")),
+                                    reinterpret_cast<uint8_t*>(checked<bool>(truncated, n, "truncated")),
+                                    nullptr};
+            if (!final_obs.is_none()) {
+              py::array f = final_obs.cast<py::array>();
+              out.final_obs = reinterpret_cast<uint8_t*>(checked<bool>(f, size, "final_obs"));
+            }
+            py::gil_scoped_release release;
+            e.step(a, out);
+          },
+          py::arg("actions"), py::arg("obs"), py::arg("reward"), py::arg("terminated"),
+          py::arg("truncated"), py::arg("final_obs") = py::none())
+      .def(
+          "restart",
+          [](VecEnv& e, py::array obs) {
+            uint8_t* o = reinterpret_cast<uint8_t*>(
+                checked<bool>(obs, py::ssize_t(e.num_envs()) * e.obs_size(), "obs"));
+            py::gil_scoped_release release;
+            e.restart(o);
+          },
+          py::arg("obs"))
+      .def(
+          "observe",
+          [](const VecEnv& e, py::array obs) {
+            uint8_t* o = reinterpret_cast<uint8_t*>(
+                checked<bool>(obs, py::ssize_t(e.num_envs()) * e.obs_size(), "obs"));
+            py::gil_scoped_release release;
+            e.observe(o);
+          },
+          py::arg("obs"));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "evozero native core: batched MinAtar games (and, later, the trainer).";
+  bind_random_state(m);
+  bind_minatar(m);
+}

@@ -1,0 +1,95 @@
+// The one batched implementation behind every game.
+#pragma once
+#include <cstring>
+
+#include "minatar/game.hpp"
+#include "minatar/vec_env.hpp"
+
+namespace evozero::minatar {
+
+template <class Game>
+class GameVecEnv final : public VecEnv {
+ public:
+  GameVecEnv(int num_envs, const EnvOptions& options)
+      : options_(options),
+        games_(num_envs, Game(options.difficulty_ramping)),
+        rngs_(num_envs),
+        last_action_(num_envs, 0),
+        episode_steps_(num_envs, 0) {
+    if (options.minimal_action_set)
+      action_set_.assign(Game::kMinimalActions.begin(), Game::kMinimalActions.end());
+    else
+      for (int a = 0; a < kNumActions; ++a) action_set_.push_back(a);
+  }
+
+  const char* game() const override { return Game::kName; }
+  int num_envs() const override { return static_cast<int>(games_.size()); }
+  int channels() const override { return Game::kChannels; }
+  int num_actions() const override { return static_cast<int>(action_set_.size()); }
+  std::vector<int> action_set() const override { return action_set_; }
+  std::vector<std::string> channel_names() const override {
+    return {Game::kChannelNames.begin(), Game::kChannelNames.end()};
+  }
+
+  void reset(const uint32_t* seeds, uint8_t* obs) override {
+    for (int i = 0; i < num_envs(); ++i) {
+      rngs_[i].seed_with(seeds[i]);
+      games_[i].reset(rngs_[i]);
+      episode_steps_[i] = 0;
+    }
+    observe(obs);
+  }
+
+  void restart(uint8_t* obs) override {
+    for (int i = 0; i < num_envs(); ++i) {
+      games_[i].reset(rngs_[i]);
+      episode_steps_[i] = 0;
+    }
+    observe(obs);
+  }
+
+  void step(const int64_t* actions, const StepOutput& out) override {
+    const int n = num_envs(), size = obs_size();
+    std::memset(out.obs, 0, static_cast<size_t>(n) * size);
+    for (int i = 0; i < n; ++i) {
+      Game& g = games_[i];
+      RandomState& rng = rngs_[i];
+      int a = action_set_[actions[i]];
+      if (rng.rand() < options_.sticky_action_prob) a = last_action_[i];
+      last_action_[i] = a;
+      out.reward[i] = g.act(a, rng);
+      const bool term = g.terminal();
+      const bool trunc = !term && options_.max_episode_steps > 0 &&
+                         ++episode_steps_[i] >= options_.max_episode_steps;
+      out.terminated[i] = term;
+      out.truncated[i] = trunc;
+      uint8_t* obs = out.obs + static_cast<size_t>(i) * size;
+      if (term || trunc) {
+        if (out.final_obs) {
+          uint8_t* fin = out.final_obs + static_cast<size_t>(i) * size;
+          std::memset(fin, 0, size);
+          g.render(fin);
+        }
+        g.reset(rng);  // same stream, no reseed: as calling reset() on the reference
+        episode_steps_[i] = 0;
+      }
+      g.render(obs);
+    }
+  }
+
+  void observe(uint8_t* obs) const override {
+    const int size = obs_size();
+    std::memset(obs, 0, static_cast<size_t>(num_envs()) * size);
+    for (int i = 0; i < num_envs(); ++i) games_[i].render(obs + static_cast<size_t>(i) * size);
+  }
+
+ private:
+  EnvOptions options_;
+  std::vector<Game> games_;
+  std::vector<RandomState> rngs_;
+  std::vector<int> last_action_;  // not reset by reset(), as the reference
+  std::vector<int64_t> episode_steps_;
+  std::vector<int> action_set_;
+};
+
+}  // namespace evozero::minatar
