@@ -52,7 +52,7 @@ def lockstep(
     difficulty_ramping: bool = True,
     minimal_action_set: bool = False,
 ) -> LockstepStats:
-    """Step both implementations ``steps`` times on ``num_envs`` envs; fail on the first mismatch."""
+    """Step both sides ``steps`` times on ``num_envs`` envs; fail on the first mismatch."""
     env = MinAtarVecEnv(
         game,
         num_envs,

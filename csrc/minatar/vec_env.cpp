@@ -1,6 +1,10 @@
 #include "minatar/vec_env.hpp"
 
+#include "minatar/asterix.hpp"
 #include "minatar/breakout.hpp"
+#include "minatar/freeway.hpp"
+#include "minatar/seaquest.hpp"
+#include "minatar/space_invaders.hpp"
 #include "minatar/vec_env_impl.hpp"
 
 namespace evozero::minatar {
@@ -19,7 +23,11 @@ struct Entry {
 
 // The single list of native games.
 const Entry kGames[] = {
+    {Asterix::kName, make<Asterix>},
     {Breakout::kName, make<Breakout>},
+    {Freeway::kName, make<Freeway>},
+    {Seaquest::kName, make<Seaquest>},
+    {SpaceInvaders::kName, make<SpaceInvaders>},
 };
 
 }  // namespace

@@ -23,6 +23,7 @@ cells that are on, in CSR form.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import gymnasium as gym
@@ -53,11 +54,13 @@ def _seed_array(seed: int | Sequence[int] | None, num_envs: int) -> np.ndarray:
         if seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed}")
         return ((int(seed) + np.arange(num_envs, dtype=np.uint64)) % _SEED_RANGE).astype(np.uint32)
+    if isinstance(seed, (str, bytes)) or not isinstance(seed, (Sequence, np.ndarray)):
+        raise ValueError(f"seed must be an int, one int per env or None, got {seed!r}")
     seeds = list(seed)
     if len(seeds) != num_envs:
         raise ValueError(f"got {len(seeds)} seeds for {num_envs} envs; give one per env or one int")
-    if any(s is None for s in seeds):
-        raise ValueError("a seed sequence must hold integers only")
+    if not all(isinstance(s, (int, np.integer)) for s in seeds):
+        raise ValueError(f"a seed sequence must hold integers only, got {seeds}")
     if any(not 0 <= int(s) < _SEED_RANGE for s in seeds):
         raise ValueError(f"each seed must be in [0, 2**32), got {seeds}")
     return np.asarray(seeds, dtype=np.uint64).astype(np.uint32)
@@ -103,10 +106,16 @@ class MinAtarVecEnv(VectorEnv):
             raise ValueError(f"num_envs must be an integer, got {num_envs!r}")
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        if not 0.0 <= float(sticky_action_prob) <= 1.0:
-            raise ValueError(f"sticky_action_prob must be in [0, 1], got {sticky_action_prob}")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        if not isinstance(sticky_action_prob, Real) or not 0.0 <= sticky_action_prob <= 1.0:
+            raise ValueError(f"sticky_action_prob must be in [0, 1], got {sticky_action_prob!r}")
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool)
+            or not isinstance(max_episode_steps, (int, np.integer))
+            or max_episode_steps < 1
+        ):
+            raise ValueError(
+                f"max_episode_steps must be an integer >= 1 or None, got {max_episode_steps!r}"
+            )
         self._env = _core.MinAtarVecEnv(
             game,
             int(num_envs),
@@ -144,7 +153,8 @@ class MinAtarVecEnv(VectorEnv):
         if seed is None and self._started:
             self._env.restart(obs)
         else:
-            self._env.reset(_seed_array(self._first_seed if seed is None else seed, self.num_envs), obs)
+            seeds = _seed_array(self._first_seed if seed is None else seed, self.num_envs)
+            self._env.reset(seeds, obs)
         self._started = True
         return obs, {}
 

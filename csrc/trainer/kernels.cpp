@@ -1,0 +1,292 @@
+// Kernels of kernels.hpp. Each is a template on a GCC vector type V (4, 8 or 16
+// floats); the EVOZERO_MULTIVERSION macro below instantiates it three times
+// inside functions compiled for AVX-512, AVX+FMA and the SSE2 baseline, and
+// GCC's function multi-versioning picks one at load time from the CPU's
+// features. (target_clones would compile a single body for every target; here
+// the vector width and tile shape differ per target, which a single body cannot
+// express without generic vector lowering that spills through memory.)
+// "fma" rather than "avx2": these kernels need 256-bit float ops and fused
+// multiply-add, which -mavx2 alone does not enable.
+#include "trainer/kernels.hpp"
+
+#include <cstring>
+
+namespace evozero::trainer::kernels {
+namespace {
+
+using v4 = float __attribute__((vector_size(16)));
+using v8 = float __attribute__((vector_size(32)));
+using v16 = float __attribute__((vector_size(64)));
+
+#define EVOZERO_INLINE inline __attribute__((always_inline))
+
+template <class V>
+constexpr int kLanes = int(sizeof(V) / sizeof(float));
+
+// Unaligned vector load/store; memcpy keeps them free of aliasing UB.
+template <class V>
+EVOZERO_INLINE void load(V& v, const float* p) {
+  std::memcpy(&v, p, sizeof(V));
+}
+template <class V>
+EVOZERO_INLINE void store(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+template <class V>
+EVOZERO_INLINE void relu(V& v) {
+  const V zero{};
+  v = v < zero ? zero : v;  // NaN stays NaN, as in torch
+}
+template <class V>
+EVOZERO_INLINE float horizontal_sum(const V& v) {
+  float a[kLanes<V>];
+  std::memcpy(a, &v, sizeof(V));
+  for (int half = kLanes<V> / 2; half > 0; half /= 2)
+    for (int l = 0; l < half; ++l) a[l] += a[l + half];
+  return a[0];
+}
+
+// ---- gemm: an R x (C vectors) tile of register accumulators ----------------
+
+template <class V, int R, int C>
+EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_t s_row,
+                              std::ptrdiff_t s_inner, const float* v, const float* bias,
+                              bool do_relu, float* y) {
+  constexpr int W = kLanes<V>;
+  V acc[R][C];
+  for (int c = 0; c < C; ++c) {
+    V b{};
+    if (bias) load(b, bias + c * W);
+    for (int r = 0; r < R; ++r) acc[r][c] = b;
+  }
+  for (int t = 0; t < inner; ++t) {
+    V w[C];
+    for (int c = 0; c < C; ++c) load(w[c], v + std::ptrdiff_t(t) * cols + c * W);
+    for (int r = 0; r < R; ++r) {
+      const float x = s[r * s_row + t * s_inner];
+      for (int c = 0; c < C; ++c) acc[r][c] += x * w[c];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      if (do_relu) relu(acc[r][c]);
+      store(y + std::ptrdiff_t(r) * cols + c * W, acc[r][c]);
+    }
+}
+
+template <class V, int C>
+EVOZERO_INLINE void gemm_columns(int rows, int inner, int cols, const float* s,
+                                 std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
+                                 const float* bias, bool do_relu, float* y) {
+  constexpr int R = 4;  // 4 x 2 vectors: 8 independent accumulators hide the FMA latency
+  int r = 0;
+  for (; r + R <= rows; r += R)
+    gemm_tile<V, R, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
+                       y + std::ptrdiff_t(r) * cols);
+  for (; r < rows; ++r)
+    gemm_tile<V, 1, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
+                       y + std::ptrdiff_t(r) * cols);
+}
+
+template <class V>
+EVOZERO_INLINE void gemm_impl(int rows, int inner, int cols, const float* s,
+                              std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
+                              const float* bias, bool do_relu, float* y) {
+  constexpr int W = kLanes<V>;
+  int c = 0;
+  for (; c + 2 * W <= cols; c += 2 * W)
+    gemm_columns<V, 2>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
+                       do_relu, y + c);
+  for (; c < cols; c += W)
+    gemm_columns<V, 1>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
+                       do_relu, y + c);
+}
+
+// ---- gemm_nt: dot products, R rows of x at a time ----------------------------
+
+template <class V, int R>
+EVOZERO_INLINE void gemm_nt_rows(int cols, int k, const float* x, const float* w,
+                                 const float* bias, float* y) {
+  constexpr int W = kLanes<V>;
+  for (int j = 0; j < cols; ++j) {
+    V acc[R] = {};
+    const float* wj = w + std::ptrdiff_t(j) * k;
+    for (int q = 0; q < k; q += W) {
+      V wv;
+      load(wv, wj + q);
+      for (int r = 0; r < R; ++r) {
+        V xv;
+        load(xv, x + std::ptrdiff_t(r) * k + q);
+        acc[r] += xv * wv;
+      }
+    }
+    const float b = bias ? bias[j] : 0.0f;
+    for (int r = 0; r < R; ++r) y[std::ptrdiff_t(r) * cols + j] = b + horizontal_sum(acc[r]);
+  }
+}
+
+template <class V>
+EVOZERO_INLINE void gemm_nt_impl(int rows, int cols, int k, const float* x, const float* w,
+                                 const float* bias, float* y) {
+  constexpr int R = 4;
+  int r = 0;
+  for (; r + R <= rows; r += R)
+    gemm_nt_rows<V, R>(cols, k, x + std::ptrdiff_t(r) * k, w, bias, y + std::ptrdiff_t(r) * cols);
+  for (; r < rows; ++r)
+    gemm_nt_rows<V, 1>(cols, k, x + std::ptrdiff_t(r) * k, w, bias, y + std::ptrdiff_t(r) * cols);
+}
+
+// ---- sparse rows: C vectors of one output row in registers -------------------
+
+template <class V, int C>
+EVOZERO_INLINE void sparse_row(const int32_t* begin, const int32_t* end, int cols, const float* m,
+                               const float* bias, bool do_relu, float* y) {
+  constexpr int W = kLanes<V>;
+  V acc[C];
+  for (int c = 0; c < C; ++c) {
+    acc[c] = V{};
+    if (bias) load(acc[c], bias + c * W);
+  }
+  for (const int32_t* j = begin; j != end; ++j) {
+    const float* row = m + std::ptrdiff_t(*j) * cols;
+    for (int c = 0; c < C; ++c) {
+      V w;
+      load(w, row + c * W);
+      acc[c] += w;
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    if (do_relu) relu(acc[c]);
+    store(y + c * W, acc[c]);
+  }
+}
+
+template <class V>
+EVOZERO_INLINE void sparse_gemm_impl(int n, const SparseRows& x, int cols, const float* m,
+                                     const float* bias, bool do_relu, float* y) {
+  constexpr int W = kLanes<V>, C = 64 / W;  // 64 floats of the row per pass
+  for (int i = 0; i < n; ++i) {
+    const int64_t b = x.rows ? x.rows[i] : i;
+    const int32_t* begin = x.indices + x.indptr[b];
+    const int32_t* end = x.indices + x.indptr[b + 1];
+    float* yi = y + std::ptrdiff_t(i) * cols;
+    int c = 0;
+    for (; c + C * W <= cols; c += C * W)
+      sparse_row<V, C>(begin, end, cols, m + c, bias ? bias + c : nullptr, do_relu, yi + c);
+    for (; c < cols; c += W)
+      sparse_row<V, 1>(begin, end, cols, m + c, bias ? bias + c : nullptr, do_relu, yi + c);
+  }
+}
+
+template <class V>
+EVOZERO_INLINE void sparse_accumulate_impl(int n, const SparseRows& x, int cols, const float* d,
+                                           float* g) {
+  constexpr int W = kLanes<V>;
+  for (int i = 0; i < n; ++i) {
+    const int64_t b = x.rows ? x.rows[i] : i;
+    const float* di = d + std::ptrdiff_t(i) * cols;
+    for (int64_t p = x.indptr[b]; p < x.indptr[b + 1]; ++p) {
+      float* gj = g + std::ptrdiff_t(x.indices[p]) * cols;
+      for (int c = 0; c < cols; c += W) {
+        V a, e;
+        load(a, gj + c);
+        load(e, di + c);
+        store(gj + c, a + e);
+      }
+    }
+  }
+}
+
+// ---- column sums: C vectors of columns accumulate down the rows --------------
+
+template <class V, int C>
+EVOZERO_INLINE void column_block(int rows, int cols, const float* d, float* out) {
+  constexpr int W = kLanes<V>;
+  V acc[C] = {};
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < C; ++c) {
+      V x;
+      load(x, d + std::ptrdiff_t(r) * cols + c * W);
+      acc[c] += x;
+    }
+  for (int c = 0; c < C; ++c) store(out + c * W, acc[c]);
+}
+
+template <class V>
+EVOZERO_INLINE void column_sums_impl(int rows, int cols, const float* d, float* out) {
+  constexpr int W = kLanes<V>, C = 64 / W;
+  int c = 0;
+  for (; c + C * W <= cols; c += C * W) column_block<V, C>(rows, cols, d + c, out + c);
+  for (; c + W <= cols; c += W) column_block<V, 1>(rows, cols, d + c, out + c);
+  for (; c < cols; ++c) {  // the narrow output layers
+    float acc = 0.0f;
+    for (int r = 0; r < rows; ++r) acc += d[std::ptrdiff_t(r) * cols + c];
+    out[c] = acc;
+  }
+}
+
+template <class V>
+EVOZERO_INLINE void relu_backward_impl(std::size_t count, const float* h, float* d) {
+  for (std::size_t i = 0; i < count; ++i) d[i] = h[i] <= 0.0f ? 0.0f : d[i];
+}
+
+// Defines `name##_mv(params)` three times, one per instruction set, each calling
+// `name##_impl<vector type>(args)`.
+#define EVOZERO_MULTIVERSION(name, params, args)                                      \
+  __attribute__((target("avx512f"))) void name##_mv params { name##_impl<v16> args; } \
+  __attribute__((target("fma"))) void name##_mv params { name##_impl<v8> args; }      \
+  __attribute__((target("default"))) void name##_mv params { name##_impl<v4> args; }
+
+EVOZERO_MULTIVERSION(gemm,
+                     (int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
+                      std::ptrdiff_t s_inner, const float* v, const float* bias, bool do_relu,
+                      float* y),
+                     (rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, y))
+EVOZERO_MULTIVERSION(gemm_nt,
+                     (int rows, int cols, int k, const float* x, const float* w,
+                      const float* bias, float* y),
+                     (rows, cols, k, x, w, bias, y))
+EVOZERO_MULTIVERSION(sparse_gemm,
+                     (int n, const SparseRows& x, int cols, const float* m, const float* bias,
+                      bool do_relu, float* y),
+                     (n, x, cols, m, bias, do_relu, y))
+EVOZERO_MULTIVERSION(sparse_accumulate,
+                     (int n, const SparseRows& x, int cols, const float* d, float* g),
+                     (n, x, cols, d, g))
+EVOZERO_MULTIVERSION(column_sums, (int rows, int cols, const float* d, float* out),
+                     (rows, cols, d, out))
+EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d),
+                     (count, h, d))
+
+#undef EVOZERO_MULTIVERSION
+
+}  // namespace
+
+void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
+          std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y) {
+  gemm_mv(rows, inner, cols, s, s_row, s_inner, v, bias, relu, y);
+}
+
+void gemm_nt(int rows, int cols, int k, const float* x, const float* w, const float* bias,
+             float* y) {
+  gemm_nt_mv(rows, cols, k, x, w, bias, y);
+}
+
+void sparse_gemm(int n, const SparseRows& x, int cols, const float* m, const float* bias,
+                 bool relu, float* y) {
+  sparse_gemm_mv(n, x, cols, m, bias, relu, y);
+}
+
+void sparse_accumulate(int n, const SparseRows& x, int cols, const float* d, float* g) {
+  sparse_accumulate_mv(n, x, cols, d, g);
+}
+
+void column_sums(int rows, int cols, const float* d, float* out) {
+  column_sums_mv(rows, cols, d, out);
+}
+
+void relu_backward(std::size_t count, const float* h, float* d) {
+  relu_backward_mv(count, h, d);
+}
+
+}  // namespace evozero::trainer::kernels

@@ -1,0 +1,260 @@
+#include "trainer/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <random>
+#include <vector>
+
+#include "trainer/actor_critic.hpp"
+
+namespace evozero::trainer {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+bool all_finite(const float* x, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+// The observations of a rollout, one row per (t, i), in the form the
+// networks read: CSR active cells for binary envs, dense floats otherwise.
+class ObsStore {
+ public:
+  ObsStore(bool binary, int obs_size) : binary_(binary), size_(obs_size) { clear(); }
+
+  void clear() {
+    indptr_.assign(1, 0);
+    indices_.clear();
+    dense_.clear();
+    rows_ = 0;
+  }
+
+  // Appends n observations (uint8 or float, per the env) as the next n rows.
+  void append(const void* obs, int n) {
+    if (binary_) {
+      const auto* o = static_cast<const uint8_t*>(obs);
+      for (int i = 0; i < n; ++i, o += size_) {
+        for (int j = 0; j < size_; ++j)
+          if (o[j]) indices_.push_back(j);
+        indptr_.push_back(static_cast<int64_t>(indices_.size()));
+      }
+    } else {
+      const auto* o = static_cast<const float*>(obs);
+      dense_.insert(dense_.end(), o, o + static_cast<std::size_t>(n) * size_);
+    }
+    rows_ += n;
+  }
+
+  // Rows rows[0..n) of the store (rows may be null: rows 0..n).
+  Observations view(const int64_t* rows) const {
+    Observations v;
+    if (binary_) {
+      v.indptr = indptr_.data();
+      v.indices = indices_.data();
+    } else {
+      v.dense = dense_.data();
+    }
+    v.rows = rows;
+    return v;
+  }
+
+  int64_t rows() const { return rows_; }
+
+ private:
+  bool binary_;
+  int size_;
+  std::vector<int64_t> indptr_;
+  std::vector<int32_t> indices_;
+  std::vector<float> dense_;
+  int64_t rows_ = 0;
+};
+
+// Inverse-CDF sampling from each row of probs (n, A); writes actions and their log-probs.
+void sample_actions(const float* probs, const float* log_probs, int n, int A,
+                    std::mt19937_64& rng, int64_t* actions, float* logp) {
+  for (int i = 0; i < n; ++i) {
+    const float u = static_cast<float>(rng() >> 40) * 0x1.0p-24f;
+    const float* p = probs + static_cast<std::size_t>(i) * A;
+    int a = 0;
+    float cum = p[0];
+    while (a < A - 1 && cum <= u) cum += p[++a];
+    actions[i] = a;
+    logp[i] = log_probs[static_cast<std::size_t>(i) * A + a];
+  }
+}
+
+template <class T>
+void gather(const T* src, const int64_t* rows, int n, T* dst) {
+  for (int i = 0; i < n; ++i) dst[i] = src[rows[i]];
+}
+
+}  // namespace
+
+void MinAtarTrainEnv::reset(uint64_t seed, void* obs) {
+  std::vector<uint32_t> seeds(env_->num_envs());
+  for (int i = 0; i < env_->num_envs(); ++i)
+    seeds[i] = static_cast<uint32_t>(splitmix64(seed * 0x100000001b3ull + i));
+  env_->reset(seeds.data(), static_cast<uint8_t*>(obs));
+}
+
+TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint64_t seed,
+                  TrainProgress* progress) {
+  const auto start = std::chrono::steady_clock::now();
+  TrainResult result;
+  try {
+    const int B = env.num_envs(), T = cfg.num_steps, A = env.num_actions();
+    const int size = env.obs_size();
+    const int64_t batch = int64_t(T) * B;
+    const int n = static_cast<int>(batch / cfg.num_minibatches);
+    const int64_t updates = cfg.total_steps / batch;
+    const std::size_t obs_bytes = env.binary() ? sizeof(uint8_t) : sizeof(float);
+
+    ActorCritic net(size, A, cfg.hidden, splitmix64(seed ^ 0xac7019c21ull),
+                    AdamConfig{0.9f, 0.999f, cfg.adam_eps});
+    std::mt19937_64 rng(splitmix64(seed ^ 0x5a3c1e77ull));
+    ObsStore store(env.binary(), size);
+
+    std::vector<unsigned char> obs(B * size * obs_bytes), final_obs(B * size * obs_bytes);
+    std::vector<float> r(batch), term(batch), reset(batch), v(batch), v_next(batch),
+        logp(batch), entropy(batch), adv(batch), vtarget(batch);
+    std::vector<int64_t> actions(batch), iota((T + 1) * int64_t(B)), perm(batch);
+    for (std::size_t i = 0; i < iota.size(); ++i) iota[i] = static_cast<int64_t>(i);
+    std::vector<float> step_reward(B), ended_v(B), ep_return(B, 0.f);
+    std::vector<uint8_t> terminated(B), truncated(B);
+    // Minibatch buffers.
+    std::vector<int64_t> mb_actions(n);
+    std::vector<float> mb_logp(n), mb_v(n), mb_ent(n), mb_logp_old(n), mb_adv(n), mb_v_old(n),
+        mb_vtarget(n), loss(n), d_logp(n), d_v(n), d_ent(n);
+
+    auto diverged = [&](const std::string& what) {
+      result.status = "diverged";
+      result.message = what;
+    };
+
+    env.reset(seed, obs.data());
+    for (int64_t u = 0; u < updates; ++u) {
+      if (progress && progress->cancel.load()) {
+        result.status = "error";
+        result.message = "cancelled";
+        break;
+      }
+      const float prog = static_cast<float>(double(u) / double(updates));
+      const float lr = cfg.anneal_lr ? cfg.lr * (1.f - prog) : cfg.lr;
+
+      // Roll out T steps on B envs.
+      store.clear();
+      for (int t = 0; t < T; ++t) {
+        const int64_t row0 = int64_t(t) * B;
+        store.append(obs.data(), B);
+        net.forward(store.view(&iota[row0]), B, nullptr, nullptr, &v[row0], &entropy[row0]);
+        sample_actions(net.probs(), net.log_probs(), B, A, rng, &actions[row0], &logp[row0]);
+        if (!all_finite(&v[row0], B) || !all_finite(&logp[row0], B)) {
+          diverged("the policy or value network produced a non-finite output");
+          break;
+        }
+        env.step(&actions[row0], obs.data(), final_obs.data(), step_reward.data(),
+                 terminated.data(), truncated.data());
+        result.steps += B;
+        if (progress) progress->steps.store(result.steps);
+        // V of the true final state of envs that just ended (their obs is a new episode's).
+        std::vector<int> ended;
+        for (int i = 0; i < B; ++i) {
+          r[row0 + i] = step_reward[i];
+          term[row0 + i] = terminated[i] ? 1.f : 0.f;
+          reset[row0 + i] = (terminated[i] || truncated[i]) ? 1.f : 0.f;
+          ep_return[i] += step_reward[i];
+          if (terminated[i] || truncated[i]) {
+            ended.push_back(i);
+            result.episode_returns.push_back(ep_return[i]);
+            result.episode_end_steps.push_back(result.steps);
+            ep_return[i] = 0.f;
+          }
+        }
+        if (!ended.empty()) {
+          ObsStore finals(env.binary(), size);
+          for (int i : ended)
+            finals.append(final_obs.data() + std::size_t(i) * size * obs_bytes, 1);
+          net.forward(finals.view(nullptr), static_cast<int>(ended.size()), nullptr, nullptr,
+                      ended_v.data(), nullptr);
+          for (std::size_t k = 0; k < ended.size(); ++k) v_next[row0 + ended[k]] = ended_v[k];
+        }
+        if (t > 0)  // the others of step t-1 bootstrap from this step's V
+          for (int i = 0; i < B; ++i)
+            if (!reset[row0 - B + i]) v_next[row0 - B + i] = v[row0 + i];
+      }
+      if (result.status != "ok") break;
+      // V(s_T) for the last step.
+      store.append(obs.data(), B);
+      {
+        const int64_t row_last = int64_t(T - 1) * B;
+        std::vector<float> v_last(B);
+        net.forward(store.view(&iota[batch]), B, nullptr, nullptr, v_last.data(), nullptr);
+        for (int i = 0; i < B; ++i)
+          if (!reset[row_last + i]) v_next[row_last + i] = v_last[i];
+      }
+
+      // Targets from the program.
+      rule.scan({r.data(), term.data(), reset.data(), v.data(), v_next.data(), logp.data(),
+                 entropy.data(), T, B},
+                prog, adv.data(), vtarget.data());
+      rule.post(adv.data(), vtarget.data(), v.data(), r.data(), batch, prog);
+      if (!all_finite(adv.data(), batch) || !all_finite(vtarget.data(), batch)) {
+        diverged("the program's advantages or value targets are not finite");
+        break;
+      }
+
+      // E epochs of M shuffled minibatches.
+      for (int e = 0; e < cfg.update_epochs && result.status == "ok"; ++e) {
+        for (int64_t i = 0; i < batch; ++i) perm[i] = i;
+        for (int64_t i = batch - 1; i > 0; --i) std::swap(perm[i], perm[rng() % uint64_t(i + 1)]);
+        for (int m = 0; m < cfg.num_minibatches; ++m) {
+          const int64_t* rows = &perm[int64_t(m) * n];
+          gather(actions.data(), rows, n, mb_actions.data());
+          gather(logp.data(), rows, n, mb_logp_old.data());
+          gather(adv.data(), rows, n, mb_adv.data());
+          gather(v.data(), rows, n, mb_v_old.data());
+          gather(vtarget.data(), rows, n, mb_vtarget.data());
+          const Observations mb_obs = store.view(rows);
+          net.forward(mb_obs, n, mb_actions.data(), mb_logp.data(), mb_v.data(), mb_ent.data());
+          rule.objective({mb_logp.data(), mb_logp_old.data(), mb_adv.data(), mb_v.data(),
+                          mb_v_old.data(), mb_vtarget.data(), mb_ent.data(), n},
+                         prog, {loss.data(), d_logp.data(), d_v.data(), d_ent.data()});
+          if (!all_finite(loss.data(), n) || !all_finite(d_logp.data(), n) ||
+              !all_finite(d_v.data(), n) || !all_finite(d_ent.data(), n)) {
+            diverged("the program's loss or its derivatives are not finite");
+            break;
+          }
+          const float inv_n = 1.f / static_cast<float>(n);  // the loss is the minibatch mean
+          for (int i = 0; i < n; ++i) {
+            d_logp[i] *= inv_n;
+            d_v[i] *= inv_n;
+            d_ent[i] *= inv_n;
+          }
+          net.backward(mb_obs, n, mb_actions.data(), d_logp.data(), d_v.data(), d_ent.data());
+          if (!std::isfinite(net.apply_gradients(lr, cfg.max_grad_norm))) {
+            diverged("the gradient norm is not finite");
+            break;
+          }
+        }
+      }
+      if (result.status != "ok") break;
+    }
+  } catch (const std::exception& e) {
+    result.status = "error";
+    result.message = e.what();
+  }
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace evozero::trainer

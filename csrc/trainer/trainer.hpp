@@ -1,0 +1,80 @@
+// The trainer skeleton of ARCHITECTURE.md, in one call:
+//
+//   for update u in 0..U-1:                       progress = u / U
+//       roll out T steps on B envs with pi        (r, term, reset, logp, v, entropy; V(s[t+1]))
+//       rule.scan (backwards) -> adv, vtarget;  rule.post -> adv, vtarget
+//       repeat E epochs, M shuffled minibatches:
+//           forward pi, V -> logp, v, entropy
+//           rule.objective -> loss and dloss/dlogp, dloss/dv, dloss/dentropy
+//           backprop the mean loss, clip the global grad norm, Adam (lr annealed)
+//
+// The update rule is whatever the program encodes (see UpdateRule); a
+// non-finite value anywhere ends the run with status "diverged".
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trainer/train_env.hpp"
+
+namespace evozero::trainer {
+
+struct TrainConfig {
+  int64_t total_steps = 1'000'000;
+  int num_steps = 128;  // T; B is the env's num_envs
+  int update_epochs = 4;
+  int num_minibatches = 8;
+  float lr = 5e-3f;
+  bool anneal_lr = true;
+  float adam_eps = 1e-5f;
+  float max_grad_norm = 0.5f;
+  int hidden = 64;
+};
+
+// Rollout arrays are (T, B), row-major: element t * B + i is env i at step t.
+struct ScanInputs {
+  const float *r, *term, *reset, *v, *v_next, *logp, *entropy;
+  int T, B;
+};
+
+struct ObjectiveInputs {
+  const float *logp, *logp_old, *adv, *v, *v_old, *vtarget, *entropy;
+  int n;
+};
+
+struct ObjectiveOutputs {
+  float *loss, *d_logp, *d_v, *d_entropy;
+};
+
+// The three program components, as the trainer calls them.
+class UpdateRule {
+ public:
+  virtual ~UpdateRule() = default;
+  virtual void scan(const ScanInputs& in, float progress, float* adv, float* vtarget) = 0;
+  // In place over the n = T * B rollout values.
+  virtual void post(float* adv, float* vtarget, const float* v, const float* r, int64_t n,
+                    float progress) = 0;
+  virtual void objective(const ObjectiveInputs& in, float progress,
+                         const ObjectiveOutputs& out) = 0;
+};
+
+struct TrainResult {
+  std::vector<float> episode_returns;
+  std::vector<int64_t> episode_end_steps;
+  std::string status = "ok";  // ok | diverged | error
+  std::string message;
+  int64_t steps = 0;
+  double seconds = 0;
+};
+
+// Written by the training thread, read by anyone: how far the run is.
+struct TrainProgress {
+  std::atomic<int64_t> steps{0};
+  std::atomic<bool> cancel{false};
+};
+
+TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& config, uint64_t seed,
+                  TrainProgress* progress = nullptr);
+
+}  // namespace evozero::trainer
