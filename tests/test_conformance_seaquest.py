@@ -171,4 +171,4 @@ def test_diver_policy_reaches_deep_states(seed: int, sticky: float, ramping: boo
     if ramping:
         assert e["surfaced_below_zero"] >= 20, e
         assert e["surfaced_at_ramp_floor"] >= 1, e
-    print(e, stats.episodes, stats.longest_episode)
+    assert stats.longest_episode > 300

@@ -213,7 +213,6 @@ def test_hunter_clears_waves(seed: int, sticky: float, ramping: bool, minimal: b
     assert e["new_wave"] >= 50, e
     # the ramp stops at a move interval of 6, after 6 waves
     assert e["max_ramp_index"] == (6 if ramping else 0), e
-    print(e)
 
 
 @pytest.mark.parametrize(("seed", "minimal"), [(0, False), (2**32 - 1, True)])
@@ -225,4 +224,3 @@ def test_carver_lets_the_swarm_wrap(seed: int, minimal: bool) -> None:
     e = probe.events
     assert e["wrapped"] >= 10 and e["shot"] >= 1 and e["alien_on_cannon"] >= 1, e
     assert stats.episodes == e["wrapped"] + e["shot"] + e["alien_on_cannon"]
-    print(e)

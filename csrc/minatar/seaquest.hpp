@@ -3,7 +3,8 @@
 // - entities live in Python lists walked with `for e in reversed(lst)` and
 //   shrunk with `lst.remove(e)`. The reverse iterator is a bare index, and
 //   remove() drops the first *equal* entity, so taking out an unvisited twin
-//   makes the current entity come up a second time (PyReversedLoop below);
+//   makes the current entity come up a second time (py_reversed_loop below;
+//   play hardly ever makes such twins, but the port stays exact if it does);
 // - an enemy sub that leaves the screen or is shot still fires that step (the
 //   off-screen bullet leaves in the same step);
 // - an enemy spawn always draws rand(), rand(), randint(1, 9), even when it is

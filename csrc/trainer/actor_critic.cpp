@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include "trainer/init.hpp"
 #include "trainer/policy_head.hpp"
@@ -11,7 +12,8 @@ namespace evozero::trainer {
 namespace {
 
 int checked_size(int value, const char* what) {
-  if (value <= 0) throw std::invalid_argument(std::string("ActorCritic: ") + what + " must be positive");
+  if (value <= 0)
+    throw std::invalid_argument(std::string("ActorCritic: ") + what + " must be positive");
   return value;
 }
 
@@ -47,7 +49,8 @@ void ActorCritic::parameters_changed() {
 FirstLayerInput ActorCritic::first_layer_input(const Observations& obs, int n) {
   FirstLayerInput x;
   if (obs.indptr) {
-    if (!obs.indices) throw std::invalid_argument("ActorCritic: sparse observations without indices");
+    if (!obs.indices)
+      throw std::invalid_argument("ActorCritic: sparse observations without indices");
     x.sparse = {obs.indptr, obs.indices, obs.rows};
   } else if (!obs.dense) {
     throw std::invalid_argument("ActorCritic: no observations");
@@ -87,9 +90,20 @@ void ActorCritic::forward(const Observations& obs, int n, const int64_t* actions
 void ActorCritic::backward(const Observations& obs, int n, const int64_t* actions,
                            const float* c_logp, const float* c_v, const float* c_h) {
   if (n != last_n_) throw std::logic_error("ActorCritic::backward needs forward on the same batch");
-  if (!actions || !c_logp || !c_v || !c_h)
+  if (n > 0 && (!actions || !c_logp || !c_v || !c_h))
     throw std::invalid_argument("ActorCritic::backward: null actions or coefficients");
-  const FirstLayerInput x = first_layer_input(obs, n);
+  FirstLayerInput x = first_layer_input(obs, n);
+  if (x.is_sparse()) {  // one transpose serves both networks
+    int64_t nnz = 0;
+    for (int i = 0; i < n; ++i) {
+      const int64_t b = obs.rows ? obs.rows[i] : i;
+      nnz += obs.indptr[b + 1] - obs.indptr[b];
+    }
+    if (column_ptr_.size() < std::size_t(obs_size_) + 1) column_ptr_.resize(obs_size_ + 1);
+    if (column_samples_.size() < std::size_t(nnz)) column_samples_.resize(nnz);
+    kernels::transpose(n, x.sparse, obs_size_, column_ptr_.data(), column_samples_.data());
+    x.columns = {column_ptr_.data(), column_samples_.data()};
+  }
   categorical_backward(n, num_actions_, log_probs_.data(), probs_.data(), entropy_.data(),
                        actions, c_logp, c_h, dlogits_.data());
   actor_.backward(params_.data(), x, n, dlogits_.data(), grads_.data());

@@ -96,6 +96,8 @@ class ActorCritic {
   Adam adam_;
   int last_n_ = -1;
   Buffer gathered_, log_probs_, probs_, entropy_, dlogits_;
+  std::vector<int64_t> column_ptr_;    // the sparse batch by cell, for backward
+  std::vector<int32_t> column_samples_;
 };
 
 }  // namespace evozero::trainer

@@ -1,15 +1,17 @@
 // Kernels of kernels.hpp. Each is a template on a GCC vector type V (4, 8 or 16
-// floats); the EVOZERO_MULTIVERSION macro below instantiates it three times
-// inside functions compiled for AVX-512, AVX+FMA and the SSE2 baseline, and
-// GCC's function multi-versioning picks one at load time from the CPU's
-// features. (target_clones would compile a single body for every target; here
-// the vector width and tile shape differ per target, which a single body cannot
-// express without generic vector lowering that spills through memory.)
-// "fma" rather than "avx2": these kernels need 256-bit float ops and fused
-// multiply-add, which -mavx2 alone does not enable.
+// floats) held in registers; the EVOZERO_MULTIVERSION macro below instantiates
+// it three times inside functions compiled for AVX-512 (16 floats), AVX+FMA (8)
+// and the SSE2 baseline (4), and function multi-versioning picks one at load
+// time from the CPU's features (dispatch.hpp). Unlike target_clones, which
+// compiles one body for every target, this lets the vector width follow the
+// instruction set: a 16-float vector type on an AVX2 machine would be split by
+// the compiler through memory and run several times slower.
 #include "trainer/kernels.hpp"
 
+#include <algorithm>
 #include <cstring>
+
+#include "trainer/dispatch.hpp"
 
 namespace evozero::trainer::kernels {
 namespace {
@@ -37,13 +39,28 @@ EVOZERO_INLINE void relu(V& v) {
   const V zero{};
   v = v < zero ? zero : v;  // NaN stays NaN, as in torch
 }
-template <class V>
-EVOZERO_INLINE float horizontal_sum(const V& v) {
-  float a[kLanes<V>];
-  std::memcpy(a, &v, sizeof(V));
-  for (int half = kLanes<V> / 2; half > 0; half /= 2)
-    for (int l = 0; l < half; ++l) a[l] += a[l + half];
-  return a[0];
+// Sum of the lanes: add the two halves until four lanes are left.
+EVOZERO_INLINE float horizontal_sum(const v4& v) {
+  float a[4];
+  std::memcpy(a, &v, sizeof(v));
+  return (a[0] + a[2]) + (a[1] + a[3]);
+}
+template <class V, class Half>
+EVOZERO_INLINE void add_halves(const V& v, Half& sum) {
+  Half hi;
+  std::memcpy(&sum, &v, sizeof(Half));
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(Half), sizeof(Half));
+  sum += hi;
+}
+EVOZERO_INLINE float horizontal_sum(const v8& v) {
+  v4 half;
+  add_halves(v, half);
+  return horizontal_sum(half);
+}
+EVOZERO_INLINE float horizontal_sum(const v16& v) {
+  v8 half;
+  add_halves(v, half);
+  return horizontal_sum(half);
 }
 
 // ---- gemm: an R x (C vectors) tile of register accumulators ----------------
@@ -178,22 +195,33 @@ EVOZERO_INLINE void sparse_gemm_impl(int n, const SparseRows& x, int cols, const
   }
 }
 
-template <class V>
-EVOZERO_INLINE void sparse_accumulate_impl(int n, const SparseRows& x, int cols, const float* d,
-                                           float* g) {
+template <class V, int C>
+EVOZERO_INLINE void gather_sum(const int32_t* begin, const int32_t* end, int cols, const float* d,
+                               float* g) {
   constexpr int W = kLanes<V>;
-  for (int i = 0; i < n; ++i) {
-    const int64_t b = x.rows ? x.rows[i] : i;
-    const float* di = d + std::ptrdiff_t(i) * cols;
-    for (int64_t p = x.indptr[b]; p < x.indptr[b + 1]; ++p) {
-      float* gj = g + std::ptrdiff_t(x.indices[p]) * cols;
-      for (int c = 0; c < cols; c += W) {
-        V a, e;
-        load(a, gj + c);
-        load(e, di + c);
-        store(gj + c, a + e);
-      }
+  V acc[C] = {};
+  for (const int32_t* i = begin; i != end; ++i) {
+    const float* row = d + std::ptrdiff_t(*i) * cols;
+    for (int c = 0; c < C; ++c) {
+      V x;
+      load(x, row + c * W);
+      acc[c] += x;
     }
+  }
+  for (int c = 0; c < C; ++c) store(g + c * W, acc[c]);
+}
+
+template <class V>
+EVOZERO_INLINE void sparse_column_sums_impl(int num_cells, const SparseColumns& x, int cols,
+                                            const float* d, float* g) {
+  constexpr int W = kLanes<V>, C = 64 / W;
+  for (int j = 0; j < num_cells; ++j) {
+    const int32_t* begin = x.samples + x.ptr[j];
+    const int32_t* end = x.samples + x.ptr[j + 1];
+    float* gj = g + std::ptrdiff_t(j) * cols;
+    int c = 0;
+    for (; c + C * W <= cols; c += C * W) gather_sum<V, C>(begin, end, cols, d + c, gj + c);
+    for (; c < cols; c += W) gather_sum<V, 1>(begin, end, cols, d + c, gj + c);
   }
 }
 
@@ -230,12 +258,17 @@ EVOZERO_INLINE void relu_backward_impl(std::size_t count, const float* h, float*
   for (std::size_t i = 0; i < count; ++i) d[i] = h[i] <= 0.0f ? 0.0f : d[i];
 }
 
+#if EVOZERO_MULTIVERSIONING
 // Defines `name##_mv(params)` three times, one per instruction set, each calling
 // `name##_impl<vector type>(args)`.
 #define EVOZERO_MULTIVERSION(name, params, args)                                      \
   __attribute__((target("avx512f"))) void name##_mv params { name##_impl<v16> args; } \
   __attribute__((target("fma"))) void name##_mv params { name##_impl<v8> args; }      \
   __attribute__((target("default"))) void name##_mv params { name##_impl<v4> args; }
+#else
+#define EVOZERO_MULTIVERSION(name, params, args) \
+  void name##_mv params { name##_impl<v4> args; }
+#endif
 
 EVOZERO_MULTIVERSION(gemm,
                      (int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
@@ -250,9 +283,9 @@ EVOZERO_MULTIVERSION(sparse_gemm,
                      (int n, const SparseRows& x, int cols, const float* m, const float* bias,
                       bool do_relu, float* y),
                      (n, x, cols, m, bias, do_relu, y))
-EVOZERO_MULTIVERSION(sparse_accumulate,
-                     (int n, const SparseRows& x, int cols, const float* d, float* g),
-                     (n, x, cols, d, g))
+EVOZERO_MULTIVERSION(sparse_column_sums,
+                     (int num_cells, const SparseColumns& x, int cols, const float* d, float* g),
+                     (num_cells, x, cols, d, g))
 EVOZERO_MULTIVERSION(column_sums, (int rows, int cols, const float* d, float* out),
                      (rows, cols, d, out))
 EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d),
@@ -277,8 +310,26 @@ void sparse_gemm(int n, const SparseRows& x, int cols, const float* m, const flo
   sparse_gemm_mv(n, x, cols, m, bias, relu, y);
 }
 
-void sparse_accumulate(int n, const SparseRows& x, int cols, const float* d, float* g) {
-  sparse_accumulate_mv(n, x, cols, d, g);
+void sparse_column_sums(int num_cells, const SparseColumns& x, int cols, const float* d,
+                        float* g) {
+  sparse_column_sums_mv(num_cells, x, cols, d, g);
+}
+
+void transpose(int n, const SparseRows& x, int num_cells, int64_t* ptr, int32_t* samples) {
+  std::fill(ptr, ptr + num_cells + 1, int64_t(0));
+  for (int i = 0; i < n; ++i) {  // count, shifted by one: ptr[j + 1] = samples with cell j
+    const int64_t b = x.rows ? x.rows[i] : i;
+    for (int64_t p = x.indptr[b]; p < x.indptr[b + 1]; ++p) ++ptr[x.indices[p] + 1];
+  }
+  for (int j = 0; j < num_cells; ++j) ptr[j + 1] += ptr[j];
+  // fill in sample order (so each column is sorted), using ptr[j] as the cursor
+  for (int i = 0; i < n; ++i) {
+    const int64_t b = x.rows ? x.rows[i] : i;
+    for (int64_t p = x.indptr[b]; p < x.indptr[b + 1]; ++p) samples[ptr[x.indices[p]]++] = i;
+  }
+  // the cursors ended at the next column's start: shift back
+  for (int j = num_cells; j > 0; --j) ptr[j] = ptr[j - 1];
+  ptr[0] = 0;
 }
 
 void column_sums(int rows, int cols, const float* d, float* out) {

@@ -52,9 +52,22 @@ struct SparseRows {
 void sparse_gemm(int n, const SparseRows& x, int cols, const float* m, const float* bias,
                  bool relu, float* y);
 
-// g[j, :] += d[i, :] for every active cell j of row i (padded cols). Within a
-// row the indices must be distinct.
-void sparse_accumulate(int n, const SparseRows& x, int cols, const float* d, float* g);
+// The same batch by column (CSC): cell j is active in samples
+// samples[ptr[j] .. ptr[j + 1]), in increasing order (see transpose()).
+struct SparseColumns {
+  const int64_t* ptr;     // num_cells + 1
+  const int32_t* samples;
+};
+
+// Builds the columns of a batch of rows; ptr has num_cells + 1 entries,
+// samples as many as there are active cells in the batch.
+void transpose(int n, const SparseRows& x, int num_cells, int64_t* ptr, int32_t* samples);
+
+// g[j, :] = sum over the samples i where cell j is active of d[i, :], for every
+// cell j < num_cells (padded cols): the weight gradient of a sparse first layer,
+// gathered per weight row (rows of inactive cells get zero).
+void sparse_column_sums(int num_cells, const SparseColumns& x, int cols, const float* d,
+                        float* g);
 
 // out[c] = sum_r d[r, c] for c < cols (any cols).
 void column_sums(int rows, int cols, const float* d, float* out);

@@ -98,8 +98,8 @@ void Mlp::backward(const float* params, const FirstLayerInput& x, int n, const f
 
   // First layer: only the rows of active cells receive gradient when sparse.
   if (x.is_sparse()) {
-    std::fill(g + w0_, g + b0_, 0.0f);
-    kernels::sparse_accumulate(n, x.sparse, H, d1, g + w0_);
+    if (!x.columns.ptr) throw std::logic_error("Mlp::backward: sparse input without columns");
+    kernels::sparse_column_sums(in_, x.columns, H, d1, g + w0_);
   } else {
     kernels::gemm(in_, n, H, x.dense, 1, in_, d1, nullptr, false, g + w0_);
   }

@@ -35,6 +35,7 @@ class NormalRng;
 // otherwise dense (n, in) floats with row stride in.
 struct FirstLayerInput {
   kernels::SparseRows sparse{nullptr, nullptr, nullptr};
+  kernels::SparseColumns columns{nullptr, nullptr};  // the same batch by cell; backward only
   const float* dense = nullptr;
   bool is_sparse() const { return sparse.indptr != nullptr; }
 };

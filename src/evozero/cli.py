@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import evozero
+from evozero import dsl
 from evozero.envs import GAMES, MinAtarVecEnv
+from evozero.program import Program, ProgramError
 
 app = typer.Typer(
     help="Discover reinforcement-learning update rules by program search.",
@@ -24,7 +28,9 @@ console = Console()
 
 def fail(message: str) -> None:
     """Exit with a one-line error (no traceback): what is wrong and how to fix it."""
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line whatever the terminal width; escape: messages may hold '[...]'.
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                               soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -91,3 +97,70 @@ def games(
             f"{r['steps_per_s']:,.0f}",
         )
     console.print(table)
+
+
+# ----------------------------------------------------------------------------- programs
+
+
+def _load_program(path: Path) -> Program:
+    """Read and parse a .evz file, or fail with a one-line message."""
+    if not path.exists():
+        fail(f"no such program file: {path}")
+    if not path.is_file():
+        fail(f"not a file: {path}")
+    try:
+        return dsl.load(path)
+    except ProgramError as e:
+        fail(str(e))
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"cannot read {path}: {e}")
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def show(
+    program: Path = typer.Argument(..., help="The update program (.evz)."),
+    latex: bool = typer.Option(False, "--latex", help="Print LaTeX instead of pseudocode."),
+    simplify: bool = typer.Option(
+        False, "--simplify", help="Print each component's outputs as simplified expressions."),
+    timeout: float = typer.Option(
+        5.0, "--timeout", help="Seconds allowed to simplify each output (--simplify)."),
+) -> None:
+    """Print the live part of PROGRAM (dead code dropped) as pseudocode or LaTeX."""
+    from rich.syntax import Syntax
+
+    from evozero import export
+
+    prog = _load_program(program)
+    if not simplify:
+        if latex:
+            print(export.latex(prog), end="")
+        else:
+            console.print(Syntax(export.pseudocode(prog), "python", theme="ansi_dark",
+                                 background_color="default"))
+        return
+    print(export.simplified_text(prog, latex=latex, timeout=timeout), end="")
+
+
+@app.command("export")
+def export_command(
+    program: Path = typer.Argument(..., help="The update program (.evz)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The Python file to write."),
+    backend: str = typer.Option("numpy", "--backend", help="numpy (numba-compilable) or torch."),
+) -> None:
+    """Write PROGRAM as a standalone Python module with scan, post and objective functions."""
+    from evozero import export
+
+    if backend not in export.BACKENDS:
+        fail(f"unknown backend {backend!r}; choose one of: {', '.join(export.BACKENDS)}")
+    prog = _load_program(program)
+    if output.is_dir():
+        fail(f"output {output} is a directory; give a file name such as {output / 'rule.py'}")
+    if not output.parent.is_dir():
+        fail(f"output directory {output.parent} does not exist")
+    try:
+        export.write_export(prog, output, backend, source=str(program))
+    except OSError as e:
+        fail(f"cannot write {output}: {e}")
+    console.print(f"wrote {output} ({backend}): scan, post, objective", highlight=False,
+                  markup=False, soft_wrap=True)

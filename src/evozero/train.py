@@ -12,10 +12,21 @@ Defaults follow PureJaxRL's MinAtar PPO.
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from evozero import _core, dsl
+from evozero.compile import compile_program
+from evozero.envs import GAMES
+from evozero.program import Program
 
 Status = Literal["ok", "diverged", "error"]
 
@@ -120,7 +131,8 @@ def learning_curve(
     A bin in which no episode ended repeats the previous bin's value (NaN before the first).
     """
     edges = np.linspace(0, total_steps, bins + 1)
-    which = np.clip(np.searchsorted(edges, end_steps, side="right") - 1, 0, bins - 1)
+    # Bins are (a, b]: an episode ending exactly at step b belongs to the bin ending at b.
+    which = np.clip(np.searchsorted(edges, end_steps, side="left") - 1, 0, bins - 1)
     curve = np.full(bins, np.nan)
     for b in range(bins):
         in_bin = returns[which == b]
@@ -192,3 +204,161 @@ class TrainResult:
             "seconds": self.seconds,
             "steps_per_second": self.steps_per_second,
         }
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _as_program(program: Program | str | Path) -> Program:
+    if isinstance(program, Program):
+        return program
+    return dsl.load(program)
+
+
+def _gym_vector_env(env: str | gym.vector.VectorEnv, config: TrainConfig) -> gym.vector.VectorEnv:
+    """A gymnasium vector env with SAME_STEP autoreset, checked for what the trainer supports."""
+    if isinstance(env, str):
+        try:
+            venv = gym.make_vec(
+                env,
+                num_envs=config.num_envs,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            )
+        except gym.error.Error as e:
+            raise ValueError(
+                f"unknown env {env!r}: not a native game ({', '.join(GAMES)}) "
+                f"and not a gymnasium id ({e})"
+            ) from None
+    else:
+        venv = env
+    mode = venv.metadata.get("autoreset_mode")
+    if mode != AutoresetMode.SAME_STEP:
+        raise ValueError(
+            f"the trainer needs a vector env with SAME_STEP autoreset, got {mode}; create it with "
+            "gym.make_vec(id, num_envs, vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP})"
+        )
+    act, obs = venv.single_action_space, venv.single_observation_space
+    if not isinstance(act, gym.spaces.Discrete):
+        raise ValueError(f"the trainer supports Discrete action spaces only, got {act}")
+    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+        raise ValueError(
+            f"the trainer supports flat Box observations (shape (n,)) only, got {obs}"
+        )
+    return venv
+
+
+class _GymAdapter:
+    """Feeds a SAME_STEP gymnasium vector env to the C++ trainer (called with the GIL held)."""
+
+    def __init__(self, venv: gym.vector.VectorEnv) -> None:
+        self.venv = venv
+        self.num_envs = venv.num_envs
+        self.obs_size = int(venv.single_observation_space.shape[0])
+        self.num_actions = int(venv.single_action_space.n)
+        self.start = int(venv.single_action_space.start)
+
+    def reset(self, seed: int) -> np.ndarray:
+        obs, _ = self.venv.reset(seed=seed % 2**31)
+        return np.ascontiguousarray(obs, dtype=np.float32).reshape(self.num_envs, self.obs_size)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        obs, reward, terminated, truncated, info = self.venv.step(actions + self.start)
+        obs = np.ascontiguousarray(obs, dtype=np.float32).reshape(self.num_envs, self.obs_size)
+        final = obs.copy()
+        if "final_obs" in info:
+            for i in np.flatnonzero(info["_final_obs"]):
+                final[i] = np.asarray(info["final_obs"][i], dtype=np.float32).reshape(-1)
+        return (
+            obs,
+            final,
+            np.asarray(reward, dtype=np.float32),
+            np.asarray(terminated, dtype=bool),
+            np.asarray(truncated, dtype=bool),
+        )
+
+
+def train(
+    program: Program | str | Path,
+    env: str | gym.vector.VectorEnv = "breakout",
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train an agent with ``program`` as its update rule; one native call, GIL released.
+
+    Args:
+        program: a :class:`~evozero.program.Program`, or the path of a ``.evz`` file.
+        env: a native MinAtar game (``breakout``, ...), a gymnasium id with a Discrete
+            action space and a flat Box observation (``CartPole-v1``), or such a vector
+            env created with SAME_STEP autoreset.
+        config: the trainer skeleton's settings (default: :class:`TrainConfig`).
+        seed: seeds the networks, the action sampling and the envs; same seed, same run.
+        on_progress: called now and then with the env steps done so far.
+
+    Returns:
+        A :class:`TrainResult`. A program whose values blow up gives status
+        ``diverged``; it never raises for that.
+    """
+    config = config or TrainConfig()
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    prog = _as_program(program)
+    rule = _core.Interpreter(**compile_program(prog).arrays())
+    options = dict(
+        total_steps=config.total_steps, num_steps=config.num_steps,
+        update_epochs=config.update_epochs, num_minibatches=config.num_minibatches,
+        lr=config.lr, anneal_lr=config.anneal_lr, adam_eps=config.adam_eps,
+        max_grad_norm=config.max_grad_norm, hidden=config.hidden,
+    )
+    progress = _core.TrainProgress()
+    if isinstance(env, str) and env in GAMES:
+        name = env
+        call = functools.partial(
+            _core.train_minatar, env, config.num_envs, config.sticky_action_prob,
+            config.difficulty_ramping, config.minimal_action_set, config.max_episode_steps or 0,
+        )
+    else:
+        venv = _gym_vector_env(env, config)
+        name = env if isinstance(env, str) else str(venv.spec.id if venv.spec else venv)
+        adapter = _GymAdapter(venv)
+        call = functools.partial(
+            _core.train_python_env, adapter.reset, adapter.step, adapter.num_envs,
+            adapter.obs_size, adapter.num_actions,
+        )
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = call(rule, options, int(seed), progress)
+        except BaseException as e:  # surfaced in the calling thread
+            out["error"] = e
+
+    thread = threading.Thread(target=run, name=f"evozero-train-{name}-{seed}", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.2)
+            if on_progress is not None:
+                on_progress(progress.steps)
+    except KeyboardInterrupt:
+        progress.cancel()
+        thread.join()
+        raise
+    if "error" in out:
+        raise out["error"]
+    raw = out["result"]
+    if on_progress is not None:
+        on_progress(raw["steps"])
+    return TrainResult(
+        env=name,
+        seed=int(seed),
+        status=raw["status"],
+        message=raw["message"],
+        episode_returns=np.asarray(raw["episode_returns"], dtype=np.float64),
+        episode_end_steps=np.asarray(raw["episode_end_steps"], dtype=np.int64),
+        steps=int(raw["steps"]),
+        total_steps=config.num_updates * config.num_envs * config.num_steps,
+        seconds=float(raw["seconds"]),
+    )

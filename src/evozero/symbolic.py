@@ -1,0 +1,196 @@
+"""Symbolic execution of program components into sympy expressions.
+
+Each component is executed instruction by instruction, applying each op's sympy form from
+the op table (:data:`evozero.ops.OPS`; there is no second copy of op semantics here), and
+its outputs come out as sympy expressions over symbols:
+
+* a component input ``x`` is ``Symbol("x", real=True)`` (in the objective ``ratio`` is an
+  input symbol of its own, not ``exp(logp - logp_old)``);
+* a constant ``c`` is ``Symbol("c", real=True)``, or with ``substitute_constants=True`` its
+  value, exactly like a literal;
+* a literal is the *exact* value of its float32 as a sympy ``Rational`` (``Integer`` when
+  integral): float32 values are dyadic rationals, so this is lossless, ``1.0`` and ``1``
+  are the same ``Integer(1)``, ``0.99`` is always ``8304721/8388608`` and products of
+  literals fold exactly. (``sympy.Float`` would not do: since sympy 1.13 ``Float(1) != 1``
+  and ``x*1.0`` does not collapse to ``x``.) :func:`display_numbers` turns the rationals
+  back into short decimals for printing;
+* in ``scan`` the value of carry ``g`` from step t+1 (what reading ``g`` before it is
+  reassigned gives) is ``Symbol("g[t+1]", real=True)`` (see :func:`carry_symbol`); the
+  output named ``g`` is the carry's value at t.
+
+Everything is interpreted over the reals: float32 rounding is ignored, so expressions
+that differ only in rounding (``(a + b) + c`` and ``a + (b + c)``) are equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import sympy
+
+from evozero.ops import OPS
+from evozero.program import INPUTS, OUTPUTS, Instr, Program
+
+__all__ = [
+    "ExpressionTooLarge",
+    "carry_symbol",
+    "component_exprs",
+    "display_numbers",
+    "input_symbol",
+    "literal",
+    "output_names",
+]
+
+
+class ExpressionTooLarge(ValueError):
+    """Raised when an expression would exceed the ``max_degree`` bound (see
+    :func:`component_exprs`)."""
+
+
+def input_symbol(name: str) -> sympy.Symbol:
+    """The symbol of a component input or (unsubstituted) constant called ``name``."""
+    return sympy.Symbol(name, real=True)
+
+
+def carry_symbol(name: str) -> sympy.Symbol:
+    """The symbol of carry ``name``'s value from step t+1: ``Symbol("name[t+1]")``."""
+    return sympy.Symbol(f"{name}[t+1]", real=True)
+
+
+def literal(value: float) -> sympy.Rational:
+    """The exact sympy number of a float32 value (a ``Rational``; ``Integer`` if integral)."""
+    f = float(np.float32(value))
+    if not math.isfinite(f):
+        raise ValueError(f"literal {value!r} is not a finite float32")
+    num, den = f.as_integer_ratio()
+    return sympy.Rational(num, den)
+
+
+def output_names(program: Program, kind: str) -> tuple[str, ...]:
+    """The outputs of component ``kind``: ``OUTPUTS[kind]`` plus, for scan, its carries."""
+    return program.component(kind).outputs
+
+
+def _needed(instrs: Sequence[Instr], roots: Iterable[str]) -> list[bool]:
+    """Backward liveness: which instructions the final bindings of ``roots`` depend on."""
+    needed = set(roots)
+    keep = [False] * len(instrs)
+    for i in range(len(instrs) - 1, -1, -1):
+        ins = instrs[i]
+        if ins.target in needed:
+            keep[i] = True
+            needed.discard(ins.target)
+            needed.update(ins.names())
+    return keep
+
+
+# Degree bound (see component_exprs): how each op can grow the largest integer power or
+# the number of literal factors in a product. Ops not listed keep the max over their args.
+_DEGREE_SUM = frozenset({"mul", "div"})
+
+
+def _degree(op: str, args: Sequence[int]) -> int:
+    if op in _DEGREE_SUM:
+        return sum(args)
+    if op == "square":
+        return 2 * args[0]
+    return max(args)
+
+
+def _fold(op: str, args: Sequence[sympy.Expr], res: sympy.Expr) -> sympy.Expr:
+    """The float32 value of ``op`` on number arguments, exactly (``res`` if not finite)."""
+    with np.errstate(all="ignore"):
+        vals = [np.float32(float(a)) for a in args]
+        out = float(np.asarray(OPS[op].numpy(*vals), dtype=np.float32).reshape(()))
+    return literal(out) if math.isfinite(out) else res
+
+
+def component_exprs(program: Program, kind: str, *, substitute_constants: bool = False,
+                    outputs: Iterable[str] | None = None, fold_numbers: bool = False,
+                    max_degree: int | None = None) -> dict[str, sympy.Expr]:
+    """Symbolically execute component ``kind`` of ``program``.
+
+    Returns ``{output: expression}`` for each output of the component in order: scan gives
+    ``adv``, ``vtarget`` and each carry's value at t (carries in declaration order); post
+    gives ``adv`` and ``vtarget`` (an output post does not assign passes its input
+    through); objective gives ``loss``. Symbols and numbers are as described in the module
+    docstring. Only the instructions the requested outputs depend on are executed.
+
+    Args:
+        program: the program.
+        kind: ``"scan"``, ``"post"`` or ``"objective"``.
+        substitute_constants: put each constant's exact float32 value in place of its
+            symbol.
+        outputs: restrict the result to these outputs (default: all of them).
+        fold_numbers: replace every result of an op on rationals that is not itself a
+            rational (``exp(1/2)``, ``plog(3)``, ``sqrt(2)``, ``normalize(-3)``) by the
+            exact value of the float32 the op's numpy form computes from its arguments'
+            float32 values. Rational results stay exact, so ``gamma * lam`` still folds
+            exactly however it is associated. Without it such numbers stay symbolic, and
+            some (protected functions of numbers) are not comparable, which makes
+            ``Min``/``Max`` raise.
+        max_degree: if given, raise :class:`ExpressionTooLarge` *before* building an
+            expression whose degree bound exceeds it. The bound starts at 1 for inputs,
+            constants and literals, adds up under ``mul``/``div``, doubles under
+            ``square`` and is the max of the arguments otherwise. sympy folds powers of
+            numbers exactly and eagerly, in single C-level big-integer operations that no
+            time limit can interrupt (``0.99`` squared 30 times is a number with 2**30 *
+            24 bits); bounding the degree bounds those numbers' sizes.
+    """
+    comp = program.component(kind)
+    names = comp.outputs if outputs is None else tuple(outputs)
+    unknown = set(names) - set(comp.outputs)
+    if unknown:
+        raise KeyError(f"{kind} has no outputs {sorted(unknown)}")
+    env: dict[str, sympy.Expr] = {n: input_symbol(n) for n in INPUTS[kind]}
+    for c in program.constants:
+        env[c.name] = literal(c.value) if substitute_constants else input_symbol(c.name)
+    for c in comp.carries:
+        env[c.name] = carry_symbol(c.name)
+    degree: dict[str, int] = dict.fromkeys(env, 1)
+    keep = _needed(comp.instrs, names)
+    for ins, k in zip(comp.instrs, keep, strict=True):
+        if not k:
+            continue
+        if max_degree is not None:
+            d = _degree(ins.op, [degree[a] if isinstance(a, str) else 1 for a in ins.args])
+            if d > max_degree:
+                raise ExpressionTooLarge(
+                    f"{kind}: {ins.target} = {ins.op}(...) has degree bound {d} > "
+                    f"{max_degree}")
+            degree[ins.target] = d
+        args = [env[a] if isinstance(a, str) else literal(a) for a in ins.args]
+        res = OPS[ins.op].sympy(*args)
+        if fold_numbers and not res.is_Rational and all(a.is_Rational for a in args):
+            res = _fold(ins.op, args, res)
+        env[ins.target] = res
+    for out in OUTPUTS[kind]:
+        if out not in env:  # unreachable for valid programs except post pass-through
+            env[out] = input_symbol(out)
+    return {n: env[n] for n in names}
+
+
+def display_numbers(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with each non-integer rational replaced by a short decimal ``Float``.
+
+    For printing only: a rational that is exactly a float32 value is shown as the shortest
+    decimal that reads back to that float32 (``8304721/8388608`` becomes ``0.99``); other
+    rationals (products of literals folded exactly) get 8 significant digits.
+    """
+    from evozero.dsl import format_literal
+
+    def short(q: sympy.Rational) -> sympy.Float:
+        f = float(q)
+        if float(np.float32(f)) == f and q == literal(f):
+            text = format_literal(f)
+        else:
+            text = f"{f:.8g}"
+        # Precision from the digits written, so the Float prints as written.
+        return sympy.Float(text, "")
+
+    reps: Mapping[sympy.Basic, sympy.Basic] = {
+        q: short(q) for q in expr.atoms(sympy.Rational) if not q.is_Integer
+    }
+    return expr.xreplace(dict(reps)) if reps else expr
