@@ -17,7 +17,8 @@
 //   f(args...)       the value
 //   fd(args..., d0, d1, ...) the value, writing d out / d arg_j to d_j (the partials
 //                    ops.py's `partials` return, conventions at kinks and ties included)
-// The batch ops (mean, std, normalize) are reductions and live in batch.hpp.
+// The batch ops (mean, std, normalize) are reductions: kernels.cpp (mean64, std32,
+// normalize) over the exact sum of fsum.hpp.
 #pragma once
 
 #include <cmath>
@@ -263,32 +264,5 @@ struct Copy {
 #undef EVOZERO_OP_INLINE
 
 }  // namespace ops
-
-// Calls fn(OpStruct{}) for an elementwise opcode; returns false for batch ops and bad codes.
-template <class Fn>
-inline bool visit_elementwise(int32_t op, Fn&& fn) {
-  switch (op) {
-    case kAdd: fn(ops::Add{}); return true;
-    case kSub: fn(ops::Sub{}); return true;
-    case kMul: fn(ops::Mul{}); return true;
-    case kDiv: fn(ops::Div{}); return true;
-    case kNeg: fn(ops::Neg{}); return true;
-    case kAbs: fn(ops::Abs{}); return true;
-    case kSquare: fn(ops::Square{}); return true;
-    case kSqrt: fn(ops::Sqrt{}); return true;
-    case kExp: fn(ops::Exp{}); return true;
-    case kLog: fn(ops::Log{}); return true;
-    case kTanh: fn(ops::Tanh{}); return true;
-    case kSigmoid: fn(ops::Sigmoid{}); return true;
-    case kRelu: fn(ops::Relu{}); return true;
-    case kSign: fn(ops::Sign{}); return true;
-    case kMin: fn(ops::Min{}); return true;
-    case kMax: fn(ops::Max{}); return true;
-    case kClip: fn(ops::Clip{}); return true;
-    case kWhere: fn(ops::Where{}); return true;
-    case kCopy: fn(ops::Copy{}); return true;
-    default: return false;
-  }
-}
 
 }  // namespace evozero::interp

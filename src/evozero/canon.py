@@ -34,7 +34,13 @@ most 4! = 24 of them) whose serialization (outputs, then each carry's initial va
 update) is smallest.
 
 Everything is over the reals: float32 rounding is ignored, so ``(a + b) + c`` and
-``a + (b + c)`` are the same rule. Keys from sympy depend on sympy's printer and
+``a + (b + c)`` are the same rule. So are a few programs that differ only where float32
+saturates (``abs(sign(sigmoid(x)))`` is 1, though float32 sigmoid is 0 below -88) or in
+the evaluator's derivative conventions at kinks (``relu(v)`` and ``max(v, 0)`` at
+``v == 0``; ``clip(x, w, w)``, which sympy folds to ``w`` but whose derivative the
+torch convention zeroes where ``x < w``). A number computed from literals only that is
+not rational (``exp(0.5)``) is folded to its float32 value (``fold_numbers``).
+Constant-only products stay exact. Keys from sympy depend on sympy's printer and
 ordering; :data:`CANON_VERSION` is part of what is hashed.
 
 The time bound
@@ -45,14 +51,16 @@ thread that, at the deadline, raises an exception *in the calling thread* with
 ``PyThreadState_SetAsyncExc`` (again every second, should some code swallow it; sympy
 has no bare ``except:``). The watchdog only fires while the caller is inside the sympy
 work, never while it is inside ``threading``'s own code, and no exception can escape
-after the call returns. That works in any thread of any process (main thread or not, driver,
-worker process, Ray actor), needs no signals and no subprocess, and costs one short-lived
-thread per call. The exception derives from ``BaseException`` so that sympy's ``except
-Exception`` clauses do not swallow it. What it cannot interrupt is a single long C call;
-the one sympy makes on program input is exact big-integer arithmetic (``0.99`` squared 30
-times), which a cheap degree bound checked before each op rules out
-(:data:`MAX_DEGREE`). On timeout, too large a degree, or any sympy failure (deep
-recursion included) :func:`canonical_key` falls back to the fingerprint.
+after the call returns (a fired one is absorbed, never "cleared" with a NULL exception,
+which on CPython 3.11 makes a traced interpreter spin). That works in any thread of any
+process (main thread or not, driver, worker process, Ray actor), under coverage or a
+debugger, needs no signals and no subprocess, and costs one short-lived thread per
+call. The exception derives from ``BaseException`` so that sympy's ``except Exception``
+clauses do not swallow it. What it cannot interrupt is a single long C call; the one
+sympy makes on program input is exact big-integer arithmetic (``0.99`` squared 30
+times), which a cheap degree bound checked before each op rules out (:data:`MAX_DEGREE`).
+On timeout, too large a degree, or any sympy failure (deep recursion included)
+:func:`canonical_key` falls back to the fingerprint.
 
 Since the bound is wall-clock time, whether a borderline program gets an ``s:`` or an
 ``f:`` key can depend on machine load; typical rules canonicalize in well under 0.2 s.
@@ -119,10 +127,12 @@ class _Deadline(BaseException):
     ``except Exception`` clauses let it through."""
 
 
-def _async_raise(tid: int, exc: type[BaseException] | None) -> None:
-    # ctypes passes None as NULL, which clears a pending asynchronous exception.
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(tid), None if exc is None else ctypes.py_object(exc))
+def _async_raise(tid: int) -> None:
+    # Never called with NULL to "clear" a pending exception: on CPython 3.11 that leaves
+    # the eval breaker set for good, and under a trace function (coverage, debuggers)
+    # the interpreter then spins forever. A fired exception is absorbed instead.
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
+                                               ctypes.py_object(_Deadline))
 
 
 _T = TypeVar("_T")
@@ -131,38 +141,43 @@ _T = TypeVar("_T")
 def _call_with_deadline(fn: Callable[[], _T], timeout: float | None) -> _T:
     """``fn()`` in this thread, raising :class:`CanonTimeout` once ``timeout`` s passed.
 
-    The watchdog may only fire while the caller is *armed*, i.e. inside ``fn`` (and the
-    few bytecodes around it): an asynchronous exception landing inside ``threading``'s
-    own Python code (``Thread.start``, ``Event.set``) could corrupt it, so the caller
-    touches nothing but a plain lock and a list cell while armed. Disarming is retried
-    until it sticks, and an exception fired just before is cleared or absorbed, so none
-    escapes after this function returns.
+    The watchdog fires only while the caller is *armed* (inside ``fn`` and the few
+    bytecodes around it): an asynchronous exception landing inside ``threading``'s own
+    Python code (``Thread.start``, ``Event.set``) could corrupt it, so the caller
+    touches nothing but a plain lock and a list while armed. Disarming is retried until
+    it sticks, and an exception fired before that but not yet delivered is made to land
+    in a ``try`` here (an eval-breaker check in a short loop), so none escapes later.
     """
     if timeout is None or not math.isfinite(timeout):
         return fn()
     tid = threading.get_ident()
     lock = threading.Lock()
     stop = threading.Event()
-    phase = [0]  # 0: not armed yet, 1: armed, 2: done
+    state = [0, 0]  # phase (0: not armed yet, 1: armed, 2: done), number of fires
 
     def watch() -> None:
         stop.wait(max(timeout, 0.0))
         while True:
             with lock:
-                if phase[0] == 2:
+                if state[0] == 2:
                     return
-                if phase[0] == 1:
-                    _async_raise(tid, _Deadline)
+                if state[0] == 1:
+                    _async_raise(tid)
+                    state[1] += 1
             stop.wait(_REFIRE_S)
 
-    def disarm() -> None:
+    def settle() -> None:
+        # Idempotent. Another fire can only follow a delivered one after _REFIRE_S, so
+        # one catch per attempt is enough.
         while True:
             try:
                 with lock:
-                    phase[0] = 2
-                _async_raise(tid, None)  # clear one fired but not delivered yet
+                    state[0] = 2
+                if state[1]:
+                    for _ in range(1000):  # backward jumps deliver a pending exception
+                        pass
                 break
-            except _Deadline:  # delivered meanwhile: nothing is pending now, go on
+            except _Deadline:
                 continue
         stop.set()  # safe now: nothing is pending and nothing more fires
 
@@ -170,13 +185,14 @@ def _call_with_deadline(fn: Callable[[], _T], timeout: float | None) -> _T:
     watchdog.start()  # before arming, so its internals are never interrupted
     try:
         try:
-            phase[0] = 1
-            return fn()
+            state[0] = 1
+            result = fn()
         finally:
-            disarm()
+            settle()
     except _Deadline:
-        disarm()  # idempotent; needed if it landed before disarm's own try
+        settle()  # in case it landed before settle's own try
         raise CanonTimeout(f"canonical form took longer than {timeout} s") from None
+    return result
 
 
 # ----------------------------------------------------------------------------- canonical form
@@ -293,7 +309,7 @@ def _canonical_form(program: Program) -> CanonicalForm:
         scan=scan, carries=carries)
 
 
-def canonical_form(program: Program, timeout: float = DEFAULT_TIMEOUT) -> CanonicalForm:
+def canonical_form(program: Program, timeout: float | None = DEFAULT_TIMEOUT) -> CanonicalForm:
     """The canonical form of ``program``'s live outputs (see the module docstring).
 
     Raises:
@@ -336,7 +352,7 @@ def _mixed(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0,
     return x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probes() -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(_PROBE_SEED)
     T, B, N = _PROBE_T, _PROBE_B, _PROBE_N
@@ -457,7 +473,7 @@ def fingerprint(program: Program) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def canonical_key(program: Program, timeout: float = DEFAULT_TIMEOUT) -> str:
+def canonical_key(program: Program, timeout: float | None = DEFAULT_TIMEOUT) -> str:
     """A stable key of the rule: ``"s:<sha256>"`` of the canonical form, or, when that is
     unavailable (timeout, too large, sympy failure), ``"f:<fingerprint>"``.
 
@@ -475,7 +491,7 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
                                                    equal_nan=True))
 
 
-def same_rule(p: Program, q: Program, timeout: float = DEFAULT_TIMEOUT) -> bool:
+def same_rule(p: Program, q: Program, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
     """Whether ``p`` and ``q`` are the same rule.
 
     True when their canonical keys agree. When at least one key fell back to the

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import evozero
 from evozero import dsl
 from evozero.envs import GAMES, MinAtarVecEnv
 from evozero.program import Program, ProgramError
+from evozero.train import TrainConfig, TrainResult, learning_curve, train
 
 app = typer.Typer(
     help="Discover reinforcement-learning update rules by program search.",
@@ -164,3 +168,103 @@ def export_command(
         fail(f"cannot write {output}: {e}")
     console.print(f"wrote {output} ({backend}): scan, post, objective", highlight=False,
                   markup=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@app.command("eval")
+def eval_command(
+    program: Path = typer.Argument(..., help="The update program (.evz)."),
+    env: str = typer.Option("breakout", "--env", help="A MinAtar game or a gymnasium id."),
+    steps: int = typer.Option(1_000_000, "--steps", help="Env steps per run."),
+    seeds: int = typer.Option(3, "--seeds", help="Number of runs (seeds 0..K-1)."),
+    workers: int = typer.Option(0, "--workers", help="Runs in parallel (0: one per core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    plot: Path | None = typer.Option(None, "--plot", help="Save learning curves to this PNG."),
+) -> None:
+    """Train an agent with PROGRAM on ENV for each seed and summarize the returns."""
+    if seeds < 1:
+        fail("--seeds must be at least 1")
+    prog = _load_program(program)
+    try:
+        config = TrainConfig(total_steps=steps)
+    except ValueError as e:
+        fail(f"--steps: {e}")
+    if plot is not None and not plot.parent.exists():
+        fail(f"cannot write the plot: directory {plot.parent} does not exist")
+
+    workers = workers or min(seeds, os.cpu_count() or 1)
+    done = [0] * seeds
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True, disable=as_json,
+    ) as bar:
+        task = bar.add_task(f"{program.name} on {env}", total=seeds * config.num_updates
+                            * config.num_envs * config.num_steps)
+
+        def run(seed: int) -> TrainResult:
+            def tick(n: int) -> None:
+                done[seed] = n
+                bar.update(task, completed=sum(done))
+
+            return train(prog, env, config, seed, on_progress=tick)
+
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(run, range(seeds)))
+        except ValueError as e:
+            fail(str(e))
+
+    finals = np.array([r.final_return for r in results])
+    summary = {
+        "program": str(program),
+        "env": env,
+        "steps": config.total_steps,
+        "runs": [r.summary() for r in results],
+        "final_return_mean": float(np.nanmean(finals)) if np.isfinite(finals).any() else None,
+        "final_return_std": float(np.nanstd(finals)) if np.isfinite(finals).any() else None,
+    }
+    if plot is not None:
+        _plot(results, plot, title=f"{program.name} on {env}")
+    if as_json:
+        print(json.dumps(summary, indent=2, default=float))
+        return
+    table = Table(title=f"{program.name} on {env}, {config.total_steps:,} steps per run")
+    for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(str(r.seed), r.status, f"{r.final_return:.2f}", f"{r.auc:.2f}",
+                      f"{r.episode_returns.size:,}", f"{r.steps_per_second:,.0f}")
+    if summary["final_return_mean"] is not None:
+        table.add_row("mean ± std", "", f"{summary['final_return_mean']:.2f} ± "
+                      f"{summary['final_return_std']:.2f}", "", "", "", style="bold")
+    console.print(table)
+    for r in results:
+        if r.status != "ok":
+            console.print(f"seed {r.seed}: {r.status}: {r.message}")
+    if plot is not None:
+        console.print(f"learning curves written to {plot}")
+
+
+def _plot(results: list[TrainResult], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curves = []
+    for r in results:
+        x, y = learning_curve(r.episode_returns, r.episode_end_steps, r.total_steps, bins=50)
+        curves.append(y)
+        ax.plot(x, y, alpha=0.4, label=f"seed {r.seed}")
+    stack = np.vstack(curves)
+    seen = np.isfinite(stack).sum(axis=0)  # bins before any episode ended are NaN
+    mean = np.where(seen > 0, np.nansum(stack, axis=0) / np.maximum(seen, 1), np.nan)
+    ax.plot(x, mean, color="black", lw=2, label="mean")
+    ax.set(xlabel="env steps", ylabel="episodic return", title=title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

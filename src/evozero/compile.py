@@ -137,6 +137,8 @@ def _lower(comp: Component, constants: Mapping[str, float]) -> CompiledComponent
             const_reg[value] = first_const + len(const_values)
             const_values.append(value)
             const_names.append(name)
+        elif name not in const_names[const_reg[value] - first_const].split("="):
+            const_names[const_reg[value] - first_const] += "=" + name
         return const_reg[value]
 
     bound = set(inputs) | set(carries)

@@ -183,10 +183,8 @@ def display_numbers(expr: sympy.Basic) -> sympy.Basic:
 
     def short(q: sympy.Rational) -> sympy.Float:
         f = float(q)
-        if float(np.float32(f)) == f and q == literal(f):
-            text = format_literal(f)
-        else:
-            text = f"{f:.8g}"
+        exact32 = float(np.float32(f)) == f and q == literal(f)
+        text = format_literal(f) if exact32 else f"{f:.8g}"
         # Precision from the digits written, so the Float prints as written.
         return sympy.Float(text, "")
 
