@@ -150,3 +150,10 @@ def test_summary_figures() -> None:
     np.testing.assert_array_equal(curve, [1.0, 2.0, 2.0, 6.5])  # an empty bin repeats
     r = TrainResult("t", 0, "ok", "", returns, ends, 100, 100, 2.0)
     assert r.summary()["final_return"] == 6.5 and r.steps_per_second == 50
+
+
+def test_public_api_from_the_package() -> None:
+    import evozero
+
+    r = evozero.train(evozero.load(PPO), "breakout", SMALL, seed=0)
+    assert isinstance(r, evozero.TrainResult) and r.status == "ok"
