@@ -577,6 +577,45 @@ void read_tensor_dict(const trainer::ActorCritic& net, const py::dict& d, const 
   }
 }
 
+// The sparse and dense methods differ only in how observations are read;
+// these do the work for both.
+py::tuple ac_forward(PyActorCritic& s, const ObsArgs& o, py::handle actions) {
+  auto a = action_array(actions, s.net.num_actions(), o.n);
+  py::array_t<float> logp(o.n), v(o.n), h(o.n);
+  s.locked([&](trainer::ActorCritic& net) {
+    net.forward(o.obs, int(o.n), a.data(), logp.mutable_data(), v.mutable_data(),
+                h.mutable_data());
+  });
+  return py::make_tuple(logp, v, h);
+}
+
+// Forward then backward of L on one batch, under the object's lock; f(net) follows.
+template <class F>
+auto ac_backprop(PyActorCritic& s, const ObsArgs& o, py::handle actions, py::handle c_logp,
+                 py::handle c_v, py::handle c_h, F&& f) {
+  auto a = action_array(actions, s.net.num_actions(), o.n);
+  Coefficients c = coefficients(c_logp, c_v, c_h, o.n);
+  return s.locked([&](trainer::ActorCritic& net) {
+    net.forward(o.obs, int(o.n), a.data(), nullptr, nullptr, nullptr);
+    net.backward(o.obs, int(o.n), a.data(), c.logp.data(), c.v.data(), c.h.data());
+    return f(net);
+  });
+}
+
+py::dict ac_gradients(PyActorCritic& s, const ObsArgs& o, py::handle actions, py::handle c_logp,
+                      py::handle c_v, py::handle c_h) {
+  std::vector<float> flat = ac_backprop(s, o, actions, c_logp, c_v, c_h, [](trainer::ActorCritic& net) {
+    return std::vector<float>(net.gradients(), net.gradients() + net.num_parameters());
+  });
+  return tensor_dict(s.net, flat);
+}
+
+float ac_step(PyActorCritic& s, const ObsArgs& o, py::handle actions, py::handle c_logp,
+              py::handle c_v, py::handle c_h, float lr, float max_grad_norm) {
+  return ac_backprop(s, o, actions, c_logp, c_v, c_h,
+                     [&](trainer::ActorCritic& net) { return net.apply_gradients(lr, max_grad_norm); });
+}
+
 void bind_trainer(py::module_& m) {
   using trainer::ActorCritic;
   py::class_<PyActorCritic>(m, "ActorCritic",
@@ -619,43 +658,22 @@ void bind_trainer(py::module_& m) {
       .def(
           "forward_sparse",
           [](PyActorCritic& s, py::handle indptr, py::handle indices, py::handle actions) {
-            ObsArgs o = sparse_obs(indptr, indices, s.net.obs_size());
-            auto a = action_array(actions, s.net.num_actions(), o.n);
-            py::array_t<float> logp(o.n), v(o.n), h(o.n);
-            s.locked([&](ActorCritic& net) {
-              net.forward(o.obs, int(o.n), a.data(), logp.mutable_data(), v.mutable_data(),
-                          h.mutable_data());
-            });
-            return py::make_tuple(logp, v, h);
+            return ac_forward(s, sparse_obs(indptr, indices, s.net.obs_size()), actions);
           },
           py::arg("indptr"), py::arg("indices"), py::arg("actions"),
           "(logp, v, entropy) for sparse binary observations in CSR form.")
       .def(
           "forward_dense",
           [](PyActorCritic& s, py::handle obs, py::handle actions) {
-            ObsArgs o = dense_obs(obs, s.net.obs_size());
-            auto a = action_array(actions, s.net.num_actions(), o.n);
-            py::array_t<float> logp(o.n), v(o.n), h(o.n);
-            s.locked([&](ActorCritic& net) {
-              net.forward(o.obs, int(o.n), a.data(), logp.mutable_data(), v.mutable_data(),
-                          h.mutable_data());
-            });
-            return py::make_tuple(logp, v, h);
+            return ac_forward(s, dense_obs(obs, s.net.obs_size()), actions);
           },
           py::arg("obs"), py::arg("actions"), "(logp, v, entropy) for dense float32 observations.")
       .def(
           "gradients_sparse",
           [](PyActorCritic& s, py::handle indptr, py::handle indices, py::handle actions,
              py::handle c_logp, py::handle c_v, py::handle c_h) {
-            ObsArgs o = sparse_obs(indptr, indices, s.net.obs_size());
-            auto a = action_array(actions, s.net.num_actions(), o.n);
-            Coefficients c = coefficients(c_logp, c_v, c_h, o.n);
-            std::vector<float> flat = s.locked([&](ActorCritic& net) {
-              net.forward(o.obs, int(o.n), a.data(), nullptr, nullptr, nullptr);
-              net.backward(o.obs, int(o.n), a.data(), c.logp.data(), c.v.data(), c.h.data());
-              return std::vector<float>(net.gradients(), net.gradients() + net.num_parameters());
-            });
-            return tensor_dict(s.net, flat);
+            return ac_gradients(s, sparse_obs(indptr, indices, s.net.obs_size()), actions,
+                                c_logp, c_v, c_h);
           },
           py::arg("indptr"), py::arg("indices"), py::arg("actions"), py::arg("c_logp"),
           py::arg("c_v"), py::arg("c_h"), "Gradients of L, named like parameters().")
@@ -663,29 +681,15 @@ void bind_trainer(py::module_& m) {
           "gradients_dense",
           [](PyActorCritic& s, py::handle obs, py::handle actions, py::handle c_logp,
              py::handle c_v, py::handle c_h) {
-            ObsArgs o = dense_obs(obs, s.net.obs_size());
-            auto a = action_array(actions, s.net.num_actions(), o.n);
-            Coefficients c = coefficients(c_logp, c_v, c_h, o.n);
-            std::vector<float> flat = s.locked([&](ActorCritic& net) {
-              net.forward(o.obs, int(o.n), a.data(), nullptr, nullptr, nullptr);
-              net.backward(o.obs, int(o.n), a.data(), c.logp.data(), c.v.data(), c.h.data());
-              return std::vector<float>(net.gradients(), net.gradients() + net.num_parameters());
-            });
-            return tensor_dict(s.net, flat);
+            return ac_gradients(s, dense_obs(obs, s.net.obs_size()), actions, c_logp, c_v, c_h);
           },
           py::arg("obs"), py::arg("actions"), py::arg("c_logp"), py::arg("c_v"), py::arg("c_h"))
       .def(
           "step_sparse",
           [](PyActorCritic& s, py::handle indptr, py::handle indices, py::handle actions,
              py::handle c_logp, py::handle c_v, py::handle c_h, float lr, float max_grad_norm) {
-            ObsArgs o = sparse_obs(indptr, indices, s.net.obs_size());
-            auto a = action_array(actions, s.net.num_actions(), o.n);
-            Coefficients c = coefficients(c_logp, c_v, c_h, o.n);
-            return s.locked([&](ActorCritic& net) {
-              net.forward(o.obs, int(o.n), a.data(), nullptr, nullptr, nullptr);
-              net.backward(o.obs, int(o.n), a.data(), c.logp.data(), c.v.data(), c.h.data());
-              return net.apply_gradients(lr, max_grad_norm);
-            });
+            return ac_step(s, sparse_obs(indptr, indices, s.net.obs_size()), actions, c_logp,
+                           c_v, c_h, lr, max_grad_norm);
           },
           py::arg("indptr"), py::arg("indices"), py::arg("actions"), py::arg("c_logp"),
           py::arg("c_v"), py::arg("c_h"), py::arg("lr"), py::arg("max_grad_norm") = 0.5f,
@@ -695,14 +699,8 @@ void bind_trainer(py::module_& m) {
           "step_dense",
           [](PyActorCritic& s, py::handle obs, py::handle actions, py::handle c_logp,
              py::handle c_v, py::handle c_h, float lr, float max_grad_norm) {
-            ObsArgs o = dense_obs(obs, s.net.obs_size());
-            auto a = action_array(actions, s.net.num_actions(), o.n);
-            Coefficients c = coefficients(c_logp, c_v, c_h, o.n);
-            return s.locked([&](ActorCritic& net) {
-              net.forward(o.obs, int(o.n), a.data(), nullptr, nullptr, nullptr);
-              net.backward(o.obs, int(o.n), a.data(), c.logp.data(), c.v.data(), c.h.data());
-              return net.apply_gradients(lr, max_grad_norm);
-            });
+            return ac_step(s, dense_obs(obs, s.net.obs_size()), actions, c_logp, c_v, c_h, lr,
+                           max_grad_norm);
           },
           py::arg("obs"), py::arg("actions"), py::arg("c_logp"), py::arg("c_v"), py::arg("c_h"),
           py::arg("lr"), py::arg("max_grad_norm") = 0.5f)

@@ -128,7 +128,10 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
         logp(batch), entropy(batch), adv(batch), vtarget(batch);
     std::vector<int64_t> actions(batch), iota((T + 1) * int64_t(B)), perm(batch);
     for (std::size_t i = 0; i < iota.size(); ++i) iota[i] = static_cast<int64_t>(i);
-    std::vector<float> step_reward(B), ended_v(B), ep_return(B, 0.f);
+    std::vector<float> step_reward(B), ended_v(B), v_last(B), ep_return(B, 0.f);
+    std::vector<int> ended;  // envs whose episode ended this step
+    ended.reserve(B);
+    ObsStore finals(env.binary(), size);  // their last observations
     std::vector<uint8_t> terminated(B), truncated(B);
     // Minibatch buffers.
     std::vector<int64_t> mb_actions(n);
@@ -166,7 +169,7 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
         result.steps += B;
         if (progress) progress->steps.store(result.steps);
         // V of the true final state of envs that just ended (their obs is a new episode's).
-        std::vector<int> ended;
+        ended.clear();
         for (int i = 0; i < B; ++i) {
           r[row0 + i] = step_reward[i];
           term[row0 + i] = terminated[i] ? 1.f : 0.f;
@@ -180,7 +183,7 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
           }
         }
         if (!ended.empty()) {
-          ObsStore finals(env.binary(), size);
+          finals.clear();
           for (int i : ended)
             finals.append(final_obs.data() + std::size_t(i) * size * obs_bytes, 1);
           net.forward(finals.view(nullptr), static_cast<int>(ended.size()), nullptr, nullptr,
@@ -196,7 +199,6 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
       store.append(obs.data(), B);
       {
         const int64_t row_last = int64_t(T - 1) * B;
-        std::vector<float> v_last(B);
         net.forward(store.view(&iota[batch]), B, nullptr, nullptr, v_last.data(), nullptr);
         for (int i = 0; i < B; ++i)
           if (!reset[row_last + i]) v_next[row_last + i] = v_last[i];
