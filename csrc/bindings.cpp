@@ -859,7 +859,15 @@ void bind_train(py::module_& m) {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "evozero native core: batched MinAtar games (and, later, the trainer).";
+  m.doc() = "evozero native core: batched MinAtar games, the program interpreter, the trainer.";
+  // Recorded in run stores so that numbers can be traced to the build that made them.
+#if defined(__clang__)
+  m.attr("COMPILER") = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  m.attr("COMPILER") = "gcc " __VERSION__;
+#else
+  m.attr("COMPILER") = "unknown";
+#endif
   bind_random_state(m);
   bind_minatar(m);
   bind_trainer(m);

@@ -123,18 +123,24 @@ def _load_program(path: Path) -> Program:
 
 @app.command()
 def show(
-    program: Path = typer.Argument(..., help="The update program (.evz)."),
+    program: Path = typer.Argument(..., help="An update program (.evz) or a run directory."),
     latex: bool = typer.Option(False, "--latex", help="Print LaTeX instead of pseudocode."),
     simplify: bool = typer.Option(
         False, "--simplify", help="Print each component's outputs as simplified expressions."),
     timeout: float = typer.Option(
         5.0, "--timeout", help="Seconds allowed to simplify each output (--simplify)."),
+    top: int = typer.Option(3, "--top", help="Run directory: how many of the best rules."),
+    as_json: bool = typer.Option(False, "--json", help="Run directory: print JSON."),
 ) -> None:
-    """Print the live part of PROGRAM (dead code dropped) as pseudocode or LaTeX."""
+    """Print PROGRAM's live part (dead code dropped) as pseudocode or LaTeX; or, for a run
+    directory, its hall of fame, its best rules and its final report."""
     from rich.syntax import Syntax
 
     from evozero import export
 
+    if program.is_dir():
+        _show_run(program, top, as_json)
+        return
     prog = _load_program(program)
     if not simplify:
         if latex:
@@ -148,26 +154,34 @@ def show(
 
 @app.command("export")
 def export_command(
-    program: Path = typer.Argument(..., help="The update program (.evz)."),
+    program: Path = typer.Argument(..., help="An update program (.evz) or a run directory."),
     output: Path = typer.Option(..., "-o", "--output", help="The Python file to write."),
     backend: str = typer.Option("numpy", "--backend", help="numpy (numba-compilable) or torch."),
+    top: int = typer.Option(
+        1, "--top", help="Run directory: export the K best rules (K > 1 writes "
+        "OUTPUT_1.py ... OUTPUT_K.py)."),
 ) -> None:
-    """Write PROGRAM as a standalone Python module with scan, post and objective functions."""
+    """Write PROGRAM (or a run's best rules) as a standalone Python module with scan, post
+    and objective functions."""
     from evozero import export
 
     if backend not in export.BACKENDS:
         fail(f"unknown backend {backend!r}; choose one of: {', '.join(export.BACKENDS)}")
-    prog = _load_program(program)
     if output.is_dir():
         fail(f"output {output} is a directory; give a file name such as {output / 'rule.py'}")
     if not output.parent.is_dir():
         fail(f"output directory {output.parent} does not exist")
-    try:
-        export.write_export(prog, output, backend, source=str(program))
-    except OSError as e:
-        fail(f"cannot write {output}: {e}")
-    console.print(f"wrote {output} ({backend}): scan, post, objective", highlight=False,
-                  markup=False, soft_wrap=True)
+    if program.is_dir():
+        targets = _run_exports(program, top, output)
+    else:
+        targets = [(_load_program(program), output, str(program))]
+    for prog, path, source in targets:
+        try:
+            export.write_export(prog, path, backend, source=source)
+        except OSError as e:
+            fail(f"cannot write {path}: {e}")
+        console.print(f"wrote {path} ({backend}): scan, post, objective of {source}",
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- training
@@ -268,3 +282,209 @@ def _plot(results: list[TrainResult], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- search
+
+DEFAULT_RUNS_ROOT = Path("runs")
+
+
+def _open_run(run_dir: Path, *, for_resume: bool = False):  # noqa: ANN202  (RunStore)
+    from evozero.store import RunStore, RunStoreError
+
+    try:
+        return RunStore.open(run_dir, for_resume=for_resume)
+    except RunStoreError as e:
+        fail(str(e))
+
+
+def _show_run(run_dir: Path, top: int, as_json: bool) -> None:
+    from rich.syntax import Syntax
+
+    from evozero import display, export
+    from evozero.search import hall_of_fame, top_candidates
+
+    if top < 1:
+        fail("--top must be at least 1")
+    with _open_run(run_dir) as store:
+        if as_json:
+            print(json.dumps(display.run_json(store, top), indent=2, default=str))
+            return
+        info = display.run_overview(store)
+        console.print(f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
+                      f"{info['budget']} trained, {info['duplicates']} duplicates skipped, "
+                      f"state {info['state']}", highlight=False)
+        best = top_candidates(store, top)
+        if not best:
+            console.print("no candidate has passed the full suite yet")
+        console.print(display.candidates_table(hall_of_fame(store),
+                                               "hall of fame (best per complexity)"))
+        for rank, c in enumerate(best, 1):
+            console.print(f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
+                          f"{display.fmt(c.fitness)}, {c.complexity} ops", highlight=False)
+            console.print(Syntax(export.pseudocode(evozero.parse(c.text)), "python",
+                                 theme="ansi_dark", background_color="default", word_wrap=True))
+        report = store.meta().get("report")
+        if report:
+            console.print(display.report_view(report))
+
+
+def _run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Path, str]]:
+    from evozero.search import top_candidates
+
+    if top < 1:
+        fail("--top must be at least 1")
+    with _open_run(run_dir) as store:
+        best = top_candidates(store, top)
+    if not best:
+        fail(f"{run_dir} has no rule that passed the full suite yet; nothing to export")
+    if len(best) == 1 and top == 1:
+        paths = [output]
+    else:
+        paths = [output.with_name(f"{output.stem}_{i}{output.suffix or '.py'}")
+                 for i in range(1, len(best) + 1)]
+    return [(evozero.parse(c.text), p, f"{run_dir} candidate {c.id} (fitness "
+             f"{c.fitness:.3f})") for c, p in zip(best, paths, strict=True)]
+
+
+def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``--init`` values: one keyword, or .evz files (parsed now, so errors come first)."""
+    from evozero.search import INITS
+
+    if len(init) == 1 and init[0] in INITS:
+        return init[0], ()
+    texts = []
+    for name in init:
+        if name in INITS:
+            fail(f"--init {name} cannot be combined with other --init values; give either "
+                 f"one of {', '.join(INITS)} or .evz files")
+        path = Path(name)
+        if not path.exists():
+            fail(f"--init {name}: no such file; give one of {', '.join(INITS)} or .evz files")
+        _load_program(path)
+        texts.append((str(path), path.read_text()))
+    return "seeds", tuple(texts)
+
+
+@app.command()
+def evolve(
+    budget: int = typer.Option(None, "--budget", help="Candidates to train (duplicates are "
+                               "not counted). Required for a new run; extends a resumed one."),
+    suite: str = typer.Option(None, "--suite", help="Task suite (quick, standard, tiny); "
+                              "default quick."),
+    init: list[str] = typer.Option(None, "--init", help="Initial population: seeds "
+                                   "(default), noop, random, or .evz files (repeat)."),
+    population: int = typer.Option(None, "--population", help="Population size (default 32)."),
+    tournament: int = typer.Option(None, "--tournament", help="Tournament size (default 4)."),
+    workers: int = typer.Option(None, "--workers", help="Parallel evaluations (default: one "
+                                "per core)."),
+    backend: str = typer.Option(None, "--backend", help="process (default), serial "
+                                "(deterministic) or ray."),
+    address: str = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT "
+                                "(default: a local Ray instance)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the search (default 0)."),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/<time>-<suite>)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    as_json: bool = typer.Option(False, "--json", help="No live display; print the result "
+                                 "as JSON."),
+) -> None:
+    """Evolve update rules by regularized evolution, then re-evaluate the best one."""
+    from rich.live import Live
+
+    from evozero import display
+    from evozero.search import Search, SearchConfig
+    from evozero.store import RunStoreError
+
+    execution = {k: v for k, v in (("workers", workers), ("backend", backend),
+                                   ("address", address)) if v is not None}
+    try:
+        if resume is not None:
+            fixed = {"--suite": suite, "--init": init, "--population": population,
+                     "--tournament": tournament, "--seed": seed, "--out": out}
+            given = [k for k, v in fixed.items() if v]
+            if given:
+                fail(f"{', '.join(given)} cannot change when resuming; drop them (only "
+                     "--budget, --workers, --backend and --address may)")
+            _open_run(resume, for_resume=True).close()
+            search = Search.resume(resume)
+            changes = dict(execution)
+            if budget is not None:
+                changes["budget"] = budget
+            if changes:
+                search.config = SearchConfig(**{**search.config.__dict__, **changes})
+                search.status.budget = search.config.budget
+                search.store.set_meta({"config": search.config.to_json()})
+        else:
+            if budget is None:
+                fail("--budget is required: how many candidates to train, e.g. --budget 20")
+            init_kind, texts = _init_texts(init or ["seeds"])
+            config = SearchConfig(
+                budget=budget, suite=suite or "quick", init=init_kind, init_texts=texts,
+                population=population or 32, tournament=tournament or 4,
+                seed=0 if seed is None else seed, **execution)
+            run_dir = out or DEFAULT_RUNS_ROOT / (
+                f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}")
+            search = Search.create(run_dir, config)
+    except (ValueError, RunStoreError, ProgramError) as e:
+        fail(str(e))
+
+    run_dir = search.store.directory
+    try:
+        if as_json:
+            search.run()
+        else:
+            with Live(display.status_view(search.status), console=console,
+                      refresh_per_second=4, transient=False) as live:
+                search.on_status = lambda s: live.update(display.status_view(s))
+                search.run()
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"stopped; everything finished is saved. Resume with: "
+                                   f"evozero evolve --resume {run_dir}", highlight=False)
+        raise typer.Exit(130) from None
+    except RuntimeError as e:
+        fail(str(e))
+    store = search.store
+    if as_json:
+        print(json.dumps(display.run_json(store, 3), indent=2, default=str))
+        return
+    _show_run(run_dir, 3, as_json=False)
+    console.print(f"\nrun stored in [bold]{run_dir}[/]; `evozero show {run_dir}`, "
+                  f"`evozero export {run_dir} --top 1 -o rule.py`", highlight=False)
+
+
+@app.command()
+def runs(
+    root: Path = typer.Argument(DEFAULT_RUNS_ROOT, help="Where to look for runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the search runs under ROOT (default ./runs)."""
+    from evozero import display
+    from evozero.store import RunStore, RunStoreError, find_runs
+
+    if not root.is_dir():
+        fail(f"{root} is not a directory; give the folder that holds your runs "
+             "(evolve --out decides where they go; the default is ./runs)")
+    rows = []
+    for run_dir in find_runs(root):
+        try:
+            with RunStore.open(run_dir) as store:
+                rows.append(display.run_overview(store))
+        except RunStoreError as e:
+            rows.append({"run": str(run_dir), "state": f"unreadable: {e}"})
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        console.print(f"no runs under {root}")
+        return
+    table = Table(title=f"runs under {root}", title_justify="left")
+    for col in ("run", "created", "suite", "state", "trained", "dups", "best", "verdict"):
+        table.add_column(col, justify="left" if col in ("run", "state", "verdict") else "right",
+                         overflow="fold")
+    for r in rows:
+        table.add_row(str(Path(r["run"]).relative_to(root)), r.get("created", "-"),
+                      str(r.get("suite", "-")), str(r.get("state")),
+                      f"{r.get('trained', '-')}/{r.get('budget', '-')}",
+                      str(r.get("duplicates", "-")), display.fmt(r.get("best_fitness")),
+                      str(r.get("verdict") or "-"))
+    console.print(table)

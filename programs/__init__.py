@@ -1,0 +1,1 @@
+"""The reference update rules, shipped with the package as ``evozero.programs``."""

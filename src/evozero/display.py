@@ -1,0 +1,127 @@
+"""Terminal views of searches and runs (rich), and their JSON counterparts."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from evozero.search import SearchStatus, hall_of_fame, top_candidates
+from evozero.store import Candidate, RunStore
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A number for a table cell ('-' for missing)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def candidates_table(cands: Sequence[Candidate], title: str) -> Table:
+    """Rank, id, fitness, complexity, per-task scores and origin of candidates."""
+    labels = sorted({k for c in cands for k in c.scores})
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "id", "fitness", "ops", *labels, "from"):
+        table.add_column(col, justify="left" if col == "from" else "right")
+    for rank, c in enumerate(cands, 1):
+        origin = c.origin if c.parent is None else f"{c.parent} → {c.mutation}"
+        table.add_row(str(rank), str(c.id), fmt(c.fitness), str(c.complexity),
+                      *(fmt(c.scores.get(k)) for k in labels), Text(origin, overflow="fold"))
+    return table
+
+
+def status_view(s: SearchStatus) -> RenderableType:
+    """The live display of a running search."""
+    elapsed = time.time() - s.started
+    best = (f"{s.best.fitness:.3f} (candidate {s.best.id}, {s.best.complexity} ops)"
+            if s.best and s.best.fitness is not None else "-")
+    stats = Table.grid(padding=(0, 2))
+    stats.add_row(
+        f"[bold]{s.phase}[/]", f"trained {s.trained}/{s.budget}", f"in flight {s.in_flight}",
+        f"{s.evals_per_hour:,.0f} evals/h", f"duplicates skipped {s.duplicates}",
+        f"culled {s.culled}", f"failed {s.failed}", f"{elapsed:,.0f} s")
+    parts: list[RenderableType] = [
+        ProgressBar(total=max(s.budget, 1), completed=s.trained, width=60), stats,
+        Text(f"best fitness {best}")]
+    if s.message:
+        parts.append(Text(s.message, style="italic"))
+    if s.hall_of_fame:
+        front = sorted(s.hall_of_fame, key=lambda c: -(c.fitness or 0.0))[:6]
+        parts.append(candidates_table(front, "hall of fame (best per complexity)"))
+    return Panel(Group(*parts), title="evozero evolve", title_align="left")
+
+
+def report_view(report: dict[str, Any]) -> RenderableType:
+    """The final report: scores on fresh seeds with 95% intervals, and the verdict."""
+    table = Table(title=f"re-evaluated on {len(report['seeds'])} fresh seeds "
+                        "(normalized: random 0, ppo.evz 1; mean [95% CI])", title_justify="left")
+    for col in ("program", "id", "train tasks", "held-out tasks", "gap"):
+        table.add_column(col, justify="left" if col == "program" else "right")
+
+    def ci(iv: dict[str, Any] | None) -> str:
+        return "-" if not iv or not iv["n"] else \
+            f"{iv['mean']:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}]"
+
+    for subj in report["subjects"]:
+        table.add_row(f"{subj['role']} ({subj['origin']})", str(subj["id"]), ci(subj["train"]),
+                      ci(subj["heldout"]), ci(subj["gap"]))
+    parts: list[RenderableType] = [table, Text(
+        f"train: {', '.join(report['train_tasks'])}; held out: "
+        f"{', '.join(report['heldout_tasks']) or '-'}", style="dim")]
+    comp = report["comparison"]
+    verdict = comp["text"]
+    if "difference" in comp:
+        verdict += f" (best − seed: {ci(comp['difference'])})"
+    parts.append(Text(verdict, style="bold"))
+    for subj in report["subjects"]:
+        for failure in subj["failures"]:
+            parts.append(Text(f"{subj['role']}: {failure}", style="yellow"))
+    return Group(*parts)
+
+
+def candidate_json(c: Candidate) -> dict[str, Any]:
+    return asdict(c)
+
+
+def run_overview(store: RunStore) -> dict[str, Any]:
+    """One run's headline figures (``evozero runs``)."""
+    meta = store.meta()
+    config = meta.get("config", {})
+    best = top_candidates(store, 1)
+    return {
+        "run": str(store.directory),
+        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(meta.get("created_at", 0))),
+        "state": meta.get("state"),
+        "suite": config.get("suite"),
+        "budget": config.get("budget"),
+        "trained": store.count("status IN ('ok', 'culled', 'diverged', 'error')"),
+        "duplicates": store.count("status = 'duplicate'"),
+        "best_fitness": best[0].fitness if best else None,
+        "best_id": best[0].id if best else None,
+        "verdict": (meta.get("report") or {}).get("comparison", {}).get("verdict"),
+        "evozero": meta.get("environment", {}).get("evozero"),
+    }
+
+
+def run_json(store: RunStore, top: int) -> dict[str, Any]:
+    """Everything ``evozero show RUN_DIR --json`` prints."""
+    meta = store.meta()
+    return {
+        **run_overview(store),
+        "config": meta.get("config"),
+        "suite": meta.get("suite"),
+        "environment": meta.get("environment"),
+        "normalizers": [{"task": t, "seed": s, "random": r, "ppo": p}
+                        for (t, s), (r, p) in sorted(store.normalizers().items())],
+        "top": [candidate_json(c) for c in top_candidates(store, top)],
+        "hall_of_fame": [candidate_json(c) for c in hall_of_fame(store)],
+        "report": meta.get("report"),
+    }

@@ -1,0 +1,123 @@
+"""The final report of a search: re-evaluated scores with confidence intervals.
+
+The best rule and the best initial program are trained again on fresh seeds, on the
+suite's tasks and on held-out tasks. Scores are normalized per seed (random 0, ppo.evz
+1, both measured on that same seed), averaged over tasks, and summarized over seeds with
+a 95% bootstrap confidence interval. Whether the search improved on its seeds is decided
+on the paired per-seed differences: improved when the whole interval is above 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from evozero.fitness import Task, normalized
+
+#: Bootstrap resamples behind each confidence interval.
+BOOTSTRAP_SAMPLES = 10_000
+LEVEL = 0.95
+
+
+def bootstrap_ci(values: Sequence[float], level: float = LEVEL,
+                 samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (deterministic: fixed resampling seed)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    if x.size == 1:
+        return (float(x[0]), float(x[0]))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(samples, x.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return (float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
+
+
+def interval(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, 95% interval and the values behind them."""
+    lo, hi = bootstrap_ci(values)
+    return {"mean": float(np.mean(values)) if len(values) else float("nan"),
+            "lo": lo, "hi": hi, "n": len(values), "values": [float(v) for v in values]}
+
+
+def per_seed_scores(runs: Sequence[Mapping[str, Any]], tasks: Sequence[Task],
+                    normalizers: Mapping[tuple[str, int], tuple[float, float]]
+                    ) -> tuple[list[float], dict[str, float | None], list[str]]:
+    """Per-seed score (mean normalized score over ``tasks``), per-task mean scores, and
+    the failures (a seed is left out when one of its runs did not finish ``ok``)."""
+    by = {(r["task"], r["seed"]): r for r in runs}
+    seeds = tasks[0].seeds if tasks else ()
+    per_seed: list[float] = []
+    per_task: dict[str, list[float]] = {t.label: [] for t in tasks}
+    failures: list[str] = []
+    for seed in seeds:
+        scores = []
+        for task in tasks:
+            run = by.get((task.label, seed))
+            if run is None or run["status"] != "ok" or run["final_return"] is None:
+                why = "missing" if run is None else f"{run['status']} {run['message']}".strip()
+                failures.append(f"{task.label} seed {seed}: {why}")
+                continue
+            rand, ppo = normalizers[(task.label, seed)]
+            s = normalized(run["final_return"], rand, ppo)
+            per_task[task.label].append(s)
+            scores.append(s)
+        if len(scores) == len(tasks):
+            per_seed.append(float(np.mean(scores)))
+    return per_seed, {k: float(np.mean(v)) if v else None for k, v in per_task.items()}, failures
+
+
+def summarize(subjects: Sequence[Mapping[str, Any]], runs: Mapping[int, Sequence[Mapping]],
+              train_tasks: Sequence[Task], heldout_tasks: Sequence[Task],
+              normalizers: Mapping[tuple[str, int], tuple[float, float]]) -> dict[str, Any]:
+    """The report: per subject (``{"role", "id", ...}``) train and held-out intervals and
+    the generalization gap; then the paired comparison of the first two subjects."""
+    out: dict[str, Any] = {
+        "train_tasks": [t.label for t in train_tasks],
+        "heldout_tasks": [t.label for t in heldout_tasks],
+        "seeds": list(train_tasks[0].seeds) if train_tasks else [],
+        "level": LEVEL, "subjects": [],
+    }
+    per_seed: dict[int, list[float]] = {}
+    for subject in subjects:
+        cid = subject["id"]
+        train, train_tasks_scores, f1 = per_seed_scores(runs[cid], train_tasks, normalizers)
+        held, held_tasks_scores, f2 = per_seed_scores(runs[cid], heldout_tasks, normalizers)
+        entry = dict(subject)
+        entry["train"] = interval(train)
+        entry["heldout"] = interval(held) if heldout_tasks else None
+        entry["task_scores"] = {**train_tasks_scores, **held_tasks_scores}
+        entry["failures"] = f1 + f2
+        if heldout_tasks and len(train) == len(held) and train:
+            entry["gap"] = interval([a - b for a, b in zip(train, held, strict=True)])
+        else:
+            entry["gap"] = None
+        out["subjects"].append(entry)
+        per_seed[cid] = train
+    out["comparison"] = _compare(subjects, per_seed)
+    return out
+
+
+def _compare(subjects: Sequence[Mapping[str, Any]],
+             per_seed: Mapping[int, list[float]]) -> dict[str, Any]:
+    if len(subjects) < 2:
+        return {"verdict": "same program",
+                "text": "the best rule is the best initial program: the search did not "
+                        "improve on its seeds"}
+    best, seed = per_seed[subjects[0]["id"]], per_seed[subjects[1]["id"]]
+    if not best or len(best) != len(seed):
+        return {"verdict": "undecided",
+                "text": "a re-evaluation run failed, so the two cannot be compared seed by "
+                        "seed"}
+    diff = interval([a - b for a, b in zip(best, seed, strict=True)])
+    if diff["lo"] > 0:
+        verdict, text = "improved", "the search improved on its seeds"
+    elif diff["hi"] < 0:
+        verdict, text = "worse", "the best rule scores below the best seed on fresh seeds " \
+                                 "(its search fitness did not hold up)"
+    else:
+        verdict, text = "not significant", "no significant difference from the best seed " \
+                                           "on fresh seeds"
+    return {"verdict": verdict, "text": text, "difference": diff}

@@ -1,0 +1,281 @@
+"""Regularized evolution, the run store, fitness and the final report (tiny suite)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+
+from evozero import dsl
+from evozero.backends import Outcome
+from evozero.fitness import (
+    SUITES,
+    NormalizerCache,
+    Suite,
+    Task,
+    evaluate_job,
+    normalized,
+    random_return,
+    reference_program_text,
+    task_score,
+)
+from evozero.report import bootstrap_ci, summarize
+from evozero.search import Search, SearchConfig, hall_of_fame, tournament_select
+from evozero.store import Candidate, RunStore, RunStoreError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    # One normalizer cache per test session: measured once, shared by the tests.
+    monkeypatch.setenv("EVOZERO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def tiny(**changes) -> SearchConfig:
+    return SearchConfig(**{"budget": 8, "suite": "tiny", "backend": "serial", "workers": 1,
+                           "population": 6, "tournament": 3, **changes})
+
+
+def table(store: RunStore) -> list[tuple]:
+    return [(c.id, c.text, c.status, c.fitness, c.parent, c.mutation, c.duplicate_of)
+            for c in store.candidates()]
+
+
+# ----------------------------------------------------------------------------- fitness
+
+
+def test_normalized_score_is_zero_at_random_and_one_at_ppo():
+    assert normalized(2.0, 2.0, 10.0) == 0.0
+    assert normalized(10.0, 2.0, 10.0) == 1.0
+    assert normalized(14.0, 2.0, 10.0) == 1.5
+    assert math.isfinite(normalized(1.0, 3.0, 3.0))  # degenerate spread: finite, not a crash
+    ok = [{"status": "ok", "final_return": 4.0}, {"status": "ok", "final_return": 6.0}]
+    assert task_score(ok, [1.0, 1.0], [9.0, 9.0]) == pytest.approx(0.5)
+    assert task_score([{**ok[0], "status": "diverged"}, ok[1]], [1, 1], [9, 9]) is None
+
+
+def test_tasks_and_suites_round_trip_through_json():
+    for suite in SUITES.values():
+        again = Suite.from_json(json.loads(json.dumps(suite.to_json())))
+        assert again == suite
+        for task in (*suite.tasks, *suite.heldout):
+            assert Task.from_json(task.to_json()) == task
+            assert task.train_config().total_steps == task.steps
+    with pytest.raises(ValueError, match="num_envs"):
+        Task("breakout", 10_000, config={"num_envs": 0})
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        Task("breakout", 10_000, config={"envs": 3})
+
+
+def test_random_return_is_deterministic_per_seed():
+    task = Task("breakout", 20_000)
+    assert random_return(task, 3) == random_return(task, 3)
+    assert 0.0 <= random_return(task, 3) < 2.0  # a random breakout player scores ~0.4
+
+
+def test_normalizer_cache_keys_on_version_task_and_seed(tmp_path, monkeypatch):
+    cache = NormalizerCache(tmp_path / "n.json")
+    task = Task("breakout", 10_000)
+    assert cache.get(task, 0, "ppo") is None
+    cache.put(task, 0, "ppo", 3.5)
+    cache.put(task, 1, "ppo", 4.5)
+    assert NormalizerCache(tmp_path / "n.json").get(task, 0, "ppo") == 3.5
+    assert cache.get(task, 1, "ppo") == 4.5
+    assert cache.get(Task("breakout", 20_000), 0, "ppo") is None
+    assert cache.get(task, 0, "random") is None
+    monkeypatch.setattr("evozero.__version__", "9.9.9")
+    assert cache.get(task, 0, "ppo") is None  # another evozero never reuses the numbers
+    (tmp_path / "n.json").write_text("not json")
+    assert cache.get(task, 0, "ppo") is None  # a damaged cache is remeasured, not fatal
+
+
+def test_hurdle_culls_before_the_full_suite():
+    suite = SUITES["tiny"]
+    payload = {"program": reference_program_text("noop"),
+               "tasks": [t.to_json() for t in suite.tasks],
+               "hurdle": {"task": suite.hurdle.to_json(), "threshold": 0.3,
+                          "random": [0.4], "ppo": [2.5]}}
+    out = evaluate_job(payload)
+    assert out["passed"] is False and out["runs"] == {}
+    assert out["hurdle_score"] < 0.3 and len(out["hurdle"]) == 1
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def fake(id: int, fitness: float | None, complexity: int = 5, status: str = "ok") -> Candidate:
+    return Candidate(id=id, origin="x", parent=None, mutation=None, text="", key=f"k{id}",
+                     fingerprint=f"f{id}", complexity=complexity, status=status,
+                     duplicate_of=None, fitness=fitness, hurdle_score=None, scores={},
+                     message="", seconds=0.0, proposed_at=0.0, finished_at=0.0, done_seq=id)
+
+
+def test_tournament_picks_the_fittest_of_its_draw_and_failed_ones_last():
+    pop = [fake(0, 0.2), fake(1, None), fake(2, 0.9), fake(3, -0.5)]
+    rng = np.random.default_rng(0)
+    assert tournament_select(pop, 4, rng).id == 2
+    assert tournament_select(pop[:2], 2, rng).id == 0
+    wins = {tournament_select(pop, 2, np.random.default_rng(s)).id for s in range(50)}
+    assert wins <= {0, 2, 3} and 2 in wins  # never the failed one when a finite one is drawn
+
+
+def test_hall_of_fame_is_the_pareto_front(tmp_path):
+    store = RunStore.create(tmp_path / "run", {"kind": "test"})
+    rows = [(0, 10, 0.5), (1, 12, 0.4), (2, 12, 0.8), (3, 15, 0.7), (4, 20, 1.2), (5, 8, None)]
+    for id, cx, fit in rows:
+        store.add_candidate(id=id, origin="x", parent=None, mutation=None, text=f"t{id}",
+                            key=f"k{id}", fingerprint=f"f{id}", complexity=cx)
+        store.finish_candidate(id, status="ok" if fit is not None else "diverged", fitness=fit)
+    assert [c.id for c in hall_of_fame(store)] == [0, 2, 4]
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def test_bootstrap_interval_brackets_the_mean():
+    values = [0.9, 1.1, 1.0, 1.3, 0.8]
+    lo, hi = bootstrap_ci(values)
+    assert lo < np.mean(values) < hi
+    assert bootstrap_ci([2.0]) == (2.0, 2.0)
+    assert bootstrap_ci(values) == (lo, hi)  # deterministic
+
+
+def test_report_verdicts_follow_the_paired_differences():
+    task = Task("breakout", 10_000, (1000, 1001, 1002, 1003))
+    norms = {(task.label, s): (0.0, 10.0) for s in task.seeds}
+
+    def runs(values):
+        return [{"task": task.label, "seed": s, "status": "ok", "message": "",
+                 "final_return": v} for s, v in zip(task.seeds, values, strict=True)]
+
+    subjects = [{"role": "best rule", "id": 1}, {"role": "best seed", "id": 2}]
+    better = summarize(subjects, {1: runs([14, 15, 16, 15]), 2: runs([10, 9, 11, 10])},
+                       [task], [], norms)
+    assert better["comparison"]["verdict"] == "improved"
+    assert better["subjects"][0]["train"]["mean"] == pytest.approx(1.5)
+    same = summarize(subjects, {1: runs([10, 12, 8, 10]), 2: runs([11, 9, 10, 10])},
+                     [task], [], norms)
+    assert same["comparison"]["verdict"] == "not significant"
+    worse = summarize(subjects, {1: runs([1, 2, 1, 2]), 2: runs([10, 9, 11, 10])},
+                      [task], [], norms)
+    assert worse["comparison"]["verdict"] == "worse"
+    failed = runs([14, 15, 16, 15])
+    failed[0] = {**failed[0], "status": "diverged", "final_return": None}
+    broken = summarize(subjects, {1: failed, 2: runs([10, 9, 11, 10])}, [task], [], norms)
+    assert broken["comparison"]["verdict"] == "undecided"
+    assert broken["subjects"][0]["failures"]
+
+
+# ----------------------------------------------------------------------------- the search
+
+
+def test_serial_search_is_reproduced_exactly(tmp_path):
+    a = Search.create(tmp_path / "a", tiny(seed=7))
+    a.run()
+    b = Search.create(tmp_path / "b", tiny(seed=7))
+    b.run()
+    ta, tb = table(a.store), table(b.store)
+    assert ta == tb
+    assert sum(1 for row in ta if row[2] != "duplicate") == 8
+    assert any(row[4] is not None for row in ta)  # mutants were bred
+    assert a.store.meta()["report"] == b.store.meta()["report"]
+    c = Search.create(tmp_path / "c", tiny(seed=8))
+    c.run()
+    assert table(c.store) != ta
+
+
+def test_every_number_behind_a_result_is_stored(tmp_path):
+    s = Search.create(tmp_path / "run", tiny(budget=6))
+    s.run()
+    store = RunStore.open(tmp_path / "run")
+    meta = store.meta()
+    env = meta["environment"]
+    assert env["evozero"] and env["numpy"] == np.__version__ and env["compiler"] != "unknown"
+    assert meta["config"]["budget"] == 6 and meta["suite"]["name"] == "tiny"
+    assert meta["state"] == "finished"
+    ok = store.candidates("status = 'ok'")
+    assert ok, "ppo.evz passes the tiny hurdle"
+    for c in ok:
+        runs = store.runs(c.id, "search")
+        assert runs and all(len(r["curve"]) == 20 for r in runs)
+        assert set(c.scores) == {t.label for t in SUITES["tiny"].tasks}
+        assert c.fitness == pytest.approx(np.mean(list(c.scores.values())))
+        dsl.parse(c.text)  # stored text parses back
+    for c in store.candidates("status = 'culled'"):
+        assert c.fitness == c.hurdle_score < SUITES["tiny"].hurdle_threshold
+        assert not store.runs(c.id, "search") and store.runs(c.id, "hurdle")
+    norms = store.normalizers()
+    assert {t for t, _ in norms} >= {SUITES["tiny"].hurdle.label}
+    best = meta["report"]["subjects"][0]
+    assert store.runs(best["id"], "report")
+
+
+def test_duplicates_are_never_trained_twice(tmp_path):
+    ppo = reference_program_text("ppo")
+    # The same rule written differently: a dead instruction and reordered constants.
+    twin = ppo.replace("objective:\n", "objective:\n  unused = square(adv)\n", 1)
+    assert twin != ppo
+    config = tiny(budget=3, init_texts=(("ppo.evz", ppo), ("twin.evz", twin),
+                                        ("ppo2.evz", ppo)))
+    s = Search.create(tmp_path / "run", config)
+    s.run()
+    store = s.store
+    dups = store.candidates("status = 'duplicate'")
+    assert [c.id for c in dups][:2] == [1, 2]
+    for c in dups:
+        original = store.candidate(c.duplicate_of)
+        assert original.status != "duplicate"
+        assert c.fitness == original.fitness and c.scores == original.scores
+        assert store.runs(c.id) == []  # nothing was trained for it
+    assert store.count("status NOT IN ('duplicate', 'running')") == 3
+    keys = [c.key for c in store.candidates("status != 'duplicate'")]
+    assert len(keys) == len(set(keys))
+
+
+def test_bad_search_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="--budget must be an integer >= 1"):
+        tiny(budget=0)
+    with pytest.raises(ValueError, match="unknown suite 'nope'; choose one of: quick"):
+        tiny(suite="nope")
+    with pytest.raises(ValueError, match="--tournament .* cannot exceed --population"):
+        tiny(population=2, tournament=3)
+    with pytest.raises(ValueError, match="unknown --backend 'gpu'"):
+        tiny(backend="gpu")
+    with pytest.raises(ValueError, match="unknown --init"):
+        tiny(init="zeros")
+
+
+def test_run_store_refuses_what_is_not_a_run(tmp_path):
+    with pytest.raises(RunStoreError, match="is not a directory"):
+        RunStore.open(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunStoreError, match="is not an evozero run"):
+        RunStore.open(tmp_path / "empty")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "run.sqlite").write_bytes(b"definitely not sqlite" * 100)
+    with pytest.raises(RunStoreError, match="not a readable run database"):
+        RunStore.open(tmp_path / "junk")
+    store = RunStore.create(tmp_path / "run", {"kind": "evolve"})
+    with pytest.raises(RunStoreError, match="already holds a run"):
+        RunStore.create(tmp_path / "run", {})
+    env = store.meta()["environment"]
+    store.set_meta({"environment": {**env, "evozero": "0.0.1"}})
+    store.close()
+    RunStore.open(tmp_path / "run").close()  # reading an older run is fine
+    with pytest.raises(RunStoreError, match="made by evozero 0.0.1.*resume it with evozero"):
+        RunStore.open(tmp_path / "run", for_resume=True)
+    with sqlite3.connect(tmp_path / "run" / "run.sqlite") as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(RunStoreError, match="schema 99"):
+        RunStore.open(tmp_path / "run")
+
+
+def test_a_failed_worker_fails_its_candidate_only(tmp_path):
+    s = Search.create(tmp_path / "run", tiny(budget=2))
+    s._normalizers([SUITES["tiny"].hurdle, *SUITES["tiny"].tasks])
+    out = s.evaluate_outcome(Outcome(job_id=0, result=None, seconds=1.0,
+                                     error="worker died (signal SIGKILL) during the job"))
+    assert out == {"status": "error", "fitness": None,
+                   "message": "worker died (signal SIGKILL) during the job"}
