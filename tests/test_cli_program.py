@@ -161,7 +161,8 @@ def test_error_with_brackets_and_long_path(tmp_path: Path) -> None:
 
 
 def test_directory_and_binary_file(tmp_path: Path) -> None:
-    assert "not a file" in one_line_error(invoke("show", str(tmp_path)))
+    # A directory is taken for a run directory.
+    assert "is not an evozero run" in one_line_error(invoke("show", str(tmp_path)))
     binary = tmp_path / "x.evz"
     binary.write_bytes(b"\xff\xfe\x00scan")
     assert f"cannot read {binary}" in one_line_error(invoke("show", str(binary)))

@@ -46,7 +46,15 @@ from dataclasses import dataclass
 from multiprocessing import connection
 from typing import Any
 
-__all__ = ["BACKENDS", "START_TIMEOUT", "Backend", "Outcome", "make_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Outcome",
+    "ProcessBackend",
+    "RayBackend",
+    "SerialBackend",
+    "make_backend",
+]
 
 #: Backend names accepted by :func:`make_backend`.
 BACKENDS: tuple[str, ...] = ("serial", "process", "ray")
@@ -75,11 +83,6 @@ class Outcome:
     result: dict | None
     error: str | None
     seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """Whether the job finished with a result."""
-        return self.error is None
 
 
 class Backend(ABC):
@@ -394,6 +397,10 @@ class ProcessBackend(Backend):
         """The process ids of the current workers (for diagnostics)."""
         return [w.process.pid for w in self._workers]
 
+    def worker_jobs(self) -> dict[int, int | None]:
+        """Each current worker's process id and the job it runs (None when idle)."""
+        return {w.process.pid: w.job_id for w in self._workers}
+
     # internals
 
     def _spawn(self) -> _Worker:
@@ -602,7 +609,7 @@ class RayBackend(Backend):
         self.time_limit = time_limit
         self._ray = ray
         self._actors: list[_Actor] = []
-        self._started_ray = False
+        self._owns_ray = False  # whether this backend called ray.init
         if not ray.is_initialized():
             quiet: dict[str, Any] = dict(
                 log_to_driver=False, logging_level=logging.WARNING, configure_logging=True
@@ -612,7 +619,7 @@ class RayBackend(Backend):
                          **quiet)
             else:
                 ray.init(address=address, **quiet)
-            self._started_ray = True
+            self._owns_ray = True
         self.slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
         self._actor_class = ray.remote(_RayWorker).options(
@@ -680,7 +687,7 @@ class RayBackend(Backend):
         if self._ray.is_initialized():
             for a in actors:
                 self._kill(a)
-            if self._started_ray:
+            if self._owns_ray:
                 self._ray.shutdown()
 
     # internals

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -18,7 +19,9 @@ from rich.table import Table
 import evozero
 from evozero import dsl
 from evozero.envs import GAMES, MinAtarVecEnv
+from evozero.fitness import SUITES
 from evozero.program import Program, ProgramError
+from evozero.search import SearchConfig
 from evozero.train import TrainConfig, TrainResult, learning_curve, train
 
 app = typer.Typer(
@@ -287,6 +290,7 @@ def _plot(results: list[TrainResult], path: Path, title: str) -> None:
 # ----------------------------------------------------------------------------- search
 
 DEFAULT_RUNS_ROOT = Path("runs")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 
 def _open_run(run_dir: Path, *, for_resume: bool = False):  # noqa: ANN202  (RunStore)
@@ -370,19 +374,22 @@ def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
 def evolve(
     budget: int = typer.Option(None, "--budget", help="Candidates to train (duplicates are "
                                "not counted). Required for a new run; extends a resumed one."),
-    suite: str = typer.Option(None, "--suite", help="Task suite (quick, standard, tiny); "
-                              "default quick."),
+    suite: str = typer.Option(None, "--suite", help=f"Task suite: {', '.join(SUITES)} "
+                              f"(default {_DEFAULTS['suite']})."),
     init: list[str] = typer.Option(None, "--init", help="Initial population: seeds "
                                    "(default), noop, random, or .evz files (repeat)."),
-    population: int = typer.Option(None, "--population", help="Population size (default 32)."),
-    tournament: int = typer.Option(None, "--tournament", help="Tournament size (default 4)."),
+    population: int = typer.Option(None, "--population", help="Population size (default "
+                                   f"{_DEFAULTS['population']})."),
+    tournament: int = typer.Option(None, "--tournament", help="Tournament size (default "
+                                   f"{_DEFAULTS['tournament']})."),
     workers: int = typer.Option(None, "--workers", help="Parallel evaluations (default: one "
                                 "per core)."),
     backend: str = typer.Option(None, "--backend", help="process (default), serial "
                                 "(deterministic) or ray."),
     address: str = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT "
                                 "(default: a local Ray instance)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the search (default 0)."),
+    seed: int = typer.Option(None, "--seed", help=f"Seed of the search (default "
+                             f"{_DEFAULTS['seed']})."),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/<time>-<suite>)."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
     as_json: bool = typer.Option(False, "--json", help="No live display; print the result "
@@ -392,7 +399,7 @@ def evolve(
     from rich.live import Live
 
     from evozero import display
-    from evozero.search import Search, SearchConfig
+    from evozero.search import Search
     from evozero.store import RunStoreError
 
     execution = {k: v for k, v in (("workers", workers), ("backend", backend),
@@ -417,11 +424,12 @@ def evolve(
         else:
             if budget is None:
                 fail("--budget is required: how many candidates to train, e.g. --budget 20")
-            init_kind, texts = _init_texts(init or ["seeds"])
-            config = SearchConfig(
-                budget=budget, suite=suite or "quick", init=init_kind, init_texts=texts,
-                population=population or 32, tournament=tournament or 4,
-                seed=0 if seed is None else seed, **execution)
+            init_kind, texts = _init_texts(init or [_DEFAULTS["init"]])
+            search_settings = {k: v for k, v in (("suite", suite), ("population", population),
+                                                 ("tournament", tournament), ("seed", seed))
+                               if v is not None}
+            config = SearchConfig(budget=budget, init=init_kind, init_texts=texts,
+                                  **search_settings, **execution)
             run_dir = out or DEFAULT_RUNS_ROOT / (
                 f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}")
             search = Search.create(run_dir, config)

@@ -32,7 +32,9 @@ def candidates_table(cands: Sequence[Candidate], title: str) -> Table:
     for col in ("#", "id", "fitness", "ops", *labels, "from"):
         table.add_column(col, justify="left" if col == "from" else "right")
     for rank, c in enumerate(cands, 1):
-        origin = c.origin if c.parent is None else f"{c.parent} → {c.mutation}"
+        # The mutation's kind only: its full description is in `show --json`.
+        origin = c.origin if c.parent is None else \
+            f"{c.parent} → {(c.mutation or '').split(' ')[0]}"
         table.add_row(str(rank), str(c.id), fmt(c.fitness), str(c.complexity),
                       *(fmt(c.scores.get(k)) for k in labels), Text(origin, overflow="fold"))
     return table

@@ -20,7 +20,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -391,18 +391,8 @@ def ppo_digest() -> str:
     return hashlib.sha256(reference_program_text("ppo").encode()).hexdigest()[:16]
 
 
-def task_dict(tasks: Iterable[Task]) -> dict[str, Task]:
-    """Tasks by label (labels of one suite are unique)."""
-    out = {t.label: t for t in tasks}
-    return out
-
-
-def suite_json(suite: Suite) -> str:
-    return json.dumps(suite.to_json(), sort_keys=True)
-
-
 __all__ = [
-    "DEFAULT_SUITE", "SUITES", "NormalizerCache", "Suite", "Task", "asdict", "evaluate_job",
-    "get_suite", "normalized", "random_return", "reference_program", "reference_program_text",
-    "run_task", "task_score",
+    "DEFAULT_SUITE", "SUITES", "NormalizerCache", "Suite", "Task", "evaluate_job", "get_suite",
+    "normalized", "random_return", "reference_program", "reference_program_text", "run_task",
+    "task_score",
 ]

@@ -26,6 +26,7 @@ from evozero import dsl
 from evozero.backends import BACKENDS, Backend, Outcome, make_backend
 from evozero.canon import canonical_key, fingerprint
 from evozero.fitness import (
+    DEFAULT_SUITE,
     NormalizerCache,
     Suite,
     Task,
@@ -69,7 +70,7 @@ class SearchConfig:
     """
 
     budget: int
-    suite: str = "quick"
+    suite: str = DEFAULT_SUITE
     init: str = "seeds"
     init_texts: tuple[tuple[str, str], ...] = ()
     population: int = 32
