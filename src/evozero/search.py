@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -341,14 +342,13 @@ class Search:
         t0 = time.time()
         streak = 0
         # Candidates that were in flight when the run stopped go first.
-        for c in self.store.candidates("status = 'running'"):
-            self._dispatch(c)
+        unfinished = deque(self.store.candidates("status = 'running'"))
         while True:
             self.status.search_seconds = spent + time.time() - t0
             trained_or_running = self.status.trained + len(self.in_flight)
             while (trained_or_running < self.config.budget and streak < MAX_DUPLICATE_STREAK
                    and len(self.in_flight) < self.backend.slots):
-                candidate = self._propose()
+                candidate = unfinished.popleft() if unfinished else self._propose()
                 if candidate is None:
                     break  # nothing to breed from until a result arrives
                 if self._dispatch(candidate):
