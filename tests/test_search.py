@@ -128,7 +128,7 @@ def test_hall_of_fame_is_the_pareto_front(tmp_path):
         store.add_candidate(id=id, origin="x", parent=None, mutation=None, text=f"t{id}",
                             key=f"k{id}", fingerprint=f"f{id}", complexity=cx)
         store.finish_candidate(id, status="ok" if fit is not None else "diverged", fitness=fit)
-    assert [c.id for c in hall_of_fame(store)] == [0, 2, 4]
+    assert [c.id for c in hall_of_fame(store)] == [4, 2, 0]
 
 
 # ----------------------------------------------------------------------------- report

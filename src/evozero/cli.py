@@ -445,6 +445,7 @@ def evolve(
                       refresh_per_second=4, transient=False) as live:
                 search.on_status = lambda s: live.update(display.status_view(s))
                 search.run()
+            console.print()
     except KeyboardInterrupt:
         Console(stderr=True).print(f"stopped; everything finished is saved. Resume with: "
                                    f"evozero evolve --resume {run_dir}", highlight=False)

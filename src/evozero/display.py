@@ -45,19 +45,18 @@ def status_view(s: SearchStatus) -> RenderableType:
     elapsed = time.time() - s.started
     best = (f"{s.best.fitness:.3f} (candidate {s.best.id}, {s.best.complexity} ops)"
             if s.best and s.best.fitness is not None else "-")
+    head = Table.grid(padding=(0, 2))
+    head.add_row(ProgressBar(total=max(s.budget, 1), completed=s.trained, width=40),
+                 f"trained {s.trained}/{s.budget}", f"[bold]{s.phase}[/]", f"{elapsed:,.0f} s")
     stats = Table.grid(padding=(0, 2))
-    stats.add_row(
-        f"[bold]{s.phase}[/]", f"trained {s.trained}/{s.budget}", f"in flight {s.in_flight}",
-        f"{s.evals_per_hour:,.0f} evals/h", f"duplicates skipped {s.duplicates}",
-        f"culled {s.culled}", f"failed {s.failed}", f"{elapsed:,.0f} s")
-    parts: list[RenderableType] = [
-        ProgressBar(total=max(s.budget, 1), completed=s.trained, width=60), stats,
-        Text(f"best fitness {best}")]
+    stats.add_row(f"{s.evals_per_hour:,.0f} evals/h", f"in flight {s.in_flight}",
+                  f"duplicates skipped {s.duplicates}", f"culled {s.culled}",
+                  f"failed {s.failed}")
+    parts: list[RenderableType] = [head, stats, Text(f"best fitness {best}")]
     if s.message:
         parts.append(Text(s.message, style="italic"))
     if s.hall_of_fame:
-        front = sorted(s.hall_of_fame, key=lambda c: -(c.fitness or 0.0))[:6]
-        parts.append(candidates_table(front, "hall of fame (best per complexity)"))
+        parts.append(candidates_table(s.hall_of_fame[:6], "hall of fame (best per complexity)"))
     return Panel(Group(*parts), title="evozero evolve", title_align="left")
 
 

@@ -154,7 +154,7 @@ def tournament_select(population: Sequence[Candidate], size: int,
 
 def hall_of_fame(store: RunStore) -> list[Candidate]:
     """The Pareto front of fitness vs complexity: the best rule of each complexity that
-    no simpler rule beats, over every candidate that passed the full suite."""
+    no simpler rule beats, over every candidate that passed the full suite; fittest first."""
     front: list[Candidate] = []
     for c in store.candidates("status = 'ok' AND fitness IS NOT NULL",
                               order="complexity, fitness DESC, id"):
@@ -162,7 +162,7 @@ def hall_of_fame(store: RunStore) -> list[Candidate]:
             if front and front[-1].complexity == c.complexity:
                 continue
             front.append(c)
-    return front
+    return front[::-1]
 
 
 def top_candidates(store: RunStore, k: int) -> list[Candidate]:
