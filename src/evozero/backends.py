@@ -93,9 +93,38 @@ class Backend(ABC):
 
     name: str
     slots: int
+    time_limit: float | None = None
 
     def __init__(self) -> None:
         self._closed = False
+
+    def _deadline(self, worker: Any) -> float | None:
+        """When a worker's job expires: its time limit, or the worker's start-up limit."""
+        if worker.job_id is None:
+            return None
+        if worker.started is None:
+            return worker.created + START_TIMEOUT
+        return None if self.time_limit is None else worker.started + self.time_limit
+
+    def _expire_jobs(self, workers: list[Any], retire: Callable[[Any], object]
+                     ) -> list[Outcome]:
+        """Fails the jobs past their deadline; ``retire`` replaces their workers."""
+        outcomes = []
+        now = time.monotonic()
+        for worker in list(workers):
+            deadline = self._deadline(worker)
+            if deadline is None or now < deadline:
+                continue
+            if worker.started is None:
+                error = f"worker did not start within {START_TIMEOUT:g} s"
+            else:
+                error = f"timed out after {_limit_text(self.time_limit or 0.0)}"
+            outcomes.append(self._fail(worker, error))
+            retire(worker)
+        return outcomes
+
+    def _fail(self, worker: Any, error: str) -> Outcome:
+        raise NotImplementedError
 
     @abstractmethod
     def submit(self, job_id: int, payload: dict) -> None:
@@ -436,30 +465,9 @@ class ProcessBackend(Backend):
                         "(its traceback is on stderr)"
                     )
 
-    def _deadline(self, worker: _Worker) -> float | None:
-        """When the worker's job expires: its time limit, or the worker's start-up limit."""
-        if worker.job_id is None:
-            return None
-        if worker.started is None:
-            return worker.created + START_TIMEOUT
-        return None if self.time_limit is None else worker.started + self.time_limit
-
     def _expire(self) -> list[Outcome]:
         """Fails the jobs past their deadline and replaces their workers."""
-        outcomes = []
-        now = time.monotonic()
-        for worker in list(self._workers):
-            deadline = self._deadline(worker)
-            if deadline is None or now < deadline:
-                continue
-            if worker.started is None:
-                error = f"worker did not start within {START_TIMEOUT:g} s"
-            else:
-                error = f"timed out after {_limit_text(self.time_limit or 0.0)}"
-            outcomes.append(self._fail(worker, error))
-            self._reap(worker)
-            self._replace(worker)
-        return outcomes
+        return self._expire_jobs(self._workers, lambda w: (self._reap(w), self._replace(w)))
 
     def _service(self, worker: _Worker) -> list[Outcome]:
         """Reads the worker's messages; handles its death. Returns the finished jobs."""
@@ -721,32 +729,13 @@ class RayBackend(Backend):
         self._kill(actor)
         self._actors[self._actors.index(actor)] = self._create()
 
-    def _deadline(self, actor: _Actor) -> float | None:
-        if actor.job_id is None:
-            return None
-        if actor.started is None:
-            return actor.created + START_TIMEOUT
-        return None if self.time_limit is None else actor.started + self.time_limit
-
     def _fail(self, actor: _Actor, error: str) -> Outcome:
         assert actor.job_id is not None
         seconds = time.monotonic() - (actor.started or actor.submitted)
         return Outcome(actor.job_id, None, error, seconds)
 
     def _expire(self) -> list[Outcome]:
-        outcomes = []
-        now = time.monotonic()
-        for actor in list(self._actors):
-            deadline = self._deadline(actor)
-            if deadline is None or now < deadline:
-                continue
-            if actor.started is None:
-                error = f"worker did not start within {START_TIMEOUT:g} s"
-            else:
-                error = f"timed out after {_limit_text(self.time_limit or 0.0)}"
-            outcomes.append(self._fail(actor, error))
-            self._replace(actor)
-        return outcomes
+        return self._expire_jobs(self._actors, self._replace)
 
     def _collect(self, actor: _Actor, ref: Any) -> list[Outcome]:
         """Handles one finished call on ``actor``: its ready() or its job."""
