@@ -93,38 +93,9 @@ class Backend(ABC):
 
     name: str
     slots: int
-    time_limit: float | None = None
 
     def __init__(self) -> None:
         self._closed = False
-
-    def _deadline(self, worker: Any) -> float | None:
-        """When a worker's job expires: its time limit, or the worker's start-up limit."""
-        if worker.job_id is None:
-            return None
-        if worker.started is None:
-            return worker.created + START_TIMEOUT
-        return None if self.time_limit is None else worker.started + self.time_limit
-
-    def _expire_jobs(self, workers: list[Any], retire: Callable[[Any], object]
-                     ) -> list[Outcome]:
-        """Fails the jobs past their deadline; ``retire`` replaces their workers."""
-        outcomes = []
-        now = time.monotonic()
-        for worker in list(workers):
-            deadline = self._deadline(worker)
-            if deadline is None or now < deadline:
-                continue
-            if worker.started is None:
-                error = f"worker did not start within {START_TIMEOUT:g} s"
-            else:
-                error = f"timed out after {_limit_text(self.time_limit or 0.0)}"
-            outcomes.append(self._fail(worker, error))
-            retire(worker)
-        return outcomes
-
-    def _fail(self, worker: Any, error: str) -> Outcome:
-        raise NotImplementedError
 
     @abstractmethod
     def submit(self, job_id: int, payload: dict) -> None:
@@ -337,7 +308,84 @@ class _Worker:
     started: float | None = None  # when the job started running (worker ready)
 
 
-class ProcessBackend(Backend):
+class _PoolBackend(Backend):
+    """What the process and Ray backends share: a pool of members (worker processes or
+    actors), each running one job at a time, with per-job deadlines.
+
+    A member has ``job_id``, ``created``, ``submitted`` and ``started`` (None until the
+    member is ready). Subclasses say which members there are (:meth:`_members`), how to
+    take finished work from them (:meth:`_poll`), and how to replace one whose job
+    expired (:meth:`_retire`).
+    """
+
+    time_limit: float | None
+
+    @abstractmethod
+    def _members(self) -> list[Any]:
+        """The current members."""
+
+    @abstractmethod
+    def _poll(self, delay: float | None) -> list[Outcome]:
+        """Waits up to ``delay`` seconds for members to report; their outcomes."""
+
+    @abstractmethod
+    def _retire(self, member: Any) -> None:
+        """Stops an expired member and puts a fresh one in its place."""
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.in_flight():
+            outcomes = self._expire()
+            if outcomes:
+                return outcomes
+            wake = [d for d in (end, *map(self._deadline, self._members())) if d is not None]
+            outcomes = self._poll(max(0.0, min(wake) - time.monotonic()) if wake else None)
+            if outcomes:
+                return outcomes
+            if end is not None and time.monotonic() >= end:
+                break
+        return []
+
+    def in_flight(self) -> int:
+        return sum(m.job_id is not None for m in self._members())
+
+    def _deadline(self, member: Any) -> float | None:
+        """When a member's job expires: its time limit, or the member's start-up limit."""
+        if member.job_id is None:
+            return None
+        if member.started is None:
+            return member.created + START_TIMEOUT
+        return None if self.time_limit is None else member.started + self.time_limit
+
+    def _expire(self) -> list[Outcome]:
+        """Fails the jobs past their deadline and replaces their members."""
+        outcomes = []
+        now = time.monotonic()
+        for member in list(self._members()):
+            deadline = self._deadline(member)
+            if deadline is None or now < deadline:
+                continue
+            if member.started is None:
+                error = f"worker did not start within {START_TIMEOUT:g} s"
+            else:
+                error = f"timed out after {_limit_text(self.time_limit or 0.0)}"
+            outcomes.append(self._fail(member, error))
+            self._retire(member)
+        return outcomes
+
+    @staticmethod
+    def _elapsed(member: Any) -> float:
+        return time.monotonic() - (member.started or member.submitted)
+
+    def _fail(self, member: Any, error: str) -> Outcome:
+        """The failed outcome of a member's job; the member is free again."""
+        assert member.job_id is not None
+        outcome = Outcome(member.job_id, None, error, self._elapsed(member))
+        member.job_id = member.started = None
+        return outcome
+
+
+class ProcessBackend(_PoolBackend):
     """``workers`` spawned worker processes, one job each at a time.
 
     Jobs go to a worker over a pipe as JSON text. A worker that dies (a crash, a signal,
@@ -383,31 +431,20 @@ class ProcessBackend(Backend):
         with contextlib.suppress(OSError):  # if the worker is dying, wait() reports it
             worker.conn.send_bytes(text.encode())
 
-    def wait(self, timeout: float | None = None) -> list[Outcome]:
-        end = None if timeout is None else time.monotonic() + timeout
-        while self.in_flight():
-            outcomes = self._expire()
-            if outcomes:
-                return outcomes
-            now = time.monotonic()
-            wake = [d for d in (end, *map(self._deadline, self._workers)) if d is not None]
-            delay = max(0.0, min(wake) - now) if wake else None
-            by_handle: dict[Any, _Worker] = {}
-            for w in self._workers:
-                by_handle[w.conn] = w
-                by_handle[w.process.sentinel] = w
-            for handle in connection.wait(list(by_handle), delay):
-                worker = by_handle[handle]
-                if worker in self._workers:  # not already replaced in this round
-                    outcomes += self._service(worker)
-            if outcomes:
-                return outcomes
-            if end is not None and time.monotonic() >= end:
-                break
-        return []
+    def _poll(self, delay: float | None) -> list[Outcome]:
+        by_handle: dict[Any, _Worker] = {}
+        for w in self._workers:
+            by_handle[w.conn] = w
+            by_handle[w.process.sentinel] = w
+        outcomes: list[Outcome] = []
+        for handle in connection.wait(list(by_handle), delay):
+            worker = by_handle[handle]
+            if worker in self._workers:  # not already replaced in this round
+                outcomes += self._service(worker)
+        return outcomes
 
-    def in_flight(self) -> int:
-        return sum(w.job_id is not None for w in self._workers)
+    def _members(self) -> list[_Worker]:
+        return self._workers
 
     def close(self) -> None:
         if self._closed:
@@ -465,9 +502,9 @@ class ProcessBackend(Backend):
                         "(its traceback is on stderr)"
                     )
 
-    def _expire(self) -> list[Outcome]:
-        """Fails the jobs past their deadline and replaces their workers."""
-        return self._expire_jobs(self._workers, lambda w: (self._reap(w), self._replace(w)))
+    def _retire(self, worker: _Worker) -> None:
+        self._reap(worker)
+        self._replace(worker)
 
     def _service(self, worker: _Worker) -> list[Outcome]:
         """Reads the worker's messages; handles its death. Returns the finished jobs."""
@@ -493,15 +530,6 @@ class ProcessBackend(Backend):
             outcomes.append(self._fail(worker, error))
         self._replace(worker)
         return outcomes
-
-    def _elapsed(self, worker: _Worker) -> float:
-        return time.monotonic() - (worker.started or worker.submitted)
-
-    def _fail(self, worker: _Worker, error: str) -> Outcome:
-        assert worker.job_id is not None
-        outcome = Outcome(worker.job_id, None, error, self._elapsed(worker))
-        worker.job_id = worker.started = None
-        return outcome
 
     @staticmethod
     def _reap(worker: _Worker, exiting: bool = False) -> int | None:
@@ -581,7 +609,7 @@ class _Actor:
     started: float | None = None
 
 
-class RayBackend(Backend):
+class RayBackend(_PoolBackend):
     """One Ray actor per worker (``num_cpus=1``), one job each at a time.
 
     With ``address`` ``None`` or ``"local"`` it starts a local Ray instance with
@@ -655,37 +683,26 @@ class RayBackend(Backend):
         actor.started = now if actor.ready_ref is None else None
         actor.ref = actor.handle.run.remote(text)
 
-    def wait(self, timeout: float | None = None) -> list[Outcome]:
-        ray = self._ray
-        end = None if timeout is None else time.monotonic() + timeout
-        while self.in_flight():
-            outcomes = self._expire()
-            if outcomes:
-                return outcomes
-            pending: dict[Any, _Actor] = {}
-            for a in self._actors:
-                if a.ready_ref is not None:
-                    pending[a.ready_ref] = a
-                if a.ref is not None:
-                    pending[a.ref] = a
-            wake = [d for d in (end, *map(self._deadline, self._actors)) if d is not None]
-            delay = max(0.0, min(wake) - time.monotonic()) if wake else None
-            refs = list(pending)
-            done, _ = ray.wait(refs, num_returns=1, timeout=delay)
-            if done:  # take everything else that is ready too
-                done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            for ref in done:
-                actor = pending[ref]
-                if actor in self._actors:
-                    outcomes += self._collect(actor, ref)
-            if outcomes:
-                return outcomes
-            if end is not None and time.monotonic() >= end:
-                break
-        return []
+    def _poll(self, delay: float | None) -> list[Outcome]:
+        pending: dict[Any, _Actor] = {}
+        for a in self._actors:
+            if a.ready_ref is not None:
+                pending[a.ready_ref] = a
+            if a.ref is not None:
+                pending[a.ref] = a
+        refs = list(pending)
+        done, _ = self._ray.wait(refs, num_returns=1, timeout=delay)
+        if done:  # take everything else that is ready too
+            done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+        outcomes: list[Outcome] = []
+        for ref in done:
+            actor = pending[ref]
+            if actor in self._actors:
+                outcomes += self._collect(actor, ref)
+        return outcomes
 
-    def in_flight(self) -> int:
-        return sum(a.job_id is not None for a in self._actors)
+    def _members(self) -> list[_Actor]:
+        return self._actors
 
     def close(self) -> None:
         if self._closed:
@@ -729,13 +746,8 @@ class RayBackend(Backend):
         self._kill(actor)
         self._actors[self._actors.index(actor)] = self._create()
 
-    def _fail(self, actor: _Actor, error: str) -> Outcome:
-        assert actor.job_id is not None
-        seconds = time.monotonic() - (actor.started or actor.submitted)
-        return Outcome(actor.job_id, None, error, seconds)
-
-    def _expire(self) -> list[Outcome]:
-        return self._expire_jobs(self._actors, self._replace)
+    def _retire(self, actor: _Actor) -> None:
+        self._replace(actor)
 
     def _collect(self, actor: _Actor, ref: Any) -> list[Outcome]:
         """Handles one finished call on ``actor``: its ready() or its job."""
@@ -760,6 +772,6 @@ class RayBackend(Backend):
             outcome = self._fail(actor, f"worker died during the job ({_ray_error_summary(exc)})")
             self._replace(actor)
             return [outcome]
-        outcome = _outcome(json.loads(reply), time.monotonic() - (actor.started or actor.submitted))
+        outcome = _outcome(json.loads(reply), self._elapsed(actor))
         actor.job_id = actor.ref = actor.started = None
         return [outcome]

@@ -412,13 +412,12 @@ def evolve(
             if given:
                 fail(f"{', '.join(given)} cannot change when resuming; drop them (only "
                      "--budget, --workers, --backend and --address may)")
-            _open_run(resume, for_resume=True).close()
             search = Search.resume(resume)
             changes = dict(execution)
             if budget is not None:
                 changes["budget"] = budget
             if changes:
-                search.config = SearchConfig(**{**search.config.__dict__, **changes})
+                search.config = dataclasses.replace(search.config, **changes)
                 search.status.budget = search.config.budget
                 search.store.set_meta({"config": search.config.to_json()})
         else:

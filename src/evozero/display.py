@@ -88,10 +88,6 @@ def report_view(report: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
-def candidate_json(c: Candidate) -> dict[str, Any]:
-    return asdict(c)
-
-
 def run_overview(store: RunStore) -> dict[str, Any]:
     """One run's headline figures (``evozero runs``)."""
     meta = store.meta()
@@ -122,7 +118,7 @@ def run_json(store: RunStore, top: int) -> dict[str, Any]:
         "environment": meta.get("environment"),
         "normalizers": [{"task": t, "seed": s, "random": r, "ppo": p}
                         for (t, s), (r, p) in sorted(store.normalizers().items())],
-        "top": [candidate_json(c) for c in top_candidates(store, top)],
-        "hall_of_fame": [candidate_json(c) for c in hall_of_fame(store)],
+        "top": [asdict(c) for c in top_candidates(store, top)],
+        "hall_of_fame": [asdict(c) for c in hall_of_fame(store)],
         "report": meta.get("report"),
     }

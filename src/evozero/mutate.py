@@ -244,13 +244,14 @@ class _Ctx:
     def changes(self, child: Program) -> bool:
         return _signature(child) != self.signature
 
-    def live_site(self) -> tuple[str, int] | None:
-        """A random live instruction: a component first, then an index."""
+    def live_site(self) -> tuple[str, int, list[Instr]] | None:
+        """A random live instruction (a component first, then an index), with a copy of
+        its component's instructions to edit."""
         kinds = [k for k in COMPONENTS if self.live[k]]
         if not kinds:
             return None
         kind = _pick(self.rng, kinds)
-        return kind, _pick(self.rng, self.live[kind])
+        return kind, _pick(self.rng, self.live[kind]), self.instrs(kind)
 
     def live_constants(self) -> list[str]:
         read = {a for k in COMPONENTS for i in self.live[k]
@@ -372,8 +373,7 @@ def _change_op(ctx: _Ctx) -> _Result:
     site = ctx.live_site()
     if site is None:
         return None
-    kind, i = site
-    instrs = ctx.instrs(kind)
+    kind, i, instrs = site
     ins = instrs[i]
     ops = [op for op in ops_for(kind) if op.name != ins.op]
     same = [op for op in ops if op.arity == len(ins.args)]
@@ -399,8 +399,7 @@ def _rewire(ctx: _Ctx) -> _Result:
     site = ctx.live_site()
     if site is None:
         return None
-    kind, i = site
-    instrs = ctx.instrs(kind)
+    kind, i, instrs = site
     ins = instrs[i]
     a = int(rng.integers(len(ins.args)))
     old = ins.args[a]
