@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evozero.train import TrainConfig, train
+from evozero.native.train import TrainConfig, train
 
 GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 # (program, games): PPO everywhere, the other reference rules on two games.

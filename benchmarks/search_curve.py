@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from evozero.search import TRAINED, Search, SearchConfig
-from evozero.store import RunStore
+from evozero.search.driver import TRAINED, Search, SearchConfig
+from evozero.search.store import RunStore
 
 CHECKPOINTS = (5, 10, 20, 50, 100, 200, 300, 500, 1000)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evozero import dsl, evaluate
-from evozero.interpreter import NativeProgram
+from evozero.program import dsl
+from evozero.program import evaluate
+from evozero.native.interpreter import NativeProgram
 
 PPO = dsl.load(Path(__file__).parent.parent / "programs" / "ppo.evz")
 T, B, N = 128, 64, 1024

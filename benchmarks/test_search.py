@@ -18,8 +18,8 @@ import os
 
 import pytest
 
-from evozero.fitness import SUITES
-from evozero.search import Search, SearchConfig
+from evozero.search.fitness import SUITES
+from evozero.search.driver import Search, SearchConfig
 
 BUDGET = int(os.environ.get("EVOZERO_BENCH_SEARCH_BUDGET", "30"))
 

@@ -61,7 +61,7 @@ import numpy as np
 import pytest
 
 from evozero.envs import GAMES, MinAtarVecEnv
-from evozero.train import TrainConfig, train
+from evozero.native.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 PPO = ROOT / "programs" / "ppo.evz"
@@ -239,7 +239,7 @@ def _flops(figures, game: str, steps_per_s: float) -> None:
 
 _RSS = """
 import sys
-from evozero.train import TrainConfig, train
+from evozero.native.train import TrainConfig, train
 if sys.argv[1] == "train":
     r = train(sys.argv[2], "breakout", TrainConfig(total_steps=int(sys.argv[3])), seed=0)
     assert r.status == "ok", r.message

@@ -248,8 +248,8 @@ def learn_comparison(games: list[str], total_steps: int, seed: int, threads: int
     """Final returns (last 10% of steps) of this PPO and of evozero.train on the native games."""
     from pathlib import Path
 
-    from evozero.train import TrainConfig, final_return, learning_curve
-    from evozero.train import train as evozero_train
+    from evozero.native.train import TrainConfig, final_return, learning_curve
+    from evozero.native.train import train as evozero_train
 
     program = Path(__file__).resolve().parents[1] / "programs" / "ppo.evz"
     rows = []

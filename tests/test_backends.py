@@ -19,7 +19,7 @@ if TESTS not in sys.path:
 
 import backend_jobs  # noqa: E402
 
-from evozero.backends import (  # noqa: E402
+from evozero.search.backends import (  # noqa: E402
     BACKENDS,
     Backend,
     Outcome,

@@ -19,8 +19,8 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evozero import dsl
-from evozero.canon import (
+from evozero.program import dsl
+from evozero.program.canon import (
     CanonTimeout,
     CanonUnavailable,
     behaviour,
@@ -42,7 +42,7 @@ from evozero.program import (
     is_temp,
     random_program,
 )
-from evozero.symbolic import (
+from evozero.program.symbolic import (
     ExpressionTooLarge,
     carry_symbol,
     component_exprs,
@@ -497,8 +497,8 @@ def test_fingerprint_ignores_dead_outputs_and_names() -> None:
 _KEYS_SCRIPT = """
 import json, sys
 import numpy as np
-from evozero import dsl
-from evozero.canon import canonical_key, fingerprint
+from evozero.program import dsl
+from evozero.program.canon import canonical_key, fingerprint
 from evozero.program import random_program
 out = {}
 for path in sys.argv[1:]:

@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evozero.cli import app
-from evozero.search import Search, SearchConfig
-from evozero.store import RunStore
+from evozero.search.driver import Search, SearchConfig
+from evozero.search.store import RunStore
 
 runner = CliRunner()
 TINY = ["--suite", "tiny", "--population", "6", "--tournament", "3"]

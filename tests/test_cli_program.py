@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evozero import dsl
+from evozero.program import dsl
 from evozero.cli import app
-from evozero.evaluate import OBJECTIVE_INPUTS, run_objective
+from evozero.program.evaluate import OBJECTIVE_INPUTS, run_objective
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 PPO = str(PROGRAMS / "ppo.evz")

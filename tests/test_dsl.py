@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evozero.dsl import dump, format_literal, load, parse, render_expr, to_text
-from evozero.ops import OPS
+from evozero.program.dsl import dump, format_literal, load, parse, render_expr, to_text
+from evozero.program.ops import OPS
 from evozero.program import (
     INPUTS,
     Call,

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evozero import dsl
-from evozero.evaluate import (
+from evozero.program import dsl
+from evozero.program.evaluate import (
     POST_INPUTS,
     ObjectiveResult,
     run_objective,
     run_post,
     run_scan,
 )
-from evozero.ops import OPS
+from evozero.program.ops import OPS
 from evozero.program import Program, random_program
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"

@@ -14,8 +14,9 @@ import pytest
 import sympy
 
 import evozero
-from evozero import dsl, export
-from evozero.evaluate import (
+from evozero.program import dsl
+from evozero.export import python as export
+from evozero.program.evaluate import (
     OBJECTIVE_INPUTS,
     POST_INPUTS,
     SCAN_INPUTS,
@@ -24,8 +25,8 @@ from evozero.evaluate import (
     run_post,
     run_scan,
 )
-from evozero.export import _NUMPY_FORMS, _NUMPY_HELPERS, _TORCH_FORMS, _TORCH_HELPERS
-from evozero.ops import OPS
+from evozero.export.python import _NUMPY_FORMS, _NUMPY_HELPERS, _TORCH_FORMS, _TORCH_HELPERS
+from evozero.program.ops import OPS
 from evozero.program import Program, random_program
 
 torch = pytest.importorskip("torch")

@@ -25,9 +25,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evozero import _core, dsl, evaluate, interpreter
-from evozero.compile import OPCODES, check_native_tables, compile_program
-from evozero.ops import OPS
+from evozero import _core
+from evozero.program import dsl
+from evozero.program import evaluate
+from evozero.native import interpreter
+from evozero.native.compile import OPCODES, check_native_tables, compile_program
+from evozero.program.ops import OPS
 from evozero.program import INPUTS, MAX_CARRIES, Program, random_program
 
 PROGRAMS = sorted((Path(__file__).parent.parent / "programs").glob("*.evz"))
@@ -170,7 +173,7 @@ def test_native_tables_match_python() -> None:
     assert tuple(op.batch for op in OPS.values()) == _core.OP_BATCH
     assert {k: tuple(v) for k, v in _core.INTERPRETER_INPUTS.items()} == dict(INPUTS)
     assert _core.MAX_CARRIES == MAX_CARRIES
-    from evozero.ops import opcode
+    from evozero.program.ops import opcode
 
     assert all(OPCODES[name] == opcode(name) for name in OPS)
 

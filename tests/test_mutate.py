@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evozero import dsl
-from evozero.canon import behaviour
-from evozero.mutate import MAX_INSTRS, MUTATIONS, Mutation, mutate
+from evozero.program import dsl
+from evozero.program.canon import behaviour
+from evozero.program.mutate import MAX_INSTRS, MUTATIONS, Mutation, mutate
 from evozero.program import COMPONENTS, MAX_CARRIES, Program, is_temp, random_program
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"

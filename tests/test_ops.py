@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import sympy
 
-from evozero import ops
-from evozero.ops import OPS, Op
+from evozero.program import ops
+from evozero.program.ops import OPS, Op
 from evozero.program import COMPONENTS
 
 torch = pytest.importorskip("torch")

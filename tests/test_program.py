@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from evozero.ops import OPS
+from evozero.program.ops import OPS
 from evozero.program import (
     CARRY_INITS,
     COMPONENTS,

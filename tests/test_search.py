@@ -9,9 +9,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from evozero import dsl
-from evozero.backends import Outcome
-from evozero.fitness import (
+from evozero.program import dsl
+from evozero.search.backends import Outcome
+from evozero.search.fitness import (
     SUITES,
     NormalizerCache,
     Suite,
@@ -22,9 +22,9 @@ from evozero.fitness import (
     reference_program_text,
     task_score,
 )
-from evozero.report import bootstrap_ci, summarize
-from evozero.search import Search, SearchConfig, hall_of_fame, tournament_select
-from evozero.store import Candidate, RunStore, RunStoreError
+from evozero.search.report import bootstrap_ci, summarize
+from evozero.search.driver import Search, SearchConfig, hall_of_fame, tournament_select
+from evozero.search.store import Candidate, RunStore, RunStoreError
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from evozero import _core, dsl, interpreter
+from evozero import _core
+from evozero.program import dsl
+from evozero.native import interpreter
 from evozero.export import export_source
 
 OBS, ACTIONS, N = 400, 5, 256

@@ -1,31 +1,74 @@
 """evozero: discover reinforcement-learning update rules by program search.
 
-The public entry points: :func:`train` (one training run of an update program),
-:class:`TrainConfig`, :class:`TrainResult`, :class:`Program` with
-:func:`evozero.dsl.load`/:func:`evozero.dsl.parse` for ``.evz`` text, and the
-native games in :mod:`evozero.envs`.
+The public entry points: :func:`load` and :func:`parse` (``.evz`` text to a
+:class:`Program`), :func:`train` (one training run of an update program) with
+:class:`TrainConfig` and :class:`TrainResult`, and the native games in :mod:`evozero.envs`.
+
+Package layout, in the order of the data flow (docs/ARCHITECTURE.md):
+:mod:`evozero.program` (ops, model, text, evaluator, canonical forms, mutation) →
+:mod:`evozero.native` (compile, interpreter, training, envs) → :mod:`evozero.search`
+(evolution, driver, fitness, backends, store, report) → :mod:`evozero.export` →
+:mod:`evozero.cli`.
+
+The exports are lazy: ``import evozero.program`` loads neither the compiled extension nor
+anything native. ``import evozero`` registers the gymnasium ids ``evozero/<Game>-v0|v1``.
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("evozero")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-from evozero import envs as envs  # noqa: E402  (registers the gymnasium ids)
-from evozero.dsl import load, parse  # noqa: E402
-from evozero.program import Program, ProgramError  # noqa: E402
-from evozero.train import TrainConfig, TrainResult, train  # noqa: E402
+# name -> module that defines it; resolved on first access (PEP 562).
+_EXPORTS: dict[str, str] = {
+    "Program": "evozero.program.model",
+    "ProgramError": "evozero.program.model",
+    "load": "evozero.program.dsl",
+    "parse": "evozero.program.dsl",
+    "TrainConfig": "evozero.native.train",
+    "TrainResult": "evozero.native.train",
+    "train": "evozero.native.train",
+}
+_SUBMODULES = ("envs", "program", "native", "search", "export", "cli")
 
-__all__ = [
-    "Program",
-    "ProgramError",
-    "TrainConfig",
-    "TrainResult",
-    "__version__",
-    "envs",
-    "load",
-    "parse",
-    "train",
-]
+__all__ = ["__version__", "envs", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from evozero import envs
+    from evozero.native.train import TrainConfig, TrainResult, train
+    from evozero.program.dsl import load, parse
+    from evozero.program.model import Program, ProgramError
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"evozero.{name}")
+    else:
+        raise AttributeError(f"module 'evozero' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})
+
+
+def _register_gym_ids() -> None:
+    try:
+        import gymnasium  # noqa: F401  (a dependency; absent only in stripped-down installs)
+    except ImportError:
+        return
+    from evozero.native.gym_ids import register_envs
+
+    register_envs()
+
+
+_register_gym_ids()

@@ -65,8 +65,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evozero.ops import OPS
-from evozero.program import DIFF_INPUTS, INPUTS, OUTPUTS, Component, Instr, Program
+from evozero.program.ops import OPS
+from evozero.program.model import DIFF_INPUTS, INPUTS, OUTPUTS, Component, Instr, Program
 
 __all__ = [
     "OBJECTIVE_INPUTS",

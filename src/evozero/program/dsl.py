@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evozero.ops import OPS, PREC_ATOM, PREC_UNARY
-from evozero.program import (
+from evozero.program.ops import OPS, PREC_ATOM, PREC_UNARY
+from evozero.program.model import (
     COMPONENTS,
     Call,
     Carry,

@@ -38,9 +38,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from evozero.dsl import format_literal
-from evozero.ops import OPS, ops_for
-from evozero.program import (
+from evozero.program.dsl import format_literal
+from evozero.program.ops import OPS, ops_for
+from evozero.program.model import (
     CARRY_INITS,
     COMPONENTS,
     INPUTS,

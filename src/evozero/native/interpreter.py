@@ -18,14 +18,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from evozero import _core
-from evozero.compile import CompiledProgram, check_native_tables, compile_program
-from evozero.evaluate import (
+from evozero.native.compile import CompiledProgram, check_native_tables, compile_program
+from evozero.program.evaluate import (
     OBJECTIVE_INPUTS,
     POST_INPUTS,
     SCAN_INPUTS,
     ObjectiveResult,
 )
-from evozero.program import OUTPUTS, Program
+from evozero.program.model import OUTPUTS, Program
 
 __all__ = ["NativeProgram", "native", "run_objective", "run_post", "run_scan"]
 

@@ -17,12 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import evozero
-from evozero import dsl
-from evozero.envs import GAMES, MinAtarVecEnv
-from evozero.fitness import SUITES
-from evozero.program import Program, ProgramError
-from evozero.search import SearchConfig
-from evozero.train import TrainConfig, TrainResult, learning_curve, train
+from evozero.program import dsl
+from evozero.native.envs import GAMES, MinAtarVecEnv
+from evozero.search.fitness import SUITES
+from evozero.program.model import Program, ProgramError
+from evozero.search.driver import SearchConfig
+from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
 
 app = typer.Typer(
     help="Discover reinforcement-learning update rules by program search.",
@@ -139,7 +139,7 @@ def show(
     directory, its hall of fame, its best rules and its final report."""
     from rich.syntax import Syntax
 
-    from evozero import export
+    from evozero.export import python as export
 
     if program.is_dir():
         _show_run(program, top, as_json)
@@ -166,7 +166,7 @@ def export_command(
 ) -> None:
     """Write PROGRAM (or a run's best rules) as a standalone Python module with scan, post
     and objective functions."""
-    from evozero import export
+    from evozero.export import python as export
 
     if backend not in export.BACKENDS:
         fail(f"unknown backend {backend!r}; choose one of: {', '.join(export.BACKENDS)}")
@@ -294,7 +294,7 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 
 def _open_run(run_dir: Path, *, for_resume: bool = False):  # noqa: ANN202  (RunStore)
-    from evozero.store import RunStore, RunStoreError
+    from evozero.search.store import RunStore, RunStoreError
 
     try:
         return RunStore.open(run_dir, for_resume=for_resume)
@@ -305,8 +305,9 @@ def _open_run(run_dir: Path, *, for_resume: bool = False):  # noqa: ANN202  (Run
 def _show_run(run_dir: Path, top: int, as_json: bool) -> None:
     from rich.syntax import Syntax
 
-    from evozero import display, export
-    from evozero.search import hall_of_fame, top_candidates
+    from evozero.cli import display
+    from evozero.export import python as export
+    from evozero.search.driver import hall_of_fame, top_candidates
 
     if top < 1:
         fail("--top must be at least 1")
@@ -334,7 +335,7 @@ def _show_run(run_dir: Path, top: int, as_json: bool) -> None:
 
 
 def _run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Path, str]]:
-    from evozero.search import top_candidates
+    from evozero.search.driver import top_candidates
 
     if top < 1:
         fail("--top must be at least 1")
@@ -353,7 +354,7 @@ def _run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, P
 
 def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
     """``--init`` values: one keyword, or .evz files (parsed now, so errors come first)."""
-    from evozero.search import INITS
+    from evozero.search.driver import INITS
 
     if len(init) == 1 and init[0] in INITS:
         return init[0], ()
@@ -398,9 +399,9 @@ def evolve(
     """Evolve update rules by regularized evolution, then re-evaluate the best one."""
     from rich.live import Live
 
-    from evozero import display
-    from evozero.search import Search
-    from evozero.store import RunStoreError
+    from evozero.cli import display
+    from evozero.search.driver import Search
+    from evozero.search.store import RunStoreError
 
     execution = {k: v for k, v in (("workers", workers), ("backend", backend),
                                    ("address", address)) if v is not None}
@@ -466,8 +467,8 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the search runs under ROOT (default ./runs)."""
-    from evozero import display
-    from evozero.store import RunStore, RunStoreError, find_runs
+    from evozero.cli import display
+    from evozero.search.store import RunStore, RunStoreError, find_runs
 
     if not root.is_dir():
         fail(f"{root} is not a directory; give the folder that holds your runs "

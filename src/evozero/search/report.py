@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from evozero.fitness import Task, normalized
+from evozero.search.fitness import Task, normalized
 
 #: Bootstrap resamples behind each confidence interval.
 BOOTSTRAP_SAMPLES = 10_000

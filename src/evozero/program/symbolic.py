@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import sympy
 
-from evozero.ops import OPS
-from evozero.program import INPUTS, OUTPUTS, Instr, Program
+from evozero.program.ops import OPS
+from evozero.program.model import INPUTS, OUTPUTS, Instr, Program
 
 __all__ = [
     "ExpressionTooLarge",
@@ -179,7 +179,7 @@ def display_numbers(expr: sympy.Basic) -> sympy.Basic:
     decimal that reads back to that float32 (``8304721/8388608`` becomes ``0.99``); other
     rationals (products of literals folded exactly) get 8 significant digits.
     """
-    from evozero.dsl import format_literal
+    from evozero.program.dsl import format_literal
 
     def short(q: sympy.Rational) -> sympy.Float:
         f = float(q)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evozero.ops import OPS
-from evozero.program import CARRY_INITS, COMPONENTS, INPUTS, OUTPUTS, Component, Program
+from evozero.program.ops import OPS
+from evozero.program.model import CARRY_INITS, COMPONENTS, INPUTS, OUTPUTS, Component, Program
 
 __all__ = [
     "CARRY_INIT_CODES",

@@ -42,9 +42,10 @@ import sympy
 from sympy.printing.latex import LatexPrinter
 
 import evozero
-from evozero import dsl, ops
-from evozero.ops import OPS, PREC_ATOM, PREC_UNARY
-from evozero.program import (
+from evozero.program import dsl
+from evozero.program import ops
+from evozero.program.ops import OPS, PREC_ATOM, PREC_UNARY
+from evozero.program.model import (
     COMPONENTS,
     INPUTS,
     Call,
@@ -809,7 +810,7 @@ def _sympy_statement(node: Node) -> sympy.Expr:
 
 def latex_expr(expr: sympy.Basic, *, keep_order: bool = False) -> str:
     """LaTeX of a sympy expression from this module or :mod:`evozero.symbolic`."""
-    from evozero.symbolic import display_numbers
+    from evozero.program.symbolic import display_numbers
 
     expr = display_numbers(expr)
     # Carry values from step t+1 (symbolic.carry_symbol) print as g_{t+1}.
@@ -915,7 +916,7 @@ def simplified(program: Program, *, timeout: float = 5.0, max_degree: int = 64
     symbols). Each output is simplified in a child process given ``timeout`` seconds;
     on timeout the unsimplified expression is kept.
     """
-    from evozero.symbolic import ExpressionTooLarge, component_exprs
+    from evozero.program.symbolic import ExpressionTooLarge, component_exprs
 
     live = live_program(program)
     out: dict[str, dict[str, SimplifiedOutput]] = {}
@@ -933,7 +934,7 @@ def simplified(program: Program, *, timeout: float = 5.0, max_degree: int = 64
 
 def text_expr(expr: sympy.Basic) -> str:
     """Plain text of a sympy expression, numbers shown as short decimals."""
-    from evozero.symbolic import display_numbers
+    from evozero.program.symbolic import display_numbers
 
     return sympy.sstr(display_numbers(expr))
 

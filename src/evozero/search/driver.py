@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from evozero import dsl
-from evozero.backends import BACKENDS, Backend, Outcome, make_backend
-from evozero.canon import canonical_key, fingerprint
-from evozero.fitness import (
+from evozero.program import dsl
+from evozero.search.backends import BACKENDS, Backend, Outcome, make_backend
+from evozero.program.canon import canonical_key, fingerprint
+from evozero.search.fitness import (
     DEFAULT_SUITE,
     NormalizerCache,
     Suite,
@@ -37,10 +37,10 @@ from evozero.fitness import (
     reference_program_text,
     task_score,
 )
-from evozero.mutate import mutate
-from evozero.program import Program, random_program
-from evozero.report import summarize
-from evozero.store import Candidate, RunStore
+from evozero.program.mutate import mutate
+from evozero.program.model import Program, random_program
+from evozero.search.report import summarize
+from evozero.search.store import Candidate, RunStore
 
 INITS: tuple[str, ...] = ("seeds", "noop", "random")
 #: The reference programs that ``--init seeds`` starts from (noop is not a seed: it

@@ -23,10 +23,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from evozero import _core, dsl
-from evozero.compile import compile_program
-from evozero.envs import GAMES
-from evozero.program import Program
+from evozero import _core
+from evozero.program import dsl
+from evozero.native.compile import compile_program
+from evozero.native.envs import GAMES
+from evozero.program.model import Program
 
 Status = Literal["ok", "diverged", "error"]
 

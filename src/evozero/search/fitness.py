@@ -30,10 +30,10 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 import evozero
-from evozero import dsl
-from evozero.envs import GAMES, MinAtarVecEnv
-from evozero.program import Program
-from evozero.train import TrainConfig, learning_curve, train
+from evozero.program import dsl
+from evozero.native.envs import GAMES, MinAtarVecEnv
+from evozero.program.model import Program
+from evozero.native.train import TrainConfig, learning_curve, train
 
 #: Smallest ``R_ppo - R_random`` a score is divided by (guards a degenerate normalizer).
 MIN_SPREAD = 1e-6

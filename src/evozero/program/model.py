@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evozero.ops import OPS, ops_for
+from evozero.program.ops import OPS, ops_for
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -764,7 +764,7 @@ class Program:
         return g
 
     def __str__(self) -> str:
-        from evozero.dsl import to_text
+        from evozero.program.dsl import to_text
 
         return to_text(self)
 

@@ -14,8 +14,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from evozero.search import SearchStatus, hall_of_fame, top_candidates
-from evozero.store import Candidate, RunStore
+from evozero.search.driver import SearchStatus, hall_of_fame, top_candidates
+from evozero.search.store import Candidate, RunStore
 
 
 def fmt(x: float | None, digits: int = 3) -> str:

@@ -82,8 +82,8 @@ from typing import TypeVar
 import numpy as np
 import sympy
 
-from evozero.program import OUTPUTS, Instr, Program
-from evozero.symbolic import ExpressionTooLarge, carry_symbol, component_exprs
+from evozero.program.model import OUTPUTS, Instr, Program
+from evozero.program.symbolic import ExpressionTooLarge, carry_symbol, component_exprs
 
 __all__ = [
     "CANON_VERSION",
@@ -421,7 +421,7 @@ def behaviour(program: Program) -> dict[str, np.ndarray]:
     ``dloss_dlogp``, ``dloss_dv``, ``dloss_dentropy``. Scan is run over the whole probe
     rollout, so carries count through the outputs they feed, whatever their names.
     """
-    from evozero.evaluate import run_objective, run_post, run_scan
+    from evozero.program.evaluate import run_objective, run_post, run_scan
 
     probes = _probes()
     live = _structural_live(program)
