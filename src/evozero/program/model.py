@@ -38,7 +38,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,35 +74,14 @@ __all__ = [
     "random_program",
 ]
 
-# ----------------------------------------------------------------------------- vocabulary
-
-#: The three components, in execution order.
-COMPONENTS: tuple[str, ...] = ("scan", "post", "objective")
-
-#: Inputs of each component (carries come on top of scan's).
-INPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "scan": ("r", "term", "reset", "v", "v_next", "logp", "entropy", "progress"),
-    "post": ("adv", "vtarget", "v", "r", "progress"),
-    "objective": (
-        "logp", "logp_old", "ratio", "adv", "v", "v_old", "vtarget", "entropy", "progress",
-    ),
-})
-
-#: Outputs of each component (scan also outputs each carry's value at t).
-OUTPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "scan": ("adv", "vtarget"),
-    "post": ("adv", "vtarget"),
-    "objective": ("loss",),
-})
-
-#: Objective inputs that the interpreter carries tangents for (d ratio / d logp = ratio).
-DIFF_INPUTS: tuple[str, ...] = ("logp", "v", "entropy")
-
-#: At most this many carries in scan.
-MAX_CARRIES = 4
-
-#: Allowed initial values of a carry at the last step of the rollout.
-CARRY_INITS: tuple[str, ...] = ("0", "v_next")
+from evozero.program.vocabulary import (  # noqa: E402  (re-exported: the model's vocabulary)
+    CARRY_INITS,
+    COMPONENTS,
+    DIFF_INPUTS,
+    INPUTS,
+    MAX_CARRIES,
+    OUTPUTS,
+)
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

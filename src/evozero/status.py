@@ -1,0 +1,33 @@
+"""Statuses of training runs and search candidates: one enum, used everywhere.
+
+A training run (native or Python env) ends ``ok``, ``diverged`` (a non-finite value:
+the rule blew up) or ``error`` (the environment or the worker failed). A search candidate
+is ``running`` until its result arrives, then one of those, or ``culled`` (stopped at the
+hurdle) or ``duplicate`` (its canonical form was already trained; it inherits that result).
+The C++ core's status strings are generated from :data:`TRAINING` (csrc/generated).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    """A status; compares equal to its string value (``Status.OK == "ok"``)."""
+
+    RUNNING = "running"
+    OK = "ok"
+    CULLED = "culled"
+    DIVERGED = "diverged"
+    ERROR = "error"
+    DUPLICATE = "duplicate"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: How a training run can end (the native trainer's statuses).
+TRAINING: tuple[Status, ...] = (Status.OK, Status.DIVERGED, Status.ERROR)
+
+#: Candidates that were trained (a result of their own, whatever it was).
+TRAINED: tuple[Status, ...] = (Status.OK, Status.CULLED, Status.DIVERGED, Status.ERROR)
