@@ -12,7 +12,6 @@ mutation sites (:mod:`evozero.program.mutate`), symbolic execution
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from evozero.program.vocabulary import OUTPUTS
@@ -53,8 +52,7 @@ def liveness(instrs: Sequence[Instr], roots: Iterable[str]) -> ComponentLiveness
     return ComponentLiveness(tuple(keep), frozenset(needed))
 
 
-@dataclass(frozen=True)
-class ProgramLiveness:
+class ProgramLiveness(NamedTuple):
     """The result of :func:`program_liveness`; each mapping is keyed by component."""
 
     #: Indices of the live instructions, ascending.

@@ -293,19 +293,22 @@ class Program:
         (or output) reads its value from step t+1. Dead carries are dropped.
         """
         lv = program_liveness(self)
+        carries = lv.carries
         comps = {}
         for kind in COMPONENTS:
             comp = getattr(self, kind)
             comps[kind] = replace(
                 comp, instrs=tuple(comp.instrs[i] for i in lv.instrs[kind]),
-                carries=tuple(c for c in comp.carries if c.name in lv.carries))
+                carries=tuple(c for c in comp.carries if c.name in carries))
         return replace(self, **comps)
 
     def complexity(self) -> int:
         """Number of live ops (``copy`` statements do not count)."""
-        lv = program_liveness(self)
-        return sum(1 for kind in COMPONENTS for i in lv.instrs[kind]
-                   if getattr(self, kind).instrs[i].op != "copy")
+        total = 0
+        for kind, live in program_liveness(self).instrs.items():
+            instrs = getattr(self, kind).instrs
+            total += sum(1 for i in live if instrs[i].op != "copy")
+        return total
 
     def ops_used(self) -> frozenset[str]:
         """Names of the ops that occur in the program."""
