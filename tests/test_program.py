@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib
+import inspect
 import pickle
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
 
-from evozero.program.ops import OPS
 from evozero.program import (
     CARRY_INITS,
     COMPONENTS,
@@ -30,6 +34,8 @@ from evozero.program import (
     random_parts,
     random_program,
 )
+from evozero.program.liveness import ComponentLiveness, liveness, program_liveness
+from evozero.program.ops import OPS
 
 
 def run_component(instrs: tuple[Instr, ...], env: dict[str, np.ndarray]) -> dict[str, object]:
@@ -237,6 +243,17 @@ def test_component_kind_mismatch() -> None:
         Program((), Component("post"), Component("post"), Component("objective"))
 
 
+def test_parts_must_have_the_model_types() -> None:
+    scan = Component("scan", tuple(Instr(*s[:2], s[2:]) for s in SCAN_MIN))
+    obj = Component("objective", (Instr("loss", "copy", ("adv",)),))
+    with pytest.raises(ProgramError, match="post must be a Component, got str"):
+        Program((), scan, "post", obj)  # type: ignore[arg-type]
+    with pytest.raises(ProgramError, match="carries must be Carry objects"):
+        Program((), dataclasses.replace(scan, carries=("g",)), Component("post"), obj)
+    with pytest.raises(ProgramError, match="instructions must be Instr objects"):
+        Program((), scan, Component("post", (("adv", "copy", "adv"),)), obj)
+
+
 def test_error_carries_location() -> None:
     loc = Loc("x.evz", 4, 9)
     bad = Instr("adv", "mul", ("gama", "r"), loc=Loc("x.evz", 4, 3), arg_locs=(loc, None))
@@ -353,6 +370,97 @@ def test_carry_liveness_is_a_fixpoint() -> None:
     assert p.live().scan.carry_names == ("a", "b")
 
 
+def test_liveness_of_one_component() -> None:
+    instrs = Program.build(
+        {"gamma": 0.99},
+        scan=[("x", "exp", "r"),              # dead: x is reassigned before any read
+              ("x", "mul", "r", "gamma"),     # live, read by the reassignment below
+              ("x", "add", "x", "v"),         # live: the final binding of x
+              ("y", "neg", "x"),              # dead: y is never read
+              ("adv", "copy", "x"),
+              ("vtarget", "copy", "r")],
+        objective=OBJ_MIN).scan.instrs
+    assert liveness(instrs, ["adv"]) == ComponentLiveness((1, 2, 4), frozenset(
+        {"r", "gamma", "v"}))
+    assert liveness(instrs, ["vtarget"]) == ComponentLiveness((5,), frozenset({"r"}))
+    # A root that is never assigned (post's pass-through) stays live at entry.
+    assert liveness(instrs, ["logp", "y"]) == ComponentLiveness((1, 2, 3), frozenset(
+        {"logp", "r", "gamma", "v"}))
+    assert liveness((), ["adv"]) == ComponentLiveness((), frozenset({"adv"}))
+
+
+def test_liveness_of_a_program() -> None:
+    p = Program.build(
+        scan=[("adv", "copy", "g"),             # reads g's value from t+1: g is live
+              ("g", "add", "g", "h"),           # g's update, live with g; reads h from t+1
+              ("k", "add", "k", 1),             # k is never read: dead
+              ("vtarget", "exp", "r")],         # live: scan's outputs always are
+        carries=[("k", "0"), ("h", "0"), ("g", "v_next")],
+        post=[("vtarget", "copy", "v")],       # dead: the objective never reads vtarget;
+        objective=OBJ_MIN)                      # adv passes through post unchanged
+    lv = program_liveness(p)
+    assert lv.instrs == {"scan": (0, 1, 3), "post": (), "objective": (0,)}
+    # Carries in the order the fixpoint finds them: g (read by adv), then h (by g's update).
+    assert lv.outputs == {"scan": ("adv", "vtarget", "g", "h"), "post": ("adv",),
+                          "objective": ("loss",)}
+    assert lv.carries == ("g", "h")
+    assert lv.live_in == {"scan": frozenset({"g", "h", "r"}), "post": frozenset({"adv"}),
+                          "objective": frozenset({"logp", "adv"})}
+    live = p.live()
+    assert live.scan.carry_names == ("h", "g")  # declaration order is kept
+    assert [i.target for i in live.scan.instrs] == ["adv", "g", "vtarget"]
+    assert live.post.instrs == ()
+    assert program_liveness(live).instrs == {"scan": (0, 1, 2), "post": (), "objective": (0,)}
+
+
+def _graph_liveness(p: Program) -> tuple[dict[str, set[int]], dict[str, set[str]],
+                                         dict[str, set[str]]]:
+    """Liveness read off the dataflow graph (an independent oracle for the analysis)."""
+    g = p.graph()
+    loss = ("objective", "out", "loss")
+    reached = nx.ancestors(g, loss)
+    post_out = {o for o in OUTPUTS["post"] if ("objective", "in", o) in reached}
+    roots = {("post", "out", o) for o in post_out} | {loss}
+    roots |= {("scan", "out", o) for o in OUTPUTS["scan"]}
+    carries: set[str] = set()
+    while True:  # a carry is live when a live node reads its value from t+1
+        reached = set().union(*(nx.ancestors(g, r) for r in roots))
+        new = {c for c in p.scan.carry_names if ("scan", "carry", c) in reached} - carries
+        if not new:
+            break
+        carries |= new
+        roots |= {("scan", "out", c) for c in new}
+    instrs = {k: {n[1] for n in reached if n[0] == k and isinstance(n[1], int)}
+              for k in COMPONENTS}
+    live_in = {k: {n[2] for n in reached if n[0] == k and n[1] in ("in", "carry")}
+               for k in COMPONENTS}
+    for kind in COMPONENTS:  # constants are shared nodes: those this component's live code reads
+        live_in[kind] |= {src[1] for i in instrs[kind] for src, _ in g.in_edges((kind, i))
+                          if src[0] == "const"}
+    outputs = {"scan": set(OUTPUTS["scan"]) | carries, "post": post_out,
+               "objective": {"loss"}}
+    return instrs, outputs, live_in
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_liveness_agrees_with_the_dataflow_graph(seed: int) -> None:
+    p = random_program(np.random.default_rng(2000 + seed), max_instrs=12, max_carries=4)
+    lv = program_liveness(p)
+    instrs, outputs, live_in = _graph_liveness(p)
+    for kind in COMPONENTS:
+        assert set(lv.instrs[kind]) == instrs[kind]
+        assert set(lv.outputs[kind]) == outputs[kind]
+        assert lv.live_in[kind] == live_in[kind]
+        assert lv.instrs[kind] == tuple(sorted(lv.instrs[kind]))
+    # Dropping dead code leaves only live code, and the same live outputs.
+    lp = p.live()
+    again = program_liveness(lp)
+    assert {k: len(v) for k, v in again.instrs.items()} == {
+        k: len(lp.component(k).instrs) for k in COMPONENTS}
+    assert {k: set(v) for k, v in again.outputs.items()} == {
+        k: set(v) for k, v in lv.outputs.items()}
+
+
 def test_reference_complexities() -> None:
     p = Program.build({"eps": 0.2, "c_v": 0.5}, scan=SCAN_MIN, objective=PPO_OBJECTIVE)
     assert p.complexity() == 11  # the objective's 11 ops; scan has only copies
@@ -410,3 +518,60 @@ def test_random_programs_are_valid_and_deterministic(seed: int) -> None:
     assert Program(a.constants, a.scan, a.post, a.objective) == a
     assert len(a.scan.carries) <= MAX_CARRIES
     assert re.fullmatch(r"[\s\S]*objective:[\s\S]*", str(a))
+
+
+# ----------------------------------------------------------------------------- layout
+
+#: Where each public name of ``evozero.program`` is defined (its docstring's map).
+HOMES: dict[str, tuple[str, ...]] = {
+    "evozero.program.vocabulary": ("CARRY_INITS", "COMPONENTS", "DIFF_INPUTS", "INPUTS",
+                                   "MAX_CARRIES", "OUTPUTS"),
+    "evozero.program.model": ("Arg", "Carry", "Component", "Const", "Instr", "Program"),
+    "evozero.program.errors": ("Loc", "ProgramError"),
+    "evozero.program.normal_form": ("Call", "Node", "expression_forest", "inline_plan",
+                                    "is_temp", "normalize_instrs"),
+    "evozero.program.random_programs": ("random_instr", "random_literal", "random_parts",
+                                        "random_program"),
+}
+
+
+def test_public_names_live_in_their_modules() -> None:
+    pkg = importlib.import_module("evozero.program")
+    assert sorted(n for names in HOMES.values() for n in names) == sorted(pkg.__all__)
+    for home, names in HOMES.items():
+        module = importlib.import_module(home)
+        for name in names:
+            obj = getattr(module, name)
+            assert name in module.__all__ and getattr(pkg, name) is obj
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert obj.__module__ == home, name
+
+
+def _runtime_imports(body: list[ast.stmt]) -> Iterator[str]:
+    """Modules a module body imports when it runs (not under ``if TYPE_CHECKING``)."""
+    for node in body:
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+            yield from (f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.If) and ast.unparse(node.test) != "TYPE_CHECKING":
+            yield from _runtime_imports(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            yield from _runtime_imports(node.body + [s for h in node.handlers for s in h.body])
+
+
+def test_no_import_cycles() -> None:
+    src = Path(importlib.import_module("evozero").__file__).parent.parent
+    modules = {".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in sorted((src / "evozero").rglob("*.py"))}
+    g = nx.DiGraph()
+    for name, path in modules.items():
+        g.add_node(name)
+        g.add_edges_from((name, m) for m in _runtime_imports(ast.parse(path.read_text()).body)
+                         if m in modules and m != name)
+    assert nx.is_directed_acyclic_graph(g), nx.find_cycle(g)
+    # The program model stands alone: no native code, search, export or CLI below it.
+    for name in modules:
+        if name.startswith("evozero.program"):
+            assert all(d.startswith("evozero.program") for d in nx.descendants(g, name)), name

@@ -28,7 +28,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 # name -> module that defines it; resolved on first access (PEP 562).
 _EXPORTS: dict[str, str] = {
     "Program": "evozero.program.model",
-    "ProgramError": "evozero.program.model",
+    "ProgramError": "evozero.program.errors",
     "load": "evozero.program.dsl",
     "parse": "evozero.program.dsl",
     "TrainConfig": "evozero.native.train",
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from evozero import envs
     from evozero.native.train import TrainConfig, TrainResult, train
     from evozero.program.dsl import load, parse
-    from evozero.program.model import Program, ProgramError
+    from evozero.program.errors import ProgramError
+    from evozero.program.model import Program
 
 
 def __getattr__(name: str) -> Any:

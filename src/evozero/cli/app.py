@@ -17,12 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import evozero
-from evozero.program import dsl
 from evozero.native.envs import GAMES, MinAtarVecEnv
-from evozero.search.fitness import SUITES
-from evozero.program.model import Program, ProgramError
-from evozero.search.driver import SearchConfig
 from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
+from evozero.program import dsl
+from evozero.program.errors import ProgramError
+from evozero.program.model import Program
+from evozero.search.driver import SearchConfig
+from evozero.search.fitness import SUITES
 
 app = typer.Typer(
     help="Discover reinforcement-learning update rules by program search.",

@@ -42,18 +42,11 @@ import sympy
 from sympy.printing.latex import LatexPrinter
 
 import evozero
-from evozero.program import dsl
-from evozero.program import ops
+from evozero.program import dsl, ops
+from evozero.program.model import Program
+from evozero.program.normal_form import Call, Node, expression_forest, is_temp
 from evozero.program.ops import OPS, PREC_ATOM, PREC_UNARY
-from evozero.program.model import (
-    COMPONENTS,
-    INPUTS,
-    Call,
-    Node,
-    Program,
-    expression_forest,
-    is_temp,
-)
+from evozero.program.vocabulary import COMPONENTS, INPUTS
 
 __all__ = [
     "BACKENDS",

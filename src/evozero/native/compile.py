@@ -32,8 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evozero.program.liveness import liveness
+from evozero.program.model import Component, Program
 from evozero.program.ops import OPS
-from evozero.program.model import CARRY_INITS, COMPONENTS, INPUTS, OUTPUTS, Component, Program
+from evozero.program.vocabulary import CARRY_INITS, COMPONENTS, INPUTS, OUTPUTS
 
 __all__ = [
     "CARRY_INIT_CODES",
@@ -112,14 +114,8 @@ class CompiledProgram:
 
 def _component_live(comp: Component) -> Component:
     """Drop instructions that none of the component's own outputs needs (carries kept)."""
-    needed = set(comp.outputs) | set(comp.carry_names)
-    keep = []
-    for ins in reversed(comp.instrs):
-        if ins.target in needed:
-            keep.append(ins)
-            needed.discard(ins.target)
-            needed.update(ins.names())
-    return Component(comp.kind, tuple(reversed(keep)), comp.carries, comp.loc)
+    keep = liveness(comp.instrs, comp.outputs).instrs
+    return Component(comp.kind, tuple(comp.instrs[i] for i in keep), comp.carries, comp.loc)
 
 
 def _lower(comp: Component, constants: Mapping[str, float]) -> CompiledComponent:

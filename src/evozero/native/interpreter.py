@@ -25,7 +25,8 @@ from evozero.program.evaluate import (
     SCAN_INPUTS,
     ObjectiveResult,
 )
-from evozero.program.model import OUTPUTS, Program
+from evozero.program.model import Program
+from evozero.program.vocabulary import OUTPUTS
 
 __all__ = ["NativeProgram", "native", "run_objective", "run_post", "run_scan"]
 

@@ -82,8 +82,10 @@ from typing import TypeVar
 import numpy as np
 import sympy
 
-from evozero.program.model import OUTPUTS, Instr, Program
+from evozero.program.liveness import program_liveness
+from evozero.program.model import Program
 from evozero.program.symbolic import ExpressionTooLarge, carry_symbol, component_exprs
+from evozero.program.vocabulary import OUTPUTS
 
 __all__ = [
     "CANON_VERSION",
@@ -395,23 +397,14 @@ def probe_inputs() -> dict[str, dict[str, np.ndarray]]:
     return _probes()
 
 
-def _reads(instrs: tuple[Instr, ...], roots: list[str]) -> set[str]:
-    """Names the final bindings of ``roots`` read at the component's entry."""
-    needed = set(roots)
-    for ins in reversed(instrs):
-        if ins.target in needed:
-            needed.discard(ins.target)
-            needed.update(ins.names())
-    return needed
-
-
 def _structural_live(program: Program) -> dict[str, list[str]]:
-    """Live outputs per component by dataflow (the fingerprint cannot see through sympy)."""
-    read = _reads(program.objective.instrs, ["loss"])
-    post_live = [o for o in OUTPUTS["post"] if o in read]
-    read = _reads(program.post.instrs, post_live)
-    scan_live = [o for o in OUTPUTS["scan"] if o in read]
-    return {"scan": scan_live, "post": post_live, "objective": ["loss"]}
+    """Live outputs per component by dataflow (the fingerprint cannot see through sympy).
+
+    Unlike :meth:`Program.live`, a scan output counts only when post's live code reads it.
+    """
+    lv = program_liveness(program)
+    scan_live = [o for o in OUTPUTS["scan"] if o in lv.live_in["post"]]
+    return {"scan": scan_live, "post": list(lv.outputs["post"]), "objective": ["loss"]}
 
 
 def behaviour(program: Program) -> dict[str, np.ndarray]:

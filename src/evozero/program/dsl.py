@@ -39,25 +39,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evozero.program.ops import OPS, PREC_ATOM, PREC_UNARY
-from evozero.program.model import (
-    COMPONENTS,
-    Call,
-    Carry,
-    Component,
-    Const,
-    Instr,
+from evozero.program.errors import (
     Loc,
-    Node,
-    Program,
     ProgramError,
-    _literal,
     _suggest,
     check_name_syntax,
-    expression_forest,
     msg_arity,
     msg_unknown_op,
 )
+from evozero.program.model import Carry, Component, Const, Instr, Program, _literal
+from evozero.program.normal_form import Call, Node, expression_forest
+from evozero.program.ops import OPS, PREC_ATOM, PREC_UNARY
+from evozero.program.vocabulary import COMPONENTS
 
 __all__ = ["dump", "format_literal", "load", "parse", "render_expr", "to_text"]
 

@@ -65,8 +65,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evozero.program.model import Component, Instr, Program
 from evozero.program.ops import OPS
-from evozero.program.model import DIFF_INPUTS, INPUTS, OUTPUTS, Component, Instr, Program
+from evozero.program.vocabulary import DIFF_INPUTS, INPUTS, OUTPUTS
 
 __all__ = [
     "OBJECTIVE_INPUTS",

@@ -39,23 +39,15 @@ from typing import TypeVar
 import numpy as np
 
 from evozero.program.dsl import format_literal
+from evozero.program.errors import ProgramError
+from evozero.program.liveness import program_liveness
+from evozero.program.model import Arg, Carry, Component, Instr, Program
+from evozero.program.normal_form import is_temp
 from evozero.program.ops import OPS, ops_for
-from evozero.program.model import (
-    CARRY_INITS,
-    COMPONENTS,
-    INPUTS,
-    MAX_CARRIES,
-    OUTPUTS,
-    Arg,
-    Carry,
-    Component,
-    Instr,
-    Program,
-    ProgramError,
-    is_temp,
-    random_instr,
-    random_literal,
-)
+from evozero.program.random_programs import CARRY_POOL as _CARRY_POOL
+from evozero.program.random_programs import NAME_POOL as _NAME_POOL
+from evozero.program.random_programs import random_instr, random_literal
+from evozero.program.vocabulary import CARRY_INITS, COMPONENTS, INPUTS, MAX_CARRIES, OUTPUTS
 
 __all__ = ["MAX_INSTRS", "MUTATIONS", "Mutation", "mutate"]
 
@@ -71,8 +63,6 @@ RANDOM_INSTRS: int = 10
 
 _P_LITERAL = 0.15  # chance that a new argument is a literal rather than a name
 _FALLBACK_TRIES = 200  # randomize_component attempts once max_tries are spent
-_NAME_POOL = ("a", "b", "c", "d", "x", "y", "z", "u", "w", "delta", "tmp", "k")
-_CARRY_POOL = ("g", "h", "acc", "m")
 _NICE = (0.0, 0.5, 0.99, 1.0, 2.0, -1.0, 0.1, 0.01, 0.95, 0.2, 1e-8)
 _F32_MAX = float(np.finfo(np.float32).max)
 _RESERVED = frozenset(n for k in COMPONENTS for n in INPUTS[k] + OUTPUTS[k]) | frozenset(OPS)
@@ -112,39 +102,6 @@ def _fmt(ins: Instr) -> str:
 
 def _with_args(ins: Instr, args: Sequence[Arg]) -> Instr:
     return Instr(ins.target, ins.op, tuple(args))
-
-
-def _backward(instrs: Sequence[Instr], roots: Sequence[str]) -> tuple[list[int], set[str]]:
-    """Backward liveness: indices of the instructions ``roots`` need, names read at entry."""
-    needed = set(roots)
-    keep: list[int] = []
-    for i in range(len(instrs) - 1, -1, -1):
-        if instrs[i].target in needed:
-            keep.append(i)
-            needed.discard(instrs[i].target)
-            needed.update(instrs[i].names())
-    keep.reverse()
-    return keep, needed
-
-
-def _liveness(program: Program) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
-    """Live instruction indices and live outputs (carries included) per component.
-
-    The same analysis as :meth:`Program.live`: loss is live, a post output when the
-    objective reads it, scan's outputs always, and a carry when live code reads it.
-    """
-    obj_keep, obj_reads = _backward(program.objective.instrs, ["loss"])
-    post_out = [o for o in OUTPUTS["post"] if o in obj_reads]
-    post_keep, _ = _backward(program.post.instrs, post_out)
-    scan_out = list(OUTPUTS["scan"])
-    while True:
-        scan_keep, reads = _backward(program.scan.instrs, scan_out)
-        new = [c for c in program.scan.carry_names if c in reads and c not in scan_out]
-        if not new:
-            break
-        scan_out += new
-    return ({"scan": scan_keep, "post": post_keep, "objective": obj_keep},
-            {"scan": scan_out, "post": post_out, "objective": ["loss"]})
 
 
 def _signature(program: Program) -> tuple:
@@ -235,8 +192,8 @@ class _Ctx:
     rng: np.random.Generator
     max_instrs: int
     signature: tuple
-    live: Mapping[str, list[int]]
-    live_outputs: Mapping[str, list[str]]
+    live: Mapping[str, Sequence[int]]  # live instruction indices (see program_liveness)
+    live_outputs: Mapping[str, Sequence[str]]
 
     def instrs(self, kind: str) -> list[Instr]:
         return list(self.program.component(kind).instrs)
@@ -599,7 +556,8 @@ def mutate(program: Program, rng: np.random.Generator, *, kinds: Sequence[str] =
     unknown = [k for k in kinds if k not in _MUTATORS]
     if not kinds or unknown:
         raise ValueError(f"kinds must be a non-empty subset of {MUTATIONS}, got {kinds}")
-    ctx = _Ctx(program, rng, max_instrs, _signature(program), *_liveness(program))
+    lv = program_liveness(program)
+    ctx = _Ctx(program, rng, max_instrs, _signature(program), lv.instrs, lv.outputs)
     for _ in range(max_tries):
         result = _attempt(ctx, kinds[int(rng.integers(len(kinds)))])
         if result is not None:

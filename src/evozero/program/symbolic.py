@@ -30,8 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import sympy
 
+from evozero.program.liveness import liveness
+from evozero.program.model import Program
 from evozero.program.ops import OPS
-from evozero.program.model import INPUTS, OUTPUTS, Instr, Program
+from evozero.program.vocabulary import INPUTS, OUTPUTS
 
 __all__ = [
     "ExpressionTooLarge",
@@ -71,19 +73,6 @@ def literal(value: float) -> sympy.Rational:
 def output_names(program: Program, kind: str) -> tuple[str, ...]:
     """The outputs of component ``kind``: ``OUTPUTS[kind]`` plus, for scan, its carries."""
     return program.component(kind).outputs
-
-
-def _needed(instrs: Sequence[Instr], roots: Iterable[str]) -> list[bool]:
-    """Backward liveness: which instructions the final bindings of ``roots`` depend on."""
-    needed = set(roots)
-    keep = [False] * len(instrs)
-    for i in range(len(instrs) - 1, -1, -1):
-        ins = instrs[i]
-        if ins.target in needed:
-            keep[i] = True
-            needed.discard(ins.target)
-            needed.update(ins.names())
-    return keep
 
 
 # Degree bound (see component_exprs): how each op can grow the largest integer power or
@@ -150,10 +139,8 @@ def component_exprs(program: Program, kind: str, *, substitute_constants: bool =
     for c in comp.carries:
         env[c.name] = carry_symbol(c.name)
     degree: dict[str, int] = dict.fromkeys(env, 1)
-    keep = _needed(comp.instrs, names)
-    for ins, k in zip(comp.instrs, keep, strict=True):
-        if not k:
-            continue
+    for i in liveness(comp.instrs, names).instrs:
+        ins = comp.instrs[i]
         if max_degree is not None:
             d = _degree(ins.op, [degree[a] if isinstance(a, str) else 1 for a in ins.args])
             if d > max_degree:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+__all__ = ["CARRY_INITS", "COMPONENTS", "DIFF_INPUTS", "INPUTS", "MAX_CARRIES", "OUTPUTS"]
+
 #: The three components, in execution order.
 COMPONENTS: tuple[str, ...] = ("scan", "post", "objective")
 

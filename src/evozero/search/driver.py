@@ -24,8 +24,11 @@ from typing import Any
 import numpy as np
 
 from evozero.program import dsl
-from evozero.search.backends import BACKENDS, Backend, Outcome, make_backend
 from evozero.program.canon import canonical_key, fingerprint
+from evozero.program.model import Program
+from evozero.program.mutate import mutate
+from evozero.program.random_programs import random_program
+from evozero.search.backends import BACKENDS, Backend, Outcome, make_backend
 from evozero.search.fitness import (
     DEFAULT_SUITE,
     NormalizerCache,
@@ -37,8 +40,6 @@ from evozero.search.fitness import (
     reference_program_text,
     task_score,
 )
-from evozero.program.mutate import mutate
-from evozero.program.model import Program, random_program
 from evozero.search.report import summarize
 from evozero.search.store import Candidate, RunStore
 
