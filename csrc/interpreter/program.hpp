@@ -19,9 +19,9 @@
 
 namespace evozero::interp {
 
-// Component kinds, input slots, output counts and carry init codes are generated from
-// the Python vocabulary (generated/slots.hpp); the op table from ops.py (generated/ops.hpp).
-
+// Kind, the input slots (kNumInputs, kScanVNext, ...), kNumFixedOutputs, kMaxCarries and
+// CarryInit are generated from the Python vocabulary (generated/slots.hpp), the op table
+// from ops.py (generated/ops.hpp).
 static_assert(kMaxArity == 3, "the interpreter and its kernels take up to 3 arguments");
 
 struct Instr {

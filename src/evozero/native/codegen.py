@@ -34,7 +34,8 @@ from evozero.program.ops import OPS
 from evozero.program.vocabulary import COMPONENTS, MAX_CARRIES, OUTPUTS
 from evozero.status import TRAINING
 
-__all__ = ["GENERATED_DIR", "main", "render", "stale", "tables", "tables_digest", "write"]
+__all__ = ["GENERATED_DIR", "main", "render", "repo_root", "stale", "tables", "tables_digest",
+           "write"]
 
 #: Where the generated headers live, relative to the repository root.
 GENERATED_DIR = Path("csrc/generated")
