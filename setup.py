@@ -22,6 +22,8 @@ if os.environ.get("EVOZERO_SANITIZE") == "1":
 ext = Pybind11Extension(
     "evozero._core",
     sorted(glob("csrc/**/*.cpp", recursive=True)),
+    # Headers too, so that a changed header (csrc/generated/ after a codegen run) rebuilds.
+    depends=sorted(glob("csrc/**/*.hpp", recursive=True)),
     include_dirs=["csrc"],
     cxx_std=17,
     extra_compile_args=extra,

@@ -14,8 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from evozero import _core
-from evozero.envs import GAMES
+from evozero.envs import GAMES, MinAtarVecEnv
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -27,7 +26,7 @@ WORK = 4096  # env-steps per round, both sides
 @pytest.mark.parametrize("game", GAMES)
 def test_native_steps(benchmark, figures, game: str) -> None:
     benchmark.group = f"env steps: {game}"
-    env = _core.MinAtarVecEnv(game, WORK)
+    env = MinAtarVecEnv(game, WORK)._env  # the core's env, with evozero.envs' defaults
     size = WORK * 100 * env.channels
     obs = np.empty(size, dtype=bool)
     reward = np.empty(WORK, dtype=np.float32)

@@ -58,6 +58,12 @@ def test_registered_env_passes_env_checker(game: str, minimal: bool) -> None:
     env.close()
 
 
+def test_games_are_the_cores() -> None:
+    from evozero import _core
+
+    assert tuple(_core.GAMES) == GAMES  # the ids are registered without loading the core
+
+
 def test_gym_ids() -> None:
     assert gym_id("breakout") == "evozero/Breakout-v1"
     assert gym_id("space_invaders", minimal_action_set=False) == "evozero/SpaceInvaders-v0"

@@ -16,14 +16,25 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from evozero import _core  # noqa: E402
+from evozero.native.train import TrainConfig  # noqa: E402
 
 torch.set_num_threads(1)
+
+#: The trainer's settings the networks take: evozero.TrainConfig's defaults.
+DEFAULTS = TrainConfig()
 
 
 # ---- helpers ------------------------------------------------------------------
 
 
-def torch_copy(net: _core.ActorCritic) -> nn.ModuleDict:
+def actor_critic(obs_size: int, num_actions: int, hidden: int = DEFAULTS.hidden,
+                 seed: int = 0) -> _core.testing.ActorCritic:
+    """The native networks as the trainer builds them (Adam's eps: TrainConfig's)."""
+    return _core.testing.ActorCritic(obs_size, num_actions, hidden, seed,
+                                     adam_eps=DEFAULTS.adam_eps)
+
+
+def torch_copy(net: _core.testing.ActorCritic) -> nn.ModuleDict:
     """A torch module with the native network's architecture and parameters."""
 
     def mlp(out: int) -> nn.Sequential:
@@ -71,7 +82,7 @@ def coefficients(rng: np.random.Generator, n: int, scale: float = 1.0):
     return tuple((scale * rng.standard_normal(n) / n).astype(np.float32) for _ in range(3))
 
 
-def randomized(net: _core.ActorCritic, rng: np.random.Generator, scale: float = 0.3):
+def randomized(net: _core.testing.ActorCritic, rng: np.random.Generator, scale: float = 0.3):
     """Moves the parameters away from the init (non-zero biases, larger logits)."""
     params = {
         k: (v + scale * rng.standard_normal(v.shape)).astype(np.float32)
@@ -104,7 +115,7 @@ SHAPES = [  # obs_size, num_actions, hidden, density
 @pytest.mark.parametrize(("obs_size", "num_actions", "hidden", "density"), SHAPES)
 def test_gradients_match_torch(obs_size, num_actions, hidden, density) -> None:
     rng = np.random.default_rng(obs_size + hidden)
-    net = randomized(_core.ActorCritic(obs_size, num_actions, hidden, seed=1), rng)
+    net = randomized(actor_critic(obs_size, num_actions, hidden, seed=1), rng)
     n = 203  # not a multiple of the row tile
     dense, indptr, indices = sparse_batch(rng, n, obs_size, density)
     actions = rng.integers(0, num_actions, n)
@@ -121,7 +132,7 @@ def test_gradients_match_torch(obs_size, num_actions, hidden, density) -> None:
 
 def test_forward_matches_torch() -> None:
     rng = np.random.default_rng(7)
-    net = randomized(_core.ActorCritic(400, 6, seed=3), rng, scale=0.5)
+    net = randomized(actor_critic(400, 6, seed=3), rng, scale=0.5)
     dense, indptr, indices = sparse_batch(rng, 64, 400, 0.09)
     actions = rng.integers(0, 6, 64)
     expected = [t.detach().numpy() for t in torch_outputs(torch_copy(net), dense, actions)]
@@ -133,7 +144,7 @@ def test_forward_matches_torch() -> None:
 
 def test_gradients_at_initialization_match_torch() -> None:
     rng = np.random.default_rng(11)
-    net = _core.ActorCritic(400, 18, seed=5)
+    net = actor_critic(400, 18, seed=5)
     dense, indptr, indices = sparse_batch(rng, 128, 400, 0.09)
     actions = rng.integers(0, 18, 128)
     c = coefficients(rng, 128)
@@ -146,7 +157,7 @@ def test_gradients_at_initialization_match_torch() -> None:
 
 def test_sparse_and_dense_paths_identical() -> None:
     rng = np.random.default_rng(3)
-    net = randomized(_core.ActorCritic(400, 6, seed=2), rng)
+    net = randomized(actor_critic(400, 6, seed=2), rng)
     dense, indptr, indices = sparse_batch(rng, 257, 400, 0.09)
     actions = rng.integers(0, 6, 257)
     c = coefficients(rng, 257)
@@ -159,11 +170,11 @@ def test_sparse_and_dense_paths_identical() -> None:
     for name in gs:
         np.testing.assert_array_equal(gs[name], gd[name], err_msg=name)
 
-    twin = _core.ActorCritic(400, 6, seed=2)
+    twin = actor_critic(400, 6, seed=2)
     twin.set_parameters(net.parameters())
-    assert net.step_sparse(indptr, indices, actions, *c, lr=5e-3) == twin.step_dense(
-        dense, actions, *c, lr=5e-3
-    )
+    clip = DEFAULTS.max_grad_norm
+    assert net.step_sparse(indptr, indices, actions, *c, lr=5e-3, max_grad_norm=clip) == (
+        twin.step_dense(dense, actions, *c, lr=5e-3, max_grad_norm=clip))
     for name, value in net.parameters().items():
         np.testing.assert_array_equal(value, twin.parameters()[name], err_msg=name)
 
@@ -181,7 +192,7 @@ def test_step_matches_torch_adam(scale: float) -> None:
     own gradients would mostly test float32 summation order.
     """
     rng = np.random.default_rng(5)
-    net = randomized(_core.ActorCritic(400, 6, seed=4), rng)
+    net = randomized(actor_critic(400, 6, seed=4), rng)
     module = torch_copy(net)
     params = dict(module.named_parameters())
     optimizer = torch.optim.Adam(module.parameters(), lr=1.0, eps=1e-5)
@@ -221,7 +232,7 @@ def test_step_matches_torch_adam(scale: float) -> None:
 def test_adam_step_with_given_gradients() -> None:
     """adam_step(grads) is optax: clip_by_global_norm(0.5) then adam(eps=1e-5)."""
     rng = np.random.default_rng(9)
-    net = _core.ActorCritic(8, 3, hidden=16, seed=0)
+    net = actor_critic(8, 3, hidden=16, seed=0)
     p = {k: v.astype(np.float64) for k, v in net.parameters().items()}
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v2 = {k: np.zeros_like(v) for k, v in p.items()}
@@ -241,13 +252,14 @@ def test_adam_step_with_given_gradients() -> None:
 
 def test_non_finite_gradient_is_not_applied() -> None:
     rng = np.random.default_rng(2)
-    net = _core.ActorCritic(400, 6, seed=0)
+    net = actor_critic(400, 6, seed=0)
     before = net.parameters()
     _, indptr, indices = sparse_batch(rng, 32, 400, 0.09)
     actions = rng.integers(0, 6, 32)
     c_logp, c_v, c_h = coefficients(rng, 32)
     c_v[3] = np.nan
-    assert np.isnan(net.step_sparse(indptr, indices, actions, c_logp, c_v, c_h, lr=5e-3))
+    assert np.isnan(net.step_sparse(indptr, indices, actions, c_logp, c_v, c_h, lr=5e-3,
+                                    max_grad_norm=DEFAULTS.max_grad_norm))
     assert net.adam_count == 0
     for k, v in net.parameters().items():
         np.testing.assert_array_equal(v, before[k])
@@ -258,7 +270,7 @@ def test_non_finite_gradient_is_not_applied() -> None:
 
 @pytest.mark.parametrize(("obs_size", "hidden"), [(400, 64), (4, 64), (100, 20)])
 def test_orthogonal_init(obs_size: int, hidden: int) -> None:
-    params = _core.ActorCritic(obs_size, 6, hidden=hidden, seed=0).parameters()
+    params = actor_critic(obs_size, 6, hidden=hidden, seed=0).parameters()
     gains = {"0": np.sqrt(2), "2": np.sqrt(2)}
     for name, w in params.items():
         if name.endswith("bias"):
@@ -271,16 +283,16 @@ def test_orthogonal_init(obs_size: int, hidden: int) -> None:
 
 
 def test_init_is_deterministic() -> None:
-    a = _core.ActorCritic(400, 6, seed=42).parameters()
-    b = _core.ActorCritic(400, 6, seed=42).parameters()
-    c = _core.ActorCritic(400, 6, seed=43).parameters()
+    a = actor_critic(400, 6, seed=42).parameters()
+    b = actor_critic(400, 6, seed=42).parameters()
+    c = actor_critic(400, 6, seed=43).parameters()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
         if name.endswith("weight"):
             assert not np.array_equal(a[name], c[name]), name
     # pinned values: the generator (mt19937_64, polar method, Gram-Schmidt) is
     # platform-independent, so these must never change
-    w = _core.ActorCritic(3, 2, hidden=4, seed=123).parameters()["actor.0.weight"]
+    w = actor_critic(3, 2, hidden=4, seed=123).parameters()["actor.0.weight"]
     assert w.tolist() == PINNED_ACTOR_0_WEIGHT
 
 
@@ -296,7 +308,7 @@ PINNED_ACTOR_0_WEIGHT = [
 
 
 def test_bad_inputs_raise_value_error() -> None:
-    net = _core.ActorCritic(10, 3, hidden=8)
+    net = actor_critic(10, 3, hidden=8)
     indptr = np.array([0, 2, 3], dtype=np.int64)
     indices = np.array([1, 4, 9], dtype=np.int32)
     actions = np.array([0, 2])
@@ -335,7 +347,7 @@ def test_bad_inputs_raise_value_error() -> None:
         with pytest.raises(ValueError):
             net.gradients_dense(obs, actions, c, bad_c, c)
         with pytest.raises(ValueError):
-            net.step_sparse(indptr, indices, actions, bad_c, c, c, lr=1e-3)
+            net.step_sparse(indptr, indices, actions, bad_c, c, c, lr=1e-3, max_grad_norm=0.5)
 
     params = net.parameters()
     for broken in (
@@ -347,14 +359,14 @@ def test_bad_inputs_raise_value_error() -> None:
         with pytest.raises(ValueError):
             net.set_parameters(broken)
         with pytest.raises(ValueError):
-            net.adam_step(broken, lr=1e-3)
+            net.adam_step(broken, lr=1e-3, max_grad_norm=0.5)
     for sizes in ((0, 3), (10, 0), (10, 3, 0), (-1, 3)):
         with pytest.raises(ValueError):
-            _core.ActorCritic(*sizes)
+            actor_critic(*sizes)
 
 
 def test_empty_batch() -> None:
-    net = _core.ActorCritic(10, 3, hidden=8)
+    net = actor_critic(10, 3, hidden=8)
     empty = np.zeros(0, dtype=np.float32)
     logp, v, h = net.forward_sparse(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, int))
     assert logp.shape == v.shape == h.shape == (0,)

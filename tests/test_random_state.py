@@ -12,7 +12,7 @@ SEEDS = [0, 1, 42, 123456789, 2**31, 2**32 - 1]
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_raw_stream_matches_numpy(seed: int) -> None:
-    ours = _core.RandomState(seed)
+    ours = _core.testing.RandomState(seed)
     ref = np.random.RandomState(seed)
     expected = ref.randint(0, 2**32, size=2000, dtype=np.uint64)  # one 32-bit draw each
     assert [ours.next_u32() for _ in range(2000)] == expected.tolist()
@@ -20,7 +20,7 @@ def test_raw_stream_matches_numpy(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_rand_matches_numpy(seed: int) -> None:
-    ours = _core.RandomState(seed)
+    ours = _core.testing.RandomState(seed)
     ref = np.random.RandomState(seed)
     assert [ours.rand() for _ in range(1500)] == [ref.rand() for _ in range(1500)]
 
@@ -33,7 +33,7 @@ def test_rand_matches_numpy(seed: int) -> None:
     ),
 )
 def test_randint_and_rand_interleaved_match_numpy(seed: int, bounds: list) -> None:
-    ours = _core.RandomState(seed)
+    ours = _core.testing.RandomState(seed)
     ref = np.random.RandomState(seed)
     for lo, width in bounds:
         assert ours.randint(lo, lo + width) == ref.randint(lo, lo + width)
@@ -41,7 +41,7 @@ def test_randint_and_rand_interleaved_match_numpy(seed: int, bounds: list) -> No
 
 
 def test_randint_array_form_draws_element_by_element() -> None:
-    ours = _core.RandomState(7)
+    ours = _core.testing.RandomState(7)
     ref = np.random.RandomState(7)
     expected = ref.randint(1, 6, 8).tolist() + ref.rand(8).tolist()
     got = [ours.randint(1, 6) for _ in range(8)] + [ours.rand() for _ in range(8)]
@@ -49,7 +49,7 @@ def test_randint_array_form_draws_element_by_element() -> None:
 
 
 def test_randint_with_one_value_draws_nothing() -> None:
-    ours = _core.RandomState(3)
+    ours = _core.testing.RandomState(3)
     ref = np.random.RandomState(3)
     assert ours.randint(5, 6) == 5
     assert ours.next_u32() == int(ref.randint(0, 2**32, dtype=np.uint64))
@@ -57,4 +57,4 @@ def test_randint_with_one_value_draws_nothing() -> None:
 
 def test_randint_rejects_empty_range() -> None:
     with pytest.raises(ValueError, match="lo < hi"):
-        _core.RandomState(0).randint(3, 3)
+        _core.testing.RandomState(0).randint(3, 3)

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from evozero import _core
-from evozero.program import dsl
-from evozero.native import interpreter
 from evozero.export import export_source
+from evozero.native import interpreter
+from evozero.program import dsl
 
 OBS, ACTIONS, N = 400, 5, 256
 
@@ -51,7 +51,7 @@ def _torch_nets(params: dict[str, np.ndarray]) -> dict[str, torch.nn.Sequential]
 def test_native_gradients_equal_torch_autograd(name: str, tmp_path: Path) -> None:
     program = dsl.load(f"programs/{name}.evz")
     rng = np.random.default_rng(0)
-    net = _core.ActorCritic(OBS, ACTIONS, 64, 7)
+    net = _core.testing.ActorCritic(OBS, ACTIONS, 64, 7, adam_eps=1e-5)
     # A sparse binary minibatch, as MinAtar gives: about 35 active cells of 400.
     dense = (rng.random((N, OBS)) < 35 / OBS).astype(np.float32)
     indptr = np.concatenate([[0], np.cumsum(dense.sum(1))]).astype(np.int64)

@@ -22,6 +22,13 @@ constexpr std::size_t kAlign = 16;  // floats: 64 bytes, one cache line / AVX-51
 // Objective workspace slots before the registers' own.
 constexpr int kSlotRatio = 0, kSlotOnes = 1, kSlotPartials = 2, kObjectiveFixedSlots = 5;
 
+// The inputs structs (interpreter.hpp) have one field per input of the vocabulary but
+// progress (and the objective's ratio, which is computed): a new input needs a field there.
+static_assert(kNumInputs[kScan] == 8 && kNumInputs[kPost] == 5 && kNumInputs[kObjective] == 9,
+              "the vocabulary's inputs changed: update ScanInputs, PostInputs, ObjectiveInputs");
+// mean, std and normalize are the reductions run_instr computes.
+static_assert(kNumBatchOps == 3, "a new batch op needs its reduction in Interpreter::run_instr");
+
 void copy_or_fill(std::size_t n, float* out, const float* src, bool scalar) {
   if (scalar) {
     kernels::fill(n, out, src[0]);
@@ -60,10 +67,10 @@ void Interpreter::plan_component(const Component& c, Plan& p) {
   }
   for (int r = ni; r < c.first_const(); ++r) p.slot[r] = p.num_slots++;  // carries from t+1
   if (c.kind == kObjective) {
-    p.slot[kObjRatio] = kSlotRatio;
-    p.tmask[kObjLogp] = p.tmask[kObjRatio] = 1;
-    p.tmask[kObjV] = 2;
-    p.tmask[kObjEntropy] = 4;
+    p.slot[kObjectiveRatio] = kSlotRatio;
+    p.tmask[kObjectiveLogp] = p.tmask[kObjectiveRatio] = 1;
+    p.tmask[kObjectiveV] = 2;
+    p.tmask[kObjectiveEntropy] = 4;
   }
   // Scalar-ness and tangent masks flow forward.
   for (std::size_t i = 0; i < c.code.size(); ++i) {
@@ -95,10 +102,10 @@ void Interpreter::plan_component(const Component& c, Plan& p) {
   if (c.kind != kScan) {
     for (std::size_t i = 0; i < c.code.size(); ++i) p.order.push_back(int32_t(i));
     p.reads_ratio = c.kind == kObjective &&
-                    (c.outputs[0] == kObjRatio ||
+                    (c.outputs[0] == kObjectiveRatio ||
                      std::any_of(c.code.begin(), c.code.end(), [](const Instr& in) {
-                       return in.src[0] == kObjRatio || in.src[1] == kObjRatio ||
-                              in.src[2] == kObjRatio;
+                       return in.src[0] == kObjectiveRatio || in.src[1] == kObjectiveRatio ||
+                              in.src[2] == kObjectiveRatio;
                      }));
     return;
   }
@@ -206,8 +213,10 @@ void Interpreter::run_scan(std::size_t T, std::size_t B, const ScanInputs& in, f
   const Component& c = program_.scan;
   Plan& p = plans_[kScan];
   const std::size_t n = T * B;
-  const float* inputs[8] = {in.r, in.term, in.reset, in.v, in.v_next, in.logp, in.entropy,
-                            nullptr};
+  const float* inputs[kNumInputs[kScan]] = {};  // progress is a scalar, set by bind()
+  inputs[kScanR] = in.r, inputs[kScanTerm] = in.term, inputs[kScanReset] = in.reset;
+  inputs[kScanV] = in.v, inputs[kScanVNext] = in.v_next, inputs[kScanLogp] = in.logp;
+  inputs[kScanEntropy] = in.entropy;
   bind(c, p, n, inputs, progress);
   if (n == 0) return;
   for (int32_t i : p.order) run_instr(c, p, i, n, 0);
@@ -246,7 +255,9 @@ void Interpreter::run_post(std::size_t n, const PostInputs& in, float progress,
                            const PostOutputs& out) {
   const Component& c = program_.post;
   Plan& p = plans_[kPost];
-  const float* inputs[5] = {in.adv, in.vtarget, in.v, in.r, nullptr};
+  const float* inputs[kNumInputs[kPost]] = {};
+  inputs[kPostAdv] = in.adv, inputs[kPostVtarget] = in.vtarget, inputs[kPostV] = in.v;
+  inputs[kPostR] = in.r;
   bind(c, p, n, inputs, progress);
   if (n == 0) return;
   for (int32_t i : p.order) run_instr(c, p, i, n, 0);
@@ -260,8 +271,10 @@ void Interpreter::run_objective(std::size_t n, const ObjectiveInputs& in, float 
                                 const ObjectiveOutputs& out) {
   const Component& c = program_.objective;
   Plan& p = plans_[kObjective];
-  const float* inputs[9] = {in.logp, in.logp_old, nullptr, in.adv, in.v,
-                            in.v_old, in.vtarget, in.entropy, nullptr};
+  const float* inputs[kNumInputs[kObjective]] = {};  // the ratio is computed
+  inputs[kObjectiveLogp] = in.logp, inputs[kObjectiveLogpOld] = in.logp_old;
+  inputs[kObjectiveAdv] = in.adv, inputs[kObjectiveV] = in.v, inputs[kObjectiveVOld] = in.v_old;
+  inputs[kObjectiveVtarget] = in.vtarget, inputs[kObjectiveEntropy] = in.entropy;
   bind(c, p, n, inputs, progress);
   if (n == 0) return;
   float* ratio = slot_ptr(kSlotRatio);
@@ -272,10 +285,10 @@ void Interpreter::run_objective(std::size_t n, const ObjectiveInputs& in, float 
     auto& t = tptr_[r];
     for (int k = 0; k < 3; ++k) t[k] = p.tslot[r][k] >= 0 ? slot_ptr(p.tslot[r][k]) : nullptr;
   }
-  tptr_[kObjLogp] = {ones, nullptr, nullptr};
-  tptr_[kObjRatio] = {ratio, nullptr, nullptr};
-  tptr_[kObjV] = {nullptr, ones, nullptr};
-  tptr_[kObjEntropy] = {nullptr, nullptr, ones};
+  tptr_[kObjectiveLogp] = {ones, nullptr, nullptr};
+  tptr_[kObjectiveRatio] = {ratio, nullptr, nullptr};
+  tptr_[kObjectiveV] = {nullptr, ones, nullptr};
+  tptr_[kObjectiveEntropy] = {nullptr, nullptr, ones};
   for (int32_t i : p.order) run_instr(c, p, i, n, 0);
   const int32_t r = c.outputs[0];
   if (out.loss) copy_or_fill(n, out.loss, ptr_[r], p.scalar[r]);

@@ -47,7 +47,7 @@ struct ScanInputs {
 struct ScanOutputs {
   float* adv;
   float* vtarget;
-  float* carries[kMaxCarries] = {nullptr, nullptr, nullptr, nullptr};  // optional, (T, B)
+  float* carries[kMaxCarries] = {};  // optional, (T, B)
 };
 struct PostInputs {
   const float* adv;

@@ -82,28 +82,14 @@ EVOZERO_INTERP_INLINE void loop_d(std::size_t n, float* __restrict out, float* _
     }                                                     \
   } while (0)
 
-// opcode -> op struct (a switch, not a generic lambda: a lambda body would not be
-// compiled per target).
-#define EVOZERO_OPS(CASE)  \
-  CASE(kAdd, Add)          \
-  CASE(kSub, Sub)          \
-  CASE(kMul, Mul)          \
-  CASE(kDiv, Div)          \
-  CASE(kNeg, Neg)          \
-  CASE(kAbs, Abs)          \
-  CASE(kSquare, Square)    \
-  CASE(kSqrt, Sqrt)        \
-  CASE(kExp, Exp)          \
-  CASE(kLog, Log)          \
-  CASE(kTanh, Tanh)        \
-  CASE(kSigmoid, Sigmoid)  \
-  CASE(kRelu, Relu)        \
-  CASE(kSign, Sign)        \
-  CASE(kMin, Min)          \
-  CASE(kMax, Max)          \
-  CASE(kClip, Clip)        \
-  CASE(kWhere, Where)      \
-  CASE(kCopy, Copy)
+// opcode -> op struct: a switch over the generated EVOZERO_ELEMENTWISE_OPS (a switch, not
+// a generic lambda: a lambda body would not be compiled per target). Each kernel's arity
+// must be its op's in ops.py:
+#define CHECK_ARITY(code, O)                     \
+  static_assert(ops::O::arity == kOps[code].arity, \
+                "ops::" #O " takes another number of arguments than its row in ops.py");
+EVOZERO_ELEMENTWISE_OPS(CHECK_ARITY)
+#undef CHECK_ARITY
 
 }  // namespace
 
@@ -114,7 +100,7 @@ EVOZERO_INTERP_CLONES void values(int32_t op, unsigned mode, std::size_t n, floa
   case code:                                                \
     EVOZERO_MODES(loop, ops::O, n, out, a, b, c);           \
     break;
-    EVOZERO_OPS(CASE)
+    EVOZERO_ELEMENTWISE_OPS(CASE)
 #undef CASE
     default:
       break;
@@ -129,7 +115,7 @@ EVOZERO_INTERP_CLONES void values_partials(int32_t op, unsigned mode, std::size_
   case code:                                                              \
     EVOZERO_MODES(loop_d, ops::O, n, out, d[0], d[1], d[2], a, b, c);     \
     break;
-    EVOZERO_OPS(CASE)
+    EVOZERO_ELEMENTWISE_OPS(CASE)
 #undef CASE
     default:
       break;

@@ -1,19 +1,19 @@
-// The op table of the interpreter: one small struct per op with its exact float32
-// value and its partial derivatives, AutoML-Zero style.
+// The kernels of the interpreter's ops: one small struct per elementwise op with its
+// exact float32 value and its partial derivatives, AutoML-Zero style.
 //
-// This is a port of src/evozero/ops.py, whose module docstring is the contract:
-// every definition below is written exactly as it is there (same operations, same
-// order, same float32 constants), so the arithmetic ops and the protection logic are
-// bit-identical to numpy, and exp/log/tanh/sigmoid differ only by the libm's ulp.
-// NaN behaviour follows the numpy forms: every comparison is written the way ops.py
-// writes it (`a < b ? a : b`, never std::min), so e.g. relu(NaN) = 0, min(NaN, 1) = 1,
-// min(1, NaN) = NaN, exp(NaN) = NaN and log's partial at NaN is 0.
+// The op table itself (opcodes, names, arity, where each op is allowed, the dispatch
+// list) is generated from src/evozero/program/ops.py into generated/ops.hpp; the kernels
+// here are hand-written because they are the numerics. Each is a port of the op's numpy
+// form in ops.py, whose module docstring is the contract: every definition below is
+// written exactly as it is there (same operations, same order, same float32 constants),
+// so the arithmetic ops and the protection logic are bit-identical to numpy, and
+// exp/log/tanh/sigmoid differ only by the libm's ulp. NaN behaviour follows the numpy
+// forms: every comparison is written the way ops.py writes it (`a < b ? a : b`, never
+// std::min), so e.g. relu(NaN) = 0, min(NaN, 1) = 1, min(1, NaN) = NaN, exp(NaN) = NaN
+// and log's partial at NaN is 0.
 //
-// The order of kOps is the opcode numbering and must equal the order of ops.OPS
-// (tests/test_interpreter.py checks it through _core.OP_NAMES).
-//
-// Each op struct has:
-//   arity            number of arguments
+// Each op struct is named after its op in CamelCase (op "foo_bar": struct FooBar) and has:
+//   arity            number of arguments (kernels.cpp checks it against the table)
 //   f(args...)       the value
 //   fd(args..., d0, d1, ...) the value, writing d out / d arg_j to d_j (the partials
 //                    ops.py's `partials` return, conventions at kinks and ties included)
@@ -24,28 +24,9 @@
 #include <cmath>
 #include <cstdint>
 
+#include "generated/ops.hpp"
+
 namespace evozero::interp {
-
-enum Op : int32_t {
-  kAdd, kSub, kMul, kDiv, kNeg, kAbs, kSquare, kSqrt, kExp, kLog, kTanh, kSigmoid, kRelu,
-  kSign, kMin, kMax, kClip, kWhere, kCopy, kMean, kStd, kNormalize,
-  kNumOps
-};
-
-struct OpInfo {
-  const char* name;
-  int arity;
-  bool batch;  // post-only batch reduction (no partials)
-};
-
-inline constexpr OpInfo kOps[kNumOps] = {
-    {"add", 2, false},     {"sub", 2, false},   {"mul", 2, false},  {"div", 2, false},
-    {"neg", 1, false},     {"abs", 1, false},   {"square", 1, false}, {"sqrt", 1, false},
-    {"exp", 1, false},     {"log", 1, false},   {"tanh", 1, false}, {"sigmoid", 1, false},
-    {"relu", 1, false},    {"sign", 1, false},  {"min", 2, false},  {"max", 2, false},
-    {"clip", 3, false},    {"where", 3, false}, {"copy", 1, false}, {"mean", 1, true},
-    {"std", 1, true},      {"normalize", 1, true},
-};
 
 // Protection constants (ops.DIV_EPS, LOG_EPS, EXP_MAX, NORM_EPS), float32.
 inline constexpr float kDivEps = 1e-6f;

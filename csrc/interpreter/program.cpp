@@ -33,8 +33,13 @@ void Component::validate() const {
     const std::string where = "instruction " + std::to_string(i);
     if (in.op < 0 || in.op >= kNumOps) fail(kind, where + " has bad opcode " + std::to_string(in.op));
     const OpInfo& info = kOps[in.op];
-    if (info.batch && kind != kPost)
-      fail(kind, where + ": op '" + info.name + "' is only allowed in post");
+    if (!(info.components & (1u << kind))) {
+      std::string allowed;
+      for (int k = 0; k < kNumKinds; ++k)
+        if (info.components & (1u << k))
+          allowed += (allowed.empty() ? "" : ", ") + std::string(kKindNames[k]);
+      fail(kind, where + ": op '" + info.name + "' is only allowed in " + allowed);
+    }
     if (in.dst != base + int32_t(i))
       fail(kind, where + " writes register " + std::to_string(in.dst) + ", expected " +
                      std::to_string(base + int32_t(i)));

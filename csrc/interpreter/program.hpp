@@ -14,31 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "interpreter/ops.hpp"
+#include "generated/ops.hpp"
+#include "generated/slots.hpp"
 
 namespace evozero::interp {
 
-enum Kind : int { kScan, kPost, kObjective, kNumKinds };
-
-inline constexpr const char* kKindNames[kNumKinds] = {"scan", "post", "objective"};
-
-// Component inputs, in the order of program.INPUTS (a test checks they agree).
-inline constexpr const char* kScanInputs[] = {"r", "term", "reset", "v", "v_next",
-                                              "logp", "entropy", "progress"};
-inline constexpr const char* kPostInputs[] = {"adv", "vtarget", "v", "r", "progress"};
-inline constexpr const char* kObjectiveInputs[] = {"logp", "logp_old", "ratio",   "adv",
-                                                   "v",    "v_old",    "vtarget", "entropy",
-                                                   "progress"};
-inline constexpr int kNumInputs[kNumKinds] = {8, 5, 9};
-// Input slots the interpreter treats specially.
-inline constexpr int kProgressSlot[kNumKinds] = {7, 4, 8};
-inline constexpr int kScanVNext = 4;
-inline constexpr int kObjLogp = 0, kObjLogpOld = 1, kObjRatio = 2, kObjV = 4, kObjEntropy = 7;
-// Outputs: scan (adv, vtarget, carries...), post (adv, vtarget), objective (loss).
-inline constexpr int kNumFixedOutputs[kNumKinds] = {2, 2, 1};
-inline constexpr int kMaxCarries = 4;
-
-enum CarryInit : int32_t { kInitZero = 0, kInitVNext = 1 };
+// Kind, the input slots (kNumInputs, kScanVNext, ...), kNumFixedOutputs, kMaxCarries and
+// CarryInit are generated from the Python vocabulary (generated/slots.hpp), the op table
+// from ops.py (generated/ops.hpp).
+static_assert(kMaxArity == 3, "the interpreter and its kernels take up to 3 arguments");
 
 struct Instr {
   int32_t op;      // opcode: index into kOps (the order of ops.OPS)

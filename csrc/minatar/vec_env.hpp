@@ -14,11 +14,13 @@
 
 namespace evozero::minatar {
 
+// No defaults here: the Python callers hold them (evozero.envs.MinAtarVecEnv, whose
+// defaults are minatar's, and evozero.TrainConfig) and pass every field.
 struct EnvOptions {
-  double sticky_action_prob = 0.1;
-  bool difficulty_ramping = true;
-  bool minimal_action_set = false;
-  int64_t max_episode_steps = 0;  // 0: no truncation, as the reference
+  double sticky_action_prob;
+  bool difficulty_ramping;
+  bool minimal_action_set;
+  int64_t max_episode_steps;  // 0: no truncation, as the reference
 };
 
 // Per-step outputs, each of length num_envs (obs: num_envs * obs_size).

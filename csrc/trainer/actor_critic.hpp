@@ -49,8 +49,8 @@ class ActorCritic {
   // Initial parameters depend only on the seed (see init.hpp): the actor's
   // three weights then the critic's are drawn from one NormalRng(seed);
   // gains sqrt(2) (hidden), 0.01 (actor output), 1 (critic output); zero biases.
-  ActorCritic(int obs_size, int num_actions, int hidden = 64, uint64_t seed = 0,
-              AdamConfig adam = {});
+  // No defaults: evozero.TrainConfig holds hidden and Adam's eps.
+  ActorCritic(int obs_size, int num_actions, int hidden, uint64_t seed, AdamConfig adam);
 
   int obs_size() const { return obs_size_; }
   int num_actions() const { return num_actions_; }

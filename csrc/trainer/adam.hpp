@@ -28,14 +28,14 @@
 namespace evozero::trainer {
 
 struct AdamConfig {
+  float eps;  // no default: evozero.TrainConfig.adam_eps holds it
   float b1 = 0.9f;
   float b2 = 0.999f;
-  float eps = 1e-5f;
 };
 
 class Adam {
  public:
-  explicit Adam(std::size_t size, AdamConfig config = {})
+  explicit Adam(std::size_t size, AdamConfig config)
       : config_(config), m_(size, 0.0f), v_(size, 0.0f) {}
 
   // Clips grads in place, updates params; returns the norm before clipping.

@@ -119,7 +119,7 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
     const std::size_t obs_bytes = env.binary() ? sizeof(uint8_t) : sizeof(float);
 
     ActorCritic net(size, A, cfg.hidden, splitmix64(seed ^ 0xac7019c21ull),
-                    AdamConfig{0.9f, 0.999f, cfg.adam_eps});
+                    AdamConfig{cfg.adam_eps});
     std::mt19937_64 rng(splitmix64(seed ^ 0x5a3c1e77ull));
     ObsStore store(env.binary(), size);
 
@@ -139,14 +139,14 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
         mb_vtarget(n), loss(n), d_logp(n), d_v(n), d_ent(n);
 
     auto diverged = [&](const std::string& what) {
-      result.status = "diverged";
+      result.status = Status::kDiverged;
       result.message = what;
     };
 
     env.reset(seed, obs.data());
     for (int64_t u = 0; u < updates; ++u) {
       if (progress && progress->cancel.load()) {
-        result.status = "error";
+        result.status = Status::kError;
         result.message = "cancelled";
         break;
       }
@@ -194,7 +194,7 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
           for (int i = 0; i < B; ++i)
             if (!reset[row0 - B + i]) v_next[row0 - B + i] = v[row0 + i];
       }
-      if (result.status != "ok") break;
+      if (result.status != Status::kOk) break;
       // V(s_T) for the last step.
       store.append(obs.data(), B);
       {
@@ -215,7 +215,7 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
       }
 
       // E epochs of M shuffled minibatches.
-      for (int e = 0; e < cfg.update_epochs && result.status == "ok"; ++e) {
+      for (int e = 0; e < cfg.update_epochs && result.status == Status::kOk; ++e) {
         for (int64_t i = 0; i < batch; ++i) perm[i] = i;
         for (int64_t i = batch - 1; i > 0; --i) std::swap(perm[i], perm[rng() % uint64_t(i + 1)]);
         for (int m = 0; m < cfg.num_minibatches; ++m) {
@@ -248,10 +248,10 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
           }
         }
       }
-      if (result.status != "ok") break;
+      if (result.status != Status::kOk) break;
     }
   } catch (const std::exception& e) {
-    result.status = "error";
+    result.status = Status::kError;
     result.message = e.what();
   }
   result.seconds =

@@ -9,27 +9,45 @@
 //           backprop the mean loss, clip the global grad norm, Adam (lr annealed)
 //
 // The update rule is whatever the program encodes (see UpdateRule); a
-// non-finite value anywhere ends the run with status "diverged".
+// non-finite value anywhere ends the run with status kDiverged.
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "generated/status.hpp"
 #include "trainer/train_env.hpp"
 
 namespace evozero::trainer {
 
+// The trainer's settings. No defaults here: evozero.TrainConfig (Python) holds them and
+// their docs, and the bindings require every field (for_each_field names them; a test
+// checks the names are the dataclass's fields but the env's).
 struct TrainConfig {
-  int64_t total_steps = 1'000'000;
-  int num_steps = 128;  // T; B is the env's num_envs
-  int update_epochs = 4;
-  int num_minibatches = 8;
-  float lr = 5e-3f;
-  bool anneal_lr = true;
-  float adam_eps = 1e-5f;
-  float max_grad_norm = 0.5f;
-  int hidden = 64;
+  int64_t total_steps;
+  int num_steps;  // T; B is the env's num_envs
+  int update_epochs;
+  int num_minibatches;
+  float lr;
+  bool anneal_lr;
+  float adam_eps;
+  float max_grad_norm;
+  int hidden;
+
+  // Calls f(name, field) for every field, in declaration order.
+  template <class F>
+  void for_each_field(F&& f) {
+    f("total_steps", total_steps);
+    f("num_steps", num_steps);
+    f("update_epochs", update_epochs);
+    f("num_minibatches", num_minibatches);
+    f("lr", lr);
+    f("anneal_lr", anneal_lr);
+    f("adam_eps", adam_eps);
+    f("max_grad_norm", max_grad_norm);
+    f("hidden", hidden);
+  }
 };
 
 // Rollout arrays are (T, B), row-major: element t * B + i is env i at step t.
@@ -62,7 +80,7 @@ class UpdateRule {
 struct TrainResult {
   std::vector<float> episode_returns;
   std::vector<int64_t> episode_end_steps;
-  std::string status = "ok";  // ok | diverged | error
+  Status status = Status::kOk;  // generated/status.hpp (evozero.status.TRAINING)
   std::string message;
   int64_t steps = 0;
   double seconds = 0;

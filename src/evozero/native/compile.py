@@ -5,7 +5,7 @@ A compiled component is four arrays (the C++ side is ``csrc/interpreter/program.
 ``code`` ``(n, 5) int32``
     one row per instruction: ``opcode, dst, src0, src1, src2`` (``-1`` past the op's
     arity). The opcode is the op's index in :data:`evozero.ops.OPS` (:data:`OPCODES`);
-    the C++ table of op names is checked against it (:func:`check_native_tables`).
+    the C++ op table is generated from it (:mod:`evozero.native.codegen`).
 ``consts`` ``(k,) float32``
     the values of the constant registers: named constants and literals, deduplicated.
 ``outputs`` ``(m,) int32``
@@ -16,10 +16,10 @@ A compiled component is four arrays (the C++ side is ``csrc/interpreter/program.
     (:data:`CARRY_INIT_CODES`).
 
 Registers are numbered per component: the inputs first, in the order of
-``program.INPUTS[kind]`` (``progress`` included), then the carries (their value from step
-``t+1``), then the constant registers, then one register per instruction, so instruction
-``i`` writes ``first_temp + i`` and reads only lower registers (straight-line SSA: the
-renaming resolves "a use refers to the latest binding").
+``program.INPUTS[kind]`` (``progress`` included; :data:`INPUT_SLOTS`), then the carries
+(their value from step ``t+1``), then the constant registers, then one register per
+instruction, so instruction ``i`` writes ``first_temp + i`` and reads only lower registers
+(straight-line SSA: the renaming resolves "a use refers to the latest binding").
 
 The native interpreter (:mod:`evozero.interpreter`) builds an ``_core.Interpreter`` from
 :meth:`CompiledProgram.arrays`; the trainer does the same in C++.
@@ -27,8 +27,10 @@ The native interpreter (:mod:`evozero.interpreter`) builds an ``_core.Interprete
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -40,6 +42,7 @@ from evozero.program.vocabulary import CARRY_INITS, COMPONENTS, INPUTS, OUTPUTS
 __all__ = [
     "CARRY_INIT_CODES",
     "CODE_WIDTH",
+    "INPUT_SLOTS",
     "OPCODES",
     "CompiledComponent",
     "CompiledProgram",
@@ -55,6 +58,13 @@ CODE_WIDTH = 5
 
 #: Carry initial values as the C++ side encodes them.
 CARRY_INIT_CODES: Mapping[str, int] = {init: i for i, init in enumerate(CARRY_INITS)}
+
+#: The register (slot) of each input of each component: its index in ``INPUTS[kind]``.
+#: The C++ slot numbers are generated from it (csrc/generated/slots.hpp).
+INPUT_SLOTS: Mapping[str, Mapping[str, int]] = MappingProxyType({
+    kind: MappingProxyType({name: i for i, name in enumerate(INPUTS[kind])})
+    for kind in COMPONENTS
+})
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,7 +156,7 @@ def _lower(comp: Component, constants: Mapping[str, float]) -> CompiledComponent
                 constant(constants[a], a)
         bound.add(ins.target)
     first_temp = first_const + len(const_values)
-    env: dict[str, int] = {n: i for i, n in enumerate(inputs)}
+    env: dict[str, int] = dict(INPUT_SLOTS[kind])
     env.update({c: len(inputs) + j for j, c in enumerate(carries)})
     registers = [*inputs, *(f"{c}@t+1" for c in carries), *const_names]
     code = np.full((len(comp.instrs), CODE_WIDTH), -1, dtype=np.int32)
@@ -189,15 +199,21 @@ def compile_program(program: Program, *, live: bool = True) -> CompiledProgram:
     return CompiledProgram(**parts)
 
 
+@functools.cache
 def check_native_tables() -> None:
-    """Raise RuntimeError unless the C++ op table and input slots match the Python ones."""
-    from evozero import _core
+    """Raise RuntimeError unless the loaded core was built from the current tables.
 
-    ours = [(op.name, op.arity, op.batch) for op in OPS.values()]
-    theirs = list(zip(_core.OP_NAMES, _core.OP_ARITY, _core.OP_BATCH, strict=True))
-    if ours != theirs:
-        raise RuntimeError(f"native op table {theirs} differs from evozero.ops {ours}")
-    native_inputs = {k: tuple(v) for k, v in _core.INTERPRETER_INPUTS.items()}
-    if native_inputs != {k: tuple(INPUTS[k]) for k in COMPONENTS}:
-        raise RuntimeError(f"native interpreter inputs {native_inputs} differ from "
-                           f"program.INPUTS {dict(INPUTS)}")
+    The C++ op table and input slots are generated from the Python ones
+    (:mod:`evozero.native.codegen`); the core records a digest of what it was built from.
+    A core built before an op or an input changed would run the wrong ops: this catches it
+    (checked once per process).
+    """
+    from evozero import _core
+    from evozero.native.codegen import tables_digest
+
+    built, ours = getattr(_core, "TABLES_DIGEST", None), tables_digest()
+    if built != ours:
+        raise RuntimeError(
+            f"the native core was built from other tables (digest {built}) than "
+            f"evozero.program.ops and vocabulary (digest {ours}): run "
+            "python -m evozero.native.codegen, then rebuild the core")

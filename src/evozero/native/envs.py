@@ -35,8 +35,13 @@ from gymnasium.vector.utils import batch_space
 from evozero import _core
 from evozero.native.gym_ids import GAMES, check_game, gym_id, register_envs
 
-__all__ = ["GAMES", "MinAtarEnv", "MinAtarVecEnv", "active_cells", "gym_id", "make_vec",
-           "register_envs"]
+__all__ = ["DIFFICULTY_RAMPING", "GAMES", "STICKY_ACTION_PROB", "MinAtarEnv", "MinAtarVecEnv",
+           "active_cells", "gym_id", "make_vec", "register_envs"]
+
+#: The reference's (``minatar.Environment``) settings: the defaults of the native envs
+#: here and of :class:`evozero.TrainConfig` (the C++ core has none of its own).
+STICKY_ACTION_PROB = 0.1
+DIFFICULTY_RAMPING = True
 
 _SEED_RANGE = 2**32
 
@@ -91,8 +96,8 @@ class MinAtarVecEnv(VectorEnv):
         game: str,
         num_envs: int,
         seed: int | None = None,
-        sticky_action_prob: float = 0.1,
-        difficulty_ramping: bool = True,
+        sticky_action_prob: float = STICKY_ACTION_PROB,
+        difficulty_ramping: bool = DIFFICULTY_RAMPING,
         minimal_action_set: bool = False,
         max_episode_steps: int | None = None,
     ) -> None:

@@ -39,12 +39,6 @@ def _arrays(inputs: Mapping[str, np.ndarray], names: tuple[str, ...],
     return [np.ascontiguousarray(inputs[n], dtype=np.float32) for n in names]
 
 
-@functools.cache
-def _checked_tables() -> bool:
-    check_native_tables()
-    return True
-
-
 class NativeProgram:
     """A program compiled for the native interpreter.
 
@@ -54,7 +48,7 @@ class NativeProgram:
     """
 
     def __init__(self, program: Program, *, live: bool = False) -> None:
-        _checked_tables()
+        check_native_tables()
         self.program = program
         self.compiled: CompiledProgram = compile_program(program, live=live)
         self.interpreter = _core.Interpreter(**self.compiled.arrays())

@@ -24,9 +24,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from evozero import _core
+from evozero.native.compile import check_native_tables, compile_program
+from evozero.native.envs import DIFFICULTY_RAMPING, GAMES, STICKY_ACTION_PROB
 from evozero.program import dsl
-from evozero.native.compile import compile_program
-from evozero.native.envs import GAMES
 from evozero.program.model import Program
 
 Status = Literal["ok", "diverged", "error"]
@@ -35,6 +35,13 @@ Status = Literal["ok", "diverged", "error"]
 FINAL_FRACTION = 0.1
 #: Number of equal step bins of the learning curve behind the area under it.
 CURVE_BINS = 20
+
+#: The :class:`TrainConfig` fields that configure the envs. The C++ trainer reads every
+#: other field and has no defaults of its own (tests/test_defaults.py checks both).
+ENV_FIELDS: frozenset[str] = frozenset({
+    "num_envs", "sticky_action_prob", "difficulty_ramping", "minimal_action_set",
+    "max_episode_steps",
+})
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,8 @@ class TrainConfig:
     adam_eps: float = 1e-5
     max_grad_norm: float = 0.5
     hidden: int = 64
-    sticky_action_prob: float = 0.1
-    difficulty_ramping: bool = True
+    sticky_action_prob: float = STICKY_ACTION_PROB
+    difficulty_ramping: bool = DIFFICULTY_RAMPING
     minimal_action_set: bool = True
     max_episode_steps: int | None = None
 
@@ -116,6 +123,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
         return TrainConfig(**{**asdict(self), **changes})
+
+    def trainer_options(self) -> dict[str, Any]:
+        """The fields the C++ trainer reads (all but :data:`ENV_FIELDS`), by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ENV_FIELDS}
 
 
 def final_return(returns: np.ndarray, end_steps: np.ndarray, total_steps: int) -> float:
@@ -306,13 +317,9 @@ def train(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     prog = _as_program(program)
+    check_native_tables()
     rule = _core.Interpreter(**compile_program(prog).arrays())
-    options = dict(
-        total_steps=config.total_steps, num_steps=config.num_steps,
-        update_epochs=config.update_epochs, num_minibatches=config.num_minibatches,
-        lr=config.lr, anneal_lr=config.anneal_lr, adam_eps=config.adam_eps,
-        max_grad_norm=config.max_grad_norm, hidden=config.hidden,
-    )
+    options = config.trainer_options()
     progress = _core.TrainProgress()
     if isinstance(env, str) and env in GAMES:
         name = env

@@ -1,0 +1,173 @@
+// Training runs: one call trains an agent with a compiled program, on native MinAtar
+// or on a Python (gymnasium) env (evozero.native.train).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "bindings/module.hpp"
+#include "bindings/py_interpreter.hpp"
+#include "trainer/program_rule.hpp"
+#include "trainer/train_env.hpp"
+#include "trainer/trainer.hpp"
+
+namespace evozero::bindings {
+
+namespace {
+
+// A gymnasium vector env driven from C++: each call takes the GIL back and calls
+// the Python adapter (evozero.train._GymAdapter); Python errors become C++ errors
+// that end the run with status "error".
+class PyTrainEnv final : public trainer::TrainEnv {
+ public:
+  PyTrainEnv(py::object reset, py::object step, int num_envs, int obs_size, int num_actions)
+      : reset_(std::move(reset)), step_(std::move(step)), n_(num_envs), size_(obs_size),
+        actions_(num_actions) {}
+  ~PyTrainEnv() override {
+    py::gil_scoped_acquire gil;
+    reset_ = py::object();
+    step_ = py::object();
+  }
+  int num_envs() const override { return n_; }
+  int obs_size() const override { return size_; }
+  int num_actions() const override { return actions_; }
+  bool binary() const override { return false; }
+
+  void reset(uint64_t seed, void* obs) override {
+    py::gil_scoped_acquire gil;
+    try {
+      copy_out(reset_(seed), static_cast<float*>(obs), std::size_t(n_) * size_, "obs");
+    } catch (py::error_already_set& e) {
+      throw std::runtime_error(std::string("env reset failed: ") + e.what());
+    }
+  }
+
+  void step(const int64_t* actions, void* obs, void* final_obs, float* reward,
+            uint8_t* terminated, uint8_t* truncated) override {
+    py::gil_scoped_acquire gil;
+    try {
+      py::array_t<int64_t> a(n_);
+      std::copy(actions, actions + n_, a.mutable_data());
+      py::tuple out = step_(a);
+      const std::size_t o = std::size_t(n_) * size_;
+      copy_out(out[0], static_cast<float*>(obs), o, "obs");
+      copy_out(out[1], static_cast<float*>(final_obs), o, "final_obs");
+      copy_out(out[2], reward, n_, "reward");
+      copy_out(out[3], terminated, n_, "terminated");
+      copy_out(out[4], truncated, n_, "truncated");
+    } catch (py::error_already_set& e) {
+      throw std::runtime_error(std::string("env step failed: ") + e.what());
+    }
+  }
+
+ private:
+  template <class T>
+  static void copy_out(const py::handle& src, T* dst, std::size_t n, const char* what) {
+    using Src = std::conditional_t<std::is_same_v<T, uint8_t>, bool, T>;
+    auto a = py::array_t<Src, py::array::c_style | py::array::forcecast>::ensure(src);
+    if (!a || std::size_t(a.size()) != n)
+      throw std::runtime_error(std::string("env returned a malformed ") + what);
+    std::memcpy(dst, a.data(), n * sizeof(T));
+  }
+
+  py::object reset_, step_;
+  int n_, size_, actions_;
+};
+
+// The trainer's settings from the dict evozero.train passes: every field of
+// trainer::TrainConfig by name, nothing else (the defaults are evozero.TrainConfig's).
+trainer::TrainConfig train_config_from(const py::dict& d) {
+  trainer::TrainConfig c{};
+  std::vector<std::string> names;
+  c.for_each_field([&](const char* name, auto& field) {
+    if (!d.contains(name))
+      throw py::value_error(std::string("train options lack '") + name +
+                            "' (pass every field of evozero.TrainConfig)");
+    field = d[name].cast<std::decay_t<decltype(field)>>();
+    names.emplace_back(name);
+  });
+  for (const auto& item : d) {
+    const std::string key = py::str(item.first);
+    if (std::find(names.begin(), names.end(), key) == names.end())
+      throw py::value_error("train options have an unknown field '" + key + "'");
+  }
+  if (c.total_steps < 1 || c.num_steps < 1 || c.update_epochs < 1 || c.num_minibatches < 1 ||
+      c.hidden < 1)
+    throw py::value_error("train options must be positive (see evozero.TrainConfig)");
+  return c;
+}
+
+py::dict run_training(trainer::TrainEnv& env, PyInterpreter& program, const py::dict& options,
+                      uint64_t seed, trainer::TrainProgress& progress) {
+  const trainer::TrainConfig config = train_config_from(options);
+  if (env.num_envs() * int64_t(config.num_steps) % config.num_minibatches)
+    throw py::value_error("num_minibatches must divide num_envs * num_steps");
+  trainer::ProgramRule rule(program.impl.program());  // its own interpreter: runs can overlap
+  trainer::TrainResult r;
+  {
+    py::gil_scoped_release release;
+    r = trainer::train(env, rule, config, seed, &progress);
+  }
+  py::dict out;
+  out["episode_returns"] = py::array_t<float>(r.episode_returns.size(), r.episode_returns.data());
+  out["episode_end_steps"] =
+      py::array_t<int64_t>(r.episode_end_steps.size(), r.episode_end_steps.data());
+  out["status"] = trainer::status_name(r.status);
+  out["message"] = r.message;
+  out["steps"] = r.steps;
+  out["seconds"] = r.seconds;
+  return out;
+}
+
+}  // namespace
+
+void bind_train(py::module_& m, py::module_& testing) {
+  py::class_<trainer::TrainProgress>(m, "TrainProgress",
+                                     "How far a training run is; lets another thread cancel it.")
+      .def(py::init<>())
+      .def_property_readonly("steps",
+                             [](const trainer::TrainProgress& p) { return p.steps.load(); })
+      .def("cancel", [](trainer::TrainProgress& p) { p.cancel.store(true); });
+
+  m.def(
+      "train_minatar",
+      [](const std::string& game, int num_envs, double sticky, bool ramping, bool minimal,
+         int64_t max_steps, PyInterpreter& program, const py::dict& options, uint64_t seed,
+         trainer::TrainProgress& progress) {
+        trainer::MinAtarTrainEnv env(game, num_envs, {sticky, ramping, minimal, max_steps});
+        return run_training(env, program, options, seed, progress);
+      },
+      py::arg("game"), py::arg("num_envs"), py::arg("sticky_action_prob"),
+      py::arg("difficulty_ramping"), py::arg("minimal_action_set"), py::arg("max_episode_steps"),
+      py::arg("program"), py::arg("options"), py::arg("seed"), py::arg("progress"),
+      "One training run on native MinAtar (see evozero.train).");
+
+  m.def(
+      "train_python_env",
+      [](py::object reset, py::object step, int num_envs, int obs_size, int num_actions,
+         PyInterpreter& program, const py::dict& options, uint64_t seed,
+         trainer::TrainProgress& progress) {
+        if (num_envs < 1 || obs_size < 1 || num_actions < 1)
+          throw py::value_error("num_envs, obs_size and num_actions must be positive");
+        PyTrainEnv env(std::move(reset), std::move(step), num_envs, obs_size, num_actions);
+        return run_training(env, program, options, seed, progress);
+      },
+      py::arg("reset"), py::arg("step"), py::arg("num_envs"), py::arg("obs_size"),
+      py::arg("num_actions"), py::arg("program"), py::arg("options"), py::arg("seed"),
+      py::arg("progress"), "One training run on a Python (gymnasium) env (see evozero.train).");
+
+  // Test-only: the names train_config_from reads (tests/test_train.py compares them with
+  // evozero.TrainConfig's fields).
+  py::list fields;
+  trainer::TrainConfig{}.for_each_field([&](const char* name, auto&) { fields.append(name); });
+  testing.attr("TRAIN_CONFIG_FIELDS") = py::tuple(fields);
+}
+
+}  // namespace evozero::bindings
