@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import itertools
 import sys
 from pathlib import Path
@@ -14,8 +15,14 @@ import pytest
 import sympy
 
 import evozero
-from evozero.program import dsl
-from evozero.export import python as export
+from evozero import export
+from evozero.export import runtime_numpy
+from evozero.export.codegen import PYTHON_OPERATORS
+from evozero.export.embed import runtime
+from evozero.export.numpy_codegen import NUMPY_FORMS
+from evozero.export.simplify import _simplify_bounded
+from evozero.export.torch_codegen import TORCH_FORMS
+from evozero.program import Program, dsl, random_program
 from evozero.program.evaluate import (
     OBJECTIVE_INPUTS,
     POST_INPUTS,
@@ -25,9 +32,7 @@ from evozero.program.evaluate import (
     run_post,
     run_scan,
 )
-from evozero.export.python import _NUMPY_FORMS, _NUMPY_HELPERS, _TORCH_FORMS, _TORCH_HELPERS
 from evozero.program.ops import OPS
-from evozero.program import Program, random_program
 
 torch = pytest.importorskip("torch")
 
@@ -161,11 +166,11 @@ def check_against_reference(p: Program, outs: tuple, ref: tuple, what: str) -> N
 
 
 def test_every_op_has_forms() -> None:
-    for forms, helpers in ((_NUMPY_FORMS, _NUMPY_HELPERS), (_TORCH_FORMS, _TORCH_HELPERS)):
+    for forms, module in ((NUMPY_FORMS, "runtime_numpy"), (TORCH_FORMS, "runtime_torch")):
         assert set(forms) | {"add", "sub", "mul", "neg"} == set(OPS)
         for form in forms.values():
-            assert set(form.helpers) <= set(helpers)
-    assert {op.name for op in OPS.values() if op.infix} - {"div"} == export._PYTHON_OPERATORS
+            assert set(form.helpers) <= set(runtime(module).functions)
+    assert {op.name for op in OPS.values() if op.infix} - {"div"} == PYTHON_OPERATORS
 
 
 EDGE = np.array(
@@ -294,7 +299,7 @@ def test_numba_helpers_match_ops(tmp_path: Path) -> None:
         got = numba.njit(getattr(mod, name))(x)
         assert got.dtype == np.float32 and got.shape == x.shape
         assert_close(got, OPS[name].numpy(x), f"numba {name}", rtol=1e-6, atol=1e-7)
-    for name, form in _NUMPY_FORMS.items():
+    for name, form in NUMPY_FORMS.items():
         if not form.helpers or OPS[name].batch:
             continue
         fn = numba.njit(getattr(mod, form.helpers[0]))
@@ -484,6 +489,65 @@ def test_write_export(tmp_path: Path) -> None:
     assert "class Rule(torch.nn.Module)" in text
 
 
+# ----------------------------------------------------------------------------- runtime modules
+
+
+def _own_functions(module: ModuleType) -> dict[str, object]:
+    return {n: f for n, f in vars(module).items()
+            if inspect.isfunction(f) and f.__module__ == module.__name__}
+
+
+def test_runtime_modules_are_what_exports_copy() -> None:
+    """Exports copy the runtime modules' functions verbatim, and their imports."""
+    from evozero.export import runtime_torch
+
+    for module in (runtime_numpy, runtime_torch):
+        rt = runtime(module.__name__.rsplit(".", 1)[1])
+        functions = _own_functions(module)
+        assert set(rt.functions) == set(functions) - {"_jitable"}  # _jitable: no numba
+        for name, text in rt.functions.items():
+            assert text == inspect.getsource(functions[name]), name
+    numpy_src = export.export_source(dsl.parse(ALL_OPS), "numpy")
+    torch_src = export.export_source(dsl.parse(ALL_OPS), "torch")
+    for src, module in ((numpy_src, "runtime_numpy"), (torch_src, "runtime_torch")):
+        rt = runtime(module)
+        assert rt.prelude in src and "evozero" not in rt.prelude
+        used = {h for forms in (NUMPY_FORMS, TORCH_FORMS) for f in forms.values()
+                for h in f.helpers} | {"as_f32"}
+        for name, text in rt.functions.items():
+            assert (text in src) == (name in used), (module, name)
+
+
+@pytest.mark.parametrize("name", [n for n, f in NUMPY_FORMS.items() if f.helpers])
+def test_runtime_helpers_match_ops(name: str) -> None:
+    """The runtime modules themselves (not a copy) compute the ops' definitions."""
+    from evozero.export import runtime_torch
+
+    op = OPS[name]
+    if op.batch:
+        x = np.random.default_rng(1).normal(loc=2.0, size=(16, 4)).astype(f32)
+        samples = [x]
+    else:
+        o = edge_samples(op.arity)
+        samples = [o[k] for k in ("logp", "v", "entropy")][: op.arity]
+    with np.errstate(all="ignore"):
+        want = op.numpy(*samples)
+        got = getattr(runtime_numpy, NUMPY_FORMS[name].helpers[0])(*samples)
+    exact = {"rtol": 0.0, "atol": 0.0} if name in EXACT else {"rtol": 1e-6, "atol": 1e-7}
+    assert_close(got, want, f"runtime_numpy {name}", **exact)
+    torch_form = TORCH_FORMS[name]
+    if torch_form.helpers:
+        got = getattr(runtime_torch, torch_form.helpers[0])(*map(torch.tensor, samples))
+        assert_close(got.numpy(), want, f"runtime_torch {name}",
+                     **({"rtol": 2e-6, "atol": 1e-6} if name not in EXACT else exact))
+
+
+def test_torch_export_needs_no_torch(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails
+    src = export.export_source(program("ppo"), "torch")
+    assert "class Rule(torch.nn.Module)" in src
+
+
 # ----------------------------------------------------------------------------- show
 
 
@@ -534,20 +598,21 @@ def test_simplify_timeout_falls_back() -> None:
     out = export.simplified(program("ppo"), timeout=0)
     loss = out["objective"]["loss"]
     assert not loss.simplified and loss.expr is not None
-    assert export._simplify_bounded(sympy.Symbol("x") + 1, 0.0)[1] is False
+    assert _simplify_bounded(sympy.Symbol("x") + 1, 0.0)[1] is False
 
 
-def test_simplify_is_killed_after_timeout(monkeypatch) -> None:
-    """A simplify that would never finish is abandoned after the time bound."""
+def test_simplify_is_abandoned_after_timeout(monkeypatch) -> None:
+    """A simplify that would never finish (nor heed a cancellation: it sleeps in C) is
+    abandoned after the time bound."""
     import time
 
     def forever(expr: object, **kwargs: object) -> object:
         time.sleep(60)
         return expr
 
-    monkeypatch.setattr(export.sympy, "simplify", forever)  # inherited by the forked child
+    monkeypatch.setattr(sympy, "simplify", forever)
     expr = sympy.Symbol("x") * 2 + 1
     start = time.perf_counter()
-    got, ok = export._simplify_bounded(expr, 0.5)
+    got, ok = _simplify_bounded(expr, 0.5)
     assert (got, ok) == (expr, False)
     assert time.perf_counter() - start < 10

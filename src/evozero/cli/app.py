@@ -140,7 +140,7 @@ def show(
     directory, its hall of fame, its best rules and its final report."""
     from rich.syntax import Syntax
 
-    from evozero.export import python as export
+    from evozero import export
 
     if program.is_dir():
         _show_run(program, top, as_json)
@@ -167,7 +167,7 @@ def export_command(
 ) -> None:
     """Write PROGRAM (or a run's best rules) as a standalone Python module with scan, post
     and objective functions."""
-    from evozero.export import python as export
+    from evozero import export
 
     if backend not in export.BACKENDS:
         fail(f"unknown backend {backend!r}; choose one of: {', '.join(export.BACKENDS)}")
@@ -306,8 +306,8 @@ def _open_run(run_dir: Path, *, for_resume: bool = False):  # noqa: ANN202  (Run
 def _show_run(run_dir: Path, top: int, as_json: bool) -> None:
     from rich.syntax import Syntax
 
+    from evozero import export
     from evozero.cli import display
-    from evozero.export import python as export
     from evozero.search.driver import hall_of_fame, top_candidates
 
     if top < 1:

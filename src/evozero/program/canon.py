@@ -46,21 +46,13 @@ ordering; :data:`CANON_VERSION` is part of what is hashed.
 The time bound
 --------------
 Symbolic execution, expansion and serialization of one program run under a wall-clock
-bound (:data:`DEFAULT_TIMEOUT`, 2 s). It is enforced in the calling thread by a watchdog
-thread that, at the deadline, raises an exception *in the calling thread* with
-``PyThreadState_SetAsyncExc`` (again every second, should some code swallow it; sympy
-has no bare ``except:``). The watchdog only fires while the caller is inside the sympy
-work, never while it is inside ``threading``'s own code, and no exception can escape
-after the call returns (a fired one is absorbed, never "cleared" with a NULL exception,
-which on CPython 3.11 makes a traced interpreter spin). That works in any thread of any
-process (main thread or not, driver, worker process, Ray actor), under coverage or a
-debugger, needs no signals and no subprocess, and costs one short-lived thread per
-call. The exception derives from ``BaseException`` so that sympy's ``except Exception``
-clauses do not swallow it. What it cannot interrupt is a single long C call; the one
-sympy makes on program input is exact big-integer arithmetic (``0.99`` squared 30
-times), which a cheap degree bound checked before each op rules out (:data:`MAX_DEGREE`).
-On timeout, too large a degree, or any sympy failure (deep recursion included)
-:func:`canonical_key` falls back to the fingerprint.
+bound (:data:`DEFAULT_TIMEOUT`, 2 s), enforced by
+:func:`evozero.program.time_limit.call_with_time_limit`: the work runs in a worker thread
+the caller waits for, and is cancelled at the deadline. What cannot be cancelled is a
+single long C call; the one sympy makes on program input is exact big-integer arithmetic
+(``0.99`` squared 30 times), which a cheap degree bound checked before each op rules out
+(:data:`MAX_DEGREE`). On timeout, too large a degree, or any sympy failure (deep
+recursion included) :func:`canonical_key` falls back to the fingerprint.
 
 Since the bound is wall-clock time, whether a borderline program gets an ``s:`` or an
 ``f:`` key can depend on machine load; typical rules canonicalize in well under 0.2 s.
@@ -68,16 +60,13 @@ Since the bound is wall-clock time, whether a borderline program gets an ``s:`` 
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import itertools
 import json
 import math
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import sympy
@@ -85,6 +74,7 @@ import sympy
 from evozero.program.liveness import program_liveness
 from evozero.program.model import Program
 from evozero.program.symbolic import ExpressionTooLarge, carry_symbol, component_exprs
+from evozero.program.time_limit import TimeLimitExceeded, call_with_time_limit
 from evozero.program.vocabulary import OUTPUTS
 
 __all__ = [
@@ -109,92 +99,12 @@ DEFAULT_TIMEOUT = 2.0
 #: Largest degree bound (see :func:`evozero.symbolic.component_exprs`) sympy is given.
 MAX_DEGREE = 128
 
-#: After the first, the watchdog re-fires this often, should something swallow it.
-_REFIRE_S = 1.0
-
-
 class CanonUnavailable(Exception):  # noqa: N818  (it is a result, not a bug)
     """The sympy canonical form could not be computed (too large, or sympy failed)."""
 
 
 class CanonTimeout(CanonUnavailable, TimeoutError):
     """The sympy canonical form was not computed within the time bound."""
-
-
-# ----------------------------------------------------------------------------- deadline
-
-
-class _Deadline(BaseException):
-    """Raised asynchronously in the computing thread; BaseException so that sympy's
-    ``except Exception`` clauses let it through."""
-
-
-def _async_raise(tid: int) -> None:
-    # Never called with NULL to "clear" a pending exception: on CPython 3.11 that leaves
-    # the eval breaker set for good, and under a trace function (coverage, debuggers)
-    # the interpreter then spins forever. A fired exception is absorbed instead.
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
-                                               ctypes.py_object(_Deadline))
-
-
-_T = TypeVar("_T")
-
-
-def _call_with_deadline(fn: Callable[[], _T], timeout: float | None) -> _T:
-    """``fn()`` in this thread, raising :class:`CanonTimeout` once ``timeout`` s passed.
-
-    The watchdog fires only while the caller is *armed* (inside ``fn`` and the few
-    bytecodes around it): an asynchronous exception landing inside ``threading``'s own
-    Python code (``Thread.start``, ``Event.set``) could corrupt it, so the caller
-    touches nothing but a plain lock and a list while armed. Disarming is retried until
-    it sticks, and an exception fired before that but not yet delivered is made to land
-    in a ``try`` here (an eval-breaker check in a short loop), so none escapes later.
-    """
-    if timeout is None or not math.isfinite(timeout):
-        return fn()
-    tid = threading.get_ident()
-    lock = threading.Lock()
-    stop = threading.Event()
-    state = [0, 0]  # phase (0: not armed yet, 1: armed, 2: done), number of fires
-
-    def watch() -> None:
-        stop.wait(max(timeout, 0.0))
-        while True:
-            with lock:
-                if state[0] == 2:
-                    return
-                if state[0] == 1:
-                    _async_raise(tid)
-                    state[1] += 1
-            stop.wait(_REFIRE_S)
-
-    def settle() -> None:
-        # Idempotent. Another fire can only follow a delivered one after _REFIRE_S, so
-        # one catch per attempt is enough.
-        while True:
-            try:
-                with lock:
-                    state[0] = 2
-                if state[1]:
-                    for _ in range(1000):  # backward jumps deliver a pending exception
-                        pass
-                break
-            except _Deadline:
-                continue
-        stop.set()  # safe now: nothing is pending and nothing more fires
-
-    watchdog = threading.Thread(target=watch, name="evozero-canon-deadline", daemon=True)
-    watchdog.start()  # before arming, so its internals are never interrupted
-    try:
-        try:
-            state[0] = 1
-            result = fn()
-        finally:
-            settle()
-    except _Deadline:
-        settle()  # in case it landed before settle's own try
-        raise CanonTimeout(f"canonical form took longer than {timeout} s") from None
-    return result
 
 
 # ----------------------------------------------------------------------------- canonical form
@@ -321,9 +231,9 @@ def canonical_form(program: Program, timeout: float | None = DEFAULT_TIMEOUT) ->
             failed (e.g. recursion too deep).
     """
     try:
-        return _call_with_deadline(lambda: _canonical_form(program), timeout)
-    except CanonUnavailable:
-        raise
+        return call_with_time_limit(lambda: _canonical_form(program), timeout)
+    except TimeLimitExceeded:
+        raise CanonTimeout(f"canonical form took longer than {timeout} s") from None
     except ExpressionTooLarge as e:
         raise CanonUnavailable(str(e)) from e
     except (RecursionError, MemoryError) as e:

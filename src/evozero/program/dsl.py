@@ -37,8 +37,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from evozero.program.errors import (
     Loc,
     ProgramError,
@@ -49,59 +47,13 @@ from evozero.program.errors import (
 )
 from evozero.program.model import Carry, Component, Const, Instr, Program, _literal
 from evozero.program.normal_form import Call, Node, expression_forest
-from evozero.program.ops import OPS, PREC_ATOM, PREC_UNARY
+from evozero.program.ops import OPS
+from evozero.program.printer import format_literal, render_expr
 from evozero.program.vocabulary import COMPONENTS
 
 __all__ = ["dump", "format_literal", "load", "parse", "render_expr", "to_text"]
 
 # ----------------------------------------------------------------------------- printing
-
-
-def format_literal(x: float) -> str:
-    """The shortest text that parses back to the same float32 value.
-
-    Integers below 1e6 print without a decimal point; other values use numpy's shortest
-    unique float32 repr, positional for 1e-4 <= |x| < 1e6 and scientific otherwise.
-    """
-    f = np.float32(x)
-    a = abs(float(f))
-    if a == 0.0:
-        return "0"
-    if a < 1e6 and float(f).is_integer():
-        return str(int(f))
-    if 1e-4 <= a < 1e6:
-        return np.format_float_positional(f, unique=True, trim="-")
-    return np.format_float_scientific(f, unique=True, trim="-")
-
-
-def _render(node: Node) -> tuple[str, int]:
-    if isinstance(node, str):
-        return node, PREC_ATOM
-    if isinstance(node, float):
-        s = format_literal(node)
-        return s, PREC_UNARY if s.startswith("-") else PREC_ATOM
-    op = OPS[node.op]
-    if op.infix is not None and op.arity == 2:
-        (lt, lp), (rt, rp) = _render(node.args[0]), _render(node.args[1])
-        # Python's binary operators are left-associative: a right operand of equal
-        # precedence needs parentheses, a left one does not.
-        if lp < op.prec:
-            lt = f"({lt})"
-        if rp <= op.prec:
-            rt = f"({rt})"
-        return f"{lt} {op.infix} {rt}", op.prec
-    if op.infix is not None and op.arity == 1:
-        xt, xp = _render(node.args[0])
-        # A literal operand is parenthesized so that '-(0.5)' stays neg(0.5).
-        if xp < PREC_UNARY or isinstance(node.args[0], float):
-            xt = f"({xt})"
-        return f"{op.infix}{xt}", PREC_UNARY
-    return f"{node.op}({', '.join(_render(a)[0] for a in node.args)})", PREC_ATOM
-
-
-def render_expr(node: Node) -> str:
-    """Infix text of an expression tree with minimal parentheses."""
-    return _render(node)[0]
 
 
 def _statement(target: str, node: Node) -> str:

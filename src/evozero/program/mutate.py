@@ -38,12 +38,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from evozero.program.dsl import format_literal
 from evozero.program.errors import ProgramError
 from evozero.program.liveness import program_liveness
 from evozero.program.model import Arg, Carry, Component, Instr, Program
 from evozero.program.normal_form import is_temp
 from evozero.program.ops import OPS, ops_for
+from evozero.program.printer import format_literal, instruction_text, render_expr
 from evozero.program.random_programs import CARRY_POOL as _CARRY_POOL
 from evozero.program.random_programs import NAME_POOL as _NAME_POOL
 from evozero.program.random_programs import random_instr, random_literal
@@ -89,15 +89,6 @@ _T = TypeVar("_T")
 def _pick(rng: np.random.Generator, seq: Sequence[_T]) -> _T:
     """A uniformly random element of a non-empty sequence."""
     return seq[int(rng.integers(len(seq)))]
-
-
-def _fmt_arg(a: Arg) -> str:
-    return a if isinstance(a, str) else format_literal(a)
-
-
-def _fmt(ins: Instr) -> str:
-    """``target = op(args)`` with literals printed as the DSL prints them."""
-    return f"{ins.target} = {ins.op}({', '.join(_fmt_arg(a) for a in ins.args)})"
 
 
 def _with_args(ins: Instr, args: Sequence[Arg]) -> Instr:
@@ -256,7 +247,8 @@ def _insert(ctx: _Ctx) -> _Result:
             new = _with_args(new, [old.args[a] if k == b else x for k, x in enumerate(new.args)])
         instrs[j] = _with_args(old, [target if k == a else x for k, x in enumerate(old.args)])
         instrs.insert(pos, new)
-        detail = f"{kind}: `{_fmt(new)}` at {pos}, read by `{_fmt(old)}` as arg {a}"
+        detail = (f"{kind}: `{instruction_text(new)}` at {pos}, "
+                  f"read by `{instruction_text(old)}` as arg {a}")
         return _child(program, kind, instrs), Mutation("insert", kind, detail)
     # Reassign a live output or a name live code reads, possibly reading its old value.
     consts = {c.name for c in program.constants}
@@ -277,7 +269,7 @@ def _insert(ctx: _Ctx) -> _Result:
         a = int(rng.integers(len(new.args)))
         new = _with_args(new, [target if k == a else x for k, x in enumerate(new.args)])
     instrs.insert(pos, new)
-    detail = f"{kind}: `{_fmt(new)}` at {pos}"
+    detail = f"{kind}: `{instruction_text(new)}` at {pos}"
     return _child(program, kind, instrs), Mutation("insert", kind, detail)
 
 
@@ -320,7 +312,7 @@ def _remove(ctx: _Ctx) -> _Result:
             except ProgramError:
                 continue
             if ctx.changes(child):
-                return child, Mutation("remove", kind, f"{kind}: `{_fmt(ins)}`")
+                return child, Mutation("remove", kind, f"{kind}: `{instruction_text(ins)}`")
     return None
 
 
@@ -344,9 +336,9 @@ def _change_op(ctx: _Ctx) -> _Result:
                                  for _ in range(op.arity - len(ins.args))]
     instrs[i] = Instr(ins.target, op.name, tuple(args))
     if op.arity == len(ins.args):
-        detail = f"{kind}: `{_fmt(ins)}` -> op {op.name}"
+        detail = f"{kind}: `{instruction_text(ins)}` -> op {op.name}"
     else:
-        detail = f"{kind}: `{_fmt(ins)}` -> `{_fmt(instrs[i])}`"
+        detail = f"{kind}: `{instruction_text(ins)}` -> `{instruction_text(instrs[i])}`"
     return _child(program, kind, instrs), Mutation("change_op", kind, detail)
 
 
@@ -364,7 +356,7 @@ def _rewire(ctx: _Ctx) -> _Result:
     if new == old:
         return None
     instrs[i] = _with_args(ins, [new if k == a else x for k, x in enumerate(ins.args)])
-    detail = f"{kind}: `{_fmt(ins)}` arg {a} {_fmt_arg(old)} -> {_fmt_arg(new)}"
+    detail = f"{kind}: `{instruction_text(ins)}` arg {a} {render_expr(old)} -> {render_expr(new)}"
     return _child(program, kind, instrs), Mutation("rewire", kind, detail)
 
 
@@ -414,7 +406,8 @@ def _set_value(ctx: _Ctx, kind: str, new_value: Callable[[np.random.Generator, f
     if y is None:
         return None
     instrs[i] = _with_args(ins, [y if k == j else x for k, x in enumerate(ins.args)])
-    detail = f"{comp}: `{_fmt(ins)}` literal {format_literal(old)} -> {format_literal(y)}"
+    detail = (f"{comp}: `{instruction_text(ins)}` literal "
+              f"{format_literal(old)} -> {format_literal(y)}")
     return _child(program, comp, instrs), Mutation(kind, comp, detail)
 
 
@@ -453,13 +446,13 @@ def _rebind_output(ctx: _Ctx) -> _Result:
         temp = _pick(rng, temps)
         instrs = [Instr(out, ins.op, ins.args) if ins.target == temp else ins
                   for k, ins in enumerate(instrs) if k != final]
-        detail = f"{kind}: {out} -> argument {old.args.index(temp)} of `{_fmt(old)}`"
+        detail = f"{kind}: {out} -> argument {old.args.index(temp)} of `{instruction_text(old)}`"
         return _child(program, kind, instrs), Mutation("rebind_output", kind, detail)
     src = _random_arg(rng, _scope(program, kind, instrs, final), exclude=out, p_literal=0.0)
     if src == out:
         return None
     instrs[final] = Instr(out, "copy", (src,))
-    detail = f"{kind}: {out} -> {src} (was `{_fmt(old)}`)"
+    detail = f"{kind}: {out} -> {src} (was `{instruction_text(old)}`)"
     return _child(program, kind, instrs), Mutation("rebind_output", kind, detail)
 
 

@@ -1,0 +1,128 @@
+"""LaTeX of programs: one ``aligned`` block per component, as written.
+
+Each statement is built with the ops' sympy forms (:attr:`evozero.program.ops.Op.sympy`),
+unevaluated so that it reads as written, and printed by ``sympy.latex`` with the protected
+and batch ops spelled out (:class:`_LatexPrinter`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy.printing.latex import LatexPrinter
+
+from evozero.export.pseudocode import live_program
+from evozero.program.model import Program
+from evozero.program.normal_form import Node, expression_forest, is_temp
+from evozero.program.ops import OPS
+from evozero.program.printer import format_literal
+from evozero.program.vocabulary import COMPONENTS
+
+__all__ = ["latex", "latex_expr"]
+
+
+class _LatexPrinter(LatexPrinter):
+    """sympy's LaTeX printer with the protected and batch ops of :mod:`evozero.program.ops`."""
+
+    def _print_pdiv(self, expr: sympy.Expr) -> str:
+        a, b = expr.args
+        return rf"\frac{{{self._print(a)}}}{{{self._print(b)}}}"
+
+    def _print_plog(self, expr: sympy.Expr) -> str:
+        return rf"\log\left|{self._print(expr.args[0])}\right|"
+
+    def _print_pexp(self, expr: sympy.Expr) -> str:
+        return rf"\exp\left({self._print(expr.args[0])}\right)"
+
+    def _batch(self, name: str, expr: sympy.Expr) -> str:
+        return rf"\operatorname{{{name}}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_mean(self, expr: sympy.Expr) -> str:
+        return self._batch("mean", expr)
+
+    def _print_std(self, expr: sympy.Expr) -> str:
+        return self._batch("std", expr)
+
+    def _print_normalize(self, expr: sympy.Expr) -> str:
+        return self._batch("normalize", expr)
+
+
+def _latex_symbol(name: str) -> sympy.Symbol:
+    # Temporaries print as t_{k}; carries' t+1 symbols keep their bracket.
+    return sympy.Symbol(f"t_{name[1:]}" if is_temp(name) else name, real=True)
+
+
+def _display_number(x: float) -> sympy.Expr:
+    f = float(np.float32(x))
+    if f.is_integer() and abs(f) < 1e6:
+        return sympy.Integer(int(f))
+    return sympy.Float(format_literal(f), "")
+
+
+def _sympy_statement(node: Node) -> sympy.Expr:
+    """A statement's expression with the ops' sympy forms, unevaluated (as written).
+
+    Call inside ``sympy.evaluate(False)``. Directly nested sums and products are
+    flattened (``(a + b) - c`` prints as ``a + b - c``); nothing is reordered.
+    """
+    if isinstance(node, str):
+        return _latex_symbol(node)
+    if isinstance(node, float):
+        return _display_number(node)
+    expr = OPS[node.op].sympy(*[_sympy_statement(a) for a in node.args])
+    if isinstance(expr, (sympy.Add, sympy.Mul)):
+        args: list[sympy.Expr] = []
+        for a in expr.args:
+            args += list(a.args) if type(a) is type(expr) else [a]
+        expr = type(expr)(*args, evaluate=False)
+    return expr
+
+
+def latex_expr(expr: sympy.Basic, *, keep_order: bool = False) -> str:
+    """LaTeX of a sympy expression from this module or :mod:`evozero.symbolic`."""
+    from evozero.program.symbolic import display_numbers
+
+    expr = display_numbers(expr)
+    # Carry values from step t+1 (symbolic.carry_symbol) print as g_{t+1}.
+    names = {s: f"{LatexPrinter().doprint(sympy.Symbol(s.name[:-5]))}_{{t+1}}"
+             for s in expr.free_symbols if s.name.endswith("[t+1]")}
+    settings: dict[str, Any] = {"mul_symbol": "dot", "symbol_names": names}
+    if keep_order:
+        settings["order"] = "none"
+    return _LatexPrinter(settings).doprint(expr)
+
+
+def latex(program: Program) -> str:
+    """The live program as LaTeX: the constants, then an ``aligned`` block per component.
+
+    Statements are written ``target \\leftarrow expression`` (names may be rebound);
+    a carry read before it is rebound is its value from step t+1.
+    """
+    live = live_program(program)
+    lines = [r"% div, log, sqrt and exp are protected (evozero.ops): |b| >= 1e-6 in a / b,"
+             r" log|x| >= log(1e-6), sqrt|x|, exp(min(x, 80))"]
+    if live.constants:
+        consts = r",\quad ".join(
+            f"{latex_expr(_latex_symbol(c.name))} = {format_literal(c.value)}"
+            for c in live.constants)
+        lines += ["% constants", consts]
+    for kind in COMPONENTS:
+        comp = live.component(kind)
+        forest = expression_forest(comp)
+        note = {"scan": "backwards over t = T-1, ..., 0",
+                "post": "once over the whole rollout",
+                "objective": "per sample, minimized"}[kind]
+        carries = "".join(f"; carry {c.name} = {c.init} at t = T-1" for c in comp.carries)
+        lines.append(f"% {kind}: {note}{carries}")
+        if not forest:
+            lines.append(r"% (outputs pass through)")
+            continue
+        rows = []
+        with sympy.evaluate(False):
+            for target, node in forest:
+                rhs = latex_expr(_sympy_statement(node), keep_order=True)
+                rows.append(f"{latex_expr(_latex_symbol(target))} &\\leftarrow {rhs}")
+        lines += [r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}"]
+    return "\n".join(lines) + "\n"
