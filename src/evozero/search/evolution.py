@@ -262,8 +262,7 @@ class RegularizedEvolution(Generic[G, R]):
         """``individual`` was trained: count it, and look it up by its keys from now on."""
         self.trained += 1
         for key in self.keys(individual.genome):
-            if key not in self._known or self._known[key].id > individual.id:
-                self._known[key] = individual
+            self._known.setdefault(key, individual)
 
     def _join(self, individual: Individual[G]) -> None:
         self.population.append(individual)
