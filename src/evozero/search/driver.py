@@ -40,13 +40,17 @@ from evozero.search.protocol import (
     Hurdle,
     Job,
     JobResult,
-    Phase,
     ProtocolError,
     RandomJob,
     RandomResult,
-    RunRecord,
 )
-from evozero.search.report import hall_of_fame, report_subjects, subject_entry, summarize
+from evozero.search.report import (
+    final_report,
+    hall_of_fame,
+    pending_jobs,
+    record_runs,
+    report_subjects,
+)
 from evozero.search.store import Candidate, RunStore
 from evozero.search.tasks import Suite, Task, get_suite
 from evozero.status import FAILED, TRAINED, Status
@@ -220,6 +224,7 @@ class Search(Journal[Rule, CandidateResult]):
                 for out in self.backend.wait(timeout=0.5)]
 
     def proposed(self, child: Individual[Rule]) -> None:
+        """Records a proposed candidate (``running``)."""
         rule = child.genome
         self.store.add_candidate(
             id=child.id, origin=child.origin, parent=child.parent, mutation=child.mutation,
@@ -227,9 +232,11 @@ class Search(Journal[Rule, CandidateResult]):
             complexity=rule.complexity)
 
     def evaluated(self, individual: Individual[Rule], result: CandidateResult) -> None:
+        """Records a trained candidate's result and runs."""
         self.store.finish_candidate(individual.id, result)
 
     def duplicate(self, child: Individual[Rule], original: Individual[Rule]) -> None:
+        """Records a duplicate: it inherits ``original``'s result."""
         self.store.finish_duplicate(child.id, original.id)
 
     def _job(self, text: str) -> Job:
@@ -323,7 +330,7 @@ class Search(Journal[Rule, CandidateResult]):
 
     def _report(self) -> None:
         """Re-evaluate the best rule and the best seed on fresh seeds and held-out tasks
-        (only the runs not already recorded: a resumed report carries on)."""
+        (:mod:`~evozero.search.report`)."""
         subjects = report_subjects(self.store)
         if not subjects:
             self.store.set_meta({"state": "finished", "report": None})
@@ -334,22 +341,9 @@ class Search(Journal[Rule, CandidateResult]):
         self._emit("report", f"re-evaluating {len(subjects)} program(s) on "
                    f"{self.suite.report_seeds} fresh seeds")
         self._normalizers(tasks)
-        pending: list[tuple[Candidate, Task]] = []
-        for _, c in subjects:
-            done = {(r.task, r.seed) for r in self.store.runs(c.id, Phase.REPORT)}
-            pending += [(c, t.with_seeds([s])) for t in tasks for s in t.seeds
-                        if (t.label, s) not in done]
-        outcomes = self._run_all([Job(c.text, (task,)) for c, task in pending])
-        for (c, task), out in zip(pending, outcomes, strict=True):
-            if out.error is not None:
-                records: Sequence[RunRecord] = [
-                    RunRecord.failed(task, s, out.error, out.seconds) for s in task.seeds]
-            else:
-                records = JobResult.from_json(out.result).runs[task.label]
-            self.store.add_runs(c.id, [(Phase.REPORT, r) for r in records])
-        report = summarize([subject_entry(role, c) for role, c in subjects],
-                           {c.id: self.store.runs(c.id, Phase.REPORT) for _, c in subjects},
-                           train_tasks, heldout, self.store.normalizers())
+        jobs = pending_jobs(self.store, subjects, tasks)
+        record_runs(self.store, jobs, self._run_all([job for _, job in jobs]))
+        report = final_report(self.store, subjects, train_tasks, heldout)
         self.store.set_meta({"state": "finished", "report": report})
         self._emit("finished", report["comparison"]["text"])
 

@@ -1,14 +1,14 @@
-"""What a search found: its hall of fame, and the final report's re-evaluated scores
-with confidence intervals.
+"""What a search found: its hall of fame, and the final report.
 
 The hall of fame is the Pareto front of fitness against complexity over the candidates
 that passed the full suite.
 
-The best rule and the best initial program are trained again on fresh seeds, on the
-suite's tasks and on held-out tasks. Scores are normalized per seed (random 0, ppo.evz
-1, both measured on that same seed), averaged over tasks, and summarized over seeds with
-a 95% bootstrap confidence interval. Whether the search improved on its seeds is decided
-on the paired per-seed differences: improved when the whole interval is above 0.
+For the final report, the best rule and the best initial program are trained again on
+fresh seeds, on the suite's tasks and on held-out tasks. Scores are normalized per seed
+(random 0, ppo.evz 1, both measured on that same seed), averaged over tasks, and
+summarized over seeds with a 95% bootstrap confidence interval. Whether the search
+improved on its seeds is decided on the paired per-seed differences: improved when the
+whole interval is above 0.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from evozero.search.backends import Outcome
 from evozero.search.fitness import normalized
-from evozero.search.protocol import RunRecord
+from evozero.search.protocol import Job, JobResult, Phase, RunRecord
 from evozero.search.store import Candidate, RunStore
 from evozero.search.tasks import Task
 from evozero.status import Status
@@ -54,10 +55,39 @@ def report_subjects(store: RunStore) -> list[tuple[str, Candidate]]:
     return list(zip(ROLES, subjects, strict=False))
 
 
-def subject_entry(role: str, c: Candidate) -> dict[str, Any]:
-    """What the report says of a subject besides its scores."""
-    return {"role": role, "id": c.id, "origin": c.origin, "fitness": c.fitness,
-            "complexity": c.complexity}
+def pending_jobs(store: RunStore, subjects: Sequence[tuple[str, Candidate]],
+                 tasks: Sequence[Task]) -> list[tuple[int, Job]]:
+    """``(candidate id, job)`` of the re-evaluations still to run: one per subject, task
+    and seed not recorded yet (so a report stopped midway carries on)."""
+    jobs = []
+    for _, c in subjects:
+        done = {(r.task, r.seed) for r in store.runs(c.id, Phase.REPORT)}
+        jobs += [(c.id, Job(c.text, (t.with_seeds([s]),))) for t in tasks for s in t.seeds
+                 if (t.label, s) not in done]
+    return jobs
+
+
+def record_runs(store: RunStore, jobs: Sequence[tuple[int, Job]],
+                outcomes: Sequence[Outcome]) -> None:
+    """Record the outcomes of :func:`pending_jobs`; a failed job fails its runs."""
+    for (cid, job), out in zip(jobs, outcomes, strict=True):
+        (task,) = job.tasks
+        if out.error is not None:
+            records: Sequence[RunRecord] = [
+                RunRecord.failed(task, s, out.error, out.seconds) for s in task.seeds]
+        else:
+            records = JobResult.from_json(out.result).runs[task.label]
+        store.add_runs(cid, [(Phase.REPORT, r) for r in records])
+
+
+def final_report(store: RunStore, subjects: Sequence[tuple[str, Candidate]],
+                 train_tasks: Sequence[Task], heldout_tasks: Sequence[Task]) -> dict[str, Any]:
+    """The report (:func:`summarize`) of the subjects' recorded re-evaluations."""
+    return summarize(
+        [{"role": role, "id": c.id, "origin": c.origin, "fitness": c.fitness,
+          "complexity": c.complexity} for role, c in subjects],
+        {c.id: store.runs(c.id, Phase.REPORT) for _, c in subjects},
+        train_tasks, heldout_tasks, store.normalizers())
 
 
 def bootstrap_ci(values: Sequence[float], level: float = LEVEL,
