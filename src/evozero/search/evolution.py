@@ -68,7 +68,7 @@ class Individual(Generic[G]):
     duplicate_of: int | None = None
 
 
-class Evaluator(Protocol[G, R]):  # type: ignore[misc]
+class Evaluator(Protocol[G, R]):
     """Evaluates individuals, several at a time, results in any order."""
 
     @property
