@@ -14,8 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
-from evozero.search.driver import TRAINED, Search, SearchConfig
+from evozero.search.config import SearchConfig
+from evozero.search.driver import Search
 from evozero.search.store import RunStore
+from evozero.status import FINISHED, TRAINED, Status
 
 CHECKPOINTS = (5, 10, 20, 50, 100, 200, 300, 500, 1000)
 
@@ -25,11 +27,11 @@ def curve(store: RunStore) -> list[tuple[int, float | None]]:
     best: float | None = None
     trained = 0
     out = []
-    for c in store.candidates("done_seq IS NOT NULL", order="done_seq"):
+    for c in store.finished():
         if c.status not in TRAINED:
             continue
         trained += 1
-        if c.status == "ok" and c.fitness is not None and (best is None or c.fitness > best):
+        if c.status == Status.OK and c.fitness is not None and (best is None or c.fitness > best):
             best = c.fitness
         out.append((trained, best))
     return out
@@ -49,7 +51,7 @@ def main() -> None:
     status = search.run()
     store = search.store
     points = curve(store)
-    proposals = store.count("status != 'running'")
+    proposals = store.count(*FINISHED)
     summary = {
         "budget": search.config.budget, "workers": search.config.workers,
         "evals_per_hour": status.evals_per_hour, "search_seconds": status.search_seconds,

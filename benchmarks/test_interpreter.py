@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evozero.program import dsl
-from evozero.program import evaluate
 from evozero.native.interpreter import NativeProgram
+from evozero.program import dsl, evaluate
 
 PPO = dsl.load(Path(__file__).parent.parent / "programs" / "ppo.evz")
 T, B, N = 128, 64, 1024

@@ -18,8 +18,10 @@ import os
 
 import pytest
 
-from evozero.search.fitness import SUITES
-from evozero.search.driver import Search, SearchConfig
+from evozero.search.config import SearchConfig
+from evozero.search.driver import Search
+from evozero.search.tasks import SUITES
+from evozero.status import FINISHED
 
 BUDGET = int(os.environ.get("EVOZERO_BENCH_SEARCH_BUDGET", "30"))
 
@@ -31,7 +33,7 @@ def search_figures(tmp_path, backend: str, workers: int) -> dict[str, float]:
     suite = SUITES["quick"]
     status = search.run(report=False)
     store = search.store
-    proposals = store.count("status != 'running'")
+    proposals = store.count(*FINISHED)
     return {
         "evals_per_hour": status.evals_per_hour,
         "duplicate_hit_rate": status.duplicates / max(proposals, 1),

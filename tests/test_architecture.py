@@ -113,7 +113,8 @@ def test_program_layer_needs_neither_native_core_nor_gymnasium(blocked: list[str
     code = _BLOCKER.format(blocked=set(blocked)) + (
         "import evozero.program\n"
         "from evozero.program import dsl, evaluate, canon, mutate\n"
-        "p = dsl.parse('scan:\\n  adv = r\\n  vtarget = v\\nobjective:\\n  loss = -logp * adv\\n')\n"
+        "text = 'scan:\\n  adv = r\\n  vtarget = v\\nobjective:\\n  loss = -logp * adv\\n'\n"
+        "p = dsl.parse(text)\n"
         "print(canon.canonical_key(p)[:2], 'evozero._core' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -140,6 +141,7 @@ def test_import_evozero_is_lazy_and_registers_gym_ids() -> None:
 
 
 def test_public_api_resolves() -> None:
+    assert set(evozero.__all__) == {"__version__", "envs", *evozero._EXPORTS}
     for name in evozero.__all__:
         assert getattr(evozero, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

@@ -19,17 +19,6 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evozero.program import dsl
-from evozero.program.canon import (
-    CanonTimeout,
-    CanonUnavailable,
-    behaviour,
-    canonical_form,
-    canonical_key,
-    fingerprint,
-    probe_inputs,
-    same_rule,
-)
 from evozero.program import (
     COMPONENTS,
     INPUTS,
@@ -39,8 +28,19 @@ from evozero.program import (
     Const,
     Instr,
     Program,
+    dsl,
     is_temp,
     random_program,
+)
+from evozero.program.canon import (
+    CanonTimeout,
+    CanonUnavailable,
+    behaviour,
+    canonical_form,
+    canonical_key,
+    fingerprint,
+    probe_inputs,
+    same_rule,
 )
 from evozero.program.symbolic import (
     ExpressionTooLarge,

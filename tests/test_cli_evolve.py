@@ -17,8 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from evozero.cli import app
-from evozero.search.driver import Search, SearchConfig
+from evozero.search.config import SearchConfig
+from evozero.search.driver import Search
 from evozero.search.store import RunStore
+from evozero.status import TRAINED, Status
 
 runner = CliRunner()
 TINY = ["--suite", "tiny", "--population", "6", "--tournament", "3"]
@@ -47,8 +49,8 @@ def test_evolve_reports_and_stores_a_finished_run(run_dir: Path) -> None:
     with RunStore.open(run_dir) as store:
         meta = store.meta()
         assert meta["state"] == "finished" and meta["config"]["backend"] == "process"
-        assert store.count("status IN ('ok', 'culled', 'diverged', 'error')") == 8
-        assert store.count("status = 'running'") == 0
+        assert store.count(*TRAINED) == 8
+        assert store.count(Status.RUNNING) == 0
         report = meta["report"]
     assert report["comparison"]["verdict"] in {"improved", "not significant", "worse",
                                                "same program", "undecided"}
@@ -161,7 +163,7 @@ def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None
     deadline = time.time() + 120
     try:
         while time.time() < deadline and proc.poll() is None:
-            if db.exists() and sum(1 for r in finished(db).values() if r[1] != "duplicate") >= 4:
+            if db.exists() and sum(r[1] != Status.DUPLICATE for r in finished(db).values()) >= 4:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -176,8 +178,8 @@ def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None
     after = finished(db)
     assert {k: after[k] for k in before} == before  # finished results are kept as they were
     with RunStore.open(out) as store:
-        assert store.count("status IN ('ok', 'culled', 'diverged', 'error')") == 14
-        assert store.count("status = 'running'") == 0
+        assert store.count(*TRAINED) == 14
+        assert store.count(Status.RUNNING) == 0
         assert store.meta()["state"] == "finished"
 
 
@@ -191,7 +193,7 @@ def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> N
         # A job may finish just before the kill lands; then try another (at most 3).
         if status.phase != "search" or status.trained < 3 or len(killed) >= 3:
             return
-        if any(c.status == "error" for c in map(search.store.candidate, killed)):
+        if any(c.status == Status.ERROR for c in map(search.store.candidate, killed)):
             return
         busy = {job: pid for pid, job in search.backend.worker_jobs().items()
                 if job is not None and job not in killed}
@@ -204,11 +206,11 @@ def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> N
     search.run()
     assert killed
     store = search.store
-    errors = store.candidates("status = 'error'")
+    errors = store.candidates(Status.ERROR)
     assert len(errors) == 1, [(c.id, c.message) for c in errors]
     assert errors[0].id in killed
     assert errors[0].message == "worker died (signal SIGKILL) during the job"
-    assert store.count("status IN ('ok', 'culled', 'diverged', 'error')") == 10
+    assert store.count(*TRAINED) == 10
     assert store.meta()["state"] == "finished"
 
 
@@ -218,8 +220,8 @@ def test_ray_backend_runs_a_search(tmp_path: Path) -> None:
     search = Search.create(tmp_path / "run", config)
     search.run()
     store = search.store
-    assert store.count("status IN ('ok', 'culled', 'diverged', 'error')") == 4
-    assert store.count("status = 'error'") == 0
+    assert store.count(*TRAINED) == 4
+    assert store.count(Status.ERROR) == 0
     assert store.meta()["state"] == "finished"
 
 
@@ -248,4 +250,4 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     with RunStore.open(out) as store:
         assert store.meta()["state"] == "finished"
-        assert store.count("status IN ('ok', 'culled', 'diverged', 'error')") == 12
+        assert store.count(*TRAINED) == 12

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evozero.program import dsl
 from evozero.cli import app
+from evozero.program import dsl
 from evozero.program.evaluate import OBJECTIVE_INPUTS, run_objective
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"

@@ -9,8 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evozero.program.dsl import dump, format_literal, load, parse, render_expr, to_text
-from evozero.program.ops import OPS
 from evozero.program import (
     INPUTS,
     Call,
@@ -19,6 +17,8 @@ from evozero.program import (
     ProgramError,
     random_program,
 )
+from evozero.program.dsl import dump, format_literal, load, parse, render_expr, to_text
+from evozero.program.ops import OPS
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 REFERENCE = ["reinforce", "a2c", "ppo", "dpo", "td_ac", "noop"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evozero.program import dsl
+from evozero.program import Program, dsl, random_program
 from evozero.program.evaluate import (
     POST_INPUTS,
     ObjectiveResult,
@@ -17,7 +17,6 @@ from evozero.program.evaluate import (
     run_scan,
 )
 from evozero.program.ops import OPS
-from evozero.program import Program, random_program
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
 f32 = np.float32

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evozero.program import dsl
+from evozero.program import COMPONENTS, MAX_CARRIES, Program, dsl, is_temp, random_program
 from evozero.program.canon import behaviour
 from evozero.program.mutate import MAX_INSTRS, MUTATIONS, Mutation, mutate
-from evozero.program import COMPONENTS, MAX_CARRIES, Program, is_temp, random_program
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 REFERENCE = ["ppo", "a2c", "reinforce", "dpo", "td_ac", "noop"]

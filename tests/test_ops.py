@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import sympy
 
-from evozero.program import ops
+from evozero.program import COMPONENTS, ops
 from evozero.program.ops import OPS, Op
-from evozero.program import COMPONENTS
 
 torch = pytest.importorskip("torch")
 

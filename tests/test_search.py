@@ -1,4 +1,7 @@
-"""Regularized evolution, the run store, fitness and the final report (tiny suite)."""
+"""The search driver, the run store, fitness and the final report (tiny suite).
+
+The algorithm itself (tournament, aging, duplicates, resume) is tested without training
+in tests/test_evolution.py."""
 
 from __future__ import annotations
 
@@ -11,20 +14,21 @@ import pytest
 
 from evozero.program import dsl
 from evozero.search.backends import Outcome
+from evozero.search.config import SearchConfig
+from evozero.search.driver import Search
 from evozero.search.fitness import (
-    SUITES,
     NormalizerCache,
-    Suite,
-    Task,
     evaluate_job,
     normalized,
     random_return,
     reference_program_text,
     task_score,
 )
-from evozero.search.report import bootstrap_ci, summarize
-from evozero.search.driver import Search, SearchConfig, hall_of_fame, tournament_select
-from evozero.search.store import Candidate, RunStore, RunStoreError
+from evozero.search.protocol import CandidateResult, Phase, RunRecord
+from evozero.search.report import bootstrap_ci, hall_of_fame, summarize
+from evozero.search.store import RunStore, RunStoreError
+from evozero.search.tasks import SUITES, Suite, Task
+from evozero.status import TRAINED, Status
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +40,12 @@ def _cache(tmp_path_factory, monkeypatch):
 def tiny(**changes) -> SearchConfig:
     return SearchConfig(**{"budget": 8, "suite": "tiny", "backend": "serial", "workers": 1,
                            "population": 6, "tournament": 3, **changes})
+
+
+def record(final_return: float | None, status: Status = Status.OK, seed: int = 0,
+           task: str = "t") -> RunRecord:
+    return RunRecord(task=task, seed=seed, status=status, message="",
+                     final_return=final_return, auc=None, steps=0, seconds=0.0)
 
 
 def table(store: RunStore) -> list[tuple]:
@@ -51,9 +61,9 @@ def test_normalized_score_is_zero_at_random_and_one_at_ppo():
     assert normalized(10.0, 2.0, 10.0) == 1.0
     assert normalized(14.0, 2.0, 10.0) == 1.5
     assert math.isfinite(normalized(1.0, 3.0, 3.0))  # degenerate spread: finite, not a crash
-    ok = [{"status": "ok", "final_return": 4.0}, {"status": "ok", "final_return": 6.0}]
+    ok = [record(4.0), record(6.0, seed=1)]
     assert task_score(ok, [1.0, 1.0], [9.0, 9.0]) == pytest.approx(0.5)
-    assert task_score([{**ok[0], "status": "diverged"}, ok[1]], [1, 1], [9, 9]) is None
+    assert task_score([record(4.0, Status.DIVERGED), ok[1]], [1, 1], [9, 9]) is None
 
 
 def test_tasks_and_suites_round_trip_through_json():
@@ -102,23 +112,7 @@ def test_hurdle_culls_before_the_full_suite():
     assert out["hurdle_score"] < 0.3 and len(out["hurdle"]) == 1
 
 
-# ----------------------------------------------------------------------------- selection
-
-
-def fake(id: int, fitness: float | None, complexity: int = 5, status: str = "ok") -> Candidate:
-    return Candidate(id=id, origin="x", parent=None, mutation=None, text="", key=f"k{id}",
-                     fingerprint=f"f{id}", complexity=complexity, status=status,
-                     duplicate_of=None, fitness=fitness, hurdle_score=None, scores={},
-                     message="", seconds=0.0, proposed_at=0.0, finished_at=0.0, done_seq=id)
-
-
-def test_tournament_picks_the_fittest_of_its_draw_and_failed_ones_last():
-    pop = [fake(0, 0.2), fake(1, None), fake(2, 0.9), fake(3, -0.5)]
-    rng = np.random.default_rng(0)
-    assert tournament_select(pop, 4, rng).id == 2
-    assert tournament_select(pop[:2], 2, rng).id == 0
-    wins = {tournament_select(pop, 2, np.random.default_rng(s)).id for s in range(50)}
-    assert wins <= {0, 2, 3} and 2 in wins  # never the failed one when a finite one is drawn
+# ----------------------------------------------------------------------------- hall of fame
 
 
 def test_hall_of_fame_is_the_pareto_front(tmp_path):
@@ -127,7 +121,8 @@ def test_hall_of_fame_is_the_pareto_front(tmp_path):
     for id, cx, fit in rows:
         store.add_candidate(id=id, origin="x", parent=None, mutation=None, text=f"t{id}",
                             key=f"k{id}", fingerprint=f"f{id}", complexity=cx)
-        store.finish_candidate(id, status="ok" if fit is not None else "diverged", fitness=fit)
+        store.finish_candidate(id, CandidateResult(
+            Status.OK if fit is not None else Status.DIVERGED, fit))
     assert [c.id for c in hall_of_fame(store)] == [4, 2, 0]
 
 
@@ -147,8 +142,8 @@ def test_report_verdicts_follow_the_paired_differences():
     norms = {(task.label, s): (0.0, 10.0) for s in task.seeds}
 
     def runs(values):
-        return [{"task": task.label, "seed": s, "status": "ok", "message": "",
-                 "final_return": v} for s, v in zip(task.seeds, values, strict=True)]
+        return [record(v, seed=s, task=task.label)
+                for s, v in zip(task.seeds, values, strict=True)]
 
     subjects = [{"role": "best rule", "id": 1}, {"role": "best seed", "id": 2}]
     better = summarize(subjects, {1: runs([14, 15, 16, 15]), 2: runs([10, 9, 11, 10])},
@@ -162,7 +157,7 @@ def test_report_verdicts_follow_the_paired_differences():
                       [task], [], norms)
     assert worse["comparison"]["verdict"] == "worse"
     failed = runs([14, 15, 16, 15])
-    failed[0] = {**failed[0], "status": "diverged", "final_return": None}
+    failed[0] = record(None, Status.DIVERGED, seed=failed[0].seed, task=task.label)
     broken = summarize(subjects, {1: failed, 2: runs([10, 9, 11, 10])}, [task], [], norms)
     assert broken["comparison"]["verdict"] == "undecided"
     assert broken["subjects"][0]["failures"]
@@ -178,7 +173,7 @@ def test_serial_search_is_reproduced_exactly(tmp_path):
     b.run()
     ta, tb = table(a.store), table(b.store)
     assert ta == tb
-    assert sum(1 for row in ta if row[2] != "duplicate") == 8
+    assert sum(1 for row in ta if row[2] != Status.DUPLICATE) == 8
     assert any(row[4] is not None for row in ta)  # mutants were bred
     assert a.store.meta()["report"] == b.store.meta()["report"]
     c = Search.create(tmp_path / "c", tiny(seed=8))
@@ -195,21 +190,21 @@ def test_every_number_behind_a_result_is_stored(tmp_path):
     assert env["evozero"] and env["numpy"] == np.__version__ and env["compiler"] != "unknown"
     assert meta["config"]["budget"] == 6 and meta["suite"]["name"] == "tiny"
     assert meta["state"] == "finished"
-    ok = store.candidates("status = 'ok'")
+    ok = store.candidates(Status.OK)
     assert ok, "ppo.evz passes the tiny hurdle"
     for c in ok:
-        runs = store.runs(c.id, "search")
-        assert runs and all(len(r["curve"]) == 20 for r in runs)
+        runs = store.runs(c.id, Phase.SEARCH)
+        assert runs and all(len(r.curve) == 20 for r in runs)
         assert set(c.scores) == {t.label for t in SUITES["tiny"].tasks}
         assert c.fitness == pytest.approx(np.mean(list(c.scores.values())))
         dsl.parse(c.text)  # stored text parses back
-    for c in store.candidates("status = 'culled'"):
+    for c in store.candidates(Status.CULLED):
         assert c.fitness == c.hurdle_score < SUITES["tiny"].hurdle_threshold
-        assert not store.runs(c.id, "search") and store.runs(c.id, "hurdle")
+        assert not store.runs(c.id, Phase.SEARCH) and store.runs(c.id, Phase.HURDLE)
     norms = store.normalizers()
     assert {t for t, _ in norms} >= {SUITES["tiny"].hurdle.label}
     best = meta["report"]["subjects"][0]
-    assert store.runs(best["id"], "report")
+    assert store.runs(best["id"], Phase.REPORT)
 
 
 def test_duplicates_are_never_trained_twice(tmp_path):
@@ -222,15 +217,15 @@ def test_duplicates_are_never_trained_twice(tmp_path):
     s = Search.create(tmp_path / "run", config)
     s.run()
     store = s.store
-    dups = store.candidates("status = 'duplicate'")
+    dups = store.candidates(Status.DUPLICATE)
     assert [c.id for c in dups][:2] == [1, 2]
     for c in dups:
         original = store.candidate(c.duplicate_of)
-        assert original.status != "duplicate"
+        assert original.status != Status.DUPLICATE
         assert c.fitness == original.fitness and c.scores == original.scores
         assert store.runs(c.id) == []  # nothing was trained for it
-    assert store.count("status NOT IN ('duplicate', 'running')") == 3
-    keys = [c.key for c in store.candidates("status != 'duplicate'")]
+    assert store.count(*TRAINED) == 3
+    keys = [c.key for c in store.candidates() if c.status != Status.DUPLICATE]
     assert len(keys) == len(set(keys))
 
 
@@ -275,7 +270,7 @@ def test_run_store_refuses_what_is_not_a_run(tmp_path):
 def test_a_failed_worker_fails_its_candidate_only(tmp_path):
     s = Search.create(tmp_path / "run", tiny(budget=2))
     s._normalizers([SUITES["tiny"].hurdle, *SUITES["tiny"].tasks])
-    out = s.evaluate_outcome(Outcome(job_id=0, result=None, seconds=1.0,
-                                     error="worker died (signal SIGKILL) during the job"))
-    assert out == {"status": "error", "fitness": None,
-                   "message": "worker died (signal SIGKILL) during the job"}
+    out = s.result_of(Outcome(job_id=0, result=None, seconds=1.0,
+                              error="worker died (signal SIGKILL) during the job"))
+    assert out == CandidateResult(Status.ERROR, None, seconds=1.0,
+                                  message="worker died (signal SIGKILL) during the job")

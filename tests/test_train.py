@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-from evozero.program import dsl
 from evozero.native.train import TrainConfig, TrainResult, final_return, learning_curve, train
+from evozero.program import dsl
 
 PPO = "programs/ppo.evz"
 SMALL = TrainConfig(total_steps=40_960, num_envs=16, num_steps=64)

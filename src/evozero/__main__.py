@@ -1,5 +1,5 @@
 """``python -m evozero``: the command line."""
 
-from evozero.cli.app import app
+from evozero.cli import app
 
 app(prog_name="evozero")

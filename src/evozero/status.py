@@ -29,5 +29,12 @@ class Status(str, Enum):
 #: How a training run can end (the native trainer's statuses).
 TRAINING: tuple[Status, ...] = (Status.OK, Status.DIVERGED, Status.ERROR)
 
-#: Candidates that were trained (a result of their own, whatever it was).
+#: Candidates that were trained (a result of their own, whatever it was); the budget
+#: counts these.
 TRAINED: tuple[Status, ...] = (Status.OK, Status.CULLED, Status.DIVERGED, Status.ERROR)
+
+#: Candidates whose training failed (the rule blew up, or the run or its worker failed).
+FAILED: tuple[Status, ...] = (Status.DIVERGED, Status.ERROR)
+
+#: Candidates with a result: trained, or settled as a duplicate of one that was.
+FINISHED: tuple[Status, ...] = (*TRAINED, Status.DUPLICATE)

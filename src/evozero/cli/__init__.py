@@ -1,5 +1,19 @@
-"""The ``evozero`` command line (typer): one module per group of commands."""
+"""The ``evozero`` command line (typer): one module per group of commands.
 
+:mod:`~evozero.cli.app` holds the app and the helpers the commands share;
+:mod:`~evozero.cli.train` has ``games`` and ``eval``, :mod:`~evozero.cli.program` has
+``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve`` and ``runs``.
+"""
+
+from evozero.cli import program, search, train
 from evozero.cli.app import app
+
+# Registered here, in the order ``evozero --help`` lists them.
+app.command()(train.games)
+app.command()(program.show)
+app.command("export")(program.export_command)
+app.command("eval")(train.eval_command)
+app.command()(search.evolve)
+app.command()(search.runs)
 
 __all__ = ["app"]

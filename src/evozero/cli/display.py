@@ -14,8 +14,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from evozero.search.driver import SearchStatus, hall_of_fame, top_candidates
+from evozero.search.driver import SearchStatus
+from evozero.search.report import hall_of_fame
 from evozero.search.store import Candidate, RunStore
+from evozero.status import TRAINED, Status
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -92,15 +94,15 @@ def run_overview(store: RunStore) -> dict[str, Any]:
     """One run's headline figures (``evozero runs``)."""
     meta = store.meta()
     config = meta.get("config", {})
-    best = top_candidates(store, 1)
+    best = store.best(1)
     return {
         "run": str(store.directory),
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(meta.get("created_at", 0))),
         "state": meta.get("state"),
         "suite": config.get("suite"),
         "budget": config.get("budget"),
-        "trained": store.count("status IN ('ok', 'culled', 'diverged', 'error')"),
-        "duplicates": store.count("status = 'duplicate'"),
+        "trained": store.count(*TRAINED),
+        "duplicates": store.count(Status.DUPLICATE),
         "best_fitness": best[0].fitness if best else None,
         "best_id": best[0].id if best else None,
         "verdict": (meta.get("report") or {}).get("comparison", {}).get("verdict"),
@@ -118,7 +120,7 @@ def run_json(store: RunStore, top: int) -> dict[str, Any]:
         "environment": meta.get("environment"),
         "normalizers": [{"task": t, "seed": s, "random": r, "ppo": p}
                         for (t, s), (r, p) in sorted(store.normalizers().items())],
-        "top": [asdict(c) for c in top_candidates(store, top)],
+        "top": [asdict(c) for c in store.best(top)],
         "hall_of_fame": [asdict(c) for c in hall_of_fame(store)],
         "report": meta.get("report"),
     }

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,8 +28,7 @@ from evozero.native.compile import check_native_tables, compile_program
 from evozero.native.envs import DIFFICULTY_RAMPING, GAMES, STICKY_ACTION_PROB
 from evozero.program import dsl
 from evozero.program.model import Program
-
-Status = Literal["ok", "diverged", "error"]
+from evozero.status import Status
 
 #: Fraction of the budget at the end whose episodes make up the final return.
 FINAL_FRACTION = 0.1
@@ -362,7 +361,7 @@ def train(
     return TrainResult(
         env=name,
         seed=int(seed),
-        status=raw["status"],
+        status=Status(raw["status"]),
         message=raw["message"],
         episode_returns=np.asarray(raw["episode_returns"], dtype=np.float64),
         episode_end_steps=np.asarray(raw["episode_end_steps"], dtype=np.int64),

@@ -2,7 +2,9 @@
 
 Only the driver writes to it, and it commits every change as it happens (WAL journal), so
 a run killed at any moment, ``kill -9`` included, keeps everything that had finished.
-Values are plain SQL and JSON text; nothing is pickled.
+Values are plain SQL and JSON text; nothing is pickled. Readers ask named questions
+(:meth:`RunStore.best`, :meth:`RunStore.finished`, :meth:`RunStore.count` ...): SQL stays
+in this module.
 
 Tables:
 
@@ -10,9 +12,10 @@ Tables:
     key/value (JSON): schema and evozero versions, the search config and suite, the
     platform and library versions, the run's state and its final report.
 ``candidates``
-    every proposed program in proposal order: text, canonical key, fingerprint, parent,
-    mutation, status (``running``, ``ok``, ``culled``, ``diverged``, ``error``,
-    ``duplicate``), fitness, per-task scores, seconds, and ``done_seq``, the order in
+    every proposed program in proposal order: origin (``init:NAME`` or ``mutation``),
+    text, canonical key, fingerprint, parent, mutation, status (an
+    :class:`evozero.status.Status`: ``running``, ``ok``, ``culled``, ``diverged``,
+    ``error``, ``duplicate``), fitness, per-task scores, seconds, and ``done_seq``, the order in
     which results entered the population (regularized evolution's age).
 ``runs``
     every training run: candidate, phase (``hurdle``, ``search``, ``report``), task,
@@ -28,6 +31,7 @@ import platform
 import sqlite3
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,8 @@ from typing import Any
 import numpy as np
 
 import evozero
+from evozero.search.protocol import CandidateResult, Phase, RunRecord, finite_or_none
+from evozero.status import Status
 
 SCHEMA_VERSION = 1
 DB_NAME = "run.sqlite"
@@ -88,6 +94,13 @@ CREATE TABLE normalizers (
 """
 
 
+#: The origin of an initial program starts with this (``init:ppo``, ``init:rule.evz``);
+#: a mutant's origin is ``mutation``.
+INIT_ORIGIN = "init:"
+#: The condition of a candidate that passed the full suite (its fitness is its mean score).
+_PASSED = f"status = '{Status.OK.value}' AND fitness IS NOT NULL"
+
+
 class RunStoreError(ValueError):
     """A directory that cannot be used as a run (the message says why and what to do)."""
 
@@ -104,7 +117,7 @@ class Candidate:
     key: str
     fingerprint: str
     complexity: int
-    status: str
+    status: Status
     duplicate_of: int | None
     fitness: float | None
     hurdle_score: float | None
@@ -119,6 +132,7 @@ class Candidate:
     def from_row(cls, row: sqlite3.Row) -> Candidate:
         data = dict(row)
         data["scores"] = json.loads(data["scores"]) if data["scores"] else {}
+        data["status"] = Status(data["status"])
         return cls(**data)
 
 
@@ -229,29 +243,40 @@ class RunStore:
         return {k: json.loads(v)
                 for k, v in self.conn.execute("SELECT key, value FROM meta").fetchall()}
 
-    # -- candidates
+    # -- candidates: writing
 
     def add_candidate(self, *, id: int, origin: str, parent: int | None, mutation: str | None,
-                      text: str, key: str, fingerprint: str, complexity: int,
-                      status: str = "running") -> None:
+                      text: str, key: str, fingerprint: str, complexity: int) -> None:
         """Record a proposed candidate (``running`` until its result comes)."""
         with self.conn:
             self.conn.execute(
                 "INSERT INTO candidates (id, origin, parent, mutation, text, key, fingerprint, "
                 "complexity, status, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (id, origin, parent, mutation, text, key, fingerprint, complexity, status,
-                 time.time()))
+                (id, origin, parent, mutation, text, key, fingerprint, complexity,
+                 Status.RUNNING.value, time.time()))
 
-    def finish_candidate(self, id: int, *, status: str, fitness: float | None,
-                         hurdle_score: float | None = None,
-                         scores: Mapping[str, float | None] | None = None, message: str = "",
-                         seconds: float | None = None, duplicate_of: int | None = None,
-                         runs: Iterable[tuple[str, Mapping[str, Any]]] = ()) -> int:
-        """Record a candidate's result and its training runs in one transaction.
+    def finish_candidate(self, id: int, result: CandidateResult) -> int:
+        """Record a trained candidate's result and its training runs in one transaction.
 
-        ``runs`` holds ``(phase, record)`` pairs (records from :func:`fitness.run_task`).
         Returns the candidate's ``done_seq`` (its age in the population).
         """
+        return self._finish(id, result.status, result.fitness, result.hurdle_score,
+                            result.scores, result.message, result.seconds, None, result.runs)
+
+    def finish_duplicate(self, id: int, original: int) -> int:
+        """Record that candidate ``id`` is the same rule as the trained candidate
+        ``original``: it inherits that one's fitness and scores, and trains nothing.
+
+        Returns the candidate's ``done_seq``.
+        """
+        o = self.candidate(original)
+        return self._finish(id, Status.DUPLICATE, o.fitness, o.hurdle_score, o.scores,
+                            f"same rule as candidate {o.id}", 0.0, o.id, ())
+
+    def _finish(self, id: int, status: Status, fitness: float | None,
+                hurdle_score: float | None, scores: Mapping[str, float | None], message: str,
+                seconds: float | None, duplicate_of: int | None,
+                runs: Iterable[tuple[Phase, RunRecord]]) -> int:
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             seq = self.conn.execute(
@@ -260,76 +285,95 @@ class RunStore:
                 "UPDATE candidates SET status = ?, fitness = ?, hurdle_score = ?, scores = ?, "
                 "message = ?, seconds = ?, duplicate_of = ?, finished_at = ?, done_seq = ? "
                 "WHERE id = ?",
-                (status, _finite(fitness), _finite(hurdle_score),
-                 json.dumps(dict(scores or {}), sort_keys=True), message, seconds,
-                 duplicate_of, time.time(), seq, id))
+                (Status(status).value, finite_or_none(fitness), finite_or_none(hurdle_score),
+                 json.dumps(dict(scores), sort_keys=True), message, seconds, duplicate_of,
+                 time.time(), seq, id))
             self._insert_runs(id, runs)
         return int(seq)
 
-    def add_runs(self, candidate: int, runs: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+    def add_runs(self, candidate: int, runs: Iterable[tuple[Phase, RunRecord]]) -> None:
         """Record training runs of a candidate (the final report's re-evaluations)."""
         with self.conn:
             self.conn.execute("BEGIN")
             self._insert_runs(candidate, runs)
 
-    def _insert_runs(self, candidate: int, runs: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+    def _insert_runs(self, candidate: int, runs: Iterable[tuple[Phase, RunRecord]]) -> None:
         self.conn.executemany(
             "INSERT OR REPLACE INTO runs (candidate, phase, task, seed, status, message, "
             "final_return, auc, steps, seconds, curve) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(candidate, phase, r["task"], r["seed"], r["status"], r["message"],
-              _finite(r["final_return"]), _finite(r["auc"]), r["steps"], r["seconds"],
-              json.dumps(r["curve"])) for phase, r in runs])
+            [(candidate, Phase(phase).value, r.task, r.seed, r.status.value, r.message,
+              finite_or_none(r.final_return), finite_or_none(r.auc), r.steps, r.seconds,
+              json.dumps(list(r.curve))) for phase, r in runs])
+
+    # -- candidates: named queries
 
     def candidate(self, id: int) -> Candidate:
+        """Candidate ``id``; KeyError if there is none."""
         row = self.conn.execute("SELECT * FROM candidates WHERE id = ?", (id,)).fetchone()
         if row is None:
             raise KeyError(id)
         return Candidate.from_row(row)
 
-    def candidates(self, where: str = "1", params: tuple[Any, ...] = (),
-                   order: str = "id") -> list[Candidate]:
-        """Candidates matching an SQL condition (internal callers only: not user input)."""
-        rows = self.conn.execute(
-            f"SELECT * FROM candidates WHERE {where} ORDER BY {order}", params).fetchall()
-        return [Candidate.from_row(r) for r in rows]
+    def candidates(self, status: Status | None = None) -> list[Candidate]:
+        """Every candidate (or those with ``status``), in proposal order."""
+        if status is None:
+            return self._select("1 ORDER BY id")
+        return self._select("status = ? ORDER BY id", (Status(status).value,))
 
-    def by_key(self, key: str, fingerprint: str) -> Candidate | None:
-        """The first finished, trained candidate with this canonical key or fingerprint."""
-        row = self.conn.execute(
-            "SELECT * FROM candidates WHERE (key = ? OR fingerprint = ?) "
-            "AND status NOT IN ('running', 'duplicate') ORDER BY id LIMIT 1",
-            (key, fingerprint)).fetchone()
-        return Candidate.from_row(row) if row else None
+    def finished(self) -> list[Candidate]:
+        """Candidates with a result, in the order the results came (regularized
+        evolution's age: the population is the youngest of them)."""
+        return self._select("done_seq IS NOT NULL ORDER BY done_seq")
 
-    def next_id(self) -> int:
-        return int(self.conn.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM candidates")
-                   .fetchone()[0])
+    def unfinished(self) -> list[Candidate]:
+        """Candidates proposed but without a result (in flight when the run stopped), in
+        proposal order."""
+        return self.candidates(Status.RUNNING)
 
-    def count(self, where: str = "1") -> int:
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM candidates WHERE {where}")
-                   .fetchone()[0])
+    def best(self, k: int) -> list[Candidate]:
+        """The ``k`` fittest candidates that passed the full suite (ties: simpler, then
+        older first)."""
+        return self._select(f"{_PASSED} ORDER BY fitness DESC, complexity, id LIMIT ?", (k,))
 
-    def population(self, size: int) -> list[Candidate]:
-        """The ``size`` youngest finished candidates, oldest first (regularized evolution)."""
-        rows = self.conn.execute(
-            "SELECT * FROM (SELECT * FROM candidates WHERE done_seq IS NOT NULL "
-            "ORDER BY done_seq DESC LIMIT ?) ORDER BY done_seq", (size,)).fetchall()
-        return [Candidate.from_row(r) for r in rows]
+    def passed_by_complexity(self) -> list[Candidate]:
+        """The candidates that passed the full suite, simplest first, fittest first within
+        a complexity (what the hall of fame is made from)."""
+        return self._select(f"{_PASSED} ORDER BY complexity, fitness DESC, id")
 
-    def runs(self, candidate: int, phase: str | None = None) -> list[dict[str, Any]]:
-        """Training runs of a candidate, as records."""
+    def best_initial(self) -> Candidate | None:
+        """The fittest initial program with a result (failed ones last), if any."""
+        found = self._select("substr(origin, 1, ?) = ? AND done_seq IS NOT NULL "
+                             "ORDER BY fitness IS NULL, fitness DESC, id LIMIT 1",
+                             (len(INIT_ORIGIN), INIT_ORIGIN))
+        return found[0] if found else None
+
+    def count_by_status(self) -> Counter[Status]:
+        """How many candidates have each status."""
+        return Counter({Status(s): n for s, n in self.conn.execute(
+            "SELECT status, COUNT(*) FROM candidates GROUP BY status")})
+
+    def count(self, *statuses: Status) -> int:
+        """How many candidates have one of ``statuses``."""
+        counts = self.count_by_status()
+        return sum(counts[Status(s)] for s in set(statuses))
+
+    def _select(self, condition: str, params: tuple[Any, ...] = ()) -> list[Candidate]:
+        rows = self.conn.execute(f"SELECT * FROM candidates WHERE {condition}", params)
+        return [Candidate.from_row(r) for r in rows.fetchall()]
+
+    def runs(self, candidate: int, phase: Phase | None = None) -> list[RunRecord]:
+        """Training runs of a candidate (those of one ``phase``), by phase, task, seed."""
         sql = "SELECT * FROM runs WHERE candidate = ?"
         params: tuple[Any, ...] = (candidate,)
         if phase is not None:
             sql += " AND phase = ?"
-            params += (phase,)
+            params += (Phase(phase).value,)
         rows = self.conn.execute(sql + " ORDER BY phase, task, seed", params).fetchall()
-        out = []
-        for row in rows:
-            rec = dict(row)
-            rec["curve"] = json.loads(rec["curve"]) if rec["curve"] else []
-            out.append(rec)
-        return out
+        return [RunRecord(task=r["task"], seed=r["seed"], status=Status(r["status"]),
+                          message=r["message"], final_return=r["final_return"], auc=r["auc"],
+                          steps=r["steps"], seconds=r["seconds"],
+                          curve=tuple(json.loads(r["curve"]) if r["curve"] else ()))
+                for r in rows]
 
     # -- normalizers
 
@@ -341,11 +385,6 @@ class RunStore:
     def normalizers(self) -> dict[tuple[str, int], tuple[float, float]]:
         return {(t, s): (r, p) for t, s, r, p in
                 self.conn.execute("SELECT task, seed, random, ppo FROM normalizers")}
-
-
-def _finite(x: float | None) -> float | None:
-    """SQLite has no NaN: store non-finite numbers as NULL."""
-    return None if x is None or not np.isfinite(x) else float(x)
 
 
 def find_runs(root: str | Path) -> Iterator[Path]:

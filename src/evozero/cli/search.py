@@ -1,0 +1,197 @@
+"""``evozero evolve`` and ``evozero runs``: search runs, and the view of one."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import evozero
+from evozero.cli.app import console, fail, load_program, open_run
+from evozero.program.errors import ProgramError
+from evozero.search.config import INITS, SearchConfig
+from evozero.search.tasks import SUITES
+
+DEFAULT_RUNS_ROOT = Path("runs")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
+
+
+def show_run(run_dir: Path, top: int, as_json: bool) -> None:
+    """Print a run's headline, hall of fame, ``top`` best rules and final report."""
+    from rich.syntax import Syntax
+
+    from evozero import export
+    from evozero.cli import display
+    from evozero.search.report import hall_of_fame
+
+    if top < 1:
+        fail("--top must be at least 1")
+    with open_run(run_dir) as store:
+        if as_json:
+            print(json.dumps(display.run_json(store, top), indent=2, default=str))
+            return
+        info = display.run_overview(store)
+        console.print(f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
+                      f"{info['budget']} trained, {info['duplicates']} duplicates skipped, "
+                      f"state {info['state']}", highlight=False)
+        best = store.best(top)
+        if not best:
+            console.print("no candidate has passed the full suite yet")
+        console.print(display.candidates_table(hall_of_fame(store),
+                                               "hall of fame (best per complexity)"))
+        for rank, c in enumerate(best, 1):
+            console.print(f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
+                          f"{display.fmt(c.fitness)}, {c.complexity} ops", highlight=False)
+            console.print(Syntax(export.pseudocode(evozero.parse(c.text)), "python",
+                                 theme="ansi_dark", background_color="default", word_wrap=True))
+        report = store.meta().get("report")
+        if report:
+            console.print(display.report_view(report))
+
+
+def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``--init`` values: one keyword, or .evz files (parsed now, so errors come first)."""
+    if len(init) == 1 and init[0] in INITS:
+        return init[0], ()
+    texts = []
+    for name in init:
+        if name in INITS:
+            fail(f"--init {name} cannot be combined with other --init values; give either "
+                 f"one of {', '.join(INITS)} or .evz files")
+        path = Path(name)
+        if not path.exists():
+            fail(f"--init {name}: no such file; give one of {', '.join(INITS)} or .evz files")
+        load_program(path)
+        texts.append((str(path), path.read_text()))
+    return "seeds", tuple(texts)
+
+
+def evolve(
+    budget: int = typer.Option(None, "--budget", help="Candidates to train (duplicates are "
+                               "not counted). Required for a new run; extends a resumed one."),
+    suite: str = typer.Option(None, "--suite", help=f"Task suite: {', '.join(SUITES)} "
+                              f"(default {_DEFAULTS['suite']})."),
+    init: list[str] = typer.Option(None, "--init", help="Initial population: seeds "
+                                   "(default), noop, random, or .evz files (repeat)."),
+    population: int = typer.Option(None, "--population", help="Population size (default "
+                                   f"{_DEFAULTS['population']})."),
+    tournament: int = typer.Option(None, "--tournament", help="Tournament size (default "
+                                   f"{_DEFAULTS['tournament']})."),
+    workers: int = typer.Option(None, "--workers", help="Parallel evaluations (default: one "
+                                "per core)."),
+    backend: str = typer.Option(None, "--backend", help="process (default), serial "
+                                "(deterministic) or ray."),
+    address: str = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT "
+                                "(default: a local Ray instance)."),
+    seed: int = typer.Option(None, "--seed", help=f"Seed of the search (default "
+                             f"{_DEFAULTS['seed']})."),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/<time>-<suite>)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    as_json: bool = typer.Option(False, "--json", help="No live display; print the result "
+                                 "as JSON."),
+) -> None:
+    """Evolve update rules by regularized evolution, then re-evaluate the best one."""
+    from rich.live import Live
+
+    from evozero.cli import display
+    from evozero.search.driver import Search
+    from evozero.search.store import RunStoreError
+
+    execution = {k: v for k, v in (("workers", workers), ("backend", backend),
+                                   ("address", address)) if v is not None}
+    try:
+        if resume is not None:
+            fixed = {"--suite": suite, "--init": init, "--population": population,
+                     "--tournament": tournament, "--seed": seed, "--out": out}
+            given = [k for k, v in fixed.items() if v]
+            if given:
+                fail(f"{', '.join(given)} cannot change when resuming; drop them (only "
+                     "--budget, --workers, --backend and --address may)")
+            search = Search.resume(resume)
+            changes = dict(execution)
+            if budget is not None:
+                changes["budget"] = budget
+            if changes:
+                search.config = dataclasses.replace(search.config, **changes)
+                search.status.budget = search.config.budget
+                search.store.set_meta({"config": search.config.to_json()})
+        else:
+            if budget is None:
+                fail("--budget is required: how many candidates to train, e.g. --budget 20")
+            init_kind, texts = _init_texts(init or [_DEFAULTS["init"]])
+            search_settings = {k: v for k, v in (("suite", suite), ("population", population),
+                                                 ("tournament", tournament), ("seed", seed))
+                               if v is not None}
+            config = SearchConfig(budget=budget, init=init_kind, init_texts=texts,
+                                  **search_settings, **execution)
+            run_dir = out or DEFAULT_RUNS_ROOT / (
+                f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}")
+            search = Search.create(run_dir, config)
+    except (ValueError, RunStoreError, ProgramError) as e:
+        fail(str(e))
+
+    run_dir = search.store.directory
+    try:
+        if as_json:
+            search.run()
+        else:
+            with Live(display.status_view(search.status), console=console,
+                      refresh_per_second=4, transient=False) as live:
+                search.on_status = lambda s: live.update(display.status_view(s))
+                search.run()
+            console.print()
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"stopped; everything finished is saved. Resume with: "
+                                   f"evozero evolve --resume {run_dir}", highlight=False)
+        raise typer.Exit(130) from None
+    except RuntimeError as e:
+        fail(str(e))
+    store = search.store
+    if as_json:
+        print(json.dumps(display.run_json(store, 3), indent=2, default=str))
+        return
+    show_run(run_dir, 3, as_json=False)
+    console.print(f"\nrun stored in [bold]{run_dir}[/]; `evozero show {run_dir}`, "
+                  f"`evozero export {run_dir} --top 1 -o rule.py`", highlight=False)
+
+
+def runs(
+    root: Path = typer.Argument(DEFAULT_RUNS_ROOT, help="Where to look for runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the search runs under ROOT (default ./runs)."""
+    from evozero.cli import display
+    from evozero.search.store import RunStore, RunStoreError, find_runs
+
+    if not root.is_dir():
+        fail(f"{root} is not a directory; give the folder that holds your runs "
+             "(evolve --out decides where they go; the default is ./runs)")
+    rows = []
+    for run_dir in find_runs(root):
+        try:
+            with RunStore.open(run_dir) as store:
+                rows.append(display.run_overview(store))
+        except RunStoreError as e:
+            rows.append({"run": str(run_dir), "state": f"unreadable: {e}"})
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        console.print(f"no runs under {root}")
+        return
+    table = Table(title=f"runs under {root}", title_justify="left")
+    for col in ("run", "created", "suite", "state", "trained", "dups", "best", "verdict"):
+        table.add_column(col, justify="left" if col in ("run", "state", "verdict") else "right",
+                         overflow="fold")
+    for r in rows:
+        table.add_row(str(Path(r["run"]).relative_to(root)), r.get("created", "-"),
+                      str(r.get("suite", "-")), str(r.get("state")),
+                      f"{r.get('trained', '-')}/{r.get('budget', '-')}",
+                      str(r.get("duplicates", "-")), display.fmt(r.get("best_fitness")),
+                      str(r.get("verdict") or "-"))
+    console.print(table)

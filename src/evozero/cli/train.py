@@ -1,0 +1,164 @@
+"""``evozero games`` and ``evozero eval``: the native games, and training with a rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evozero.cli.app import console, fail, load_program
+from evozero.native.envs import GAMES, MinAtarVecEnv
+from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
+from evozero.status import Status
+
+
+def games(
+    steps: int = typer.Option(200_000, help="Env steps per game (random policy)."),
+    num_envs: int = typer.Option(256, help="Envs stepped together."),
+    seed: int = typer.Option(0, help="Seed of env 0 (env i gets seed + i)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Play every native game with a uniformly random policy: returns and speed."""
+    if steps < 1 or num_envs < 1:
+        fail("--steps and --num-envs must be at least 1")
+    rows = []
+    for game in GAMES:
+        env = MinAtarVecEnv(game, num_envs, seed=seed)
+        env.reset()
+        rng = np.random.default_rng(seed)
+        actions = rng.integers(0, 6, size=(max(1, steps // num_envs), num_envs))
+        ret = np.zeros(num_envs)
+        finished: list[float] = []
+        start = time.perf_counter()
+        for a in actions:
+            _, r, term, trunc, _ = env.step(a)
+            ret += r
+            done = term | trunc
+            finished.extend(ret[done])
+            ret[done] = 0
+        seconds = time.perf_counter() - start
+        total = actions.size
+        rows.append(
+            {
+                "game": game,
+                "steps": int(total),
+                "episodes": len(finished),
+                "mean_return": float(np.mean(finished)) if finished else float("nan"),
+                "steps_per_s": total / seconds,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Native MinAtar, random policy (sticky actions 0.1)")
+    for col in ("game", "steps", "episodes", "mean return", "steps/s (Python loop)"):
+        table.add_column(col, justify="left" if col == "game" else "right")
+    for r in rows:
+        table.add_row(
+            r["game"], f"{r['steps']:,}", f"{r['episodes']:,}", f"{r['mean_return']:.2f}",
+            f"{r['steps_per_s']:,.0f}",
+        )
+    console.print(table)
+
+
+def eval_command(
+    program: Path = typer.Argument(..., help="The update program (.evz)."),
+    env: str = typer.Option("breakout", "--env", help="A MinAtar game or a gymnasium id."),
+    steps: int = typer.Option(1_000_000, "--steps", help="Env steps per run."),
+    seeds: int = typer.Option(3, "--seeds", help="Number of runs (seeds 0..K-1)."),
+    workers: int = typer.Option(0, "--workers", help="Runs in parallel (0: one per core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    plot: Path | None = typer.Option(None, "--plot", help="Save learning curves to this PNG."),
+) -> None:
+    """Train an agent with PROGRAM on ENV for each seed and summarize the returns."""
+    if seeds < 1:
+        fail("--seeds must be at least 1")
+    prog = load_program(program)
+    try:
+        config = TrainConfig(total_steps=steps)
+    except ValueError as e:
+        fail(f"--steps: {e}")
+    if plot is not None and not plot.parent.exists():
+        fail(f"cannot write the plot: directory {plot.parent} does not exist")
+
+    workers = workers or min(seeds, os.cpu_count() or 1)
+    done = [0] * seeds
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True, disable=as_json,
+    ) as bar:
+        task = bar.add_task(f"{program.name} on {env}", total=seeds * config.num_updates
+                            * config.num_envs * config.num_steps)
+
+        def run(seed: int) -> TrainResult:
+            def tick(n: int) -> None:
+                done[seed] = n
+                bar.update(task, completed=sum(done))
+
+            return train(prog, env, config, seed, on_progress=tick)
+
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(run, range(seeds)))
+        except ValueError as e:
+            fail(str(e))
+
+    finals = np.array([r.final_return for r in results])
+    summary = {
+        "program": str(program),
+        "env": env,
+        "steps": config.total_steps,
+        "runs": [r.summary() for r in results],
+        "final_return_mean": float(np.nanmean(finals)) if np.isfinite(finals).any() else None,
+        "final_return_std": float(np.nanstd(finals)) if np.isfinite(finals).any() else None,
+    }
+    if plot is not None:
+        _plot(results, plot, title=f"{program.name} on {env}")
+    if as_json:
+        print(json.dumps(summary, indent=2, default=float))
+        return
+    table = Table(title=f"{program.name} on {env}, {config.total_steps:,} steps per run")
+    for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(str(r.seed), r.status, f"{r.final_return:.2f}", f"{r.auc:.2f}",
+                      f"{r.episode_returns.size:,}", f"{r.steps_per_second:,.0f}")
+    if summary["final_return_mean"] is not None:
+        table.add_row("mean ± std", "", f"{summary['final_return_mean']:.2f} ± "
+                      f"{summary['final_return_std']:.2f}", "", "", "", style="bold")
+    console.print(table)
+    for r in results:
+        if r.status != Status.OK:
+            console.print(f"seed {r.seed}: {r.status}: {r.message}")
+    if plot is not None:
+        console.print(f"learning curves written to {plot}")
+
+
+def _plot(results: list[TrainResult], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curves = []
+    for r in results:
+        x, y = learning_curve(r.episode_returns, r.episode_end_steps, r.total_steps, bins=50)
+        curves.append(y)
+        ax.plot(x, y, alpha=0.4, label=f"seed {r.seed}")
+    stack = np.vstack(curves)
+    seen = np.isfinite(stack).sum(axis=0)  # bins before any episode ended are NaN
+    mean = np.where(seen > 0, np.nansum(stack, axis=0) / np.maximum(seen, 1), np.nan)
+    ax.plot(x, mean, color="black", lw=2, label="mean")
+    ax.set(xlabel="env steps", ylabel="episodic return", title=title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

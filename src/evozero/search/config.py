@@ -1,0 +1,99 @@
+"""A search's settings and the initial population it starts from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evozero.program import dsl
+from evozero.program.model import Program
+from evozero.program.random_programs import random_program
+from evozero.search.backends import BACKENDS
+from evozero.search.fitness import reference_program
+from evozero.search.store import INIT_ORIGIN
+from evozero.search.tasks import DEFAULT_SUITE, get_suite
+
+INITS: tuple[str, ...] = ("seeds", "noop", "random")
+#: The reference programs that ``--init seeds`` starts from (noop is not a seed: it
+#: learns nothing).
+SEED_PROGRAMS: tuple[str, ...] = ("ppo", "a2c", "dpo", "reinforce", "td_ac")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Settings of a search run (all recorded in the run store).
+
+    Attributes:
+        budget: trained candidates to evaluate (duplicates are not counted).
+        suite: the task suite fitness is measured on (see ``tasks.SUITES``).
+        init: ``seeds`` (the reference programs), ``noop`` or ``random``; ignored when
+            ``init_texts`` is given.
+        init_texts: ``(filename, text)`` of user-given initial programs.
+        population: individuals kept alive; the oldest dies when a child arrives.
+        tournament: individuals drawn to pick each parent.
+        workers: parallel evaluations (default: all cores).
+        backend: ``serial`` (deterministic), ``process`` or ``ray``.
+        address: Ray cluster address (``auto``, ``HOST:PORT``) for the ray backend.
+        seed: seeds every random choice of the search.
+    """
+
+    budget: int
+    suite: str = DEFAULT_SUITE
+    init: str = "seeds"
+    init_texts: tuple[tuple[str, str], ...] = ()
+    population: int = 32
+    tournament: int = 4
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    backend: str = "process"
+    address: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def positive(name: str) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name} must be an integer >= 1, got {value!r}")
+
+        for name in ("budget", "population", "tournament", "workers"):
+            positive(name)
+        get_suite(self.suite)
+        if self.init not in INITS:
+            raise ValueError(f"unknown --init {self.init!r}; choose one of {', '.join(INITS)} "
+                             "or give .evz files")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown --backend {self.backend!r}; choose one of "
+                             f"{', '.join(BACKENDS)}")
+        if self.tournament > self.population:
+            raise ValueError(f"--tournament ({self.tournament}) cannot exceed --population "
+                             f"({self.population})")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["init_texts"] = [list(t) for t in self.init_texts]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SearchConfig:
+        data = dict(data)
+        data["init_texts"] = tuple(tuple(t) for t in data.get("init_texts", ()))
+        return cls(**data)
+
+
+def initial_programs(config: SearchConfig) -> list[tuple[str, Program]]:
+    """``(origin, program)`` of the initial population."""
+    if config.init_texts:
+        return [(f"{INIT_ORIGIN}{Path(name).name}", dsl.parse(text, filename=name))
+                for name, text in config.init_texts]
+    if config.init == "seeds":
+        return [(f"{INIT_ORIGIN}{n}", reference_program(n)) for n in SEED_PROGRAMS]
+    if config.init == "noop":
+        return [(f"{INIT_ORIGIN}noop", reference_program("noop"))]
+    return [(f"{INIT_ORIGIN}random",
+             random_program(np.random.default_rng([config.seed, 2**31 + i])))
+            for i in range(config.population)]
