@@ -8,6 +8,7 @@ any subpackage until it is used.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,19 @@ def test_game_list_matches_native_core() -> None:
     from evozero.native.gym_ids import GAMES
 
     assert tuple(_core.GAMES) == GAMES
+
+
+def test_docs_map_every_module() -> None:
+    """docs/ARCHITECTURE.md names every module of the package, and nothing that is gone."""
+    doc = (PACKAGE.parent.parent / "docs" / "ARCHITECTURE.md").read_text()
+    named = set(re.findall(r"`((?:\w+/)?\w+\.py)`", doc))
+    modules = {
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if "programs" not in p.parts and (p.name != "__init__.py" or p.parent == PACKAGE)
+        and p.name != "__main__.py"
+    }
+    assert modules - named == set(), "add these modules to docs/ARCHITECTURE.md"
+    gone = {n for n in named if "/" in n and n.split("/")[0] in ALLOWED
+            and not (PACKAGE / n).exists()}
+    assert gone == set(), "docs/ARCHITECTURE.md names modules that do not exist"
