@@ -1,23 +1,15 @@
-# Adding an op (say ``soft_plus``):
-#   1. its numpy form ``np_soft_plus`` and partials ``d_soft_plus`` below (exact float32 per
-#      the numeric contract; PyTorch autograd's conventions), its sympy and torch forms;
-#   2. one row in ``_TABLE`` (its position is its opcode; ``components=_POST_ONLY`` for a
-#      batch reduction, which the C++ interpreter computes in Interpreter::run_instr);
-#   3. its C++ kernel ``struct SoftPlus`` (the name in CamelCase) with ``arity``, ``f`` and
-#      ``fd`` in csrc/interpreter/ops.hpp, a port of the numpy form;
-#   4. ``python -m evozero.native.codegen`` (rewrites csrc/generated/), then rebuild;
-#   5. its forms in the export backends (evozero.export).
-# Each step left out fails loudly: a missing kernel is a compile error naming
-# ``ops::SoftPlus`` (another arity: a static_assert); a skipped step 4 fails
-# tests/test_codegen.py, and a core not rebuilt refuses to run programs; tests/test_ops.py,
-# tests/test_interpreter.py and tests/test_export.py check the forms and the kernel
-# against the numpy form.
 """The op table: the single source of truth for every primitive an update rule can use.
 
 Each :class:`Op` fixes the op's name, arity, the components where it may appear, its
 exact float32 numpy definition, its partial derivatives (for forward-mode tangents),
 and its sympy and torch forms. The C++ interpreter, the sympy canonicalizer and the
 numpy/torch exports are derived from or tested against this table.
+
+Adding an op is docs/ARCHITECTURE.md, "Add an op": its numpy form and partials plus one
+row of ``_TABLE`` here, its C++ kernel in csrc/interpreter/ops.hpp, then
+``python -m evozero.native.codegen`` and its export forms. A step left out fails loudly
+(a compile error, tests/test_codegen.py, or the form checks of tests/test_ops.py,
+tests/test_interpreter.py and tests/test_export.py).
 
 Numeric contract
 ----------------
