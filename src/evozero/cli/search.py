@@ -48,6 +48,7 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
             print_program(console, export.pseudocode(evozero.parse(c.text)))
         report = store.meta().get("report")
         if report:
+            console.print()
             console.print(display.report_view(report))
 
 
