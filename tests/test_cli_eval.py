@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from cli_checks import strict_json
 from typer.testing import CliRunner
 
 from evozero.cli import app
+from evozero.native.envs import GAMES
 
 runner = CliRunner()
 TINY = ["--steps", "16384", "--seeds", "2"]
@@ -25,11 +26,29 @@ def test_eval_json_and_plot(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eval", "programs/a2c.evz", "--env", "CartPole-v1", *TINY,
                                  "--json", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = strict_json(result.stdout)
     assert [r["seed"] for r in data["runs"]] == [0, 1]
     assert all(r["status"] == "ok" and r["steps"] == 16384 for r in data["runs"])
     assert data["final_return_mean"] > 0
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_json_writes_null_for_a_run_that_ended_no_episode() -> None:
+    # Freeway episodes last 2,500 steps: no env ends one in 16,384 steps over 64 envs.
+    result = runner.invoke(app, ["eval", "programs/ppo.evz", "--env", "freeway", "--steps",
+                                 "16384", "--seeds", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["runs"][0]["episodes"] == 0 and data["runs"][0]["status"] == "ok"
+    assert data["runs"][0]["final_return"] is None and data["final_return_mean"] is None
+
+
+def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
+    result = runner.invoke(app, ["games", "--steps", "64", "--num-envs", "64", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = strict_json(result.stdout)
+    assert [r["game"] for r in rows] == list(GAMES)
+    assert all(r["episodes"] == 0 and r["mean_return"] is None for r in rows)
 
 
 @pytest.mark.parametrize(

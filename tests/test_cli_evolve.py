@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,12 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import DIVERGES, LONG_PROGRAMS, TERMINALS, as_terminal, plain, strict_json
 from typer.testing import CliRunner
 
+import evozero
 from evozero.cli import app
+from evozero.export.pseudocode import live_program
+from evozero.program import dsl
 from evozero.search.config import SearchConfig
 from evozero.search.driver import Search
 from evozero.search.store import RunStore
+from evozero.search.tasks import get_suite
 from evozero.status import TRAINED, Status
 
 runner = CliRunner()
@@ -60,7 +67,7 @@ def test_evolve_reports_and_stores_a_finished_run(run_dir: Path) -> None:
 def test_runs_lists_the_run(run_dir: Path) -> None:
     result = runner.invoke(app, ["runs", str(run_dir.parent), "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = strict_json(result.stdout)
     assert [r["run"] for r in rows] == [str(run_dir)]
     assert rows[0]["trained"] == 8 and rows[0]["state"] == "finished"
     table = runner.invoke(app, ["runs", str(run_dir.parent)])
@@ -72,9 +79,99 @@ def test_show_run_prints_hall_of_fame_rules_and_report(run_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "hall of fame" in result.output and "#1: candidate" in result.output
     assert "objective:" in result.output and "fresh seeds" in result.output
-    data = json.loads(runner.invoke(app, ["show", str(run_dir), "--json"]).output)
+    data = strict_json(runner.invoke(app, ["show", str(run_dir), "--json"]).stdout)
     assert data["top"][0]["fitness"] == max(c["fitness"] for c in data["top"])
     assert data["normalizers"] and data["environment"]["evozero"]
+
+
+@pytest.fixture(scope="module")
+def long_evolve(tmp_path_factory) -> tuple[Path, str]:
+    """A run (serial backend) seeded with a PPO written in long lines and a rule that
+    diverges, and what ``evolve --json`` printed."""
+    os.environ.setdefault("EVOZERO_CACHE_DIR",
+                          str(tmp_path_factory.getbasetemp() / "cache"))
+    root = tmp_path_factory.mktemp("long")
+    (root / "long_ppo.evz").write_text(LONG_PROGRAMS["long_ppo"])
+    (root / "diverges.evz").write_text(DIVERGES)
+    out = root / "runs" / "long"
+    result = runner.invoke(app, ["evolve", "--budget", "2", "--suite", "tiny", "--population",
+                                 "2", "--tournament", "2", "--backend", "serial", "--init",
+                                 str(root / "long_ppo.evz"), "--init",
+                                 str(root / "diverges.evz"), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    return out, result.stdout
+
+
+@pytest.fixture(scope="module")
+def long_run(long_evolve: tuple[Path, str]) -> Path:
+    return long_evolve[0]
+
+
+def test_evolve_json_is_strict_json(long_evolve: tuple[Path, str]) -> None:
+    out, printed = long_evolve
+    data = strict_json(printed)
+    assert data["run"] == str(out) and data["trained"] == 2
+    assert dsl.parse(data["top"][0]["text"]) == dsl.parse(LONG_PROGRAMS["long_ppo"])
+    with RunStore.open(out) as store:
+        (diverged,) = store.candidates(Status.DIVERGED)
+    assert diverged.fitness is None
+
+
+def printed_rules(output: str) -> dict[int, str]:
+    """Candidate id -> the program text printed under its ``#k: candidate ID`` heading."""
+    rules: dict[int, list[str]] = {}
+    current = None
+    for line in plain(output).splitlines():
+        if heading := re.match(r"#\d+: candidate (\d+),", line):
+            current = int(heading[1])
+            rules[current] = []
+        elif current is not None and re.match(r"\s|$|const |\w+:$", line):
+            rules[current].append(line)
+        else:
+            current = None
+    return {cid: "\n".join(lines) for cid, lines in rules.items()}
+
+
+@pytest.mark.parametrize(("width", "tty"), TERMINALS)
+@pytest.mark.parametrize("run", ["run_dir", "long_run"])
+def test_show_run_prints_rules_that_parse_back(run: str, width: int, tty: bool,
+                                               request: pytest.FixtureRequest,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = request.getfixturevalue(run)
+    as_terminal(monkeypatch, width, tty)
+    result = runner.invoke(app, ["show", str(directory), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    rules = printed_rules(result.stdout)
+    with RunStore.open(directory) as store:
+        best = store.best(3)
+    assert list(rules) == [c.id for c in best]
+    for c in best:
+        assert dsl.parse(rules[c.id]) == live_program(evozero.parse(c.text))
+    if run == "long_run":  # lines the terminal cannot hold
+        assert max(len(ln) for text in rules.values() for ln in text.splitlines()) > width
+
+
+def test_json_of_a_run_whose_report_has_nan_is_strict(long_run: Path, tmp_path: Path) -> None:
+    # The best rule diverged in every held-out re-evaluation: the report's held-out mean and
+    # interval are NaN (no seed to average). Resuming the finished run redoes the report.
+    copy = tmp_path / "runs" / "copy"
+    shutil.copytree(long_run, copy)
+    _, heldout = get_suite("tiny").report_tasks()
+    with sqlite3.connect(copy / "run.sqlite") as conn:
+        changed = conn.execute(
+            "UPDATE runs SET status = 'diverged', final_return = NULL, message = 'the "
+            "program''s loss or its derivatives are not finite' WHERE phase = 'report' AND "
+            "task = ?", (heldout[0].label,)).rowcount
+    assert changed == 3
+    for args in (["evolve", "--resume", str(copy), "--json"], ["show", str(copy), "--json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        best = strict_json(result.stdout)["report"]["subjects"][0]
+        assert best["heldout"]["n"] == 0 and best["heldout"]["mean"] is None
+        assert best["train"]["n"] == 3 and best["train"]["mean"] is not None
+    listed = runner.invoke(app, ["runs", str(copy.parent), "--json"])
+    assert strict_json(listed.stdout)[0]["run"] == str(copy)
+    assert runner.invoke(app, ["show", str(copy)]).exit_code == 0
 
 
 def test_export_run_writes_runnable_rules(run_dir: Path, tmp_path: Path) -> None:
@@ -175,6 +272,7 @@ def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None
     # Fewer workers than jobs that were in flight: they queue.
     result = runner.invoke(app, ["evolve", "--resume", str(out), "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output
+    assert strict_json(result.stdout)["state"] == "finished"
     after = finished(db)
     assert {k: after[k] for k in before} == before  # finished results are kept as they were
     with RunStore.open(out) as store:
@@ -248,6 +346,7 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(tmp_path: Path) -> None:
         assert store.meta()["state"] == "stopped"
     result = runner.invoke(app, ["evolve", "--resume", str(out), "--json"])
     assert result.exit_code == 0, result.output
+    assert strict_json(result.stdout)["trained"] == 12
     with RunStore.open(out) as store:
         assert store.meta()["state"] == "finished"
         assert store.count(*TRAINED) == 12

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import LONG_PROGRAMS, TERMINALS, as_terminal, plain, strict_json
 from typer.testing import CliRunner
 
 from evozero.cli import app
+from evozero.export import pseudocode
 from evozero.program import dsl
 from evozero.program.evaluate import OBJECTIVE_INPUTS, run_objective
 
@@ -56,6 +58,30 @@ def test_show_reference_program() -> None:
     body = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     shown = [ln.rstrip() for ln in result.stdout.splitlines() if ln.strip()]
     assert shown == body
+
+
+@pytest.mark.parametrize(("width", "tty"), TERMINALS)
+@pytest.mark.parametrize("name", sorted(LONG_PROGRAMS))
+def test_show_prints_the_live_program_at_any_width(
+        name: str, width: int, tty: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / f"{name}.evz"
+    src.write_text(LONG_PROGRAMS[name])
+    as_terminal(monkeypatch, width, tty)
+    result = invoke("show", str(src))
+    assert result.exit_code == 0, result.output
+    assert dsl.parse(plain(result.stdout)) == dsl.load(src).live()
+    if not tty:  # `evozero show a.evz > b.evz` writes the live program's text
+        assert result.stdout == pseudocode(dsl.load(src))
+
+
+@pytest.mark.parametrize("flags", [[], ["--latex"]])
+def test_show_json_on_a_file(flags: list[str]) -> None:
+    result = invoke("show", PPO, "--json", *flags)
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["program"] == PPO and data["format"] == ("latex" if flags else "evz")
+    if not flags:
+        assert dsl.parse(data["text"]) == dsl.load(PPO).live()
 
 
 def test_show_latex() -> None:

@@ -1,6 +1,7 @@
 """The ``evozero`` command line (typer): one module per group of commands.
 
-:mod:`~evozero.cli.app` holds the app and the helpers the commands share;
+:mod:`~evozero.cli.app` holds the app and the helpers the commands share, and
+:mod:`~evozero.cli.output` how they print programs and JSON;
 :mod:`~evozero.cli.train` has ``games`` and ``eval``, :mod:`~evozero.cli.program` has
 ``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve`` and ``runs``.
 """

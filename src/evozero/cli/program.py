@@ -9,6 +9,7 @@ import typer
 
 import evozero
 from evozero.cli.app import console, fail, load_program, open_run
+from evozero.cli.output import JSON_NOTE, print_json, print_program
 from evozero.cli.search import show_run
 from evozero.program.model import Program
 
@@ -21,26 +22,28 @@ def show(
     timeout: float = typer.Option(
         5.0, "--timeout", help="Seconds allowed to simplify each output (--simplify)."),
     top: int = typer.Option(3, "--top", help="Run directory: how many of the best rules."),
-    as_json: bool = typer.Option(False, "--json", help="Run directory: print JSON."),
+    as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Print PROGRAM's live part (dead code dropped) as pseudocode or LaTeX; or, for a run
     directory, its hall of fame, its best rules and its final report."""
-    from rich.syntax import Syntax
-
     from evozero import export
 
     if program.is_dir():
         show_run(program, top, as_json)
         return
     prog = load_program(program)
-    if not simplify:
-        if latex:
-            print(export.latex(prog), end="")
-        else:
-            console.print(Syntax(export.pseudocode(prog), "python", theme="ansi_dark",
-                                 background_color="default"))
-        return
-    print(export.simplified_text(prog, latex=latex, timeout=timeout), end="")
+    if simplify:
+        form, text = "simplified", export.simplified_text(prog, latex=latex, timeout=timeout)
+    elif latex:
+        form, text = "latex", export.latex(prog)
+    else:
+        form, text = "evz", export.pseudocode(prog)
+    if as_json:
+        print_json({"program": str(program), "format": form, "text": text})
+    elif form == "evz":
+        print_program(console, text)
+    else:
+        print(text, end="")
 
 
 def export_command(

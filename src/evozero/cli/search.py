@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rich.table import Table
 
 import evozero
 from evozero.cli.app import console, fail, load_program, open_run
+from evozero.cli.output import JSON_NOTE, print_json, print_program
 from evozero.program.errors import ProgramError
 from evozero.search.config import INITS, SearchConfig
 from evozero.search.tasks import SUITES
@@ -23,8 +23,6 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 def show_run(run_dir: Path, top: int, as_json: bool) -> None:
     """Print a run's headline, hall of fame, ``top`` best rules and final report."""
-    from rich.syntax import Syntax
-
     from evozero import export
     from evozero.cli import display
     from evozero.search.report import hall_of_fame
@@ -33,7 +31,7 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
         fail("--top must be at least 1")
     with open_run(run_dir) as store:
         if as_json:
-            print(json.dumps(display.run_json(store, top), indent=2, default=str))
+            print_json(display.run_json(store, top))
             return
         info = display.run_overview(store)
         console.print(f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
@@ -47,10 +45,10 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
         for rank, c in enumerate(best, 1):
             console.print(f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
                           f"{display.fmt(c.fitness)}, {c.complexity} ops", highlight=False)
-            console.print(Syntax(export.pseudocode(evozero.parse(c.text)), "python",
-                                 theme="ansi_dark", background_color="default", word_wrap=True))
+            print_program(console, export.pseudocode(evozero.parse(c.text)))
         report = store.meta().get("report")
         if report:
+            console.print()
             console.print(display.report_view(report))
 
 
@@ -93,7 +91,7 @@ def evolve(
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/<time>-<suite>)."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
     as_json: bool = typer.Option(False, "--json", help="No live display; print the result "
-                                 "as JSON."),
+                                 f"as JSON ({JSON_NOTE})."),
 ) -> None:
     """Evolve update rules by regularized evolution, then re-evaluate the best one."""
     from rich.live import Live
@@ -153,7 +151,7 @@ def evolve(
         fail(str(e))
     store = search.store
     if as_json:
-        print(json.dumps(display.run_json(store, 3), indent=2, default=str))
+        print_json(display.run_json(store, 3))
         return
     show_run(run_dir, 3, as_json=False)
     console.print(f"\nrun stored in [bold]{run_dir}[/]; `evozero show {run_dir}`, "
@@ -162,7 +160,7 @@ def evolve(
 
 def runs(
     root: Path = typer.Argument(DEFAULT_RUNS_ROOT, help="Where to look for runs."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """List the search runs under ROOT (default ./runs)."""
     from evozero.cli import display
@@ -179,7 +177,7 @@ def runs(
         except RunStoreError as e:
             rows.append({"run": str(run_dir), "state": f"unreadable: {e}"})
     if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+        print_json(rows)
         return
     if not rows:
         console.print(f"no runs under {root}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evozero.cli.app import console, fail, load_program
+from evozero.cli.output import JSON_NOTE, print_json
 from evozero.native.envs import GAMES, MinAtarVecEnv
 from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
 from evozero.status import Status
@@ -23,7 +23,7 @@ def games(
     steps: int = typer.Option(200_000, help="Env steps per game (random policy)."),
     num_envs: int = typer.Option(256, help="Envs stepped together."),
     seed: int = typer.Option(0, help="Seed of env 0 (env i gets seed + i)."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Play every native game with a uniformly random policy: returns and speed."""
     if steps < 1 or num_envs < 1:
@@ -55,7 +55,7 @@ def games(
             }
         )
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table(title="Native MinAtar, random policy (sticky actions 0.1)")
     for col in ("game", "steps", "episodes", "mean return", "steps/s (Python loop)"):
@@ -74,7 +74,7 @@ def eval_command(
     steps: int = typer.Option(1_000_000, "--steps", help="Env steps per run."),
     seeds: int = typer.Option(3, "--seeds", help="Number of runs (seeds 0..K-1)."),
     workers: int = typer.Option(0, "--workers", help="Runs in parallel (0: one per core)."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
     plot: Path | None = typer.Option(None, "--plot", help="Save learning curves to this PNG."),
 ) -> None:
     """Train an agent with PROGRAM on ENV for each seed and summarize the returns."""
@@ -122,7 +122,7 @@ def eval_command(
     if plot is not None:
         _plot(results, plot, title=f"{program.name} on {env}")
     if as_json:
-        print(json.dumps(summary, indent=2, default=float))
+        print_json(summary)
         return
     table = Table(title=f"{program.name} on {env}, {config.total_steps:,} steps per run")
     for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s"):
