@@ -493,6 +493,27 @@ def test_write_export(tmp_path: Path) -> None:
     assert "class Rule(torch.nn.Module)" in text
 
 
+@pytest.mark.parametrize("source", [
+    str(PROGRAMS / "ppo.evz"), None, "runs/r1 candidate 0 (fitness 1.000)",
+    "runs/r1 candidate 7", "runs/r1 candidate 2 (fitness nan)",
+    "runs/r1 candidate 2 (fitness None)", "runs/v1.2 candidate 3 (fitness 0.5)"])
+@pytest.mark.parametrize("backend", export.BACKENDS)
+def test_docstring_first_line_is_a_sentence(source: str | None, backend: str,
+                                            tmp_path: Path) -> None:
+    """The rule's name is the program file's stem, or else the output file's: a run's
+    candidate is described in the Source line, never cut at a '.' of its fitness."""
+    out = tmp_path / "rule_2.py"
+    export.write_export(program("ppo"), out, backend, source=source)
+    doc = ast.get_docstring(ast.parse(out.read_text()))
+    assert doc is not None
+    name = "ppo" if source and source.endswith(".evz") else "rule_2"
+    assert doc.splitlines()[0] == (
+        f"{name}: an RL update rule exported by evozero {evozero.__version__} ({backend}).")
+    assert doc.splitlines()[1] == ""
+    if source:
+        assert f"\nSource: {source}\n" in doc
+
+
 # ----------------------------------------------------------------------------- runtime modules
 
 
