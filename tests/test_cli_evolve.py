@@ -3,6 +3,7 @@ and a run surviving ``kill -9`` and a killed worker."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -178,6 +179,9 @@ def test_export_run_writes_runnable_rules(run_dir: Path, tmp_path: Path) -> None
     out = tmp_path / "rule.py"
     result = runner.invoke(app, ["export", str(run_dir), "--top", "1", "-o", str(out)])
     assert result.exit_code == 0, result.output
+    doc = ast.get_docstring(ast.parse(out.read_text()))
+    assert doc.startswith("rule: an RL update rule exported by evozero ")
+    assert doc.splitlines()[0].endswith("(numpy).") and f"Source: {run_dir} candidate " in doc
     namespace: dict = {}
     exec(compile(out.read_text(), str(out), "exec"), namespace)  # our own generated module
     T, B = 4, 3

@@ -215,3 +215,14 @@ def test_export_requires_output() -> None:
     result = invoke("export", PPO)
     assert result.exit_code == 2
     assert "Missing option" in result.output
+
+
+def test_show_simplify_prints_computed_numbers(tmp_path: Path) -> None:
+    """sqrt(2 * r) is sqrt(2) * sqrt(|r|): shown as float32 sqrt(2), in text and LaTeX."""
+    src = tmp_path / "sqrt2.evz"
+    src.write_text("scan:\n  adv = sqrt(2 * r)\n  vtarget = v\nobjective:\n  loss = -logp * adv\n")
+    for flags, shown in ((["--simplify"], "adv = 1.4142135*sqrt(Abs(r))"),
+                         (["--simplify", "--latex"], r"adv &= 1.4142135 \cdot \sqrt{")):
+        result = invoke("show", str(src), *flags)
+        assert result.exit_code == 0, result.output
+        assert shown in result.stdout

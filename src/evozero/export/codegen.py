@@ -4,8 +4,9 @@
 Python spellings: infix ops are Python operators where they are exactly the op (float32
 ``+ - *`` and unary ``-`` are exact in numpy, numba and torch alike; ``/`` is protected,
 so ``div`` is a call), every other op is written from the backend's :class:`Form` table,
-which reproduces the op table's numpy or torch form and names the runtime helpers it
-calls (``tests/test_export.py`` checks every op, values and derivatives). A backend
+which reproduces the op table's definition, NaN and infinities included (torch: its
+partials too), and names the runtime helpers it calls (``tests/test_export.py`` checks
+every op on edge values, values and derivatives). A backend
 (:mod:`~evozero.export.numpy_codegen`, :mod:`~evozero.export.torch_codegen`) subclasses it
 with its spellings of literals, broadcasts and the scan loop; this module writes the
 statements and the ``scan_step``, ``scan``, ``post`` and ``objective`` functions from

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import sympy
 from sympy.printing.latex import LatexPrinter
 
@@ -18,6 +17,7 @@ from evozero.program.model import Program
 from evozero.program.normal_form import Node, expression_forest, is_temp
 from evozero.program.ops import OPS
 from evozero.program.printer import format_literal
+from evozero.program.symbolic import display_number, display_numbers
 from evozero.program.vocabulary import COMPONENTS
 
 __all__ = ["latex", "latex_expr"]
@@ -54,13 +54,6 @@ def _latex_symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(f"t_{name[1:]}" if is_temp(name) else name, real=True)
 
 
-def _display_number(x: float) -> sympy.Expr:
-    f = float(np.float32(x))
-    if f.is_integer() and abs(f) < 1e6:
-        return sympy.Integer(int(f))
-    return sympy.Float(format_literal(f), "")
-
-
 def _sympy_statement(node: Node) -> sympy.Expr:
     """A statement's expression with the ops' sympy forms, unevaluated (as written).
 
@@ -70,7 +63,7 @@ def _sympy_statement(node: Node) -> sympy.Expr:
     if isinstance(node, str):
         return _latex_symbol(node)
     if isinstance(node, float):
-        return _display_number(node)
+        return display_number(node)
     expr = OPS[node.op].sympy(*[_sympy_statement(a) for a in node.args])
     if isinstance(expr, (sympy.Add, sympy.Mul)):
         args: list[sympy.Expr] = []
@@ -80,11 +73,15 @@ def _sympy_statement(node: Node) -> sympy.Expr:
     return expr
 
 
-def latex_expr(expr: sympy.Basic, *, keep_order: bool = False) -> str:
-    """LaTeX of a sympy expression from this module or :mod:`evozero.symbolic`."""
-    from evozero.program.symbolic import display_numbers
+def latex_expr(expr: sympy.Basic) -> str:
+    """LaTeX of a sympy expression from this module or :mod:`evozero.symbolic`, numbers
+    shown as the float32 values the program computes with
+    (:func:`~evozero.program.symbolic.display_numbers`)."""
+    return _latex_text(display_numbers(expr))
 
-    expr = display_numbers(expr)
+
+def _latex_text(expr: sympy.Basic, *, keep_order: bool = False) -> str:
+    """LaTeX of an expression whose numbers are already shown as they should print."""
     # Carry values from step t+1 (symbolic.carry_symbol) print as g_{t+1}.
     names = {s: f"{LatexPrinter().doprint(sympy.Symbol(s.name[:-5]))}_{{t+1}}"
              for s in expr.free_symbols if s.name.endswith("[t+1]")}
@@ -105,7 +102,7 @@ def latex(program: Program) -> str:
              r" log|x| >= log(1e-6), sqrt|x|, exp(min(x, 80))"]
     if live.constants:
         consts = r",\quad ".join(
-            f"{latex_expr(_latex_symbol(c.name))} = {format_literal(c.value)}"
+            f"{_latex_text(_latex_symbol(c.name))} = {format_literal(c.value)}"
             for c in live.constants)
         lines += ["% constants", consts]
     for kind in COMPONENTS:
@@ -122,7 +119,7 @@ def latex(program: Program) -> str:
         rows = []
         with sympy.evaluate(False):
             for target, node in forest:
-                rhs = latex_expr(_sympy_statement(node), keep_order=True)
-                rows.append(f"{latex_expr(_latex_symbol(target))} &\\leftarrow {rhs}")
+                rhs = _latex_text(_sympy_statement(node), keep_order=True)
+                rows.append(f"{_latex_text(_latex_symbol(target))} &\\leftarrow {rhs}")
         lines += [r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}"]
     return "\n".join(lines) + "\n"

@@ -3,8 +3,8 @@
 Literals are float32 (``np.float32(0.5)``). The module compiles with ``numba.njit``: the
 helpers (:mod:`~evozero.export.runtime_numpy`) and ``scan_step`` are decorated with
 numba's ``register_jitable`` when numba is installed, and scan is an explicit loop over
-``t``. The batch reductions accumulate in float64 with numpy's sum, within rounding of the
-exactly rounded sum :mod:`evozero.program.ops` specifies.
+``t``. The batch reductions sum exactly as :mod:`evozero.program.ops` specifies
+(``exact_sum``; std's sum of squares, which cannot cancel, is a float64 sum).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ NUMPY_FORMS: Mapping[str, Form] = {
     "clip": Form("clip({0}, {1}, {2})", ("clip",)),
     "where": Form("where({0}, {1}, {2})", ("where",)),
     "copy": Form("{0}"),
-    "mean": Form("mean({0})", ("mean",)),
-    "std": Form("std({0})", ("std",)),
-    "normalize": Form("normalize({0})", ("normalize",)),
+    "mean": Form("mean({0})", ("exact_sum", "mean64", "mean")),
+    "std": Form("std({0})", ("exact_sum", "mean64", "std32", "std")),
+    "normalize": Form("normalize({0})", ("exact_sum", "mean64", "std32", "normalize")),
 }
 
 

@@ -89,25 +89,90 @@ def where(c, a, b):
 
 
 @_jitable
+def exact_sum(x):
+    """The exact sum of a float32 array's elements correctly rounded to float64 (what
+    math.fsum gives); with an inf or NaN element, the IEEE sum.
+
+    Elements with the same float32 exponent are multiples of one power of two below
+    2**24 times it, so float64 sums them exactly (in any order) for fewer than 2**29
+    elements; the at most 255 exponents' sums are then added by Shewchuk's algorithm with
+    CPython's half-even correction (math.fsum's).
+    """
+    x64 = x.astype(np.float64).ravel()
+    total = np.sum(x64)
+    if not np.isfinite(total):
+        return total
+    exponent = (x.astype(np.float32).ravel().view(np.int32) >> 23) & 0xFF
+    partials = np.zeros(64, np.float64)  # non-overlapping, so at most ~40 of them
+    n = 0
+    for a in np.bincount(exponent, x64):
+        i = 0
+        for j in range(n):
+            b = partials[j]
+            if abs(a) < abs(b):
+                a, b = b, a
+            hi = a + b
+            lo = b - (hi - a)
+            if lo != 0.0:
+                partials[i] = lo
+                i += 1
+            a = hi
+        n = i
+        if a != 0.0:
+            partials[n] = a
+            n += 1
+    hi = np.float64(0.0)
+    lo = np.float64(0.0)
+    if n > 0:
+        n -= 1
+        hi = partials[n]
+        while n > 0:  # add from the top while the sum stays exact
+            a = hi
+            n -= 1
+            b = partials[n]
+            hi = a + b
+            lo = b - (hi - a)
+            if lo != 0.0:
+                break
+        # Round half-even across partials: a half-ulp lo is settled by the next partial.
+        if n > 0 and ((lo < 0.0 and partials[n - 1] < 0.0)
+                      or (lo > 0.0 and partials[n - 1] > 0.0)):
+            b = lo * 2.0
+            a = hi + b
+            if b == a - hi:
+                hi = a
+    return hi
+
+
+@_jitable
+def mean64(x):
+    """Mean over all elements in float64, from the exact sum (0 for no elements)."""
+    return exact_sum(x) / x.size if x.size else np.float64(0.0)
+
+
+@_jitable
+def std32(x):
+    """Population std over all elements: float64 deviations from mean64, squared and
+    summed in float64 (no cancellation: within rounding of the exact sum), float32."""
+    if not x.size:
+        return np.float32(0.0)
+    d = x.astype(np.float64) - mean64(x)
+    return np.float32(np.sqrt(np.sum(d * d) / x.size))
+
+
+@_jitable
 def mean(x):
-    """Mean over all elements (float64 accumulation), broadcast to x's shape."""
-    m = np.float32(np.sum(x.astype(np.float64)) / x.size)
-    return np.full(x.shape, m, np.float32)
+    """Mean over all elements (exact sum, one rounding to float32), broadcast to x's shape."""
+    return np.full(x.shape, np.float32(mean64(x)), np.float32)
 
 
 @_jitable
 def std(x):
-    """Population std over all elements (float64 accumulation), broadcast to x's shape."""
-    x64 = x.astype(np.float64)
-    d = x64 - np.sum(x64) / x.size
-    return np.full(x.shape, np.float32(np.sqrt(np.sum(d * d) / x.size)), np.float32)
+    """Population std over all elements (std32), broadcast to x's shape."""
+    return np.full(x.shape, std32(x), np.float32)
 
 
 @_jitable
 def normalize(x):
-    """(x - mean(x)) / (std(x) + 1e-8), with float32 mean and std over all elements."""
-    x64 = x.astype(np.float64)
-    m = np.sum(x64) / x.size
-    d = x64 - m
-    s = np.float32(np.sqrt(np.sum(d * d) / x.size))
-    return (x - np.float32(m)) / (s + NORM_EPS)
+    """(x - mean(x)) / (std(x) + 1e-8), with the float32 mean and std over all elements."""
+    return (x - np.float32(mean64(x))) / (std32(x) + NORM_EPS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from pathlib import Path
 
 import evozero
 from evozero.export.codegen import Codegen
@@ -43,6 +44,7 @@ def _docstring(program: Program, backend: str, name: str, source: str | None) ->
                  "the same keys), so constants that require grad receive gradients. `Rule`\n"
                  "is the same rule as an nn.Module whose constants are nn.Parameters.\n")
     ctor = "torch.Tensor" if backend == "torch" else "np.ndarray"
+    name = " ".join(name.split()) or "rule"  # the first line is one sentence
     text = f"""{name}: an RL update rule exported by evozero {evozero.__version__} ({backend}).
 
 {where}Live program (pseudocode; div, log, sqrt and exp are protected, see the helpers):
@@ -103,9 +105,15 @@ def export_source(program: Program, backend: str = "numpy", *, name: str = "rule
 
 def write_export(program: Program, path: str | os.PathLike[str], backend: str = "numpy", *,
                  name: str | None = None, source: str | None = None) -> None:
-    """Write :func:`export_source` to ``path`` (name defaults to the source file's stem)."""
+    """Write :func:`export_source` to ``path``.
+
+    ``name`` defaults to the stem of ``source`` when that is a file (``ppo`` for
+    ``programs/ppo.evz``), else to the stem of ``path``: a source such as ``runs/x
+    candidate 3 (fitness 0.912)`` describes where the program came from and is no file
+    name.
+    """
     if name is None:
-        name = os.path.splitext(os.path.basename(source))[0] if source else "rule"
+        name = Path(source).stem if source and os.path.isfile(source) else Path(path).stem
     text = export_source(program, backend, name=name, source=source)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

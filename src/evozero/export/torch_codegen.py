@@ -31,23 +31,23 @@ __all__ = ["TORCH_FORMS", "TorchCodegen"]
 #: in ``as_f32`` by the generator, so templates see tensors.
 TORCH_FORMS: Mapping[str, Form] = {
     "div": Form("safe_div({0}, {1})", ("safe_div",)),
-    "abs": Form("torch.abs({0})"),
+    "abs": Form("absolute({0})", ("absolute",)),
     "square": Form("square({0})", ("square",)),
     "sqrt": Form("safe_sqrt({0})", ("safe_sqrt",)),
     "exp": Form("safe_exp({0})", ("safe_exp",)),
     "log": Form("safe_log({0})", ("safe_log",)),
     "tanh": Form("torch.tanh({0})"),
     "sigmoid": Form("torch.sigmoid({0})"),
-    "relu": Form("torch.relu({0})"),
-    "sign": Form("torch.sign({0})"),
-    "min": Form("torch.minimum({0}, {1})"),
-    "max": Form("torch.maximum({0}, {1})"),
-    "clip": Form("torch.clamp({0}, {1}, {2})"),
+    "relu": Form("relu({0})", ("relu",)),
+    "sign": Form("sign({0})", ("sign",)),
+    "min": Form("minimum({0}, {1})", ("minimum",)),
+    "max": Form("maximum({0}, {1})", ("maximum",)),
+    "clip": Form("clip({0}, {1}, {2})", ("clip",)),
     "where": Form("torch.where({0} > 0, {1}, {2})"),
     "copy": Form("{0}"),
-    "mean": Form("mean({0})", ("mean",)),
-    "std": Form("std({0})", ("std",)),
-    "normalize": Form("normalize({0})", ("normalize",)),
+    "mean": Form("mean({0})", ("mean64", "mean")),
+    "std": Form("std({0})", ("mean64", "std32", "std")),
+    "normalize": Form("normalize({0})", ("mean64", "std32", "normalize")),
 }
 
 

@@ -135,12 +135,6 @@ def _apply(ins: Instr, args: list[np.ndarray], shape: tuple[int, ...]) -> np.nda
     if op.batch:
         # Batch ops reduce over the whole batch: a scalar argument stands for a full array.
         args = [np.broadcast_to(a, shape) for a in args]
-        try:
-            return np.asarray(op.numpy(*args), dtype=_F32)
-        except ValueError:
-            # Workaround: ops' math.fsum raises on a sum holding both +inf and -inf, whose
-            # IEEE value is NaN; mean, std and normalize are then NaN everywhere.
-            return np.full(shape, np.nan, dtype=_F32)
     return np.asarray(op.numpy(*args), dtype=_F32)
 
 

@@ -42,7 +42,8 @@ where(c,a,b) ``a`` if ``c > 0`` else ``b``
 copy(x)     ``x`` (the statement ``y = x``)
 mean(x)     post only, over the whole T×B batch: ``m = float64(S) / N`` in float64, where ``S``
             is the exact sum of the elements correctly rounded to float64 (``math.fsum``;
-            order independent); the result ``float32(m)`` is broadcast to x's shape
+            order independent; with an inf or NaN element, the IEEE sum: NaN when both
+            infinities occur); the result ``float32(m)`` is broadcast to x's shape
 std(x)      post only, population std: ``d_i = float64(x_i) - m`` and ``q_i = d_i * d_i`` in
             float64, ``float32(sqrt(float64(fsum(q)) / N))`` (float64 sqrt)
 normalize(x) post only: ``(x - mean(x)) / (std(x) + 1e-8)`` in float32 arithmetic, using the
@@ -334,8 +335,14 @@ def np_copy(x: np.ndarray) -> np.ndarray:
 
 def _mean64(x: np.ndarray) -> np.float64:
     # Exact, order-independent sum (so any implementation can reproduce it bit for bit).
+    # A non-finite element makes the IEEE sum non-finite (NaN for +inf and -inf, which
+    # math.fsum refuses with ValueError).
     n = x.size
-    return np.float64(math.fsum(x.ravel().astype(np.float64)) / n) if n else np.float64(0.0)
+    if not n:
+        return np.float64(0.0)
+    x64 = x.ravel().astype(np.float64)
+    total = np.sum(x64)
+    return np.float64((math.fsum(x64) if np.isfinite(total) else total) / n)
 
 
 @_quiet

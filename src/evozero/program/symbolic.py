@@ -12,8 +12,8 @@ its outputs come out as sympy expressions over symbols:
   integral): float32 values are dyadic rationals, so this is lossless, ``1.0`` and ``1``
   are the same ``Integer(1)``, ``0.99`` is always ``8304721/8388608`` and products of
   literals fold exactly. (``sympy.Float`` would not do: since sympy 1.13 ``Float(1) != 1``
-  and ``x*1.0`` does not collapse to ``x``.) :func:`display_numbers` turns the rationals
-  back into short decimals for printing;
+  and ``x*1.0`` does not collapse to ``x``.) :func:`display_numbers` shows every number
+  as the float32 value the program computes with, in its shortest decimal, for printing;
 * in ``scan`` the value of carry ``g`` from step t+1 (what reading ``g`` before it is
   reassigned gives) is ``Symbol("g[t+1]", real=True)`` (see :func:`carry_symbol`); the
   output named ``g`` is the carry's value at t.
@@ -25,7 +25,7 @@ that differ only in rounding (``(a + b) + c`` and ``a + (b + c)``) are equal.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import sympy
@@ -33,12 +33,14 @@ import sympy
 from evozero.program.liveness import liveness
 from evozero.program.model import Program
 from evozero.program.ops import OPS
+from evozero.program.printer import format_literal
 from evozero.program.vocabulary import INPUTS, OUTPUTS
 
 __all__ = [
     "ExpressionTooLarge",
     "carry_symbol",
     "component_exprs",
+    "display_number",
     "display_numbers",
     "input_symbol",
     "literal",
@@ -159,23 +161,56 @@ def component_exprs(program: Program, kind: str, *, substitute_constants: bool =
     return {n: env[n] for n in names}
 
 
-def display_numbers(expr: sympy.Basic) -> sympy.Basic:
-    """``expr`` with each non-integer rational replaced by a short decimal ``Float``.
+def display_number(value: float) -> sympy.Expr:
+    """A number as shown: the float32 value the program computes with, as the shortest
+    decimal that reads back to it (``0.99``, ``1.4142135``), an ``Integer`` when that is
+    integral and below 1e6. A value no float32 holds to within its precision (beyond
+    float32's range, or so small it would be a denormal that is not exactly ``value``)
+    keeps 9 significant digits.
 
-    For printing only: a rational that is exactly a float32 value is shown as the shortest
-    decimal that reads back to that float32 (``8304721/8388608`` becomes ``0.99``); other
-    rationals (products of literals folded exactly) get 8 significant digits.
+    The result is for printing only: a ``Float`` with the precision of its digits prints
+    as written, but sympy arithmetic on it would lose precision, so put it in place
+    unevaluated (as :func:`display_numbers` does).
     """
-    from evozero.program.dsl import format_literal
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, not shown
+        f32 = np.float32(value)
+    if float(f32) == value or (np.isfinite(f32) and abs(value) >= np.finfo(np.float32).tiny):
+        text = format_literal(f32)
+    else:
+        text = f"{value:.9g}"
+    if "." not in text and "e" not in text:
+        return sympy.Integer(int(text))
+    # As many digits as written (two in scientific notation: 1.0e+40, not 1.e+40).
+    written = len(text.split("e")[0].lstrip("-").replace(".", "").lstrip("0"))
+    return sympy.Float(text, max(written, 2 if "e" in text else 1))
 
-    def short(q: sympy.Rational) -> sympy.Float:
-        f = float(q)
-        exact32 = float(np.float32(f)) == f and q == literal(f)
-        text = format_literal(f) if exact32 else f"{f:.8g}"
-        # Precision from the digits written, so the Float prints as written.
-        return sympy.Float(text, "")
 
-    reps: Mapping[sympy.Basic, sympy.Basic] = {
-        q: short(q) for q in expr.atoms(sympy.Rational) if not q.is_Integer
-    }
-    return expr.xreplace(dict(reps)) if reps else expr
+def _evaluated(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with each number-valued part outside exponents evaluated to 17 digits."""
+    if isinstance(expr, sympy.Expr) and expr.is_number:
+        value = expr.evalf(17)
+        if value.is_Number:
+            return value
+    if isinstance(expr, sympy.Pow) and expr.exp.is_Rational:
+        return sympy.Pow(_evaluated(expr.base), expr.exp)
+    if not expr.args:
+        return expr
+    return expr.func(*map(_evaluated, expr.args))
+
+
+def display_numbers(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` for printing, each number shown by :func:`display_number`.
+
+    Every number-valued part outside exponents (a rational such as ``8304721/8388608``,
+    ``sqrt(2)``, ``exp(1/2)``, a numeric coefficient ``2*sqrt(2)``) is evaluated to 17
+    digits and shown as the float32 value the program computes with (``0.99``,
+    ``2.828427``); exponents stay exact (``sqrt(x)``, ``x**(3/2)``). The shown numbers are
+    put in place unevaluated: sympy arithmetic on them would lose precision.
+    """
+    evaluated = _evaluated(expr)
+    reps = {f: display_number(float(f)) for f in evaluated.atoms(sympy.Float)
+            if math.isfinite(float(f))}
+    if not reps:
+        return evaluated
+    with sympy.evaluate(False):
+        return evaluated.xreplace(reps)
