@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from evozero.program import dsl
-from evozero.program.canon import canonical_key, fingerprint
+from evozero.program.canon import canonical_key, fingerprint, same_keys
 from evozero.program.model import Program
 from evozero.program.mutate import mutate
 from evozero.program.random_programs import random_program
@@ -397,12 +397,12 @@ class Search:
     def _dispatch(self, c: Candidate) -> bool:
         """Train ``c``, or settle it as a duplicate; True if it was submitted."""
         assert self.backend is not None
-        hit = self.store.by_key(c.key, c.fingerprint)
+        hit = next((o for o in self.store.by_key(c.key, c.fingerprint) if same_keys(c, o)), None)
         if hit is not None:
             self._settle_duplicate(c.id, hit)
             return False
         for other in self.in_flight.values():
-            if other.key == c.key or other.fingerprint == c.fingerprint:
+            if same_keys(c, other):
                 self.waiting.setdefault(other.id, []).append(c.id)
                 return False
         self.backend.submit(c.id, self._payload(c.text))

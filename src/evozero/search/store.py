@@ -293,13 +293,14 @@ class RunStore:
             f"SELECT * FROM candidates WHERE {where} ORDER BY {order}", params).fetchall()
         return [Candidate.from_row(r) for r in rows]
 
-    def by_key(self, key: str, fingerprint: str) -> Candidate | None:
-        """The first finished, trained candidate with this canonical key or fingerprint."""
-        row = self.conn.execute(
+    def by_key(self, key: str, fingerprint: str) -> list[Candidate]:
+        """The finished, trained candidates with this canonical key or fingerprint, by id
+        (which of them are the same rule, :func:`evozero.program.canon.same_keys` says)."""
+        rows = self.conn.execute(
             "SELECT * FROM candidates WHERE (key = ? OR fingerprint = ?) "
-            "AND status NOT IN ('running', 'duplicate') ORDER BY id LIMIT 1",
-            (key, fingerprint)).fetchone()
-        return Candidate.from_row(row) if row else None
+            "AND status NOT IN ('running', 'duplicate') ORDER BY id",
+            (key, fingerprint)).fetchall()
+        return [Candidate.from_row(r) for r in rows]
 
     def next_id(self) -> int:
         return int(self.conn.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM candidates")
