@@ -375,24 +375,30 @@ FINGERPRINT_VERSION = 2
 #   collapsed policy gives tens to hundreds below 0 for the actions it stopped taking.
 # * ratio = exp(logp - logp_old): near 1 (PPO clips at 1 +- 0.2); after several epochs
 #   tails from ~0 to 10 and beyond.
-# * entropy: 0 .. log 6 = 1.79. progress: [0, 1]. term, reset: {0, 1}.
+# * entropy: 0 .. log 6 = 1.79. term, reset: {0, 1}.
+# * progress: u / U for update u of U (U = 122 at 1M steps of 128 x 64), so [0, 1) in
+#   steps of ~0.01. Probed per env in scan (1/1023 apart), per sample in the objective,
+#   and at the 101 values of POST_PROGRESS in post (whose batch reductions forbid one
+#   value per element).
 #
 # Each real-valued input gets its training range as a fine uniform grid, plus a signed
-# log-spaced grid over [1e-4, 1e4] with neighbours 2% apart (_GRID_STEP): two thresholds
-# on an input (or on a multiple of it) more than 2% apart anywhere in that range are told
-# apart. Edge values (_EDGE: signed zero's neighbours, 1e6, -3e4) reach protection bands
-# and overflow. Probing beyond the training ranges can only tell apart rules that training
-# could not (a split costs a training run; a merge loses a rule).
+# log-spaced grid over [1e-4, 1e4] with neighbours 1% apart (_GRID_STEP), and random
+# values in the gaps: two thresholds on an input (or on a multiple of it) more than 1%
+# apart anywhere in that range are told apart. Post's advantages are normalized in
+# training, so one post rollout normalizes to |z| up to 10 with neighbours 2% apart. Edge
+# values (_EDGE: 0, +-1e-7 inside the protection bands of div and log, 1e6 and -3e4 for
+# overflow) are in every input. Probing beyond the training ranges can only tell apart
+# rules that training could not: a split costs a training run, a merge loses a rule.
 
 #: Ratio between neighbours of the log-spaced grids.
-_GRID_STEP = 1.02
-#: Progress values of post's sweep (post's batch reductions forbid one value per element).
-POST_PROGRESS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 1.0, 41))
+_GRID_STEP = 1.01
+#: Progress values of post's sweep.
+POST_PROGRESS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 1.0, 101))
 _PROBE_SEED = 20240611
-_SCAN_T, _SCAN_B = 16, 512  # scan costs per step, so many envs and few steps
-_POST_SHAPE, _POST_SWEEP_SHAPE = (16, 256), (8, 16)
+_SCAN_T, _SCAN_B = 16, 1024  # scan costs per step, so many envs and few steps
+_POST_SHAPE, _POST_SWEEP_SHAPE = (32, 256), (8, 16)
 _NORMALIZED_SHAPE = (64, 128)
-_OBJECTIVE_N = 4096
+_OBJECTIVE_N, _OBJECTIVE_NEAR = 6144, 2048
 #: Edge values mixed into every real-valued input.
 _EDGE = np.array([0.0, 1.0, -1.0, 0.5, -2.0, 1e-7, -1e-7, 1e-3, 1e3, -1e3, 1e6, -3e4])
 
@@ -426,7 +432,7 @@ _RANGES: dict[str, tuple[np.ndarray, ...]] = {
 def _column(rng: np.random.Generator, size: int, kind: str, edges: bool = True,
             sample: bool = False) -> np.ndarray:
     """``size`` float32 values in random order: every value of ``kind``'s range and tails
-    (and the edges), then random picks of them; ``sample``: a random subset of them."""
+    (and the edges), then random values in their gaps; ``sample``: a random subset."""
     parts = list(_RANGES[kind])
     if edges:
         sign = {"logp": -1.0, "entropy": 1.0}.get(kind)
@@ -435,15 +441,18 @@ def _column(rng: np.random.Generator, size: int, kind: str, edges: bool = True,
     if sample:
         return rng.choice(values, size, replace=False).astype(np.float32)
     assert values.size <= size, (kind, values.size, size)
-    x = np.concatenate([values, rng.choice(values, size - values.size)])
+    # The rest in the gaps: a random value times up to one grid step.
+    fill = rng.choice(values, size - values.size) * _GRID_STEP ** rng.random(size - values.size)
+    x = np.concatenate([values, fill])
     return rng.permutation(x).astype(np.float32)
 
 
 def _normalized_advantages(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A rollout whose ``normalize`` covers |z| up to ~10 densely, like normalized
-    advantages (a batch of n values cannot normalize beyond sqrt(n))."""
-    tails = _signed(np.geomspace(1e-3, 10.0, 312))  # neighbours 3% apart
-    body = rng.standard_normal(size - tails.size) * 0.79
+    """A rollout whose ``normalize`` covers |z| up to 10 densely, like normalized
+    advantages (not further: n values of variance 1 hold only n / z**2 values beyond z)."""
+    tails = _signed(np.geomspace(1e-3, 10.0, 467))  # neighbours 2% apart
+    body = rng.standard_normal(size - tails.size)
+    body *= math.sqrt((size - np.sum(tails**2)) / np.sum(body**2))  # total variance 1
     z = np.concatenate([tails, body])
     return rng.permutation(3.7 * z + 0.4).astype(np.float32)  # any affine map: normalize undoes it
 
@@ -453,16 +462,17 @@ class ProbeBatch:
     """The inputs :func:`behaviour` runs each component on (float32, read-only).
 
     ``scan`` is a ``(T, B)`` rollout run with one progress value per env
-    (``scan_progress``); ``post`` holds named rollouts, each run at ``post_progress``
-    alone, or, when post's live code reads ``progress``, at every value of
-    :data:`POST_PROGRESS` (the ``sweep`` rollout then too); ``objective`` holds ``N``
-    samples run with one progress value each (``objective_progress``).
+    (``scan_progress``); ``post`` holds named rollouts, each but ``sweep`` run at
+    ``post_progress``, and, when post's live code reads ``progress``, ``sweep`` at every
+    value of ``post_sweep``; ``objective`` holds ``N`` samples run with one progress value
+    each (``objective_progress``).
     """
 
     scan: Mapping[str, np.ndarray]
     scan_progress: np.ndarray
     post: Mapping[str, Mapping[str, np.ndarray]]
     post_progress: float
+    post_sweep: tuple[float, ...]
     objective: Mapping[str, np.ndarray]
     objective_progress: np.ndarray
 
@@ -492,21 +502,23 @@ def probe_batch() -> ProbeBatch:
     normalized["adv"] = _normalized_advantages(rng, math.prod(_NORMALIZED_SHAPE)).reshape(
         _NORMALIZED_SHAPE)
     post["normalized"] = normalized
-    N = _OBJECTIVE_N
+    N, M = _OBJECTIVE_N, _OBJECTIVE_NEAR
     objective = rollout((N,), logp="logp", adv="adv", v="value", v_old="value",
                         vtarget="value", entropy="entropy")
     # logp_old from the ratio's own spread, so ratio = exp(logp - logp_old) covers it.
     ratio = _column(rng, N, "ratio", edges=False)
     objective["logp_old"] = (objective["logp"] - np.log(ratio)).astype(np.float32)
-    # Half the samples have v_old and vtarget close to v (PPO's value clipping, small
-    # value errors): their differences cover "diff".
+    # Then M samples like the first M but with v_old and vtarget close to v (PPO's value
+    # clipping, small value errors): their differences cover "diff".
+    near = {n: x[:M].copy() for n, x in objective.items()}
     for name in ("v_old", "vtarget"):
-        near = rng.random(N) < 0.5
-        close = objective["v"] + _column(rng, N, "diff", edges=False)
-        objective[name] = np.where(near, close, objective[name]).astype(np.float32)
+        near[name] = near["v"] + _column(rng, M, "diff", edges=False, sample=True)
+    objective = {n: np.concatenate([x, near[n]]).astype(np.float32)
+                 for n, x in objective.items()}
+    N += M
     batch = ProbeBatch(
         scan=scan, scan_progress=rng.permutation(np.linspace(0, 1, B, dtype=np.float32)),
-        post=post, post_progress=0.625, objective=objective,
+        post=post, post_progress=0.625, post_sweep=POST_PROGRESS, objective=objective,
         objective_progress=rng.permutation(np.linspace(0, 1, N, dtype=np.float32)))
     for a in (*scan.values(), *(x for r in post.values() for x in r.values()),
               *objective.values(), batch.scan_progress, batch.objective_progress):
@@ -554,7 +566,7 @@ def behaviour(program: Program, probes: ProbeBatch | None = None) -> dict[str, n
     if live["post"]:
         runs = [(name, probes.post_progress) for name in probes.post if name != "sweep"]
         if post_reads_progress:
-            runs += [("sweep", p) for p in POST_PROGRESS]
+            runs += [("sweep", p) for p in probes.post_sweep]
         for name, p in runs:
             res = run_post(program, probes.post[name], p)
             out.update({f"post.{name}.{o}@{p}": res[o] for o in live["post"]})
