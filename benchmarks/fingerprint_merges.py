@@ -309,12 +309,17 @@ def measure_pair(p: Program, q: Program, val: ProbeBatch, timeout: float) -> dic
     old_dp = dp if dp.startswith("s:") else "f:" + fingerprint_v1(p)
     old_dq = dq if dq.startswith("s:") else "f:" + fingerprint_v1(q)
     return {"sympy": sympy, "outputs_differ": differ, "fp_v1_equal": f1, "fp_v2_equal": f2,
+            "driver_fallback": not (dp.startswith("s:") and dq.startswith("s:")),
             "driver_before": old_dp == old_dq or f1,
             "driver_after": same_keys(_Keys(dp, fingerprint(p)), _Keys(dq, fingerprint(q)))}
 
 
-def rate(hits: int, n: int) -> dict[str, Any]:
-    return {"count": hits, "of": n, "rate": hits / n if n else None}
+def before_after(rows: list[dict[str, Any]], before: str, after: str) -> dict[str, Any]:
+    """How many of ``rows`` have ``before`` / ``after`` true, and the rates."""
+    n = len(rows)
+    return {when: {"count": (hits := sum(r[field] for r in rows)), "of": n,
+                   "rate": hits / n if n else None}
+            for when, field in (("before", before), ("after", after))}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -327,18 +332,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "sympy_different_outputs_equal": len(below),
         "same": len(same),
         "sympy_unknown": sum(r["sympy"] == "unknown" for r in rows),
-        "fingerprint_false_merges": {
-            "before": rate(sum(r["fp_v1_equal"] for r in different), len(different)),
-            "after": rate(sum(r["fp_v2_equal"] for r in different), len(different))},
-        "driver_false_merges": {
-            "before": rate(sum(r["driver_before"] for r in different), len(different)),
-            "after": rate(sum(r["driver_after"] for r in different), len(different))},
-        "same_rule_fingerprints_agree": {
-            "before": rate(sum(r["fp_v1_equal"] for r in same), len(same)),
-            "after": rate(sum(r["fp_v2_equal"] for r in same), len(same))},
-        "sympy_different_outputs_equal_fingerprints_agree": {
-            "before": rate(sum(r["fp_v1_equal"] for r in below), len(below)),
-            "after": rate(sum(r["fp_v2_equal"] for r in below), len(below))},
+        "fingerprint_false_merges": before_after(different, "fp_v1_equal", "fp_v2_equal"),
+        "driver_false_merges": before_after(different, "driver_before", "driver_after"),
+        # pairs where the driver's sympy key of either program fell back to the fingerprint
+        "driver_fallback_pairs": sum(r["driver_fallback"] for r in different),
+        "same_rule_fingerprints_agree": before_after(same, "fp_v1_equal", "fp_v2_equal"),
+        "sympy_different_outputs_equal_fingerprints_agree": before_after(
+            below, "fp_v1_equal", "fp_v2_equal"),
     }
 
 

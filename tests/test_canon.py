@@ -589,6 +589,17 @@ def test_fingerprint_version_is_hashed(monkeypatch) -> None:
         fingerprint.cache_clear()
 
 
+def test_fingerprint_rounding() -> None:
+    q = canon._quantize
+    nan_payload = np.array([0x7FC00001], dtype=np.uint32).view(np.float32)
+    assert q(np.array([-0.0, np.nan, 1.0])) == q(np.array([0.0, -nan_payload[0], 1.0]))
+    x = np.float32(1.2345678)
+    assert q(np.array([x])) == q(np.array([np.nextafter(x, np.float32(2))]))  # 1 ulp
+    assert q(np.array([x])) != q(np.array([x * np.float32(1.0001)]))
+    big = np.finfo(np.float32).max
+    assert q(np.array([big, np.inf, -np.inf])) == q(np.array([np.inf, np.inf, -np.inf]))
+
+
 class Keys(NamedTuple):
     key: str
     fingerprint: str

@@ -363,15 +363,15 @@ FINGERPRINT_VERSION = 2
 # with tails beyond it. The ranges (benchmarks/fingerprint_merges.py --ranges measures
 # the env side on the native games; README's learning-quality table gives the returns):
 #
-# * r: 0 on most steps, 1 per brick/crossing/kill, up to 10 (seaquest's surfacing bonus,
-#   several invaders hit in one step).
+# * r: 0 on most steps (95-99.99% under a random policy), 1 per brick/crossing/kill, more
+#   when several invaders are hit in one step or seaquest pays its surfacing bonus (<= 10).
 # * v, v_next, v_old, vtarget, and post's raw adv/vtarget (GAE, returns): discounted
 #   returns with gamma 0.99 are up to ~100 per unit of reward rate; PPO's undiscounted
 #   returns reach ~220 (space_invaders); untrained critics are near 0 and can be negative.
 # * objective adv (normalized over the T x B rollout): mostly |adv| < 3, but sparse rewards
 #   give long tails: a 128 x 64 random-policy rollout of freeway has max |adv| 31
-#   (median over rollouts) and up to 91.
-# * logp: log(1/6) = -1.79 .. 0 for a near-uniform policy over MinAtar's 6 actions; a
+#   (median over 40 rollouts) and up to 49.
+# * logp: log(1/A) >= -1.79 .. 0 for a near-uniform policy over A <= 6 actions; a
 #   collapsed policy gives tens to hundreds below 0 for the actions it stopped taking.
 # * ratio = exp(logp - logp_old): near 1 (PPO clips at 1 +- 0.2); after several epochs
 #   tails from ~0 to 10 and beyond.
