@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from evozero.program import (
     Const,
     Instr,
     Program,
+    canon,
     dsl,
     is_temp,
     random_program,
@@ -38,10 +41,13 @@ from evozero.program.canon import (
     behaviour,
     canonical_form,
     canonical_key,
+    duplicate_keys,
     fingerprint,
     probe_inputs,
+    same_keys,
     same_rule,
 )
+from evozero.program.dsl import format_literal
 from evozero.program.symbolic import (
     ExpressionTooLarge,
     carry_symbol,
@@ -490,6 +496,133 @@ def test_fingerprint_ignores_dead_outputs_and_names() -> None:
     assert "scan.vtarget@0.0" not in behaviour(a)
     assert fingerprint(a) != fingerprint(prog("carry g = 0\ng = r + 0.8 * g\nadv = g\n"
                                               "vtarget = v", objective=obj))
+
+
+# ----------------------------------------------------------------------------- probe coverage
+
+
+def threshold(component: str, x: str, c: float) -> Program:
+    """A rule whose live output steps where input ``x`` of ``component`` crosses ``c``."""
+    step = f"where({x} - k, 1, 0)"
+    const = f"const k = {format_literal(c)}"
+    if component == "objective":
+        return prog("adv = r\nvtarget = v", objective=f"loss = -logp * adv * {step}",
+                    const=const)
+    if component == "post":
+        return prog("adv = r\nvtarget = v", post=f"adv = {step}", const=const)
+    return prog(f"adv = {step}\nvtarget = v", const=const)
+
+
+def test_issue_example_thresholds_5_and_50_differ(monkeypatch) -> None:
+    # Drop the policy term for normalized advantages above 5 vs above 50: the same rule to
+    # the old probe batch, which had no adv in (5, 50].
+    a, b = threshold("objective", "adv", 5.0), threshold("objective", "adv", 50.0)
+    assert fingerprint(a) != fingerprint(b)
+    # Even when sympy gives up on both, they are different rules.
+    monkeypatch.setattr(canon, "canonical_key", lambda p, timeout=None: "f:" + fingerprint(p))
+    assert not same_rule(a, b)
+    assert same_rule(a, threshold("objective", "adv", 5.0))
+
+
+def spread(lo: float, hi: float, n: int, rng: np.random.Generator) -> list[float]:
+    """``n`` thresholds log-uniform in [lo, hi], neighbours at least 5% apart."""
+    out: list[float] = []
+    for x in np.sort(np.exp(rng.uniform(np.log(lo), np.log(hi), n))):
+        if not out or x > out[-1] * 1.05:
+            out.append(float(np.float32(x)))
+    return out
+
+
+def _families() -> dict[str, tuple[str, str, list[float]]]:
+    rng = np.random.default_rng(5)
+    wide = spread(1e-3, 1e3, 40, rng)
+    signed = [-c for c in wide] + wide
+    fam = {}
+    for comp, xs in (("objective", ("adv", "v", "v_old", "vtarget")),
+                     ("post", ("adv", "vtarget", "v", "r")), ("scan", ("r", "v", "v_next"))):
+        for x in xs:
+            fam[f"{comp}.{x}"] = (comp, x, signed)
+    for comp in ("objective", "scan"):
+        fam[f"{comp}.logp"] = (comp, "logp", [-c for c in spread(1e-3, 1e3, 40, rng)])
+        fam[f"{comp}.entropy"] = (comp, "entropy", spread(1e-3, math.log(6), 25, rng))
+        fam[f"{comp}.progress"] = (comp, "progress", [float(np.float32(c)) for c in
+                                                      np.linspace(0.01, 0.99, 25)])
+    fam["post.progress"] = ("post", "progress", [float(np.float32(c))
+                                                 for c in np.linspace(0.01, 0.99, 17)])
+    near_one = spread(1e-3, 0.5, 30, rng)
+    fam["objective.ratio"] = ("objective", "ratio", sorted(
+        [1 - c for c in near_one] + [1 + c for c in near_one] + spread(1e-3, 1e2, 30, rng)))
+    return fam
+
+
+FAMILIES = _families()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_thresholds_across_training_ranges_are_told_apart(family: str) -> None:
+    # Thresholds at every scale an input reaches in training (tails included), 5% apart:
+    # every pair gets a different fingerprint.
+    comp, x, cs = FAMILIES[family]
+    prints = [fingerprint(threshold(comp, x, c)) for c in cs]
+    merged = [(a, b) for (a, pa), (b, pb) in itertools.pairwise(zip(cs, prints, strict=True))
+              if pa == pb]
+    assert not merged and len(set(prints)) == len(cs), merged[:5]
+
+
+def test_the_same_threshold_written_differently_still_merges() -> None:
+    # 2 * adv - 10 > 0 exactly when adv > 5 in float32: bit-identical behaviour.
+    a = threshold("objective", "adv", 5.0)
+    b = prog("adv = r\nvtarget = v", const="const k = 10",
+             objective="unused = exp(v)\nkeep = where(2 * adv - k, 1, 0)\n"
+                       "loss = -(logp * adv) * keep")
+    assert fingerprint(a) == fingerprint(b)
+
+
+def test_fingerprint_version_is_hashed(monkeypatch) -> None:
+    # Fingerprints stored by an older probe batch never equal new ones (resumed runs).
+    p = REFERENCE["ppo"]
+    now = fingerprint(p)
+    monkeypatch.setattr(canon, "FINGERPRINT_VERSION", canon.FINGERPRINT_VERSION - 1)
+    fingerprint.cache_clear()
+    try:
+        assert fingerprint(p) != now
+    finally:
+        fingerprint.cache_clear()
+
+
+def test_fingerprint_rounding() -> None:
+    q = canon._quantize
+    nan_payload = np.array([0x7FC00001], dtype=np.uint32).view(np.float32)
+    assert q(np.array([-0.0, np.nan, 1.0])) == q(np.array([0.0, -nan_payload[0], 1.0]))
+    x = np.float32(1.2345678)
+    assert q(np.array([x])) == q(np.array([np.nextafter(x, np.float32(2))]))  # 1 ulp
+    assert q(np.array([x])) != q(np.array([x * np.float32(1.0001)]))
+    big = np.finfo(np.float32).max
+    assert q(np.array([big, np.inf, -np.inf])) == q(np.array([np.inf, np.inf, -np.inf]))
+
+
+class Keys(NamedTuple):
+    key: str
+    fingerprint: str
+
+
+def test_same_keys_trusts_differing_sympy_keys_over_fingerprints() -> None:
+    assert not same_keys(Keys("s:a", "fp"), Keys("s:b", "fp"))
+    assert same_keys(Keys("s:a", "fp1"), Keys("s:a", "fp2"))  # one sympy key: one rule
+    assert same_keys(Keys("s:a", "fp"), Keys("f:fp", "fp"))  # sympy gave up on one
+    assert same_keys(Keys("f:fp", "fp"), Keys("s:a", "fp"))
+    assert same_keys(Keys("f:fp", "fp"), Keys("f:fp", "fp"))
+    assert not same_keys(Keys("s:a", "fp1"), Keys("f:fp2", "fp2"))
+    assert not same_keys(Keys("f:fp1", "fp1"), Keys("f:fp2", "fp2"))
+
+
+def test_duplicate_keys_are_same_keys_as_a_lookup() -> None:
+    """The search looks rules up by hashable keys; that lookup is exactly same_keys."""
+    rules = [Keys(k, fp) for fp in ("fp1", "fp2") for k in ("s:a", "s:b", f"f:{fp}")]
+    for a in rules:
+        probes = set(duplicate_keys(a)[1])
+        for b in rules:
+            assert bool(probes & set(duplicate_keys(b)[0])) == same_keys(a, b), (a, b)
 
 
 # ----------------------------------------------------------------------------- stability

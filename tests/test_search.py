@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from evozero.program import dsl
+from evozero.program.canon import canonical_key
+from evozero.search import driver
 from evozero.search.backends import Outcome
 from evozero.search.config import SearchConfig
 from evozero.search.driver import Search
@@ -227,6 +229,26 @@ def test_duplicates_are_never_trained_twice(tmp_path):
     assert store.count(*TRAINED) == 3
     keys = [c.key for c in store.candidates() if c.status != Status.DUPLICATE]
     assert len(keys) == len(set(keys))
+
+
+def test_a_fingerprint_match_never_overrides_different_sympy_keys(tmp_path, monkeypatch):
+    # Two rules the probe batch could not tell apart: every program gets one fingerprint.
+    ppo = reference_program_text("ppo")
+    wider = ppo.replace("eps = 0.2", "eps = 0.3")
+    assert canonical_key(dsl.parse(ppo)) != canonical_key(dsl.parse(wider))
+    monkeypatch.setattr(driver, "fingerprint", lambda p: "one fingerprint")
+    config = tiny(budget=2, init_texts=(("ppo.evz", ppo), ("wider.evz", wider)))
+    s = Search.create(tmp_path / "sympy", config)
+    s.run(report=False)
+    assert s.store.count(Status.DUPLICATE) == 0  # different sympy keys: both trained
+    # When sympy gives up on one of them, the fingerprint decides: a duplicate.
+    no_sympy = dsl.parse(wider)
+    monkeypatch.setattr(driver, "canonical_key", lambda p: "f:x" if p == no_sympy
+                        else canonical_key(p))
+    s = Search.create(tmp_path / "fingerprint", config)
+    s.run(report=False)
+    dup = s.store.candidate(1)
+    assert dup.key == "f:x" and dup.status == "duplicate" and dup.duplicate_of == 0
 
 
 def test_bad_search_settings_are_clear_errors():

@@ -8,10 +8,20 @@ Two programs are the same candidate when the canonical forms of their live outpu
   values) and every live output is brought to a cheap, deterministic normal form;
 * :func:`fingerprint`: a behavioural fingerprint, the live outputs (and the objective's
   three derivatives) of the reference evaluator :mod:`evozero.evaluate` on a fixed probe
-  batch, quantized to 5 significant digits and hashed;
+  batch that covers the ranges inputs reach in training (:func:`probe_batch`), rounded
+  to about 5 significant digits and hashed;
 * :func:`canonical_key`: ``"s:" + sha256`` of the canonical form, or ``"f:" +`` the
   fingerprint where the canonical form is not available in time;
-* :func:`same_rule`: whether two programs are the same rule.
+* :func:`same_rule`: whether two programs are the same rule; :func:`same_keys`: the same
+  decision from stored keys, the search driver's duplicate rule. Both trust two
+  different ``s:`` keys over agreeing fingerprints: a fingerprint match counts only when
+  at least one program has no sympy key.
+
+Versions. ``s:`` keys hash :data:`CANON_VERSION`, fingerprints (and so ``f:`` keys)
+:data:`FINGERPRINT_VERSION`; a new probe batch changes only the latter. A run store
+resumed across a fingerprint version keeps its ``s:`` keys comparable, and its old
+fingerprints never equal new ones: nothing is merged by mistake, and at worst a rule
+whose sympy form was unavailable is trained once more.
 
 The normal form
 ---------------
@@ -67,6 +77,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import sympy
@@ -83,16 +94,24 @@ __all__ = [
     "MAX_DEGREE",
     "CanonTimeout",
     "CanonUnavailable",
+    "FINGERPRINT_VERSION",
+    "POST_PROGRESS",
     "CanonicalForm",
+    "ProbeBatch",
+    "RuleKeys",
     "behaviour",
     "canonical_form",
     "canonical_key",
     "fingerprint",
+    "probe_batch",
     "probe_inputs",
+    "duplicate_keys",
+    "same_keys",
     "same_rule",
 ]
 
-#: Version of the canonical serialization and of the fingerprint; part of every hash.
+#: Version of the canonical serialization; part of every ``s:`` key's hash (the fingerprint
+#: has its own, :data:`FINGERPRINT_VERSION`).
 CANON_VERSION = 1
 #: Default wall-clock bound in seconds for the sympy canonical form of one program.
 DEFAULT_TIMEOUT = 2.0
@@ -244,131 +263,265 @@ def canonical_form(program: Program, timeout: float | None = DEFAULT_TIMEOUT) ->
 
 # ----------------------------------------------------------------------------- fingerprint
 
-#: Progress values the fingerprint probes each component at.
-PROBE_PROGRESS: tuple[float, ...] = (0.0, 0.625)
+#: Version of the fingerprint: its probe batch, progress values and rounding. It is hashed
+#: into every fingerprint, so fingerprints of different versions never agree. It is
+#: separate from :data:`CANON_VERSION`, so a new probe batch leaves every ``s:`` key as it
+#: was. Version 1 probed ~100 values per input, most within a few units of 0 (issue 10:
+#: it merged thresholds at 5 and 50 on advantages).
+FINGERPRINT_VERSION = 2
+
+# The probe batch. Rules whose outputs differ only where no probe value lies get the same
+# fingerprint, so every input is probed densely over the range it reaches in training,
+# with tails beyond it. The ranges (benchmarks/fingerprint_merges.py --ranges measures
+# the env side on the native games; README's learning-quality table gives the returns):
+#
+# * r: 0 on most steps (95-99.99% under a random policy), 1 per brick/crossing/kill, more
+#   when several invaders are hit in one step or seaquest pays its surfacing bonus (<= 10).
+# * v, v_next, v_old, vtarget, and post's raw adv/vtarget (GAE, returns): discounted
+#   returns with gamma 0.99 are up to ~100 per unit of reward rate; PPO's undiscounted
+#   returns reach ~220 (space_invaders); untrained critics are near 0 and can be negative.
+# * objective adv (normalized over the T x B rollout): mostly |adv| < 3, but sparse rewards
+#   give long tails: a 128 x 64 random-policy rollout of freeway has max |adv| 31
+#   (median over 40 rollouts) and up to 49.
+# * logp: log(1/A) >= -1.79 .. 0 for a near-uniform policy over A <= 6 actions; a
+#   collapsed policy gives tens to hundreds below 0 for the actions it stopped taking.
+# * ratio = exp(logp - logp_old): near 1 (PPO clips at 1 +- 0.2); after several epochs
+#   tails from ~0 to 10 and beyond.
+# * entropy: 0 .. log 6 = 1.79. term, reset: {0, 1}.
+# * progress: u / U for update u of U (U = 122 at 1M steps of 128 x 64), so [0, 1) in
+#   steps of ~0.01. Probed per env in scan (1/1023 apart), per sample in the objective,
+#   and at the 101 values of POST_PROGRESS in post (whose batch reductions forbid one
+#   value per element).
+#
+# Each real-valued input gets its training range as a fine uniform grid, plus a signed
+# log-spaced grid over [1e-4, 1e4] with neighbours 1% apart (_GRID_STEP), and random
+# values in the gaps: two thresholds on an input (or on a multiple of it) more than 1%
+# apart anywhere in that range are told apart. Post's advantages are normalized in
+# training, so one post rollout normalizes to |z| up to 10 with neighbours 2% apart. Edge
+# values (_EDGE: 0, +-1e-7 inside the protection bands of div and log, 1e6 and -3e4 for
+# overflow) are in every input. Probing beyond the training ranges can only tell apart
+# rules that training could not: a split costs a training run, a merge loses a rule.
+
+#: Ratio between neighbours of the log-spaced grids.
+_GRID_STEP = 1.01
+#: Progress values of post's sweep.
+POST_PROGRESS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 1.0, 101))
 _PROBE_SEED = 20240611
-_PROBE_T, _PROBE_B, _PROBE_N = 12, 6, 96
-#: Edge values mixed into the probe batch.
-_EDGE = np.array([0.0, 1.0, -1.0, 0.5, -2.0, 1e-7, -1e-7, 1e-3, 1e3, -1e3, 1e6, -3e4],
-                 dtype=np.float32)
+_SCAN_T, _SCAN_B = 16, 1024  # scan costs per step, so many envs and few steps
+_POST_SHAPE, _POST_SWEEP_SHAPE = (32, 256), (8, 16)
+_NORMALIZED_SHAPE = (64, 128)
+_OBJECTIVE_N, _OBJECTIVE_NEAR = 6144, 2048
+#: Edge values mixed into every real-valued input.
+_EDGE = np.array([0.0, 1.0, -1.0, 0.5, -2.0, 1e-7, -1e-7, 1e-3, 1e3, -1e3, 1e6, -3e4])
 
 
-def _mixed(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0,
-           p_edge: float = 0.25) -> np.ndarray:
-    x = (rng.standard_normal(shape) * scale).astype(np.float32)
-    mask = rng.random(shape) < p_edge
-    x[mask] = rng.choice(_EDGE, size=int(mask.sum()))
-    # Every edge value at least once, at a fixed random place.
-    k = min(x.size, _EDGE.size)
-    x.flat[rng.permutation(x.size)[:k]] = rng.permutation(_EDGE)[:k]
-    return x
+def _log_grid(lo: float, hi: float) -> np.ndarray:
+    """``lo .. hi`` (both > 0), neighbours at most :data:`_GRID_STEP` apart by ratio."""
+    return np.geomspace(lo, hi, math.ceil(math.log(hi / lo) / math.log(_GRID_STEP)) + 1)
+
+
+def _signed(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x, -x])
+
+
+#: Per kind of input: its training range (first) and its tails. logp and entropy take the
+#: edges' sign from their range.
+_WIDE = _signed(_log_grid(1e-4, 1e4))
+_RANGES: dict[str, tuple[np.ndarray, ...]] = {
+    "reward": (np.repeat([0.0, 1.0, -1.0, 2.0, 3.0, 5.0, 10.0], [600, 200, 50, 20, 20, 20, 20]),
+               _WIDE),
+    "value": (np.linspace(-10.0, 300.0, 1241), _WIDE),
+    "adv": (np.linspace(-10.0, 10.0, 801), _signed(np.linspace(10.0, 100.0, 181)), _WIDE),
+    "logp": (-np.linspace(0.0, math.log(6), 361), -_log_grid(1e-4, 1e3)),
+    "entropy": (np.linspace(0.0, math.log(6), 361), _log_grid(1e-6, 1e2)),
+    # the ratio exp(logp - logp_old) near 1, and its tails
+    "ratio": (1.0 + _signed(_log_grid(1e-4, 0.5)), _log_grid(1e-4, 1e3)),
+    # differences v - v_old, vtarget - v for the pairs built below
+    "diff": (_signed(_log_grid(1e-4, 1e2)),),
+}
+
+
+def _column(rng: np.random.Generator, size: int, kind: str, edges: bool = True,
+            sample: bool = False) -> np.ndarray:
+    """``size`` float32 values in random order: every value of ``kind``'s range and tails
+    (and the edges), then random values in their gaps; ``sample``: a random subset."""
+    parts = list(_RANGES[kind])
+    if edges:
+        sign = {"logp": -1.0, "entropy": 1.0}.get(kind)
+        parts.append(_EDGE if sign is None else sign * np.abs(_EDGE))
+    values = np.concatenate(parts)
+    if sample:
+        return rng.choice(values, size, replace=False).astype(np.float32)
+    assert values.size <= size, (kind, values.size, size)
+    # The rest in the gaps: a random value times up to one grid step.
+    fill = rng.choice(values, size - values.size) * _GRID_STEP ** rng.random(size - values.size)
+    x = np.concatenate([values, fill])
+    return rng.permutation(x).astype(np.float32)
+
+
+def _normalized_advantages(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A rollout whose ``normalize`` covers |z| up to 10 densely, like normalized
+    advantages (not further: n values of variance 1 hold only n / z**2 values beyond z)."""
+    tails = _signed(np.geomspace(1e-3, 10.0, 467))  # neighbours 2% apart
+    body = rng.standard_normal(size - tails.size)
+    body *= math.sqrt((size - np.sum(tails**2)) / np.sum(body**2))  # total variance 1
+    z = np.concatenate([tails, body])
+    return rng.permutation(3.7 * z + 0.4).astype(np.float32)  # any affine map: normalize undoes it
+
+
+@dataclass(frozen=True)
+class ProbeBatch:
+    """The inputs :func:`behaviour` runs each component on (float32, read-only).
+
+    ``scan`` is a ``(T, B)`` rollout run with one progress value per env
+    (``scan_progress``); ``post`` holds named rollouts, each but ``sweep`` run at
+    ``post_progress``, and, when post's live code reads ``progress``, ``sweep`` at every
+    value of ``post_sweep``; ``objective`` holds ``N`` samples run with one progress value
+    each (``objective_progress``).
+    """
+
+    scan: Mapping[str, np.ndarray]
+    scan_progress: np.ndarray
+    post: Mapping[str, Mapping[str, np.ndarray]]
+    post_progress: float
+    post_sweep: tuple[float, ...]
+    objective: Mapping[str, np.ndarray]
+    objective_progress: np.ndarray
 
 
 @functools.cache
-def _probes() -> dict[str, dict[str, np.ndarray]]:
+def probe_batch() -> ProbeBatch:
+    """The fixed probe batch (deterministic; see the ranges above)."""
     rng = np.random.default_rng(_PROBE_SEED)
-    T, B, N = _PROBE_T, _PROBE_B, _PROBE_N
+    T, B = _SCAN_T, _SCAN_B
     term = (rng.random((T, B)) < 0.15).astype(np.float32)
     reset = np.maximum(term, (rng.random((T, B)) < 0.1).astype(np.float32))
     term[:, 0] = reset[:, 0] = 0.0  # one env with no boundary at all
     term[T - 1, 1] = reset[T - 1, 1] = 1.0  # a boundary at the last step
     reset[3, 2], term[3, 2] = 1.0, 0.0  # a truncation
-    scan = {
-        "r": _mixed(rng, (T, B)),
-        "term": term,
-        "reset": reset,
-        "v": _mixed(rng, (T, B), 2.0),
-        "v_next": _mixed(rng, (T, B), 2.0),
-        "logp": -np.abs(_mixed(rng, (T, B), 1.5)),
-        "entropy": np.abs(_mixed(rng, (T, B))),
-    }
-    post = {n: _mixed(rng, (T, B), 2.0) for n in ("adv", "vtarget", "v", "r")}
-    logp = -np.abs(_mixed(rng, (N,), 1.5))
-    # logp_old near logp, so the ratio falls inside and outside typical clip ranges.
-    shift = (rng.standard_normal(N) * 0.3).astype(np.float32)
-    shift[rng.random(N) < 0.15] = np.float32(0.0)
-    objective = {
-        "logp": logp,
-        "logp_old": (logp + shift).astype(np.float32),
-        "adv": _mixed(rng, (N,), 1.5),
-        "v": _mixed(rng, (N,), 2.0),
-        "v_old": _mixed(rng, (N,), 2.0),
-        "vtarget": _mixed(rng, (N,), 2.0),
-        "entropy": np.abs(_mixed(rng, (N,))),
-    }
-    for group in (scan, post, objective):
-        for a in group.values():
-            a.setflags(write=False)
-    return {"scan": scan, "post": post, "objective": objective}
+
+    def rollout(shape: tuple[int, ...], sample: bool = False, **kinds: str
+                ) -> dict[str, np.ndarray]:
+        return {n: _column(rng, math.prod(shape), k, sample=sample).reshape(shape)
+                for n, k in kinds.items()}
+
+    scan = {**rollout((T, B), r="reward", v="value", v_next="value", logp="logp",
+                      entropy="entropy"), "term": term, "reset": reset}
+    post = {"wide": rollout(_POST_SHAPE, adv="value", vtarget="value", v="value", r="reward"),
+            "sweep": rollout(_POST_SWEEP_SHAPE, sample=True, adv="value", vtarget="value",
+                             v="value", r="reward")}
+    normalized = rollout(_NORMALIZED_SHAPE, vtarget="value", v="value", r="reward")
+    normalized["adv"] = _normalized_advantages(rng, math.prod(_NORMALIZED_SHAPE)).reshape(
+        _NORMALIZED_SHAPE)
+    post["normalized"] = normalized
+    N, M = _OBJECTIVE_N, _OBJECTIVE_NEAR
+    objective = rollout((N,), logp="logp", adv="adv", v="value", v_old="value",
+                        vtarget="value", entropy="entropy")
+    # logp_old from the ratio's own spread, so ratio = exp(logp - logp_old) covers it.
+    ratio = _column(rng, N, "ratio", edges=False)
+    objective["logp_old"] = (objective["logp"] - np.log(ratio)).astype(np.float32)
+    # Then M samples like the first M but with v_old and vtarget close to v (PPO's value
+    # clipping, small value errors): their differences cover "diff".
+    near = {n: x[:M].copy() for n, x in objective.items()}
+    for name in ("v_old", "vtarget"):
+        near[name] = near["v"] + _column(rng, M, "diff", edges=False, sample=True)
+    objective = {n: np.concatenate([x, near[n]]).astype(np.float32)
+                 for n, x in objective.items()}
+    N += M
+    batch = ProbeBatch(
+        scan=scan, scan_progress=rng.permutation(np.linspace(0, 1, B, dtype=np.float32)),
+        post=post, post_progress=0.625, post_sweep=POST_PROGRESS, objective=objective,
+        objective_progress=rng.permutation(np.linspace(0, 1, N, dtype=np.float32)))
+    for a in (*scan.values(), *(x for r in post.values() for x in r.values()),
+              *objective.values(), batch.scan_progress, batch.objective_progress):
+        a.setflags(write=False)
+    return batch
 
 
+@functools.cache
 def probe_inputs() -> dict[str, dict[str, np.ndarray]]:
-    """The fixed probe batch, per component (read-only float32 arrays; deterministic)."""
-    return _probes()
+    """The main probe arrays per component (post: its ``wide`` rollout; read-only float32
+    arrays; deterministic). :func:`probe_batch` has all of it."""
+    b = probe_batch()
+    return {"scan": dict(b.scan), "post": dict(b.post["wide"]), "objective": dict(b.objective)}
 
 
-def _structural_live(program: Program) -> dict[str, list[str]]:
-    """Live outputs per component by dataflow (the fingerprint cannot see through sympy).
+def _structural_live(program: Program) -> tuple[dict[str, list[str]], bool]:
+    """Live outputs per component by dataflow (the fingerprint cannot see through sympy),
+    and whether post's live code reads ``progress``.
 
     Unlike :meth:`Program.live`, a scan output counts only when post's live code reads it.
     """
     lv = program_liveness(program)
     scan_live = [o for o in OUTPUTS["scan"] if o in lv.live_in["post"]]
-    return {"scan": scan_live, "post": list(lv.outputs["post"]), "objective": ["loss"]}
+    live = {"scan": scan_live, "post": list(lv.outputs["post"]), "objective": ["loss"]}
+    return live, "progress" in lv.live_in["post"]
 
 
-def behaviour(program: Program) -> dict[str, np.ndarray]:
+def behaviour(program: Program, probes: ProbeBatch | None = None) -> dict[str, np.ndarray]:
     """The program's live outputs on the probe batch (what :func:`fingerprint` hashes).
 
-    Keys are ``"<component>.<output>@<progress>"``; objective entries are ``loss`` and
-    ``dloss_dlogp``, ``dloss_dv``, ``dloss_dentropy``. Scan is run over the whole probe
-    rollout, so carries count through the outputs they feed, whatever their names.
+    Keys are ``"scan.<output>@per-env"``, ``"post.<rollout>.<output>@<progress>"`` and
+    ``"objective.<name>@per-sample"`` with names ``loss``, ``dloss_dlogp``, ``dloss_dv``
+    and ``dloss_dentropy``. Scan is run over the whole probe rollout, so carries count through
+    the outputs they feed, whatever their names. ``probes`` defaults to
+    :func:`probe_batch`.
     """
     from evozero.program.evaluate import run_objective, run_post, run_scan
 
-    probes = _probes()
-    live = _structural_live(program)
+    probes = probes or probe_batch()
+    live, post_reads_progress = _structural_live(program)
     out: dict[str, np.ndarray] = {}
-    for p in PROBE_PROGRESS:
-        if live["scan"]:
-            res = run_scan(program, probes["scan"], p)
-            out.update({f"scan.{o}@{p}": res[o] for o in live["scan"]})
-        if live["post"]:
-            res = run_post(program, probes["post"], p)
-            out.update({f"post.{o}@{p}": res[o] for o in live["post"]})
-        obj = run_objective(program, probes["objective"], p)
-        for name in ("loss", "dloss_dlogp", "dloss_dv", "dloss_dentropy"):
-            out[f"objective.{name}@{p}"] = getattr(obj, name)
+    if live["scan"]:
+        res = run_scan(program, probes.scan, probes.scan_progress)
+        out.update({f"scan.{o}@per-env": res[o] for o in live["scan"]})
+    if live["post"]:
+        runs = [(name, probes.post_progress) for name in probes.post if name != "sweep"]
+        if post_reads_progress:
+            runs += [("sweep", p) for p in probes.post_sweep]
+        for name, p in runs:
+            res = run_post(program, probes.post[name], p)
+            out.update({f"post.{name}.{o}@{p}": res[o] for o in live["post"]})
+    obj = run_objective(program, probes.objective, probes.objective_progress)
+    for name in ("loss", "dloss_dlogp", "dloss_dv", "dloss_dentropy"):
+        out[f"objective.{name}@per-sample"] = getattr(obj, name)
     return out
 
 
-def _quantize(a: np.ndarray) -> str:
-    """Values rounded to 5 significant digits; NaN, +inf, -inf and zero as fixed tokens."""
-    tokens = []
-    for x in np.asarray(a, dtype=np.float64).ravel().tolist():
-        if math.isnan(x):
-            tokens.append("nan")
-        elif math.isinf(x):
-            tokens.append("inf" if x > 0 else "-inf")
-        elif x == 0.0:
-            tokens.append("0")  # -0.0 too
-        else:
-            tokens.append(f"{x:.4e}")
-    return ",".join(tokens)
+#: Of float32's 23 fraction bits, the fingerprint keeps this many: values are rounded to
+#: a relative 2**-17 (about 5 significant digits).
+_KEEP_BITS = 16
+
+
+def _quantize(a: np.ndarray) -> bytes:
+    """Values rounded to :data:`_KEEP_BITS` fraction bits (to nearest, ties away from
+    zero, on the bit pattern: exact and the same on every platform); -0.0 is 0.0 and
+    every NaN one NaN. Little-endian bytes."""
+    x = np.ascontiguousarray(a, dtype=np.float32).ravel()
+    drop = 23 - _KEEP_BITS
+    bits = x.view(np.uint32)
+    # Rounding up from the largest finite magnitude carries into +-inf, as it should.
+    q = ((bits + np.uint32(1 << (drop - 1))) >> np.uint32(drop)) << np.uint32(drop)
+    q = np.where(np.isinf(x), bits, q)
+    q = np.where(x == 0, np.uint32(0), q)
+    q = np.where(np.isnan(x), np.uint32(0x7FC00000), q)
+    return q.astype("<u4").tobytes()
 
 
 @functools.lru_cache(maxsize=4096)
 def fingerprint(program: Program) -> str:
     """Behavioural fingerprint: sha256 hex digest of the quantized :func:`behaviour`.
 
-    Deterministic across runs and processes. Programs whose live outputs and objective
-    derivatives agree to 5 significant digits on the probe batch collide; equivalent
-    programs whose float32 results differ by rounding can still straddle a rounding
-    boundary (:func:`same_rule` compares with a tolerance instead).
+    Deterministic across runs and processes (given numpy's float32 ``exp``, ``log``,
+    ``tanh``). Programs whose live outputs and objective derivatives agree to about 5
+    significant digits on the probe batch collide; equivalent programs whose float32
+    results differ by rounding can still straddle a rounding boundary (:func:`same_rule`
+    compares with a tolerance instead). :data:`FINGERPRINT_VERSION` is part of the hash.
     """
-    h = hashlib.sha256(f"evozero-fingerprint/{CANON_VERSION}\n".encode())
+    h = hashlib.sha256(f"evozero-fingerprint/{FINGERPRINT_VERSION}\n".encode())
     for name, values in behaviour(program).items():
-        h.update(f"{name}={_quantize(values)}\n".encode())
+        h.update(f"{name}={np.shape(values)}\n".encode())
+        h.update(_quantize(values))
     return h.hexdigest()
 
 
@@ -389,6 +542,49 @@ def canonical_key(program: Program, timeout: float | None = DEFAULT_TIMEOUT) -> 
         return "f:" + fingerprint(program)
 
 
+class RuleKeys(Protocol):
+    """What a run store keeps of a program to find its duplicates (a store row)."""
+
+    @property
+    def key(self) -> str: ...  # canonical_key: "s:..." or "f:..."
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def _both_sympy(key_a: str, key_b: str) -> bool:
+    return key_a.startswith("s:") and key_b.startswith("s:")
+
+
+def same_keys(a: RuleKeys, b: RuleKeys) -> bool:
+    """Whether two programs, known by their stored keys, are the same rule: the
+    duplicate rule of the search driver.
+
+    Their canonical keys agree, or at least one of them has no sympy key (an ``f:`` key:
+    timeout, too large) and their fingerprints agree. A fingerprint match never overrides
+    two sympy keys that differ: sympy tells rules apart on all reals, the fingerprint only
+    on the probe batch.
+    """
+    return a.key == b.key or (not _both_sympy(a.key, b.key) and a.fingerprint == b.fingerprint)
+
+
+def duplicate_keys(rule: RuleKeys) -> tuple[tuple[tuple[str, str], ...],
+                                            tuple[tuple[str, str], ...]]:
+    """:func:`same_keys` as hashable keys, for lookups in a table of trained rules:
+    ``(published, probes)``. ``same_keys(a, b)`` holds exactly when a probe of ``a`` is
+    among the published keys of ``b`` (tests/test_canon.py checks every case).
+
+    A rule publishes its canonical key and its fingerprint, and its fingerprint again as a
+    fallback when it has no sympy key. A rule with a sympy key probes its key and the
+    fallbacks only (a fingerprint never overrides two sympy keys); one without probes its
+    key and every fingerprint.
+    """
+    key, fp = ("key", rule.key), rule.fingerprint
+    if rule.key.startswith("s:"):
+        return (key, ("fingerprint", fp)), (key, ("fallback", fp))
+    return (key, ("fingerprint", fp), ("fallback", fp)), (key, ("fingerprint", fp))
+
+
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-6,
                                                    equal_nan=True))
@@ -406,7 +602,7 @@ def same_rule(p: Program, q: Program, timeout: float | None = DEFAULT_TIMEOUT) -
     kp, kq = canonical_key(p, timeout), canonical_key(q, timeout)
     if kp == kq:
         return True
-    if kp.startswith("s:") and kq.startswith("s:"):
+    if _both_sympy(kp, kq):
         return False
     bp, bq = behaviour(p), behaviour(q)
     return bp.keys() == bq.keys() and all(_close(bp[k], bq[k]) for k in bp)

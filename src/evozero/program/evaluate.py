@@ -152,14 +152,15 @@ def _full(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def run_scan(program: Program, inputs: Mapping[str, np.ndarray],
-             progress: float) -> dict[str, np.ndarray]:
+             progress: float | np.ndarray) -> dict[str, np.ndarray]:
     """Run the scan component backwards over a ``(T, B)`` rollout.
 
     Args:
         program: the update rule.
         inputs: ``r, term, reset, v, v_next, logp, entropy``, each of shape ``(T, B)``
             (converted to float32).
-        progress: fraction of the training budget used (a float32 scalar).
+        progress: fraction of the training budget used (a float32 scalar), or one value
+            per env, shape ``(B,)`` (as B runs of one env each: scan has no batch ops).
 
     Returns:
         ``{"adv": ..., "vtarget": ..., <carry>: ...}``, float32 arrays of shape ``(T, B)``;
@@ -236,14 +237,15 @@ def _combine(partials: Sequence[np.ndarray], tangents: Iterable[_Tangents]) -> _
 
 
 def run_objective(program: Program, inputs: Mapping[str, np.ndarray],
-                  progress: float) -> ObjectiveResult:
+                  progress: float | np.ndarray) -> ObjectiveResult:
     """Run the objective with forward-mode tangents w.r.t. ``logp``, ``v`` and ``entropy``.
 
     Args:
         program: the update rule.
         inputs: ``logp, logp_old, adv, v, v_old, vtarget, entropy`` of shape ``(N,)``
             (any identical shape works; results have that shape).
-        progress: fraction of the training budget used.
+        progress: fraction of the training budget used, or one value per sample (the
+            objective has no batch ops, so that is N runs of one sample each).
 
     Returns:
         An :class:`ObjectiveResult` of float32 arrays: the per-sample loss and

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from evozero.program import dsl
-from evozero.program.canon import canonical_key, fingerprint
+from evozero.program.canon import canonical_key, duplicate_keys, fingerprint
 from evozero.program.model import Program
 from evozero.program.mutate import mutate
 from evozero.search.backends import Backend, Outcome, make_backend
@@ -71,8 +71,13 @@ class Rule:
                    program.complexity())
 
     def keys(self) -> tuple[tuple[str, str], ...]:
-        """Two rules are the same when their canonical keys or their fingerprints match."""
-        return (("key", self.key), ("fingerprint", self.fingerprint))
+        """What this rule is known by once trained (:func:`~evozero.program.canon.same_keys`
+        decides duplicates: same canonical key, or same fingerprint where sympy gave up)."""
+        return duplicate_keys(self)[0]
+
+    def probes(self) -> tuple[tuple[str, str], ...]:
+        """What this rule is looked up by among the trained ones."""
+        return duplicate_keys(self)[1]
 
 
 def mutate_rule(rule: Rule, rng: np.random.Generator) -> tuple[Rule, str]:
@@ -191,7 +196,7 @@ class Search(Journal[Rule, CandidateResult]):
         self.evolution = RegularizedEvolution(
             [(origin, Rule.of(program)) for origin, program in self.init], mutate_rule,
             population_size=self.config.population, tournament_size=self.config.tournament,
-            rng=proposal_rng(self.config.seed), keys=Rule.keys, journal=self)
+            rng=proposal_rng(self.config.seed), keys=Rule.keys, probes=Rule.probes, journal=self)
         self.evolution.restore(map(individual, self.store.finished()),
                                map(individual, self.store.unfinished()))
         self.status.phase = "search"

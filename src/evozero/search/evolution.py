@@ -129,8 +129,11 @@ class RegularizedEvolution(Generic[G, R]):
         population_size: individuals kept alive.
         tournament_size: individuals drawn to pick each parent.
         rng: the generator of proposal ``i`` (see :func:`proposal_rng`).
-        keys: a genome's keys; two genomes sharing one are the same (default: the genome
-            itself, which must then be hashable).
+        keys: the keys a trained genome is known by (default: the genome itself, which
+            must then be hashable).
+        probes: the keys a new genome is looked up by; it duplicates a genome that is
+            known by one of them (default: ``keys``, so two genomes sharing a key are the
+            same; a separate ``probes`` expresses an asymmetric rule).
         journal: told of each proposal and result.
         max_duplicate_streak: consecutive duplicates after which no more are proposed.
 
@@ -143,6 +146,7 @@ class RegularizedEvolution(Generic[G, R]):
                  population_size: int, tournament_size: int,
                  rng: Callable[[int], np.random.Generator],
                  keys: Callable[[G], Iterable[Hashable]] = lambda genome: (genome,),
+                 probes: Callable[[G], Iterable[Hashable]] | None = None,
                  journal: Journal[G, R] | None = None,
                  max_duplicate_streak: int = MAX_DUPLICATE_STREAK) -> None:
         if min(population_size, tournament_size, max_duplicate_streak) < 1:
@@ -154,6 +158,7 @@ class RegularizedEvolution(Generic[G, R]):
         self.tournament_size = tournament_size
         self.rng = rng
         self.keys = keys
+        self.probes = probes or keys
         self.journal: Journal[G, R] = journal or Journal()
         self.max_duplicate_streak = max_duplicate_streak
         self.population: deque[Individual[G]] = deque()  # oldest first
@@ -211,9 +216,9 @@ class RegularizedEvolution(Generic[G, R]):
         return child
 
     def lookup(self, child: Individual[G]) -> Individual[G] | None:
-        """The individual ``child`` duplicates: the first trained one sharing a key with
-        it, else the first in flight that does; None when ``child`` is new."""
-        keys = set(self.keys(child.genome))
+        """The individual ``child`` duplicates: the first trained one known by one of its
+        probes, else the first in flight that is; None when ``child`` is new."""
+        keys = set(self.probes(child.genome))
         known = [self._known[k] for k in keys if k in self._known]
         if known:
             return min(known, key=lambda individual: individual.id)
