@@ -222,7 +222,8 @@ class Program:
             comp = getattr(self, kind)
             _check_types(comp, kind)
             validate_component(comp, kind, names)
-            object.__setattr__(self, kind, replace(comp, instrs=normalize_instrs(comp.instrs)))
+            instrs = normalize_instrs(comp.instrs, kind)
+            object.__setattr__(self, kind, replace(comp, instrs=instrs))
 
     # -- construction helpers
 
