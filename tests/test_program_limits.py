@@ -215,6 +215,17 @@ def test_pathological_lines_parse_in_linear_time(tmp_path: Path) -> None:
         "ok", "ok"]
 
 
+def test_readme_states_the_limits() -> None:
+    from evozero.program.mutate import MAX_INSTRS
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    for fact in (f"a text of at most {MAX_TEXT_BYTES // 1024} KiB",
+                 f"at most {MAX_INSTRUCTIONS:,} instructions per component",
+                 f"nested at most {MAX_DEPTH} operators and calls deep",
+                 f"search grows a component to {MAX_INSTRS} instructions"):
+        assert fact in readme, fact
+
+
 # ----------------------------------------------------------------------------- linear
 
 
@@ -237,22 +248,27 @@ def _line_events(fn: Callable[[], object]) -> int:
 
 
 def _statements(n: int) -> str:
-    """A program with ``n`` varied statements (about 3n instructions) in the objective."""
-    lines = [f"  y{i % 50} = exp(y{(i + 7) % 50} * a) - square(v + {i % 7}) / 3"
-             for i in range(n)]
-    init = "".join(f"  y{k} = v\n" for k in range(50))
-    return f"const a = 0.5\n{HEAD}{init}" + "\n".join(lines) + "\n  loss = y0\n"
+    """A program with ``n`` varied statements (3n instructions) in each component."""
+    def body(x: str, outputs: str) -> str:
+        init = "".join(f"  y{k} = {x}\n" for k in range(20))
+        lines = "".join(f"  y{i % 20} = exp(y{(i + 7) % 20} * a) - {x}\n" for i in range(n))
+        return init + lines + outputs
+
+    scan = body("r", "  adv = y0\n  vtarget = y1\n")
+    post = body("adv", "  adv = y2\n")
+    objective = body("v", "  loss = y3\n")
+    return f"const a = 0.5\nscan:\n{scan}post:\n{post}objective:\n{objective}"
 
 
 def test_parse_and_print_do_linear_work() -> None:
-    """Each further statement costs the same work (counted, not timed): from 100 to 350
-    statements as much as from 350 to 600 (quadratic work would be 2.1 times as much)."""
+    """Each further statement costs the same work (counted, not timed): from 60 to 180
+    statements a component as much as from 180 to 300 (quadratic work: 2 times as much)."""
     def work(n: int) -> int:
         text = _statements(n)
         return _line_events(lambda: export.pseudocode(dsl.parse(text)))
 
-    w100, w350, w600 = work(100), work(350), work(600)
-    assert 0.95 < (w600 - w350) / (w350 - w100) < 1.05, (w100, w350, w600)
+    w60, w180, w300 = work(60), work(180), work(300)
+    assert 0.95 < (w300 - w180) / (w180 - w60) < 1.05, (w60, w180, w300)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -264,9 +280,11 @@ def _deep_files(tmp_path: Path) -> list[Path]:
         path = tmp_path / f"{name}.evz"
         path.write_text(objective(expr))
         files.append(path)
-    big = tmp_path / "big.evz"
-    big.write_text(HEAD + "  loss = v * 2 + 1\n" * 30_000)  # 10x the instruction limit
-    return [*files, big]
+    many = tmp_path / "many.evz"
+    many.write_text(HEAD + "  loss = v * 2 + 1\n" * (3 * MAX_INSTRUCTIONS))
+    huge = tmp_path / "huge.evz"
+    huge.write_text(objective("v") + "# comment\n" * MAX_TEXT_BYTES)  # 10 times the limit
+    return [*files, many, huge]
 
 
 @pytest.mark.parametrize("command", ["show", "show --latex", "show --simplify", "export",

@@ -72,7 +72,7 @@ __all__ = ["MAX_TEXT_BYTES", "dump", "format_literal", "load", "parse", "render_
 #: A program text (a ``.evz`` file, a stored candidate) is at most this many bytes: far
 #: above any real rule (the reference programs are under 2 kB) and above a text with
 #: :data:`~evozero.program.vocabulary.MAX_INSTRUCTIONS` instructions in every component.
-MAX_TEXT_BYTES = 1 << 20
+MAX_TEXT_BYTES = 1 << 18
 
 # ----------------------------------------------------------------------------- printing
 

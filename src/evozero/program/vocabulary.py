@@ -49,7 +49,7 @@ MAX_CARRIES = 4
 #: expressions (every operator and op call is one). Search stays far below it (mutations
 #: grow a component to at most ``mutate.MAX_INSTRS``); it bounds the work any program can
 #: ask of the parser, validation, normal form, printers and compilers, which is linear.
-MAX_INSTRUCTIONS = 4096
+MAX_INSTRUCTIONS = 1024
 
 #: An expression tree (one statement as the ``.evz`` printer writes it, anonymous
 #: temporaries inlined) nests at most this many operators and op calls deep. The parser,
