@@ -21,10 +21,17 @@ from typer.testing import CliRunner
 from evozero import export
 from evozero.cli import app
 from evozero.native.interpreter import NativeProgram
-from evozero.program import Instr, Program, ProgramError, dsl, evaluate
+from evozero.program import (
+    MAX_DEPTH,
+    MAX_INSTRUCTIONS,
+    Instr,
+    Program,
+    ProgramError,
+    dsl,
+    evaluate,
+)
 from evozero.program.canon import canonical_key
 from evozero.program.dsl import MAX_TEXT_BYTES
-from evozero.program.vocabulary import MAX_DEPTH, MAX_INSTRUCTIONS
 
 HEAD = "scan:\n  adv = r\n  vtarget = v\nobjective:\n"
 LOSS_LINE = 5  # the line of "  loss = ..." after HEAD

@@ -463,7 +463,7 @@ def parse(text: str, filename: str = "<string>") -> Program:
     Raises :class:`ProgramError` whose ``str`` is ``filename:line:col: message``, also
     for a text over the limits in the module docstring.
     """
-    if len(text) > MAX_TEXT_BYTES:  # characters: a longer ASCII text has more bytes
+    if len(text) > MAX_TEXT_BYTES:  # characters; more bytes than that means non-ASCII
         raise _too_long(text, filename)
     return _Parser(text, filename).parse()
 
