@@ -14,6 +14,7 @@ Run with: ``pytest benchmarks/test_program_size.py --benchmark-enable``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,28 +24,18 @@ from evozero.program import ProgramError, dsl
 from evozero.program.dsl import MAX_TEXT_BYTES
 from evozero.program.vocabulary import MAX_INSTRUCTIONS
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from sized_programs import statements_program  # noqa: E402  (a helper of the tests)
+
 TABLE = "program size: parse + print (median)"
 SIZES = (20, 40, 80, 160, 320)  # statements per component; 3 * 320 < MAX_INSTRUCTIONS
 _PER_INSTR: dict[int, float] = {}
 
 
-def program_text(n: int) -> str:
-    """``n`` statements of three instructions in each component, names reassigned."""
-    def body(x: str, outputs: str) -> str:
-        init = "".join(f"  y{k} = {x}\n" for k in range(20))
-        lines = "".join(f"  y{i % 20} = exp(y{(i + 7) % 20} * a) - {x}\n" for i in range(n))
-        return init + lines + outputs
-
-    scan = body("r", "  adv = y0\n  vtarget = y1\n")
-    post = body("adv", "  adv = y2\n")
-    objective = body("v", "  loss = y3\n")
-    return f"const a = 0.5\nscan:\n{scan}post:\n{post}objective:\n{objective}"
-
-
 @pytest.mark.parametrize("n", SIZES)
 def test_parse_and_print(benchmark, figures, n: int) -> None:
     benchmark.group = "program size"
-    text = program_text(n)
+    text = statements_program(n)
     instrs = sum(len(c) for c in dsl.parse(text).components)
     benchmark.pedantic(lambda: export.pseudocode(dsl.parse(text)), rounds=5,
                        iterations=1, warmup_rounds=1)
@@ -65,7 +56,7 @@ def _fails(fn) -> None:  # noqa: ANN001
 def test_over_the_text_limit(benchmark, figures, tmp_path: Path) -> None:
     benchmark.group = "program size"
     path = tmp_path / "huge.evz"
-    text = program_text(320)
+    text = statements_program(320)
     path.write_text(text * (10_000_000 // len(text) + 1))
     assert path.stat().st_size > 10_000_000
     benchmark.pedantic(lambda: _fails(lambda: dsl.load(path)), rounds=5, iterations=1)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sized_programs import statements_program  # tests/ is on sys.path
 from typer.testing import CliRunner
 
 from evozero import export
@@ -254,24 +255,11 @@ def _line_events(fn: Callable[[], object]) -> int:
     return count
 
 
-def _statements(n: int) -> str:
-    """A program with ``n`` varied statements (3n instructions) in each component."""
-    def body(x: str, outputs: str) -> str:
-        init = "".join(f"  y{k} = {x}\n" for k in range(20))
-        lines = "".join(f"  y{i % 20} = exp(y{(i + 7) % 20} * a) - {x}\n" for i in range(n))
-        return init + lines + outputs
-
-    scan = body("r", "  adv = y0\n  vtarget = y1\n")
-    post = body("adv", "  adv = y2\n")
-    objective = body("v", "  loss = y3\n")
-    return f"const a = 0.5\nscan:\n{scan}post:\n{post}objective:\n{objective}"
-
-
 def test_parse_and_print_do_linear_work() -> None:
     """Each further statement costs the same work (counted, not timed): from 60 to 180
     statements a component as much as from 180 to 300 (quadratic work: 2 times as much)."""
     def work(n: int) -> int:
-        text = _statements(n)
+        text = statements_program(n)
         return _line_events(lambda: export.pseudocode(dsl.parse(text)))
 
     w60, w180, w300 = work(60), work(180), work(300)
