@@ -614,6 +614,33 @@ def test_latex_of_every_op() -> None:
         assert not any(f in text for f in ("pdiv", "plog", "pexp")), text
 
 
+def test_latex_of_powers_of_protected_and_batch_ops() -> None:
+    src = ("scan:\n  adv = r\n  vtarget = v\n"
+           "post:\n  adv = square(normalize(adv)) + square(mean(adv))\n"
+           "objective:\n  loss = square(exp(v)) + square(log(v)) + square(v / adv)\n")
+    text = export.latex(dsl.parse(src))
+    assert r"\left(\operatorname{normalize}\left(adv\right)\right)^{2}" in text
+    assert (r"loss &\leftarrow \left(\exp\left(v\right)\right)^{2} + \left(\log\left|v"
+            r"\right|\right)^{2} + \left(\frac{v}{adv}\right)^{2}") in text
+
+
+def test_latex_falls_back_to_program_text_where_sympy_fails(monkeypatch) -> None:
+    latex = sys.modules["evozero.export.latex"]  # the package's `latex` is the function
+    build = latex._sympy_statement
+
+    def failing(node):
+        if getattr(node, "op", None) == "where":
+            raise RecursionError("sympy")
+        return build(node)
+
+    monkeypatch.setattr(latex, "_sympy_statement", failing)
+    src = ("scan:\n  adv = r\n  vtarget = v\n"
+           "objective:\n  loss = where(v_old - 1.5, v, adv) + 1\n  loss = loss * 2\n")
+    text = export.latex(dsl.parse(src))
+    assert r"loss &\leftarrow \texttt{where(v\_old - 1.5, v, adv) + 1}" in text
+    assert r"loss &\leftarrow loss \cdot 2" in text
+
+
 def test_simplified_outputs() -> None:
     out = export.simplified(program("ppo"), timeout=20)
     assert set(out) == {"scan", "post", "objective"}

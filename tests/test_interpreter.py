@@ -3,7 +3,9 @@
 Two kinds of comparison:
 
 * against the reference as it is: bit for bit where ops.py promises bit-exactness (no
-  exp/log/tanh/sigmoid and no ratio live), else within float32 tolerance;
+  exp/log/tanh/sigmoid and no ratio; random programs and the baseline programs), else
+  within float32 tolerance (the baseline programs only: on random programs an ulp can be
+  amplified without bound, or flip a comparison);
 * against the reference with its four libm ops (and the ratio's exp) swapped for the C
   library's, the ones the interpreter uses: then everything must agree bit for bit,
   non-finite positions and signed zeros included, on the baseline programs and on random

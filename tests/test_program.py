@@ -525,7 +525,7 @@ def test_random_programs_are_valid_and_deterministic(seed: int) -> None:
 #: Where each public name of ``evozero.program`` is defined (its docstring's map).
 HOMES: dict[str, tuple[str, ...]] = {
     "evozero.program.vocabulary": ("CARRY_INITS", "COMPONENTS", "DIFF_INPUTS", "INPUTS",
-                                   "MAX_CARRIES", "OUTPUTS"),
+                                   "MAX_CARRIES", "MAX_DEPTH", "MAX_INSTRUCTIONS", "OUTPUTS"),
     "evozero.program.model": ("Arg", "Carry", "Component", "Const", "Instr", "Program"),
     "evozero.program.errors": ("Loc", "ProgramError"),
     "evozero.program.normal_form": ("Call", "Node", "expression_forest", "inline_plan",

@@ -2,7 +2,9 @@
 
 Each statement is built with the ops' sympy forms (:attr:`evozero.program.ops.Op.sympy`),
 unevaluated so that it reads as written, and printed by ``sympy.latex`` with the protected
-and batch ops spelled out (:class:`_LatexPrinter`).
+and batch ops spelled out (:class:`_LatexPrinter`). A statement sympy fails on (it still
+evaluates some parts, such as the conditions of nested ``where``) is printed as its
+``.evz`` text in ``\texttt``, so every valid program has a LaTeX form.
 """
 
 from __future__ import annotations
@@ -16,37 +18,45 @@ from evozero.export.pseudocode import live_program
 from evozero.program.model import Program
 from evozero.program.normal_form import Node, expression_forest, is_temp
 from evozero.program.ops import OPS
-from evozero.program.printer import format_literal
+from evozero.program.printer import format_literal, render_expr
 from evozero.program.symbolic import display_number, display_numbers
 from evozero.program.vocabulary import COMPONENTS
 
 __all__ = ["latex", "latex_expr"]
 
 
+def _power(text: str, exp: str | None) -> str:
+    return text if exp is None else rf"\left({text}\right)^{{{exp}}}"
+
+
 class _LatexPrinter(LatexPrinter):
-    """sympy's LaTeX printer with the protected and batch ops of :mod:`evozero.program.ops`."""
+    """sympy's LaTeX printer with the protected and batch ops of :mod:`evozero.program.ops`.
 
-    def _print_pdiv(self, expr: sympy.Expr) -> str:
+    sympy prints a power of a function by passing ``exp`` (``square(exp(x))``).
+    """
+
+    def _print_pdiv(self, expr: sympy.Expr, exp: str | None = None) -> str:
         a, b = expr.args
-        return rf"\frac{{{self._print(a)}}}{{{self._print(b)}}}"
+        return _power(rf"\frac{{{self._print(a)}}}{{{self._print(b)}}}", exp)
 
-    def _print_plog(self, expr: sympy.Expr) -> str:
-        return rf"\log\left|{self._print(expr.args[0])}\right|"
+    def _print_plog(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        return _power(rf"\log\left|{self._print(expr.args[0])}\right|", exp)
 
-    def _print_pexp(self, expr: sympy.Expr) -> str:
-        return rf"\exp\left({self._print(expr.args[0])}\right)"
+    def _print_pexp(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        return _power(rf"\exp\left({self._print(expr.args[0])}\right)", exp)
 
-    def _batch(self, name: str, expr: sympy.Expr) -> str:
-        return rf"\operatorname{{{name}}}\left({self._print(expr.args[0])}\right)"
+    def _batch(self, name: str, expr: sympy.Expr, exp: str | None) -> str:
+        return _power(rf"\operatorname{{{name}}}\left({self._print(expr.args[0])}\right)",
+                      exp)
 
-    def _print_mean(self, expr: sympy.Expr) -> str:
-        return self._batch("mean", expr)
+    def _print_mean(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        return self._batch("mean", expr, exp)
 
-    def _print_std(self, expr: sympy.Expr) -> str:
-        return self._batch("std", expr)
+    def _print_std(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        return self._batch("std", expr, exp)
 
-    def _print_normalize(self, expr: sympy.Expr) -> str:
-        return self._batch("normalize", expr)
+    def _print_normalize(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        return self._batch("normalize", expr, exp)
 
 
 def _latex_symbol(name: str) -> sympy.Symbol:
@@ -71,6 +81,16 @@ def _sympy_statement(node: Node) -> sympy.Expr:
             args += list(a.args) if type(a) is type(expr) else [a]
         expr = type(expr)(*args, evaluate=False)
     return expr
+
+
+def _statement_latex(node: Node) -> str:
+    """A statement's right-hand side as written, or its ``.evz`` text where sympy fails."""
+    try:
+        with sympy.evaluate(False):
+            return _latex_text(_sympy_statement(node), keep_order=True)
+    except Exception:  # a sympy failure on an odd expression (recursion included)
+        text = render_expr(node).replace("_", r"\_")
+        return rf"\texttt{{{text}}}"
 
 
 def latex_expr(expr: sympy.Basic) -> str:
@@ -116,10 +136,7 @@ def latex(program: Program) -> str:
         if not forest:
             lines.append(r"% (outputs pass through)")
             continue
-        rows = []
-        with sympy.evaluate(False):
-            for target, node in forest:
-                rhs = _latex_text(_sympy_statement(node), keep_order=True)
-                rows.append(f"{_latex_text(_latex_symbol(target))} &\\leftarrow {rhs}")
+        rows = [f"{_latex_text(_latex_symbol(target))} &\\leftarrow {_statement_latex(node)}"
+                for target, node in forest]
         lines += [r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}"]
     return "\n".join(lines) + "\n"

@@ -4,7 +4,9 @@
 results of :mod:`evozero.evaluate`'s functions (tests swap one for the other), but run
 the program compiled (:mod:`evozero.compile`) by the C++ interpreter
 (``csrc/interpreter``). The values are the same as the reference's: bit for bit except
-where numpy's and the C library's float32 ``exp``/``log``/``tanh`` differ by an ulp.
+where numpy's and the C library's float32 ``exp``/``log``/``tanh``/``sigmoid`` differ by
+an ulp or two, a difference later operations can amplify without bound (README,
+"Correctness").
 
 :class:`NativeProgram` keeps one compiled interpreter for repeated calls; the functions
 cache one per program.

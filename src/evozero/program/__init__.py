@@ -37,6 +37,8 @@ from evozero.program.vocabulary import (
     DIFF_INPUTS,
     INPUTS,
     MAX_CARRIES,
+    MAX_DEPTH,
+    MAX_INSTRUCTIONS,
     OUTPUTS,
 )
 
@@ -46,6 +48,8 @@ __all__ = [
     "DIFF_INPUTS",
     "INPUTS",
     "MAX_CARRIES",
+    "MAX_DEPTH",
+    "MAX_INSTRUCTIONS",
     "OUTPUTS",
     "Arg",
     "Call",

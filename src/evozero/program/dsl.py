@@ -28,6 +28,18 @@ directly before a number (``-0.5``) is part of the literal; ``-(0.5)`` is ``neg(
 ``y = x`` is a ``copy``. The parser flattens expressions into anonymous temporaries
 (``_1``, ``_2`` ...) and the printer inlines them back, so ``parse(to_text(p)) == p`` for
 every valid program; temporaries that cannot be inlined are printed as ``_k = ...``.
+
+Limits
+------
+A program text is at most :data:`MAX_TEXT_BYTES` bytes; a component has at most
+:data:`~evozero.program.vocabulary.MAX_INSTRUCTIONS` instructions after flattening (every
+operator and op call is one); an expression nests at most
+:data:`~evozero.program.vocabulary.MAX_DEPTH` operators and calls deep (``v + v + v`` is
+two deep: ``+`` is left-associative; ``exp(-v)`` too), counted on the tree the printer
+writes, temporaries inlined. Python's tokenizer adds its own limit of 200 nested
+parentheses. Each limit is an error at ``file:line:col`` of where it is crossed, and the
+same limits hold for a :class:`Program` built in Python (without a location). Parsing
+and printing take time linear in the text's size.
 """
 
 from __future__ import annotations
@@ -42,16 +54,25 @@ from evozero.program.errors import (
     ProgramError,
     _suggest,
     check_name_syntax,
+    excerpt,
     msg_arity,
+    msg_too_deep,
+    msg_too_many_instructions,
     msg_unknown_op,
 )
 from evozero.program.model import Carry, Component, Const, Instr, Program, _literal
 from evozero.program.normal_form import Call, Node, expression_forest
 from evozero.program.ops import OPS
 from evozero.program.printer import format_literal, render_expr
-from evozero.program.vocabulary import COMPONENTS
+from evozero.program.vocabulary import COMPONENTS, MAX_DEPTH, MAX_INSTRUCTIONS
 
-__all__ = ["dump", "format_literal", "load", "parse", "render_expr", "to_text"]
+__all__ = ["MAX_TEXT_BYTES", "dump", "format_literal", "load", "parse", "render_expr",
+           "to_text"]
+
+#: A program text (a ``.evz`` file, a stored candidate) is at most this many bytes: far
+#: above any real rule (the reference programs are under 2 kB) and above a text with
+#: :data:`~evozero.program.vocabulary.MAX_INSTRUCTIONS` instructions in every component.
+MAX_TEXT_BYTES = 1 << 18
 
 # ----------------------------------------------------------------------------- printing
 
@@ -97,8 +118,10 @@ def dump(program: Program, path: str | os.PathLike[str], header: str | None = No
 
 _HEADER_RE = re.compile(r"([A-Za-z_]\w*)\s*:\s*\Z")
 _CONST_RE = re.compile(r"const(?=\s|\Z)")
-_CONST_ITEM_RE = re.compile(r"\s*([^\s=]+)\s*=\s*(.*?)\s*\Z")
-_CARRY_RE = re.compile(r"carry\s+([^\s=]+)\s*=\s*(.*?)\s*\Z")
+# Matched against stripped text: a lazy group before '\s*\Z' would be quadratic in a run
+# of blanks.
+_CONST_ITEM_RE = re.compile(r"([^\s=]+)\s*=\s*(.*)\Z")
+_CARRY_RE = re.compile(r"carry\s+([^\s=]+)\s*=\s*(.*)\Z")
 _ASSIGN_RE = re.compile(r"([^\s=]+)\s*=(?!=)(.*)\Z")
 
 _BINOPS: dict[type, str] = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
@@ -124,9 +147,10 @@ class _Parser:
         self.file = filename
         self.constants: list[Const] = []
         self.sections: dict[str, _Section] = {}
-        # Fresh temporaries are numbered above any '_k' written in the text, so they
-        # never capture a user-written one (all are renumbered by normalization anyway).
-        self.temp = max((int(k) for k in re.findall(r"\b_([0-9]+)\b", text)), default=0)
+        # Fresh temporaries skip every '_k' written in the text, so they never capture a
+        # user-written one (all are renumbered by normalization anyway).
+        self.written_temps = set(re.findall(r"\b_[0-9]+\b", text))
+        self.temp = 0
         self.line = 0
 
     def loc(self, col0: int, line: int | None = None) -> Loc:
@@ -145,9 +169,9 @@ class _Parser:
             code = raw.split("#", 1)[0].rstrip()
             if not code.strip():
                 continue
-            for i, ch in enumerate(code):
-                if ord(ch) > 127:
-                    raise self.error(f"non-ASCII character {ch!r} (programs are ASCII)", i)
+            if not code.isascii():
+                i, ch = next((i, ch) for i, ch in enumerate(code) if ord(ch) > 127)
+                raise self.error(f"non-ASCII character {ch!r} (programs are ASCII)", i)
             stripped = code.lstrip()
             col = len(code) - len(stripped)
             if col == 0:
@@ -200,15 +224,15 @@ class _Parser:
         if not body.strip():
             raise self.error("expected 'name = number' after 'const'", pos)
         for item in body.split(","):
-            m = _CONST_ITEM_RE.match(item)
             start = pos + len(item) - len(item.lstrip())
+            m = _CONST_ITEM_RE.match(item.strip())
             if m is None or not m.group(2):
                 raise self.error("expected 'name = number' in const declaration", start)
             name = m.group(1)
             msg = check_name_syntax(name, "constant name")
             if msg is not None:
                 raise self.error(msg, start)
-            vcol = pos + m.start(2)
+            vcol = start + m.start(2)
             value = self._number(m.group(2), vcol)
             self.constants.append(Const(name, value, self.loc(start)))
             pos += len(item) + 1
@@ -217,22 +241,22 @@ class _Parser:
         try:
             tree = ast.parse(src, mode="eval").body
         except SyntaxError:
-            raise self.error(f"expected a number, got {src!r}", col0) from None
+            raise self.error(f"expected a number, got {excerpt(src)!r}", col0) from None
         sign = 1.0
         while isinstance(tree, ast.UnaryOp) and isinstance(tree.op, (ast.USub, ast.UAdd)):
             sign = -sign if isinstance(tree.op, ast.USub) else sign
             tree = tree.operand
         if not isinstance(tree, ast.Constant) or not _is_number(tree.value):
-            raise self.error(f"expected a number, got {src!r}", col0)
+            raise self.error(f"expected a number, got {excerpt(src)!r}", col0)
         return self._float32(sign * tree.value, src, col0)
 
     def _float32(self, value: int | float, src: str, col0: int) -> float:
         try:
             return _literal(value)
         except ProgramError:
-            raise self.error(f"number {src} is out of float32 range", col0) from None
+            raise self.error(f"number {excerpt(src)} is out of float32 range", col0) from None
         except OverflowError:  # int too large for a float
-            raise self.error(f"number {src} is out of float32 range", col0) from None
+            raise self.error(f"number {excerpt(src)} is out of float32 range", col0) from None
 
     def _body_line(self, sec: _Section, code: str, col: int) -> None:
         if code.startswith("carry") and _CARRY_RE.match(code):
@@ -265,7 +289,7 @@ class _Parser:
         if init in ("0", "0.0", "0.", "v_next"):
             init = "0" if init != "v_next" else init
         else:
-            raise self.error(f"carry {name!r} has initial value {init!r}; it must be 0 or "
+            raise self.error(f"carry {name!r} has initial value {excerpt(init)!r}; it must be 0 or "
                              "v_next", icol)
         sec.carries.append(Carry(name, init, self.loc(col)))
 
@@ -278,21 +302,51 @@ class _Parser:
             off = (e.offset or 1) - 1
             detail = "" if e.msg == "invalid syntax" else f": {e.msg}"
             raise self.error(f"invalid syntax{detail}", col0 + min(off, len(src))) from None
+        except (RecursionError, MemoryError):
+            # CPython's parser and AST builder give up on trees thousands deep.
+            raise self.error(msg_too_deep(sec.kind), col0) from None
         self.src, self.col0 = src, col0
-        try:
-            self._flatten(sec, tree, target)
-        except RecursionError:
-            raise self.error("expression is nested too deeply", col0) from None
+        deep = self._too_deep(tree)
+        if deep is not None:  # before _flatten, which recurses
+            raise self.error(msg_too_deep(sec.kind), col0 + deep.col_offset)
+        self._flatten(sec, tree, target)
+
+    def _too_deep(self, tree: ast.expr) -> ast.expr | None:
+        """The leftmost node nested deeper than :data:`MAX_DEPTH` ops, counted as
+        :meth:`_flatten` emits instructions (iterative: the tree may be thousands deep)."""
+        stack: list[tuple[ast.expr, int]] = [(tree, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+                stack.append((node.operand, depth))
+                continue
+            if isinstance(node, ast.BinOp):
+                children = [node.left, node.right]
+            elif isinstance(node, ast.Call):
+                children = list(node.args)
+            elif (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+                  and not self._is_literal(node)):
+                children = [node.operand]
+            else:  # a name or number; anything else _flatten rejects where it stands
+                continue
+            if depth == MAX_DEPTH:
+                return node
+            stack.extend((c, depth + 1) for c in reversed(children))
+        return None
 
     def _node_loc(self, node: ast.AST) -> Loc:
         return self.loc(self.col0 + node.col_offset)
 
     def _fresh(self) -> str:
         self.temp += 1
+        while f"_{self.temp}" in self.written_temps:
+            self.temp += 1
         return f"_{self.temp}"
 
     def _emit(self, sec: _Section, target: str | None, op: str, args: list[str | float],
               locs: list[Loc], node: ast.AST) -> str:
+        if len(sec.instrs) == MAX_INSTRUCTIONS:
+            raise ProgramError(msg_too_many_instructions(sec.kind), self._node_loc(node))
         t = target if target is not None else self._fresh()
         sec.instrs.append(Instr(t, op, tuple(args), self._node_loc(node), tuple(locs)))
         return t
@@ -394,15 +448,33 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _too_long(head: str, filename: str) -> ProgramError:
+    """The error for a text longer than :data:`MAX_TEXT_BYTES` (``head`` is its start),
+    at the first character past the limit."""
+    lines = (head[:MAX_TEXT_BYTES] + "x").splitlines()
+    return ProgramError(f"program text is longer than {MAX_TEXT_BYTES} bytes (the limit); "
+                        "a rule is a few kB: is this the right file?",
+                        Loc(filename, len(lines), len(lines[-1])))
+
+
 def parse(text: str, filename: str = "<string>") -> Program:
     """Parse ``.evz`` text into a validated, normalized :class:`Program`.
 
-    Raises :class:`ProgramError` whose ``str`` is ``filename:line:col: message``.
+    Raises :class:`ProgramError` whose ``str`` is ``filename:line:col: message``, also
+    for a text over the limits in the module docstring.
     """
+    if len(text) > MAX_TEXT_BYTES:  # characters; more bytes than that means non-ASCII
+        raise _too_long(text, filename)
     return _Parser(text, filename).parse()
 
 
 def load(path: str | os.PathLike[str]) -> Program:
-    """Read and parse a ``.evz`` file (errors name the path as given)."""
-    with open(path, encoding="utf-8") as f:
-        return parse(f.read(), os.fspath(path))
+    """Read and parse a ``.evz`` file (errors name the path as given).
+
+    Reads at most :data:`MAX_TEXT_BYTES` + 1 bytes, so a huge file fails fast.
+    """
+    with open(path, "rb") as f:
+        data = f.read(MAX_TEXT_BYTES + 1)
+    if len(data) > MAX_TEXT_BYTES:
+        raise _too_long(data.decode("utf-8", "replace"), os.fspath(path))
+    return parse(data.decode("utf-8"), os.fspath(path))

@@ -14,14 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from evozero.program.ops import OPS
-from evozero.program.vocabulary import COMPONENTS
+from evozero.program.vocabulary import COMPONENTS, MAX_DEPTH, MAX_INSTRUCTIONS
 
 __all__ = [
     "Loc",
     "ProgramError",
     "check_name_syntax",
+    "excerpt",
     "msg_arity",
     "msg_op_not_allowed",
+    "msg_too_deep",
+    "msg_too_many_instructions",
     "msg_unknown_op",
 ]
 
@@ -99,10 +102,28 @@ def msg_arity(name: str, got: int) -> str:
     return f"{name}({', '.join(op.params)}) takes {op.arity} argument{s}, got {got}"
 
 
+def msg_too_deep(component: str) -> str:
+    """Message for an expression tree deeper than :data:`MAX_DEPTH`."""
+    return (f"expression in {component} nests deeper than {MAX_DEPTH} operators and calls "
+            "(the limit); split it into named steps (t = ..., then use t)")
+
+
+def msg_too_many_instructions(component: str) -> str:
+    """Message for a component with more than :data:`MAX_INSTRUCTIONS` instructions."""
+    return (f"{component} has more than {MAX_INSTRUCTIONS} instructions (the limit per "
+            "component; every operator and op call counts); make it shorter")
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """``text``, cut to ``limit`` characters with ``...``: messages quote source text, and
+    a message stays one readable line however long the text."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def check_name_syntax(name: str, what: str = "name") -> str | None:
     """Return a message if ``name`` cannot be a user name (constant, carry, target)."""
     if not _NAME_RE.match(name):
-        return f"invalid {what} {name!r}"
+        return f"invalid {what} {excerpt(name)!r}"
     if keyword.iskeyword(name) or name in ("True", "False", "None"):
         return f"{name!r} is a Python keyword and cannot be a {what}"
     if name in OPS:

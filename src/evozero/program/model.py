@@ -18,6 +18,9 @@ bindings of its output names (in ``post`` an unassigned output passes its input 
 ``scan`` may declare up to :data:`~evozero.program.vocabulary.MAX_CARRIES` carries with an
 initial value ``0`` or ``v_next`` at the last step of the rollout; reading a carry before
 it is reassigned gives its value from step t+1, and its final binding is its value at t.
+A component has at most :data:`~evozero.program.vocabulary.MAX_INSTRUCTIONS`
+instructions, and its expression trees (see :mod:`evozero.program.normal_form`) nest at
+most :data:`~evozero.program.vocabulary.MAX_DEPTH` deep.
 Names ``_1``, ``_2`` ... are anonymous temporaries (see :mod:`evozero.program.normal_form`).
 """
 
@@ -222,7 +225,8 @@ class Program:
             comp = getattr(self, kind)
             _check_types(comp, kind)
             validate_component(comp, kind, names)
-            object.__setattr__(self, kind, replace(comp, instrs=normalize_instrs(comp.instrs)))
+            instrs = normalize_instrs(comp.instrs, kind)
+            object.__setattr__(self, kind, replace(comp, instrs=instrs))
 
     # -- construction helpers
 

@@ -8,7 +8,9 @@ no identity of their own: on construction every component of a
 its use without crossing a reassignment of a name it reads, placing it in expression
 evaluation order (post-order, arguments left to right), and (2) renumbers all
 temporaries ``_1, _2, ...`` in order of definition. Normalization never changes what a
-program computes; it is why two programs that print the same are equal.
+program computes; it is why two programs that print the same are equal. It also enforces
+:data:`~evozero.program.vocabulary.MAX_DEPTH`, the nesting depth of the expression trees
+(everything that walks them recurses, so no tree deeper than that is ever built).
 
 :func:`expression_forest` is the other direction: the component as statements whose
 right-hand sides are expression trees (:class:`Call`), exactly what the printer prints.
@@ -20,6 +22,9 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from evozero.program.errors import ProgramError, msg_too_deep
+from evozero.program.vocabulary import MAX_DEPTH
 
 if TYPE_CHECKING:
     from evozero.program.model import Arg, Component, Instr
@@ -98,10 +103,32 @@ def inline_plan(instrs: Sequence[Instr]) -> list[int | None]:
     return parent
 
 
-def normalize_instrs(instrs: Sequence[Instr]) -> tuple[Instr, ...]:
-    """The normal form of a (valid) component body; see the module docstring."""
+def _check_depth(instrs: Sequence[Instr], parent: Sequence[int | None], component: str
+                 ) -> None:
+    """Raise :class:`ProgramError` if a tree of ``parent`` is deeper than :data:`MAX_DEPTH`.
+
+    Iterative (a parent comes after its children). The error is at the leftmost node one
+    level too deep, where the parser's check on a single statement points too.
+    """
+    level = [1] * len(instrs)
+    for i in range(len(instrs) - 1, -1, -1):
+        p = parent[i]
+        if p is not None:
+            level[i] = level[p] + 1
+    if MAX_DEPTH + 1 in level:
+        raise ProgramError(msg_too_deep(component), instrs[level.index(MAX_DEPTH + 1)].loc)
+
+
+def normalize_instrs(instrs: Sequence[Instr], component: str = "a component"
+                     ) -> tuple[Instr, ...]:
+    """The normal form of a (valid) component body; see the module docstring.
+
+    Raises :class:`ProgramError` (naming ``component``) if an expression tree would nest
+    deeper than :data:`MAX_DEPTH`.
+    """
     ssa = _ssa_temps(instrs)
     parent = inline_plan(ssa)
+    _check_depth(ssa, parent, component)
     def_at = {ins.target: i for i, ins in enumerate(ssa) if is_temp(ins.target)}
     order: list[int] = []
 
@@ -146,7 +173,9 @@ Node = str | float | Call
 def expression_forest(comp: Component) -> list[tuple[str, Node]]:
     """The component as statements ``(target, expression tree)``, temporaries inlined.
 
-    This is exactly what the DSL printer prints, one statement per line. Temporaries
+    This is exactly what the DSL printer prints, one statement per line; no tree is deeper
+    than :data:`MAX_DEPTH` (the normal form checks it, so the recursion here and in the
+    printers is bounded). Temporaries
     that cannot be inlined (used several times or never, or unsafe to move) appear as
     statements with their ``_k`` name.
     """

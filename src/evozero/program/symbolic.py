@@ -34,7 +34,7 @@ from evozero.program.liveness import liveness
 from evozero.program.model import Program
 from evozero.program.ops import OPS
 from evozero.program.printer import format_literal
-from evozero.program.vocabulary import INPUTS, OUTPUTS
+from evozero.program.vocabulary import INPUTS, MAX_DEPTH, OUTPUTS
 
 __all__ = [
     "ExpressionTooLarge",
@@ -49,8 +49,8 @@ __all__ = [
 
 
 class ExpressionTooLarge(ValueError):
-    """Raised when an expression would exceed the ``max_degree`` bound (see
-    :func:`component_exprs`)."""
+    """Raised when an expression would exceed the ``max_degree`` or ``max_depth`` bound
+    (see :func:`component_exprs`)."""
 
 
 def input_symbol(name: str) -> sympy.Symbol:
@@ -100,7 +100,8 @@ def _fold(op: str, args: Sequence[sympy.Expr], res: sympy.Expr) -> sympy.Expr:
 
 def component_exprs(program: Program, kind: str, *, substitute_constants: bool = False,
                     outputs: Iterable[str] | None = None, fold_numbers: bool = False,
-                    max_degree: int | None = None) -> dict[str, sympy.Expr]:
+                    max_degree: int | None = None, max_depth: int | None = MAX_DEPTH
+                    ) -> dict[str, sympy.Expr]:
     """Symbolically execute component ``kind`` of ``program``.
 
     Returns ``{output: expression}`` for each output of the component in order: scan gives
@@ -129,6 +130,13 @@ def component_exprs(program: Program, kind: str, *, substitute_constants: bool =
             numbers exactly and eagerly, in single C-level big-integer operations that no
             time limit can interrupt (``0.99`` squared 30 times is a number with 2**30 *
             24 bits); bounding the degree bounds those numbers' sizes.
+        max_depth: if given, raise :class:`ExpressionTooLarge` *before* building an
+            expression whose nesting depth bound exceeds it: 0 for inputs, constants and
+            literals, one more than the deepest argument for an op. Named steps chain
+            (``y = exp(y)`` many times) into one deep expression, and sympy's constructors,
+            printers and ``expand`` recurse several Python frames per level; the default,
+            :data:`~evozero.program.vocabulary.MAX_DEPTH` (the deepest expression a
+            statement may write), keeps them far from Python's recursion limit.
     """
     comp = program.component(kind)
     names = comp.outputs if outputs is None else tuple(outputs)
@@ -141,8 +149,15 @@ def component_exprs(program: Program, kind: str, *, substitute_constants: bool =
     for c in comp.carries:
         env[c.name] = carry_symbol(c.name)
     degree: dict[str, int] = dict.fromkeys(env, 1)
+    depth: dict[str, int] = dict.fromkeys(env, 0)
     for i in liveness(comp.instrs, names).instrs:
         ins = comp.instrs[i]
+        if max_depth is not None:
+            d = 1 + max((depth[a] for a in ins.args if isinstance(a, str)), default=0)
+            if d > max_depth:
+                raise ExpressionTooLarge(
+                    f"{kind}: {ins.target} = {ins.op}(...) nests {d} > {max_depth} deep")
+            depth[ins.target] = d
         if max_degree is not None:
             d = _degree(ins.op, [degree[a] if isinstance(a, str) else 1 for a in ins.args])
             if d > max_degree:

@@ -19,11 +19,19 @@ from evozero.program.errors import (
     check_name_syntax,
     msg_arity,
     msg_op_not_allowed,
+    msg_too_many_instructions,
     msg_unknown_op,
 )
 from evozero.program.normal_form import is_temp
 from evozero.program.ops import OPS
-from evozero.program.vocabulary import CARRY_INITS, COMPONENTS, INPUTS, MAX_CARRIES, OUTPUTS
+from evozero.program.vocabulary import (
+    CARRY_INITS,
+    COMPONENTS,
+    INPUTS,
+    MAX_CARRIES,
+    MAX_INSTRUCTIONS,
+    OUTPUTS,
+)
 
 if TYPE_CHECKING:
     from evozero.program.model import Component, Const
@@ -59,14 +67,20 @@ def validate_constants(constants: Sequence[Const]) -> None:
 def validate_component(comp: Component, kind: str, constants: frozenset[str]) -> None:
     """Raise :class:`ProgramError` unless ``comp`` is a valid component ``kind``.
 
-    Checks its kind, its carries (scan only, at most :data:`MAX_CARRIES`, free names,
-    initial value in :data:`CARRY_INITS`), every instruction (a known op allowed in
-    ``kind`` with its arity; every name read is in scope; targets are user names or
-    temporaries, never constants) and that each output of ``kind`` is assigned (post
-    passes an unassigned output through, so its outputs are always in scope).
+    Checks its kind, its size (at most :data:`MAX_INSTRUCTIONS` instructions; the nesting
+    depth, :data:`~evozero.program.vocabulary.MAX_DEPTH`, is checked by the normal form,
+    which builds the expression trees), its carries (scan only, at most
+    :data:`MAX_CARRIES`, free names, initial value in :data:`CARRY_INITS`), every
+    instruction (a known op allowed in ``kind`` with its arity; every name read is in
+    scope; targets are user names or temporaries, never constants) and that each output
+    of ``kind`` is assigned (post passes an unassigned output through, so its outputs are
+    always in scope).
     """
     if comp.kind != kind:
         raise ProgramError(f"component of kind {comp.kind!r} given as {kind}", comp.loc)
+    if len(comp.instrs) > MAX_INSTRUCTIONS:
+        raise ProgramError(msg_too_many_instructions(kind),
+                           comp.instrs[MAX_INSTRUCTIONS].loc or comp.loc)
     inputs = INPUTS[kind]
     # Carries.
     if comp.carries and kind != "scan":

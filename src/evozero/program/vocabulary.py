@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["CARRY_INITS", "COMPONENTS", "DIFF_INPUTS", "INPUTS", "MAX_CARRIES", "OUTPUTS"]
+__all__ = [
+    "CARRY_INITS",
+    "COMPONENTS",
+    "DIFF_INPUTS",
+    "INPUTS",
+    "MAX_CARRIES",
+    "MAX_DEPTH",
+    "MAX_INSTRUCTIONS",
+    "OUTPUTS",
+]
 
 #: The three components, in execution order.
 COMPONENTS: tuple[str, ...] = ("scan", "post", "objective")
@@ -35,6 +44,19 @@ DIFF_INPUTS: tuple[str, ...] = ("logp", "v", "entropy")
 
 #: At most this many carries in scan.
 MAX_CARRIES = 4
+
+#: At most this many instructions in one component, after the parser has flattened
+#: expressions (every operator and op call is one). Search stays far below it (mutations
+#: grow a component to at most ``mutate.MAX_INSTRS``); it bounds the work any program can
+#: ask of the parser, validation, normal form, printers and compilers, which is linear.
+MAX_INSTRUCTIONS = 1024
+
+#: An expression tree (one statement as the ``.evz`` printer writes it, anonymous
+#: temporaries inlined) nests at most this many operators and op calls deep. The parser,
+#: the normal form, the printers, the exporters and sympy recurse over expression trees;
+#: this bound keeps them far from Python's recursion limit. Named steps are not inlined,
+#: so splitting an expression into named steps always brings it within the bound.
+MAX_DEPTH = 100
 
 #: Allowed initial values of a carry at the last step of the rollout.
 CARRY_INITS: tuple[str, ...] = ("0", "v_next")
