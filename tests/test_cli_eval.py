@@ -54,8 +54,8 @@ def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["eval", "nope.evz"], "no such program file: nope.evz"),
-        (["eval", "programs/ppo.evz", "--seeds", "0"], "--seeds must be at least 1"),
+        (["eval", "nope.evz"], "PROGRAM: nope.evz does not exist"),
+        (["eval", "programs/ppo.evz", "--seeds", "0"], "--seeds: 0 is out of range"),
         (["eval", "programs/ppo.evz", "--steps", "10"], "less than one rollout"),
         (["eval", "programs/ppo.evz", "--env", "Nope-v0", *TINY], "not a native game"),
         (["eval", "programs/ppo.evz", "--env", "Pendulum-v1", *TINY], "Discrete action"),

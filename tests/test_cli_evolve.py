@@ -20,15 +20,21 @@ import pytest
 from cli_checks import DIVERGES, LONG_PROGRAMS, TERMINALS, as_terminal, plain, strict_json
 from typer.testing import CliRunner
 
-import evozero
-from evozero.cli import app
-from evozero.export.pseudocode import live_program
-from evozero.program import dsl
-from evozero.search.config import SearchConfig
-from evozero.search.driver import Search
-from evozero.search.store import RunStore
-from evozero.search.tasks import get_suite
-from evozero.status import TRAINED, Status
+TESTS = str(Path(__file__).resolve().parent)
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+from ctrl_c import ctrl_c  # noqa: E402
+
+import evozero  # noqa: E402
+from evozero.cli import app  # noqa: E402
+from evozero.export.pseudocode import live_program  # noqa: E402
+from evozero.program import dsl  # noqa: E402
+from evozero.search.config import SearchConfig  # noqa: E402
+from evozero.search.driver import Search  # noqa: E402
+from evozero.search.store import RunStore  # noqa: E402
+from evozero.search.tasks import get_suite  # noqa: E402
+from evozero.status import TRAINED, Status  # noqa: E402
 
 runner = CliRunner()
 TINY = ["--suite", "tiny", "--population", "6", "--tournament", "3"]
@@ -50,6 +56,7 @@ def run_dir(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     assert f"run stored in {out}" in result.output.replace("\n", "")
     assert "re-evaluated on 3 fresh seeds" in result.output
+    assert result.output.count("hall of fame") == 1  # the live view's last frame goes
     return out
 
 
@@ -197,10 +204,11 @@ def test_export_run_writes_runnable_rules(run_dir: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["evolve", "--budget", "0"], "--budget must be an integer >= 1"),
+        (["evolve", "--budget", "0"], "--budget: 0 is out of range"),
         (["evolve"], "--budget is required"),
         (["evolve", "--budget", "2", "--suite", "huge"], "unknown suite 'huge'; choose one of"),
-        (["evolve", "--budget", "2", "--init", "nothing.evz"], "--init nothing.evz: no such file"),
+        (["evolve", "--budget", "2", "--init", "nothing.evz"],
+         "--init: nothing.evz does not exist"),
         (["evolve", "--budget", "2", "--backend", "gpu"], "unknown --backend 'gpu'"),
         (["evolve", "--resume", "{tmp}"], "is not an evozero run"),
         (["evolve", "--resume", "{tmp}/nope"], "is not a directory"),
@@ -354,3 +362,23 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(tmp_path: Path) -> None:
     with RunStore.open(out) as store:
         assert store.meta()["state"] == "finished"
         assert store.count(*TRAINED) == 12
+
+
+@pytest.mark.parametrize("phase", ["normalizers", "report"])
+def test_ctrl_c_stops_promptly_while_measuring_normalizers_and_reporting(
+        phase: str, tmp_path: Path) -> None:
+    """Ctrl-C outside the evolution proper, too: within a generous 10 s of the signal
+    (an uninterrupted run has minutes left), exit code 130, the run resumable."""
+    out = tmp_path / "run"
+    # A fresh cache: the normalizers are measured, not read.
+    env = {"EVOZERO_CACHE_DIR": str(tmp_path / "cache")} if phase == "normalizers" else {}
+    run = ctrl_c(f"phase:{phase}", ["evolve", "--budget", "1", *TINY, "--workers", "2",
+                                    "--out", str(out), "--json"], env=env)
+    assert run.returncode == 130, run.stderr
+    assert run.seconds is not None and run.seconds < 10
+    assert f"resume with: evozero evolve --resume {out}" in run.stderr.replace("\n", "")
+    with RunStore.open(out) as store:
+        meta = store.meta()
+        assert meta["state"] == "stopped" and not meta.get("report")
+        if phase == "normalizers":
+            assert not store.normalizers()

@@ -160,7 +160,7 @@ def test_export_default_backend_is_numpy(tmp_path: Path) -> None:
 def test_missing_file(command: str, tmp_path: Path) -> None:
     extra = ["-o", str(tmp_path / "rule.py")] if command == "export" else []
     line = one_line_error(invoke(command, str(tmp_path / "nope.evz"), *extra))
-    assert line == f"error: no such program file: {tmp_path / 'nope.evz'}"
+    assert line.startswith(f"error: PROGRAM: {tmp_path / 'nope.evz'} does not exist; give ")
 
 
 @pytest.mark.parametrize("command", ["show", "export"])
@@ -203,12 +203,12 @@ def test_unknown_backend(tmp_path: Path) -> None:
 def test_output_in_missing_directory(tmp_path: Path) -> None:
     out = tmp_path / "missing" / "rule.py"
     line = one_line_error(invoke("export", PPO, "-o", str(out)))
-    assert line == f"error: output directory {tmp_path / 'missing'} does not exist"
+    assert line.startswith(f"error: --output: directory {tmp_path / 'missing'} does not exist")
 
 
 def test_output_is_a_directory(tmp_path: Path) -> None:
     line = one_line_error(invoke("export", PPO, "-o", str(tmp_path)))
-    assert line.startswith(f"error: output {tmp_path} is a directory")
+    assert line.startswith(f"error: --output: {tmp_path} is a directory")
 
 
 def test_export_requires_output() -> None:

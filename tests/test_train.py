@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -128,6 +130,10 @@ def test_image_observations_are_refused() -> None:
         ({"sticky_action_prob": 2.0}, r"sticky_action_prob must be in \[0, 1\]"),
         ({"hidden": 2.5}, "hidden must be a positive integer"),
         ({"max_episode_steps": 0}, "max_episode_steps must be >= 1"),
+        # Beyond the C++ field's type: refused here, not in a pybind11 cast.
+        ({"total_steps": 2**63}, "total_steps must be at most 9,223,372,036,854,775,807"),
+        ({"num_steps": 2**31}, "num_steps must be at most 2,147,483,647"),
+        ({"max_episode_steps": 2**63}, "max_episode_steps must be >= 1"),
         ({"gamma": 0.9}, "unknown TrainConfig field"),
     ],
 )
@@ -136,9 +142,27 @@ def test_config_validation(changes: dict, message: str) -> None:
         TrainConfig().replace(**changes)
 
 
-def test_bad_seed_is_refused() -> None:
+@pytest.mark.parametrize("env", ["breakout", "CartPole-v1"])
+def test_stop_cancels_a_run_from_another_thread(env: str) -> None:
+    """A run with hours left stops once ``stop`` is set (eval's Ctrl-C), native or gym env."""
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def progress(steps: int) -> None:
+        seen.append(steps)
+        if steps > 0:
+            threading.Thread(target=stop.set).start()  # as another thread would
+
+    with pytest.raises(KeyboardInterrupt):
+        train(PPO, env, SMALL.replace(total_steps=10**12), seed=0, on_progress=progress,
+              stop=stop)
+    assert 0 < seen[-1] < 10**9
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_bad_seed_is_refused(seed: int) -> None:
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
-        train(PPO, "breakout", SMALL, seed=-1)
+        train(PPO, "breakout", SMALL, seed=seed)
 
 
 def test_summary_figures() -> None:

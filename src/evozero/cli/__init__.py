@@ -8,13 +8,14 @@
 
 from evozero.cli import program, search, train
 from evozero.cli.app import app
+from evozero.cli.group import Command
 
 # Registered here, in the order ``evozero --help`` lists them.
-app.command()(train.games)
-app.command()(program.show)
-app.command("export")(program.export_command)
-app.command("eval")(train.eval_command)
-app.command()(search.evolve)
-app.command()(search.runs)
+app.command(cls=Command)(train.games)
+app.command(cls=Command)(program.show)
+app.command("export", cls=Command)(program.export_command)
+app.command("eval", cls=Command)(train.eval_command)
+app.command(cls=Command)(search.evolve)
+app.command(cls=Command)(search.runs)
 
 __all__ = ["app"]

@@ -8,13 +8,14 @@ them on :data:`app`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 import evozero
+from evozero.cli.group import Group
 from evozero.program import dsl
 from evozero.program.errors import ProgramError
 from evozero.program.model import Program
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from evozero.search.store import RunStore
 
 app = typer.Typer(
+    cls=Group,
     help="Discover reinforcement-learning update rules by program search.",
     no_args_is_help=True,
     add_completion=False,
@@ -37,6 +39,17 @@ def fail(message: str) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
                                soft_wrap=True)
     raise typer.Exit(2)
+
+
+#: Exit code of a command stopped by Ctrl-C (128 + SIGINT, the shells' convention).
+INTERRUPTED = 130
+
+
+def interrupted(message: str) -> NoReturn:
+    """Exit after Ctrl-C with a one-line note of what was kept, code :data:`INTERRUPTED`."""
+    Console(stderr=True).print(f"[bold yellow]interrupted:[/] {escape(message)}",
+                               highlight=False, soft_wrap=True)
+    raise typer.Exit(INTERRUPTED)
 
 
 def _version(value: bool) -> None:

@@ -9,19 +9,24 @@ import typer
 
 import evozero
 from evozero.cli.app import console, fail, load_program, open_run
-from evozero.cli.output import JSON_NOTE, print_json, print_program
+from evozero.cli.params import Integer, PathArg, Seconds
 from evozero.cli.search import show_run
 from evozero.program.model import Program
 
+PROGRAM_OR_RUN = PathArg("file or directory", "an update program (.evz) or a run directory")
+
 
 def show(
-    program: Path = typer.Argument(..., help="An update program (.evz) or a run directory."),
+    program: Path = typer.Argument(..., parser=PROGRAM_OR_RUN, metavar="PROGRAM",
+                                   help="An update program (.evz) or a run directory."),
     latex: bool = typer.Option(False, "--latex", help="Print LaTeX instead of pseudocode."),
     simplify: bool = typer.Option(
         False, "--simplify", help="Print each component's outputs as simplified expressions."),
     timeout: float = typer.Option(
-        5.0, "--timeout", help="Seconds allowed to simplify each output (--simplify)."),
-    top: int = typer.Option(3, "--top", help="Run directory: how many of the best rules."),
+        5.0, "--timeout", parser=Seconds(), metavar="SECONDS",
+        help="Seconds allowed to simplify each output (--simplify; 0: none)."),
+    top: int = typer.Option(3, "--top", parser=Integer(1), metavar="K",
+                            help="Run directory: how many of the best rules."),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Print PROGRAM's live part (dead code dropped) as pseudocode or LaTeX; or, for a run
@@ -47,12 +52,16 @@ def show(
 
 
 def export_command(
-    program: Path = typer.Argument(..., help="An update program (.evz) or a run directory."),
-    output: Path = typer.Option(..., "-o", "--output", help="The Python file to write."),
-    backend: str = typer.Option("numpy", "--backend", help="numpy (numba-compilable) or torch."),
+    program: Path = typer.Argument(..., parser=PROGRAM_OR_RUN, metavar="PROGRAM",
+                                   help="An update program (.evz) or a run directory."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", parser=PathArg("new file", "a file name such as rule.py"),
+        metavar="FILE", help="The Python file to write."),
+    backend: str = typer.Option("numpy", "--backend", metavar="NAME",
+                                help="numpy (numba-compilable) or torch."),
     top: int = typer.Option(
-        1, "--top", help="Run directory: export the K best rules (K > 1 writes "
-        "OUTPUT_1.py ... OUTPUT_K.py)."),
+        1, "--top", parser=Integer(1), metavar="K", help="Run directory: export the K best "
+        "rules (K > 1 writes FILE_1.py ... FILE_K.py)."),
 ) -> None:
     """Write PROGRAM (or a run's best rules) as a standalone Python module with scan, post
     and objective functions."""
@@ -60,10 +69,6 @@ def export_command(
 
     if backend not in export.BACKENDS:
         fail(f"unknown backend {backend!r}; choose one of: {', '.join(export.BACKENDS)}")
-    if output.is_dir():
-        fail(f"output {output} is a directory; give a file name such as {output / 'rule.py'}")
-    if not output.parent.is_dir():
-        fail(f"output directory {output.parent} does not exist")
     if program.is_dir():
         targets = run_exports(program, top, output)
     else:
@@ -79,8 +84,6 @@ def export_command(
 
 def run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Path, str]]:
     """The ``top`` best rules of a run, each with the file it is exported to."""
-    if top < 1:
-        fail("--top must be at least 1")
     with open_run(run_dir) as store:
         best = store.best(top)
     if not best:

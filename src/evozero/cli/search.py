@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 import evozero
-from evozero.cli.app import console, fail, load_program, open_run
+from evozero.cli.app import console, fail, interrupted, load_program, open_run
 from evozero.cli.output import JSON_NOTE, print_json, print_program
+from evozero.cli.params import Integer, KeywordOrFile, PathArg
 from evozero.program.errors import ProgramError
-from evozero.search.config import INITS, SearchConfig
+from evozero.search.config import INITS, LIMITS, SearchConfig
 from evozero.search.tasks import SUITES
 
 DEFAULT_RUNS_ROOT = Path("runs")
@@ -27,8 +27,6 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
     from evozero.cli import display
     from evozero.search.report import hall_of_fame
 
-    if top < 1:
-        fail("--top must be at least 1")
     with open_run(run_dir) as store:
         if as_json:
             print_json(display.run_json(store, top))
@@ -61,35 +59,44 @@ def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
         if name in INITS:
             fail(f"--init {name} cannot be combined with other --init values; give either "
                  f"one of {', '.join(INITS)} or .evz files")
-        path = Path(name)
-        if not path.exists():
-            fail(f"--init {name}: no such file; give one of {', '.join(INITS)} or .evz files")
+        path = Path(name)  # checked by its parser: a readable file
         load_program(path)
         texts.append((str(path), path.read_text()))
     return "seeds", tuple(texts)
 
 
 def evolve(
-    budget: int = typer.Option(None, "--budget", help="Candidates to train (duplicates are "
-                               "not counted). Required for a new run; extends a resumed one."),
-    suite: str = typer.Option(None, "--suite", help=f"Task suite: {', '.join(SUITES)} "
-                              f"(default {_DEFAULTS['suite']})."),
-    init: list[str] = typer.Option(None, "--init", help="Initial population: seeds "
-                                   "(default), noop, random, or .evz files (repeat)."),
-    population: int = typer.Option(None, "--population", help="Population size (default "
-                                   f"{_DEFAULTS['population']})."),
-    tournament: int = typer.Option(None, "--tournament", help="Tournament size (default "
-                                   f"{_DEFAULTS['tournament']})."),
-    workers: int = typer.Option(None, "--workers", help="Parallel evaluations (default: one "
-                                "per core)."),
-    backend: str = typer.Option(None, "--backend", help="process (default), serial "
-                                "(deterministic) or ray."),
-    address: str = typer.Option(None, "--address", help="Ray cluster: auto or HOST:PORT "
-                                "(default: a local Ray instance)."),
-    seed: int = typer.Option(None, "--seed", help=f"Seed of the search (default "
-                             f"{_DEFAULTS['seed']})."),
-    out: Path = typer.Option(None, "--out", help="Run directory (default runs/<time>-<suite>)."),
-    resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    budget: int = typer.Option(
+        None, "--budget", parser=Integer(*LIMITS["budget"]), metavar="N",
+        help="Candidates to train (duplicates are not counted). Required for a new run; "
+        "extends a resumed one."),
+    suite: str = typer.Option(None, "--suite", metavar="NAME", help=f"Task suite: "
+                              f"{', '.join(SUITES)} (default {_DEFAULTS['suite']})."),
+    init: list[str] = typer.Option(
+        None, "--init", parser=KeywordOrFile(INITS), metavar="INIT",
+        help="Initial population: seeds (default), noop, random, or .evz files (repeat)."),
+    population: int = typer.Option(
+        None, "--population", parser=Integer(*LIMITS["population"]), metavar="N",
+        help=f"Population size (default {_DEFAULTS['population']})."),
+    tournament: int = typer.Option(
+        None, "--tournament", parser=Integer(*LIMITS["tournament"]), metavar="N",
+        help=f"Tournament size (default {_DEFAULTS['tournament']})."),
+    workers: int = typer.Option(
+        None, "--workers", parser=Integer(*LIMITS["workers"]), metavar="N",
+        help="Parallel evaluations (default: one per core)."),
+    backend: str = typer.Option(None, "--backend", metavar="NAME", help="process (default), "
+                                "serial (deterministic) or ray."),
+    address: str = typer.Option(None, "--address", metavar="ADDRESS", help="Ray cluster: auto "
+                                "or HOST:PORT (default: a local Ray instance)."),
+    seed: int = typer.Option(None, "--seed", parser=Integer(*LIMITS["seed"]), metavar="SEED",
+                             help=f"Seed of the search (default {_DEFAULTS['seed']})."),
+    out: Path = typer.Option(
+        None, "--out", parser=PathArg("new directory", "a directory for the new run"),
+        metavar="DIR", help="Run directory (default runs/<time>-<suite>)."),
+    resume: Path = typer.Option(
+        None, "--resume", parser=PathArg("directory", "the directory of a run (`evozero "
+                                         "runs` lists them)"),
+        metavar="DIR", help="Continue the run in this directory."),
     as_json: bool = typer.Option(False, "--json", help="No live display; print the result "
                                  f"as JSON ({JSON_NOTE})."),
 ) -> None:
@@ -106,7 +113,7 @@ def evolve(
         if resume is not None:
             fixed = {"--suite": suite, "--init": init, "--population": population,
                      "--tournament": tournament, "--seed": seed, "--out": out}
-            given = [k for k, v in fixed.items() if v]
+            given = [k for k, v in fixed.items() if v not in (None, [])]
             if given:
                 fail(f"{', '.join(given)} cannot change when resuming; drop them (only "
                      "--budget, --workers, --backend and --address may)")
@@ -138,15 +145,14 @@ def evolve(
         if as_json:
             search.run()
         else:
+            # transient: the summary below shows the hall of fame once, in full.
             with Live(display.status_view(search.status), console=console,
-                      refresh_per_second=4, transient=False) as live:
+                      refresh_per_second=4, transient=True) as live:
                 search.on_status = lambda s: live.update(display.status_view(s))
                 search.run()
-            console.print()
     except KeyboardInterrupt:
-        Console(stderr=True).print(f"stopped; everything finished is saved. Resume with: "
-                                   f"evozero evolve --resume {run_dir}", highlight=False)
-        raise typer.Exit(130) from None
+        interrupted(f"everything finished is saved; resume with: evozero evolve --resume "
+                    f"{run_dir}")
     except RuntimeError as e:
         fail(str(e))
     store = search.store
@@ -159,14 +165,17 @@ def evolve(
 
 
 def runs(
-    root: Path = typer.Argument(DEFAULT_RUNS_ROOT, help="Where to look for runs."),
+    root: Path = typer.Argument(
+        DEFAULT_RUNS_ROOT, parser=PathArg("directory", "the folder that holds your runs "
+                                          "(evolve --out decides where they go)"),
+        metavar="ROOT", help="Where to look for runs."),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """List the search runs under ROOT (default ./runs)."""
     from evozero.cli import display
     from evozero.search.store import RunStore, RunStoreError, find_runs
 
-    if not root.is_dir():
+    if not root.is_dir():  # the default, ./runs, may not exist yet
         fail(f"{root} is not a directory; give the folder that holds your runs "
              "(evolve --out decides where they go; the default is ./runs)")
     rows = []

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -12,39 +13,46 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from evozero.cli.app import console, fail, load_program
+from evozero.cli.app import console, fail, interrupted, load_program
 from evozero.cli.output import JSON_NOTE, print_json
+from evozero.cli.params import Integer, PathArg
 from evozero.native.envs import GAMES, MinAtarVecEnv
 from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
 from evozero.status import Status
 
+#: The most envs ``games`` steps together (far past the speed plateau; memory grows with it).
+MAX_NUM_ENVS = 65_536
+#: The most runs ``eval`` makes (its bookkeeping grows with them).
+MAX_SEEDS = 10_000
+
 
 def games(
-    steps: int = typer.Option(200_000, help="Env steps per game (random policy)."),
-    num_envs: int = typer.Option(256, help="Envs stepped together."),
-    seed: int = typer.Option(0, help="Seed of env 0 (env i gets seed + i)."),
+    steps: int = typer.Option(200_000, "--steps", parser=Integer(1), metavar="STEPS",
+                              help="Env steps per game (random policy)."),
+    num_envs: int = typer.Option(256, "--num-envs", parser=Integer(1, MAX_NUM_ENVS),
+                                 metavar="N", help="Envs stepped together."),
+    seed: int = typer.Option(0, "--seed", parser=Integer(0), metavar="SEED",
+                             help="Seed of env 0 (env i gets seed + i)."),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Play every native game with a uniformly random policy: returns and speed."""
-    if steps < 1 or num_envs < 1:
-        fail("--steps and --num-envs must be at least 1")
     rows = []
     for game in GAMES:
         env = MinAtarVecEnv(game, num_envs, seed=seed)
         env.reset()
         rng = np.random.default_rng(seed)
-        actions = rng.integers(0, 6, size=(max(1, steps // num_envs), num_envs))
+        updates = max(1, steps // num_envs)
         ret = np.zeros(num_envs)
         finished: list[float] = []
         start = time.perf_counter()
-        for a in actions:
-            _, r, term, trunc, _ = env.step(a)
+        for _ in range(updates):  # actions drawn as we go: memory does not grow with --steps
+            _, r, term, trunc, _ = env.step(rng.integers(0, 6, size=num_envs))
             ret += r
             done = term | trunc
             finished.extend(ret[done])
             ret[done] = 0
         seconds = time.perf_counter() - start
-        total = actions.size
+        total = updates * num_envs
         rows.append(
             {
                 "game": game,
@@ -69,27 +77,34 @@ def games(
 
 
 def eval_command(
-    program: Path = typer.Argument(..., help="The update program (.evz)."),
-    env: str = typer.Option("breakout", "--env", help="A MinAtar game or a gymnasium id."),
-    steps: int = typer.Option(1_000_000, "--steps", help="Env steps per run."),
-    seeds: int = typer.Option(3, "--seeds", help="Number of runs (seeds 0..K-1)."),
-    workers: int = typer.Option(0, "--workers", help="Runs in parallel (0: one per core)."),
+    program: Path = typer.Argument(..., parser=PathArg("file", "an update program (.evz)"),
+                                   metavar="PROGRAM", help="The update program (.evz)."),
+    env: str = typer.Option("breakout", "--env", metavar="ENV",
+                            help="A MinAtar game or a gymnasium id."),
+    steps: int = typer.Option(1_000_000, "--steps", parser=Integer(1), metavar="STEPS",
+                              help="Env steps per run."),
+    seeds: int = typer.Option(3, "--seeds", parser=Integer(1, MAX_SEEDS), metavar="K",
+                              help="Number of runs (seeds 0..K-1)."),
+    workers: int = typer.Option(0, "--workers", parser=Integer(0), metavar="N",
+                                help="Runs in parallel (0: one per core)."),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
-    plot: Path | None = typer.Option(None, "--plot", help="Save learning curves to this PNG."),
+    plot: Path | None = typer.Option(
+        None, "--plot", parser=PathArg("new file", "a file name such as curves.png"),
+        metavar="FILE", help="Save learning curves to this PNG."),
 ) -> None:
-    """Train an agent with PROGRAM on ENV for each seed and summarize the returns."""
-    if seeds < 1:
-        fail("--seeds must be at least 1")
+    """Train an agent with PROGRAM on ENV for each seed and summarize the returns.
+
+    Ctrl-C stops every run promptly and reports the seeds that finished.
+    """
     prog = load_program(program)
     try:
         config = TrainConfig(total_steps=steps)
     except ValueError as e:
         fail(f"--steps: {e}")
-    if plot is not None and not plot.parent.exists():
-        fail(f"cannot write the plot: directory {plot.parent} does not exist")
 
-    workers = workers or min(seeds, os.cpu_count() or 1)
+    workers = min(workers or os.cpu_count() or 1, seeds)
     done = [0] * seeds
+    stop = threading.Event()  # set on Ctrl-C or an error: the other runs are cancelled
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=console, transient=True, disable=as_json,
@@ -102,14 +117,35 @@ def eval_command(
                 done[seed] = n
                 bar.update(task, completed=sum(done))
 
-            return train(prog, env, config, seed, on_progress=tick)
+            return train(prog, env, config, seed, on_progress=tick, stop=stop)
 
+        pool = ThreadPoolExecutor(max_workers=workers)
+        futures: list[Future[TrainResult]] = []
+        stopped = False
         try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(run, range(seeds)))
+            for seed in range(seeds):
+                futures.append(pool.submit(run, seed))
+            for future in futures:
+                future.result()  # Ctrl-C lands here, in the main thread
+        except KeyboardInterrupt:
+            stopped = True
         except ValueError as e:
             fail(str(e))
+        finally:
+            stop.set()  # after a normal end this cancels nothing
+            pool.shutdown(wait=True, cancel_futures=True)
+    results = [f.result() for f in futures
+               if f.done() and not f.cancelled() and f.exception() is None]
+    if results or not stopped:
+        _report(results, program, env, config, as_json, plot, stopped)
+    if stopped:
+        interrupted(f"{len(results)} of {seeds} seed(s) finished"
+                    + ("; the summary covers those" if results else ""))
 
+
+def _report(results: list[TrainResult], program: Path, env: str, config: TrainConfig,
+            as_json: bool, plot: Path | None, stopped: bool) -> None:
+    """The summary of finished runs: a table (or JSON), and the learning curves."""
     finals = np.array([r.final_return for r in results])
     summary = {
         "program": str(program),
@@ -118,6 +154,7 @@ def eval_command(
         "runs": [r.summary() for r in results],
         "final_return_mean": float(np.nanmean(finals)) if np.isfinite(finals).any() else None,
         "final_return_std": float(np.nanstd(finals)) if np.isfinite(finals).any() else None,
+        **({"interrupted": True} if stopped else {}),
     }
     if plot is not None:
         _plot(results, plot, title=f"{program.name} on {env}")

@@ -43,6 +43,16 @@ ENV_FIELDS: frozenset[str] = frozenset({
 })
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+#: The positive integer fields and the largest value of each one's C++ type
+#: (csrc/trainer/trainer.hpp: total_steps is int64_t, the rest int).
+_INT_FIELDS: dict[str, int] = {
+    "total_steps": _INT64_MAX, **dict.fromkeys(
+        ("num_envs", "num_steps", "update_epochs", "num_minibatches", "hidden"),
+        int(np.iinfo(np.int32).max)),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The fixed skeleton around an update program (PureJaxRL MinAtar PPO defaults).
@@ -80,12 +90,13 @@ class TrainConfig:
     max_episode_steps: int | None = None
 
     def __post_init__(self) -> None:
-        positive_ints = ("total_steps", "num_envs", "num_steps", "update_epochs",
-                         "num_minibatches", "hidden")
-        for name in positive_ints:
+        for name, most in _INT_FIELDS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+            if value > most:
+                raise ValueError(f"TrainConfig.{name} must be at most {most:,} (the native "
+                                 f"trainer's integer type), got {value:,}")
         for name in ("lr", "adam_eps", "max_grad_norm"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
@@ -105,9 +116,10 @@ class TrainConfig:
                 f"TrainConfig.total_steps ({self.total_steps}) is less than one rollout "
                 f"(num_envs * num_steps = {batch}); raise it or shrink the rollout"
             )
-        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+        if self.max_episode_steps is not None and not 1 <= self.max_episode_steps <= _INT64_MAX:
             raise ValueError(
-                f"TrainConfig.max_episode_steps must be >= 1 or None, got {self.max_episode_steps}"
+                f"TrainConfig.max_episode_steps must be >= 1 (and < 2**63) or None, got "
+                f"{self.max_episode_steps}"
             )
 
     @property
@@ -296,6 +308,7 @@ def train(
     seed: int = 0,
     *,
     on_progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
     """Train an agent with ``program`` as its update rule; one native call, GIL released.
 
@@ -307,14 +320,17 @@ def train(
         config: the trainer skeleton's settings (default: :class:`TrainConfig`).
         seed: seeds the networks, the action sampling and the envs; same seed, same run.
         on_progress: called now and then with the env steps done so far.
+        stop: set it (from any thread) to cancel the run: it stops within one update
+            and ``train`` raises ``KeyboardInterrupt``, as on Ctrl-C in the calling thread.
 
     Returns:
         A :class:`TrainResult`. A program whose values blow up gives status
         ``diverged``; it never raises for that.
     """
     config = config or TrainConfig()
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
+            not 0 <= seed < 2**64:  # the native trainer's uint64
+        raise ValueError(f"seed must be a non-negative integer below 2**64, got {seed!r}")
     prog = _as_program(program)
     check_native_tables()
     rule = _core.Interpreter(**compile_program(prog).arrays())
@@ -349,6 +365,8 @@ def train(
             thread.join(timeout=0.2)
             if on_progress is not None:
                 on_progress(progress.steps)
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         progress.cancel()
         thread.join()

@@ -18,6 +18,16 @@ from evozero.search.store import INIT_ORIGIN
 from evozero.search.tasks import DEFAULT_SUITE, get_suite
 
 INITS: tuple[str, ...] = ("seeds", "noop", "random")
+#: The integer settings' ranges (the command line's flags check them too). The store keeps
+#: budgets and seeds as SQLite's int64; a worker is a process and the population lives in
+#: memory, so their bounds keep a typo from exhausting the machine.
+LIMITS: dict[str, tuple[int, int]] = {
+    "budget": (1, 2**63 - 1),
+    "population": (1, 100_000),
+    "tournament": (1, 100_000),
+    "workers": (1, 1024),
+    "seed": (0, 2**63 - 1),
+}
 #: The reference programs that ``--init seeds`` starts from (noop is not a seed: it
 #: learns nothing).
 SEED_PROGRAMS: tuple[str, ...] = ("ppo", "a2c", "dpo", "reinforce", "td_ac")
@@ -53,13 +63,12 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        def positive(name: str) -> None:
+        for name, (lo, hi) in LIMITS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name} must be an integer >= 1, got {value!r}")
-
-        for name in ("budget", "population", "tournament", "workers"):
-            positive(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"--{name} must be an integer >= {lo}, got {value!r}")
+            if value > hi:
+                raise ValueError(f"--{name} must be at most {hi:,}, got {value:,}")
         get_suite(self.suite)
         if self.init not in INITS:
             raise ValueError(f"unknown --init {self.init!r}; choose one of {', '.join(INITS)} "
@@ -70,8 +79,6 @@ class SearchConfig:
         if self.tournament > self.population:
             raise ValueError(f"--tournament ({self.tournament}) cannot exceed --population "
                              f"({self.population})")
-        if self.seed < 0:
-            raise ValueError(f"--seed must be >= 0, got {self.seed}")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

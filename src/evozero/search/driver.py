@@ -161,11 +161,11 @@ class Search(Journal[Rule, CandidateResult]):
         """Evolve until the budget is trained, then (``report``) re-evaluate the best rule
         and the best seed; Ctrl-C stops gracefully (the run resumes)."""
         self.store.set_meta({"state": "running"})
-        self.backend = make_backend(self.config.backend, evaluate_job,
-                                    workers=self.config.workers,
-                                    time_limit=self.suite.time_limit,
-                                    address=self.config.address)
-        try:
+        try:  # Ctrl-C while the workers start is a stop too
+            self.backend = make_backend(self.config.backend, evaluate_job,
+                                        workers=self.config.workers,
+                                        time_limit=self.suite.time_limit,
+                                        address=self.config.address)
             self._normalizers([t for t in (self.suite.hurdle, *self.suite.tasks) if t])
             self._evolve()
             if report:
@@ -176,7 +176,8 @@ class Search(Journal[Rule, CandidateResult]):
                        f"{self.store.directory}")
             raise
         finally:
-            self.backend.close()
+            if self.backend is not None:
+                self.backend.close()
         return self.status
 
     def result_of(self, outcome: Outcome) -> CandidateResult:

@@ -1,0 +1,70 @@
+"""Ctrl-C stops every command promptly (issue 11, item 5): exit code 130, a one-line note
+of what was kept, and the finished part kept. ``evolve``'s Ctrl-C tests, which need its
+run store, are in tests/test_cli_evolve.py.
+
+A command that ran on would take hours here; "promptly" is checked against a generous
+bound (10 s from the signal to the exit, startup not included), as a behaviour, not a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = str(Path(__file__).resolve().parent)
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+from ctrl_c import ctrl_c  # noqa: E402
+
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
+PPO = str(PROGRAMS / "ppo.evz")
+PROMPTLY = 10.0  # seconds from Ctrl-C to the exit
+
+
+def test_eval_stops_every_run_and_says_none_finished() -> None:
+    run = ctrl_c("thread:evozero-train-", ["eval", PPO, "--steps", str(10**12),
+                                            "--seeds", "2", "--workers", "2"])
+    assert run.returncode == 130, run.stderr
+    assert run.seconds is not None and run.seconds < PROMPTLY
+    assert run.stderr.strip() == "interrupted: 0 of 2 seed(s) finished"
+
+
+def test_eval_keeps_the_seeds_that_finished() -> None:
+    # One worker: seed 1 starts when seed 0 has finished; Ctrl-C lands during seed 1.
+    run = ctrl_c("thread:evozero-train-breakout-1", ["eval", PPO, "--steps", str(2**18),
+                                                     "--seeds", "2", "--workers", "1",
+                                                     "--json"])
+    assert run.returncode == 130, run.stderr
+    assert run.seconds is not None and run.seconds < PROMPTLY
+    assert "interrupted: 1 of 2 seed(s) finished" in run.stderr
+    data = json.loads(run.stdout)
+    assert data["interrupted"] is True
+    assert [r["seed"] for r in data["runs"]] == [0]
+    assert data["runs"][0]["steps"] == 2**18 and data["runs"][0]["status"] == "ok"
+
+
+def test_show_simplify_stops_during_a_long_simplify(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.evz"  # sympy takes minutes over this loss
+    slow.write_text(
+        "scan:\n  adv = r\n  vtarget = v\nobjective:\n"
+        "  a = tanh(v - vtarget) * sigmoid(logp - v_old) + exp(entropy * adv)\n"
+        "  b = tanh(a * a + logp) * sigmoid(a - v) + exp(a * v_old)\n"
+        "  c = tanh(b * a + entropy) * sigmoid(b - a) + log(square(b) + 1)\n"
+        "  loss = -logp * adv + c * b - a\n")
+    run = ctrl_c("thread:evozero-time-limit",
+                 ["show", str(slow), "--simplify", "--timeout", "86400"])
+    assert run.returncode == 130, run.stderr
+    assert run.seconds is not None and run.seconds < PROMPTLY
+    assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+@pytest.mark.parametrize("args", [["games", "--steps", str(10**15)]])
+def test_other_commands_stop(args: list[str]) -> None:
+    run = ctrl_c("after:1", args)
+    assert run.returncode == 130, run.stderr
+    assert run.seconds is not None and run.seconds < PROMPTLY
+    assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
