@@ -9,6 +9,7 @@ import typer
 
 import evozero
 from evozero.cli.app import console, fail, load_program, open_run
+from evozero.cli.output import JSON_NOTE, print_json, print_program
 from evozero.cli.params import Integer, PathArg, Seconds
 from evozero.cli.search import show_run
 from evozero.program.model import Program
