@@ -256,14 +256,14 @@ def _line_events(fn: Callable[[], object]) -> int:
 
 
 def test_parse_and_print_do_linear_work() -> None:
-    """Each further statement costs the same work (counted, not timed): from 60 to 180
-    statements a component as much as from 180 to 300 (quadratic work: 2 times as much)."""
+    """Each further statement costs the same work (counted, not timed): from 20 to 60
+    statements a component as much as from 60 to 100 (quadratic work: 2 times as much)."""
     def work(n: int) -> int:
         text = statements_program(n)
         return _line_events(lambda: export.pseudocode(dsl.parse(text)))
 
-    w60, w180, w300 = work(60), work(180), work(300)
-    assert 0.95 < (w300 - w180) / (w180 - w60) < 1.05, (w60, w180, w300)
+    w20, w60, w100 = work(20), work(60), work(100)
+    assert 0.95 < (w100 - w60) / (w60 - w20) < 1.05, (w20, w60, w100)
 
 
 # ----------------------------------------------------------------------------- CLI
