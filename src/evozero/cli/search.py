@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-import evozero
-from evozero.cli.app import console, fail, load_program, open_run
+from evozero.cli.app import console, fail, load_program, open_run, store_errors, warn, warn_damaged
 from evozero.program.errors import ProgramError
 from evozero.search.config import INITS, SearchConfig
 from evozero.search.tasks import SUITES
@@ -21,19 +20,23 @@ DEFAULT_RUNS_ROOT = Path("runs")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 
+@store_errors
 def show_run(run_dir: Path, top: int, as_json: bool) -> None:
-    """Print a run's headline, hall of fame, ``top`` best rules and final report."""
+    """Print a run's headline, hall of fame, ``top`` best rules and final report (a damaged
+    part is left out, with a warning)."""
     from rich.syntax import Syntax
 
     from evozero import export
     from evozero.cli import display
     from evozero.search.report import hall_of_fame
+    from evozero.search.store import DamagedCandidate
 
     if top < 1:
         fail("--top must be at least 1")
     with open_run(run_dir) as store:
         if as_json:
             print(json.dumps(display.run_json(store, top), indent=2, default=str))
+            warn_damaged(store)
             return
         info = display.run_overview(store)
         console.print(f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
@@ -47,11 +50,17 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
         for rank, c in enumerate(best, 1):
             console.print(f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
                           f"{display.fmt(c.fitness)}, {c.complexity} ops", highlight=False)
-            console.print(Syntax(export.pseudocode(evozero.parse(c.text)), "python",
+            try:
+                program = store.program(c)
+            except DamagedCandidate as e:
+                warn(f"{e}; its program is not shown")
+                continue
+            console.print(Syntax(export.pseudocode(program), "python",
                                  theme="ansi_dark", background_color="default", word_wrap=True))
         report = store.meta().get("report")
         if report:
             console.print(display.report_view(report))
+        warn_damaged(store)
 
 
 def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -117,9 +126,9 @@ def evolve(
             if budget is not None:
                 changes["budget"] = budget
             if changes:
-                search.config = dataclasses.replace(search.config, **changes)
-                search.status.budget = search.config.budget
-                search.store.set_meta({"config": search.config.to_json()})
+                note = search.change(**changes)
+                if note:
+                    Console(stderr=True).print(note, highlight=False, soft_wrap=True)
         else:
             if budget is None:
                 fail("--budget is required: how many candidates to train, e.g. --budget 20")
@@ -149,11 +158,12 @@ def evolve(
         Console(stderr=True).print(f"stopped; everything finished is saved. Resume with: "
                                    f"evozero evolve --resume {run_dir}", highlight=False)
         raise typer.Exit(130) from None
-    except RuntimeError as e:
+    except (RuntimeError, RunStoreError) as e:
         fail(str(e))
-    store = search.store
+    finally:
+        search.store.close()  # the run is free for the next writer
     if as_json:
-        print(json.dumps(display.run_json(store, 3), indent=2, default=str))
+        show_run(run_dir, 3, as_json=True)
         return
     show_run(run_dir, 3, as_json=False)
     console.print(f"\nrun stored in [bold]{run_dir}[/]; `evozero show {run_dir}`, "
@@ -175,9 +185,13 @@ def runs(
     for run_dir in find_runs(root):
         try:
             with RunStore.open(run_dir) as store:
-                rows.append(display.run_overview(store))
+                row = display.run_overview(store)
+                if store.damaged:  # rows left out; `evozero show` names them
+                    row["state"] = f"{row['state']}, {len(store.damaged)} part(s) damaged"
+                rows.append(row)
         except RunStoreError as e:
-            rows.append({"run": str(run_dir), "state": f"unreadable: {e}"})
+            rows.append({"run": str(run_dir), "state": f"unreadable: {e.summary}",
+                         "error": str(e)})
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
         return
