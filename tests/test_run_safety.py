@@ -201,6 +201,8 @@ def test_a_second_evolve_resume_refuses_while_the_first_runs(tmp_path: Path,
                 time.sleep(0.05)
             second = runner.invoke(app, ["evolve", "--resume", str(run), "--budget", "9"])
             one_line_error(second, run, f"in use by process {first.pid} (host ")
+            shown = runner.invoke(app, ["show", str(run)])  # readers need no lock
+            assert shown.exit_code == 0 and "state running" in shown.stdout, shown.output
         finally:
             first.send_signal(signal.SIGINT)  # the first stops gracefully
             _, err = first.communicate(timeout=120)

@@ -41,3 +41,6 @@ FAILED: tuple[Status, ...] = (Status.DIVERGED, Status.ERROR)
 
 #: Candidates with a result: trained, or settled as a duplicate of one that was.
 FINISHED: tuple[Status, ...] = (*TRAINED, Status.DUPLICATE)
+
+#: Candidates proposed but without a result yet.
+UNFINISHED: tuple[Status, ...] = (Status.RUNNING, Status.QUEUED)

@@ -67,7 +67,7 @@ from evozero.program import dsl
 from evozero.program.errors import ProgramError
 from evozero.program.model import Program
 from evozero.search.protocol import CandidateResult, Phase, RunRecord, finite_or_none
-from evozero.status import Status
+from evozero.status import UNFINISHED, Status
 
 SCHEMA_VERSION = 1
 DB_NAME = "run.sqlite"
@@ -130,8 +130,12 @@ CREATE TABLE normalizers (
 INIT_ORIGIN = "init:"
 #: The condition of a candidate that passed the full suite (its fitness is its mean score).
 _PASSED = f"status = '{Status.OK.value}' AND fitness IS NOT NULL"
-#: Statuses of a candidate proposed but without a result.
-_UNFINISHED = f"status IN ('{Status.RUNNING.value}', '{Status.QUEUED.value}')"
+#: The condition of a candidate proposed but without a result.
+_UNFINISHED = f"status IN ({', '.join(repr(s.value) for s in UNFINISHED)})"
+#: The run's state (meta ``state``, not a :class:`Status`) while a session writes it.
+_LIVE_STATE = "running"
+#: What ``PRAGMA integrity_check`` answers for an intact database.
+_INTACT = ["ok"]
 
 
 # -- errors
@@ -142,7 +146,7 @@ class RunStoreError(ValueError):
 
     @property
     def summary(self) -> str:
-        """What is wrong, short enough for a list of runs (the message, unless shorter)."""
+        """What is wrong, in few enough words for a list of runs."""
         return str(self)
 
 
@@ -259,16 +263,21 @@ def _guarded(
 # -- decoding and checking stored values
 
 
+class _Either(tuple):  # type: ignore[type-arg]
+    """Alternative shapes (see :func:`_mismatch`)."""
+
+
+_NULL = type(None)
 _NUM = (int, float)
-_OPT_NUM = (int, float, None)
-_OPT_INT = (int, None)
-_OPT_STR = (str, None)
+_OPT_NUM = (int, float, _NULL)
+_OPT_INT = (int, _NULL)
+_OPT_STR = (str, _NULL)
 _INTERVAL = {"mean": _NUM, "lo": _NUM, "hi": _NUM, "n": int, "values": [_NUM]}
 _REPORT = {
     "train_tasks": [str], "heldout_tasks": [str], "seeds": [int], "level": _NUM,
     "subjects": [{"role": str, "id": int, "origin": str, "fitness": _OPT_NUM,
-                  "complexity": int, "train": _INTERVAL, "heldout": (None, _INTERVAL),
-                  "gap": (None, _INTERVAL), "task_scores": {str: _OPT_NUM},
+                  "complexity": int, "train": _INTERVAL, "heldout": _Either((_NULL, _INTERVAL)),
+                  "gap": _Either((_NULL, _INTERVAL)), "task_scores": {str: _OPT_NUM},
                   "failures": [str]}],
     "comparison": {"verdict": str, "text": str, "?difference": _INTERVAL},
 }
@@ -276,7 +285,7 @@ _REPORT = {
 #: config and suite are checked in full by the driver when it resumes a run.
 _META = {"schema": int, "created_at": _NUM, "environment": {str: str}, "state": str,
          "kind": str, "search_seconds": _NUM, "config": dict, "suite": dict,
-         "report": (None, _REPORT)}
+         "report": _Either((_NULL, _REPORT))}
 _CANDIDATE = {"id": int, "origin": str, "parent": _OPT_INT, "mutation": _OPT_STR,
               "text": str, "key": str, "fingerprint": str, "complexity": int, "status": str,
               "duplicate_of": _OPT_INT, "fitness": _OPT_NUM, "hurdle_score": _OPT_NUM,
@@ -288,36 +297,38 @@ _RUN = {"candidate": int, "phase": str, "task": str, "seed": int, "status": str,
 _NORMALIZER = {"task": str, "seed": int, "random": _NUM, "ppo": _NUM}
 
 
-def _mismatch(value: Any, shape: Any, where: str) -> str | None:
-    """Where ``value`` departs from ``shape``, or None. A shape is a type, None, a tuple of
-    alternatives, ``[item]`` (a list), ``{key: shape}`` (a dict with these keys, more
-    allowed; a key written ``?key`` may be missing) or ``{str: shape}`` (any keys)."""
-    if shape is None:
-        return None if value is None else f"{where} is {type(value).__name__}, not null"
-    if isinstance(shape, type):
-        return None if isinstance(value, shape) else \
-            f"{where} is {type(value).__name__}, not {shape.__name__}"
-    if isinstance(shape, tuple):
+def _mismatch(value: Any, shape: Any, where: str = "") -> str | None:
+    """Where ``value`` departs from ``shape``, or None. A shape is a type or a tuple of
+    types (``type(None)`` is null), ``_Either`` of shapes, ``[item]`` (a list),
+    ``{key: shape}`` (a dict with these keys, more allowed; a key written ``?key`` may be
+    missing) or ``{str: shape}`` (any keys)."""
+    if isinstance(shape, _Either):
         found = [_mismatch(value, alternative, where) for alternative in shape]
         return None if None in found else found[-1]
+    if isinstance(shape, (type, tuple)):
+        if isinstance(value, shape):
+            return None
+        names = " or ".join("null" if t is _NULL else t.__name__
+                            for t in (shape if isinstance(shape, tuple) else (shape,)))
+        return f"{where or 'the value'} is {type(value).__name__}, not {names}"
     if isinstance(shape, list):
         if not isinstance(value, list):
-            return f"{where} is {type(value).__name__}, not a list"
+            return f"{where or 'the value'} is {type(value).__name__}, not a list"
         return next((m for i, item in enumerate(value)
                      if (m := _mismatch(item, shape[0], f"{where}[{i}]"))), None)
     if not isinstance(value, dict):
-        return f"{where} is {type(value).__name__}, not an object"
+        return f"{where or 'the value'} is {type(value).__name__}, not an object"
+    prefix = f"{where}." if where else ""
     if str in shape:
         return next((m for k, item in value.items()
-                     if (m := _mismatch(k, str, f"{where} key") or
-                         _mismatch(item, shape[str], f"{where}.{k}"))), None)
+                     if (m := _mismatch(item, shape[str], f"{prefix}{k}"))), None)
     for key, sub in shape.items():
         name = key.lstrip("?")
         if name not in value:
             if key.startswith("?"):
                 continue
-            return f"{where} has no {name!r}"
-        if (m := _mismatch(value[name], sub, f"{where}.{name}")):
+            return f"{where or 'the row'} has no {name!r}"
+        if (m := _mismatch(value[name], sub, f"{prefix}{name}")):
             return m
     return None
 
@@ -379,7 +390,7 @@ class Candidate:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Candidate:
         """The candidate of a row; ValueError saying which value does not decode."""
-        data = _checked(dict(row), _CANDIDATE, "the row")
+        data = _checked(dict(row), _CANDIDATE, "")
         data["scores"] = _json(data["scores"], {str: _OPT_NUM}, "scores") \
             if data["scores"] else {}
         data["status"] = _enum(Status, data["status"], "status")
@@ -391,7 +402,7 @@ class Candidate:
 def _run_record(row: sqlite3.Row) -> tuple[Phase, RunRecord]:
     """The phase and record of a ``runs`` row; ValueError saying which value does not
     decode."""
-    r = _checked(dict(row), _RUN, "the row")
+    r = _checked(dict(row), _RUN, "")
     curve = _json(r["curve"], [_OPT_NUM], "curve") if r["curve"] else []
     return _enum(Phase, r["phase"], "phase"), RunRecord(
         task=r["task"], seed=r["seed"], status=_enum(Status, r["status"], "status"),
@@ -513,14 +524,14 @@ def _reader(db: Path) -> tuple[sqlite3.Connection, tempfile.TemporaryDirectory[s
     copy of the database and its log in a scratch directory.
     """
     uri = db.resolve().as_uri()
+    conn = _connect(f"{uri}?mode=ro", uri=True)
     try:
-        conn = _connect(f"{uri}?mode=ro", uri=True)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn, None
-    except sqlite3.OperationalError as e:
-        if _sqlite_code(e) != _CANTOPEN:
-            raise
+    except BaseException as e:
         conn.close()
+        if not (isinstance(e, sqlite3.OperationalError) and _sqlite_code(e) == _CANTOPEN):
+            raise
     wal = db.with_name(f"{db.name}-wal")
     if not wal.exists() or wal.stat().st_size == 0:
         return _connect(f"{uri}?immutable=1", uri=True), None
@@ -532,11 +543,15 @@ def _reader(db: Path) -> tuple[sqlite3.Connection, tempfile.TemporaryDirectory[s
 
 def _writer(db: Path) -> sqlite3.Connection:
     conn = _connect(str(db))
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("BEGIN IMMEDIATE")  # fails here, before anything is written, if read-only
-    conn.execute("ROLLBACK")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("BEGIN IMMEDIATE")  # fails here, before any write, if read-only
+        conn.execute("ROLLBACK")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -667,16 +682,18 @@ class RunStore:
     @_guarded
     def _check_whole(self) -> None:
         """The writer's check before it writes: SQLite's structures are intact and every
-        row decodes (else RunStoreDamaged naming the first damage)."""
+        row the writer will read decodes (else RunStoreDamaged naming the first damage)."""
         problems = [row[0] for row in self.conn.execute("PRAGMA integrity_check(1)")]
-        if problems != ["ok"]:
+        if problems != _INTACT:
             raise damaged(self.db, "integrity check: " + " ".join(str(problems[0]).split()))
         self.meta()
         self.candidates()
         self.count_by_status()
         self.normalizers()
-        for row in self.conn.execute("SELECT * FROM runs"):
-            self._decode(_run_record, row, f"a run of candidate {row['candidate']}")
+        # Of the training runs, a resume reads the final report's only.
+        for row in self.conn.execute("SELECT * FROM runs WHERE phase = ?",
+                                     (Phase.REPORT.value,)):
+            self._decode(_run_record, row, f"a report run of candidate {row['candidate']}")
 
     def close(self) -> None:
         """Closes the database and, for the writer, releases the run's lock."""
@@ -724,8 +741,9 @@ class RunStore:
     def _candidate(self, row: sqlite3.Row) -> Candidate | None:
         id = dict(row).get("id", "?")
         c = self._decode(Candidate.from_row, row, f"candidate {id}", candidate=id)
-        return c if c is None or c.status is not Status.RUNNING else \
-            replace(c, status=self._status(c.status))
+        if c is not None and c.status is Status.RUNNING:
+            c = replace(c, status=self._status(c.status))
+        return c
 
     def program(self, c: Candidate) -> Program:
         """Candidate ``c``'s program; DamagedCandidate if its stored text does not parse
@@ -760,7 +778,7 @@ class RunStore:
                                                   f"meta {r['key']}"),), row, where)
             if value is not None:
                 out[row["key"]] = value[0]
-        if out.get("state") == "running" and not (self.writable or self._live):
+        if out.get("state") == _LIVE_STATE and not (self.writable or self._live):
             out["state"] = "stopped"
         return out
 
@@ -872,7 +890,7 @@ class RunStore:
         """Every candidate (or those with ``status``), in proposal order."""
         if status is None:
             return self._select("1 ORDER BY id")
-        if Status(status) in (Status.RUNNING, Status.QUEUED):
+        if Status(status) in UNFINISHED:
             return [c for c in self.unfinished() if c.status is Status(status)]
         return self._select("status = ? ORDER BY id", (Status(status).value,))
 
@@ -952,7 +970,7 @@ class RunStore:
     @_guarded
     def normalizers(self) -> dict[tuple[str, int], tuple[float, float]]:
         rows = self.conn.execute("SELECT task, seed, random, ppo FROM normalizers").fetchall()
-        decoded = [self._decode(lambda r: _checked(dict(r), _NORMALIZER, "the row"), r,
+        decoded = [self._decode(lambda r: _checked(dict(r), _NORMALIZER, ""), r,
                                 f"the normalizers of {r['task']!r} seed {r['seed']!r}")
                    for r in rows]
         return {(n["task"], n["seed"]): (float(n["random"]), float(n["ppo"]))
