@@ -266,6 +266,8 @@ def test_the_recovery_line_saves_what_is_readable(tmp_path: Path, finished_run: 
     with RunStore.open(tmp_path / "run-recovered") as recovered:
         assert recovered.count(*TRAINED) == 6  # every candidate, only the runs are lost
         assert recovered.best(1) and not recovered.damaged
+    with RunStore.open(tmp_path / "run-recovered", for_resume=True) as writer:
+        assert writer.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def fuzz_damage(db: Path, rng: np.random.Generator) -> str:

@@ -542,9 +542,9 @@ def _reader(db: Path) -> tuple[sqlite3.Connection, tempfile.TemporaryDirectory[s
 
 
 def _writer(db: Path) -> sqlite3.Connection:
+    """A writer's connection (call :func:`_use_wal` on it before writing)."""
     conn = _connect(str(db))
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("BEGIN IMMEDIATE")  # fails here, before any write, if read-only
@@ -553,6 +553,11 @@ def _writer(db: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """The WAL journal (a write, where the database is not in WAL mode yet)."""
+    conn.execute("PRAGMA journal_mode=WAL")
 
 
 def _check_writable(directory: Path, todo: str) -> None:
@@ -613,6 +618,7 @@ class RunStore:
                 raise holds_a_run
             try:
                 conn = _writer(db)
+                _use_wal(conn)
                 conn.executescript(f"BEGIN;\n{_SCHEMA}\nCOMMIT;")
             except _FAILURES as e:
                 raise _store_error(e, db) from None
@@ -657,6 +663,7 @@ class RunStore:
             store._check_version(for_resume)
             if for_resume:
                 store._check_whole()
+                store._start_writing()
         except BaseException:
             store.close()
             raise
@@ -694,6 +701,12 @@ class RunStore:
         for row in self.conn.execute("SELECT * FROM runs WHERE phase = ?",
                                      (Phase.REPORT.value,)):
             self._decode(_run_record, row, f"a report run of candidate {row['candidate']}")
+
+    @_guarded
+    def _start_writing(self) -> None:
+        """After the check: the WAL journal (a run recovered with sqlite3 is not in WAL
+        mode yet)."""
+        _use_wal(self.conn)
 
     def close(self) -> None:
         """Closes the database and, for the writer, releases the run's lock."""
