@@ -29,7 +29,7 @@ from evozero.search.protocol import (
 from evozero.search.report import report_subjects
 from evozero.search.store import RunStore
 from evozero.search.tasks import Task
-from evozero.status import FAILED, FINISHED, TRAINED, TRAINING, Status
+from evozero.status import FAILED, FINISHED, TRAINED, TRAINING, UNFINISHED, Status
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "evozero"
 TASK = Task("breakout", 10_240, (0, 1), {"num_envs": 8})
@@ -133,7 +133,7 @@ def test_status_is_a_string_on_disk_and_on_the_wire():
     assert json.dumps({"s": Status.CULLED}) == '{"s": "culled"}'
     assert Status("duplicate") is Status.DUPLICATE
     assert set(TRAINING) <= set(TRAINED) and set(FAILED) <= set(TRAINED)
-    assert set(FINISHED) == set(Status) - {Status.RUNNING}
+    assert set(FINISHED) == set(Status) - set(UNFINISHED)
     assert Status.DUPLICATE not in TRAINED and Status.CULLED not in TRAINING
 
 

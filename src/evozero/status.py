@@ -2,8 +2,10 @@
 
 A training run (native or Python env) ends ``ok``, ``diverged`` (a non-finite value:
 the rule blew up) or ``error`` (the environment or the worker failed). A search candidate
-is ``running`` until its result arrives, then one of those, or ``culled`` (stopped at the
-hurdle) or ``duplicate`` (its canonical form was already trained; it inherits that result).
+is ``running`` while it is trained (``queued`` while no process trains it: it was in flight
+when its run stopped, and a resume trains it first) until its result arrives, then one of
+those, or ``culled`` (stopped at the hurdle) or ``duplicate`` (its canonical form was
+already trained; it inherits that result).
 The C++ core's status strings are generated from :data:`TRAINING` (csrc/generated).
 """
 
@@ -16,6 +18,7 @@ class Status(str, Enum):
     """A status; compares equal to its string value (``Status.OK == "ok"``)."""
 
     RUNNING = "running"
+    QUEUED = "queued"
     OK = "ok"
     CULLED = "culled"
     DIVERGED = "diverged"
@@ -38,3 +41,6 @@ FAILED: tuple[Status, ...] = (Status.DIVERGED, Status.ERROR)
 
 #: Candidates with a result: trained, or settled as a duplicate of one that was.
 FINISHED: tuple[Status, ...] = (*TRAINED, Status.DUPLICATE)
+
+#: Candidates proposed but without a result yet.
+UNFINISHED: tuple[Status, ...] = (Status.RUNNING, Status.QUEUED)

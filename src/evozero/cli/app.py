@@ -7,8 +7,10 @@ them on :data:`app`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -80,6 +82,39 @@ def load_program(path: Path) -> Program:
     except (OSError, UnicodeDecodeError) as e:
         fail(f"cannot read {path}: {e}")
     raise AssertionError("unreachable")
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (the command goes on)."""
+    Console(stderr=True).print(f"[yellow]warning:[/] {escape(message)}", highlight=False,
+                               soft_wrap=True)
+
+
+def warn_damaged(store: RunStore) -> None:
+    """A line for each part of a run that was left out because it is damaged."""
+    for where, why in store.damaged.items():
+        warn(f"{store.directory}: {where} is damaged ({why}); left out")
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def store_errors(reader: Callable[P, T]) -> Callable[P, T]:
+    """``reader`` of a run ends with the one line of a store error it meets midway (a
+    damaged database, say)."""
+
+    @functools.wraps(reader)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        from evozero.search.store import RunStoreError
+
+        try:
+            return reader(*args, **kwargs)
+        except RunStoreError as e:
+            fail(str(e))
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 def open_run(run_dir: Path, *, for_resume: bool = False) -> RunStore:

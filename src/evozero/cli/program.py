@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-import evozero
-from evozero.cli.app import console, fail, load_program, open_run
+from evozero.cli.app import console, fail, load_program, open_run, store_errors
 from evozero.cli.output import JSON_NOTE, print_json, print_program
 from evozero.cli.params import Integer, PathArg, Seconds
 from evozero.cli.search import show_run
@@ -83,10 +82,25 @@ def export_command(
                       highlight=False, markup=False, soft_wrap=True)
 
 
+@store_errors
 def run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Path, str]]:
-    """The ``top`` best rules of a run, each with the file it is exported to."""
+    """The ``top`` best rules of a run, each with the file it is exported to (none if one
+    of them is damaged)."""
+    from evozero.search.store import DamagedCandidate
     with open_run(run_dir) as store:
-        best = store.best(top)
+        store.count_by_status()  # notes the rows whose status is damaged: they may be best
+        best = store.best(top)  # a damaged row among the best is left out, and noted
+        problems = [f"{run_dir}: {where} is damaged ({why})"
+                    for where, why in store.damaged.items()]
+        programs = []
+        for c in best:
+            try:
+                programs.append(store.program(c))
+            except DamagedCandidate as e:
+                problems.append(str(e))
+    if problems:
+        fail(f"{problems[0]}; nothing was exported (`evozero show {run_dir}` lists the "
+             "other rules)")
     if not best:
         fail(f"{run_dir} has no rule that passed the full suite yet; nothing to export")
     if len(best) == 1 and top == 1:
@@ -94,5 +108,5 @@ def run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Pa
     else:
         paths = [output.with_name(f"{output.stem}_{i}{output.suffix or '.py'}")
                  for i in range(1, len(best) + 1)]
-    return [(evozero.parse(c.text), p, f"{run_dir} candidate {c.id} (fitness "
-             f"{c.fitness:.3f})") for c, p in zip(best, paths, strict=True)]
+    return [(prog, p, f"{run_dir} candidate {c.id} (fitness {c.fitness:.3f})")
+            for prog, c, p in zip(programs, best, paths, strict=True)]

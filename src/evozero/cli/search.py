@@ -7,10 +7,19 @@ import time
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-import evozero
-from evozero.cli.app import console, fail, interrupted, load_program, open_run
+from evozero.cli.app import (
+    console,
+    fail,
+    interrupted,
+    load_program,
+    open_run,
+    store_errors,
+    warn,
+    warn_damaged,
+)
 from evozero.cli.output import JSON_NOTE, print_json, print_program
 from evozero.cli.params import Integer, KeywordOrFile, PathArg
 from evozero.program.errors import ProgramError
@@ -21,15 +30,19 @@ DEFAULT_RUNS_ROOT = Path("runs")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 
+@store_errors
 def show_run(run_dir: Path, top: int, as_json: bool) -> None:
-    """Print a run's headline, hall of fame, ``top`` best rules and final report."""
+    """Print a run's headline, hall of fame, ``top`` best rules and final report (a damaged
+    part is left out, with a warning)."""
     from evozero import export
     from evozero.cli import display
     from evozero.search.report import hall_of_fame
+    from evozero.search.store import DamagedCandidate
 
     with open_run(run_dir) as store:
         if as_json:
             print_json(display.run_json(store, top))
+            warn_damaged(store)
             return
         info = display.run_overview(store)
         console.print(f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
@@ -43,11 +56,17 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
         for rank, c in enumerate(best, 1):
             console.print(f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
                           f"{display.fmt(c.fitness)}, {c.complexity} ops", highlight=False)
-            print_program(console, export.pseudocode(evozero.parse(c.text)))
+            try:
+                program = store.program(c)
+            except DamagedCandidate as e:
+                warn(f"{e}; its program is not shown")
+                continue
+            print_program(console, export.pseudocode(program))
         report = store.meta().get("report")
         if report:
             console.print()
             console.print(display.report_view(report))
+        warn_damaged(store)
 
 
 def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -122,9 +141,9 @@ def evolve(
             if budget is not None:
                 changes["budget"] = budget
             if changes:
-                search.config = dataclasses.replace(search.config, **changes)
-                search.status.budget = search.config.budget
-                search.store.set_meta({"config": search.config.to_json()})
+                note = search.change(**changes)
+                if note:
+                    Console(stderr=True).print(note, highlight=False, soft_wrap=True)
         else:
             if budget is None:
                 fail("--budget is required: how many candidates to train, e.g. --budget 20")
@@ -153,11 +172,12 @@ def evolve(
     except KeyboardInterrupt:
         interrupted(f"everything finished is saved; resume with: evozero evolve --resume "
                     f"{run_dir}")
-    except RuntimeError as e:
+    except (RuntimeError, RunStoreError) as e:
         fail(str(e))
-    store = search.store
+    finally:
+        search.store.close()  # the run is free for the next writer
     if as_json:
-        print_json(display.run_json(store, 3))
+        show_run(run_dir, 3, as_json=True)
         return
     show_run(run_dir, 3, as_json=False)
     console.print(f"\nrun stored in [bold]{run_dir}[/]; `evozero show {run_dir}`, "
@@ -182,9 +202,13 @@ def runs(
     for run_dir in find_runs(root):
         try:
             with RunStore.open(run_dir) as store:
-                rows.append(display.run_overview(store))
+                row = display.run_overview(store)
+                if store.damaged:  # rows left out; `evozero show` names them
+                    row["state"] = f"{row['state']}, {len(store.damaged)} part(s) damaged"
+                rows.append(row)
         except RunStoreError as e:
-            rows.append({"run": str(run_dir), "state": f"unreadable: {e}"})
+            rows.append({"run": str(run_dir), "state": f"unreadable: {e.summary}",
+                         "error": str(e)})
     if as_json:
         print_json(rows)
         return

@@ -13,6 +13,7 @@ best rule and the best initial program for the final report
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,7 +52,14 @@ from evozero.search.report import (
     record_runs,
     report_subjects,
 )
-from evozero.search.store import Candidate, RunStore
+from evozero.search.store import (
+    Candidate,
+    DamagedCandidate,
+    RunStore,
+    RunStoreDamaged,
+    RunStoreError,
+    damaged,
+)
 from evozero.search.tasks import Suite, Task, get_suite
 from evozero.status import FAILED, TRAINED, Status
 
@@ -149,18 +157,64 @@ class Search(Journal[Rule, CandidateResult]):
 
     @classmethod
     def resume(cls, run_dir: str | Path, **kwargs: Any) -> Search:
-        """Continue the run in ``run_dir`` where it stopped."""
-        store = RunStore.open(run_dir, for_resume=True)
-        meta = store.meta()
-        if meta.get("kind") != "evolve":
-            raise ValueError(f"{run_dir} is not an evolve run")
-        config = SearchConfig.from_json(meta["config"])
-        return cls(store, config, Suite.from_json(meta["suite"]), **kwargs)
+        """Continue the run in ``run_dir`` where it stopped.
+
+        Raises RunStoreError, before anything is written, if it cannot be: another process
+        writes it, it is read-only or damaged, or another evozero made it.
+        """
+        try:
+            store = RunStore.open(run_dir, for_resume=True)
+            try:
+                meta = store.meta()
+                if meta.get("kind") != "evolve":
+                    raise RunStoreError(f"{run_dir} is not an evolve run")
+                try:
+                    search = cls(store, SearchConfig.from_json(meta["config"]),
+                                 Suite.from_json(meta["suite"]), **kwargs)
+                except (KeyError, TypeError, ValueError) as e:  # ProgramError included
+                    raise damaged(store.db, f"its search settings do not decode: {e}") from None
+                search._check_programs()
+            except BaseException:
+                store.close()
+                raise
+        except DamagedCandidate as e:
+            raise RunStoreDamaged(f"{e}; a run with a damaged candidate is not resumed: "
+                                  "restore its run.sqlite from a backup, or start a new "
+                                  "run") from None
+        return search
+
+    def _check_programs(self) -> None:
+        """The stored programs a resume reads parse (DamagedCandidate if one does not): the
+        population's (the parents of what comes next), the queued candidates', and the final
+        report's subjects'."""
+        population = self.store.finished()[-self.config.population:]
+        subjects = [c for _, c in report_subjects(self.store)]
+        for c in (*population, *self.store.unfinished(), *subjects):
+            self.store.program(c)
+
+    def change(self, **changes: Any) -> str | None:
+        """Changes a resumed run's ``budget``, ``workers``, ``backend`` or ``address`` and
+        records them; returns the line that says what the budget means for this run, when
+        it changes. The budget counts trained candidates over the whole run; one below the
+        number already trained becomes that number."""
+        note = None
+        if "budget" in changes:
+            trained = self.store.count(*TRAINED)
+            more = changes["budget"] - trained
+            changes["budget"] = max(changes["budget"], trained)
+            note = ("--budget is the total number of trained candidates; this run "
+                    + (f"already has {trained}, so nothing more is trained" if more <= 0 else
+                       f"has {trained}, so {more} more will be trained"))
+        self.config = replace(self.config, **changes)
+        self.status.budget = self.config.budget
+        self.store.set_meta({"config": self.config.to_json()})
+        return note
 
     def run(self, *, report: bool = True) -> SearchStatus:
         """Evolve until the budget is trained, then (``report``) re-evaluate the best rule
         and the best seed; Ctrl-C stops gracefully (the run resumes)."""
         self.store.set_meta({"state": "running"})
+        self.store.requeue()  # the candidates a killed session left running
         try:  # Ctrl-C while the workers start is a stop too
             self.backend = make_backend(self.config.backend, evaluate_job,
                                         workers=self.config.workers,
@@ -170,10 +224,15 @@ class Search(Journal[Rule, CandidateResult]):
             self._evolve()
             if report:
                 self._report()
-        except KeyboardInterrupt:
-            self.store.set_meta({"state": "stopped"})
-            self._emit("stopped", "stopped by Ctrl-C; resume with --resume "
-                       f"{self.store.directory}")
+        except BaseException as e:
+            # The candidates in flight are queued: a resume trains them first. A store
+            # error here is not the one to report (the one that stopped the run is).
+            with contextlib.suppress(RunStoreError):
+                self.store.requeue()
+                self.store.set_meta({"state": "stopped"})
+            if isinstance(e, KeyboardInterrupt):
+                self._emit("stopped", "stopped by Ctrl-C; resume with --resume "
+                           f"{self.store.directory}")
             raise
         finally:
             if self.backend is not None:
@@ -219,6 +278,9 @@ class Search(Journal[Rule, CandidateResult]):
     def submit(self, individual: Individual[Rule]) -> None:
         """Starts training a candidate on the backend."""
         assert self.backend is not None
+        if individual.status is Status.QUEUED:  # from a stopped session
+            self.store.dispatch(individual.id)
+            individual.status = Status.RUNNING
         self.backend.submit(individual.id, self._job(individual.genome.text).to_json())
 
     def wait(self) -> list[tuple[int, CandidateResult]]:
