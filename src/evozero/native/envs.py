@@ -136,6 +136,7 @@ class MinAtarVecEnv(VectorEnv):
         self._first_seed = seed
         self._started = False
         self._closed = False
+        self._ready = False  # reset() was called and the env is open: step()'s one check
 
     def _new_obs(self) -> np.ndarray:
         return np.empty((self.num_envs, *self._obs_shape), dtype=bool)
@@ -155,56 +156,32 @@ class MinAtarVecEnv(VectorEnv):
         else:
             seeds = _seed_array(self._first_seed if seed is None else seed, self.num_envs)
             self._env.reset(seeds, obs)
-        self._started = True
+        self._started = self._ready = True
         return obs, {}
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every env; ended envs are reset in the same step (SAME_STEP autoreset)."""
-        self._check_open()
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        actions = self._check_actions(actions)
-        n = self.num_envs
-        obs, final = self._new_obs(), self._new_obs()
-        reward = np.empty(n, dtype=np.float32)
-        terminated = np.empty(n, dtype=bool)
-        truncated = np.empty(n, dtype=bool)
-        self._env.step(actions, obs, reward, terminated, truncated, final)
-        info: dict[str, Any] = {}
-        ended = terminated | truncated
-        if ended.any():
-            final_obs = np.full(n, None, dtype=object)
-            for i in np.flatnonzero(ended):
-                final_obs[i] = final[i]
-            info = {
-                "final_obs": final_obs,
-                "_final_obs": ended,
-                "final_info": {},
-                "_final_info": ended,
-            }
-        return obs, reward, terminated, truncated, info
+        """Step every env; ended envs are reset in the same step (SAME_STEP autoreset).
 
-    def _check_actions(self, actions: Any) -> np.ndarray:
-        a = np.asarray(actions)
-        if a.shape != (self.num_envs,):
-            raise ValueError(
-                f"actions must have shape ({self.num_envs},), one per env; got shape {a.shape}"
-            )
-        if a.dtype.kind not in "iu":
-            raise ValueError(f"actions must be integers, got dtype {a.dtype}")
-        bad = (a < 0) | (a >= len(self.action_set))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"action {a[i]} of env {i} is out of range: this env has "
-                f"{len(self.action_set)} actions (0..{len(self.action_set) - 1})"
-            )
-        return np.ascontiguousarray(a, dtype=np.int64)
+        ``actions``: one integer per env, indexing :attr:`action_set`. Every array
+        returned (``info["final_obs"][i]`` included) is new and the caller's: the env
+        never writes it again, so arrays kept from earlier steps stay as they were.
+        ``info`` is ``{}`` unless an env ended.
+        """
+        if not self._ready:
+            self._check_open()
+            raise RuntimeError("call reset() before step()")
+        # One C++ call checks the actions, steps, and builds the arrays and final_obs.
+        obs, reward, terminated, truncated, final_obs, ended = self._env.step_gym(actions)
+        if final_obs is None:
+            return obs, reward, terminated, truncated, {}
+        info = {"final_obs": final_obs, "_final_obs": ended, "final_info": {}, "_final_info": ended}
+        return obs, reward, terminated, truncated, info
 
     def close_extras(self, **kwargs: Any) -> None:
         self._closed = True
+        self._ready = False
 
 
 class MinAtarEnv(gym.Env):
