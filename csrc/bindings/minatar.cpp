@@ -109,8 +109,8 @@ class BoundVecEnv {
       : env_(std::move(e)),
         obs_pool_(std::make_shared<BufferPool>(std::size_t(env_->num_envs()) * env_->obs_size())),
         actions_(env_->num_envs()),
-        final_arrays_(env_->num_envs(), nullptr),
-        final_dst_(env_->num_envs(), nullptr) {}
+        final_rows_(std::size_t(env_->num_envs()) * env_->obs_size()),
+        final_arrays_(env_->num_envs(), nullptr) {}
   ~BoundVecEnv() {
     for (PyObject* a : final_arrays_) Py_XDECREF(a);
   }
@@ -125,15 +125,18 @@ class BoundVecEnv {
     return obs_pool_->bool_array({env_->num_envs(), 10, 10, env_->channels()});
   }
 
-  // Final observations. Each goes out in an array the caller gets for itself: the one
-  // that env's last final observation went out in if the caller has dropped it, else a
-  // new one. Making a numpy array costs several times filling one, and a batch of 4096
-  // breakout envs ends ~360 episodes a step.
-  //
-  // Picks the array of each env that ended (mask[i]); returns where the core writes them.
-  uint8_t* const* final_obs_targets(const uint8_t* mask) {
+  // Where the core writes final observations: row i for env i, if it ended.
+  uint8_t* final_rows() { return final_rows_.data(); }
+
+  // Sets items[i] to a new reference to env i's final observation (from final_rows) for
+  // each env that ended (mask[i]), to None for the others. Each goes out in an array the
+  // caller gets for itself: the one env i's last final observation went out in if the
+  // caller has dropped it, else a new one. Making a numpy array costs several times
+  // filling one, and a batch of 4096 breakout envs ends ~360 episodes a step.
+  void put_final_obs(const uint8_t* mask, PyObject** items) {
+    const int n = env_->num_envs();
     ended_.clear();
-    for (int i = 0; i < env_->num_envs(); ++i)
+    for (int i = 0; i < n; ++i)
       if (mask[i]) ended_.push_back(i);
     // After a large step the cached arrays are out of cache: load them all before using
     // any, so that the misses overlap (the header first, then what it points to).
@@ -144,6 +147,7 @@ class BoundVecEnv {
         __builtin_prefetch(py::detail::array_proxy(a)->dimensions);
         __builtin_prefetch(weaklist(a));
       }
+    const std::size_t size = env_->obs_size();
     for (int i : ended_) {
       PyObject*& slot = final_arrays_[i];
       if (!reusable(slot)) {
@@ -151,15 +155,9 @@ class BoundVecEnv {
         Py_XDECREF(slot);  // the caller's now, if they kept it
         slot = fresh;
       }
-      final_dst_[i] = reinterpret_cast<uint8_t*>(py::detail::array_proxy(slot)->data);
+      std::memcpy(py::detail::array_proxy(slot)->data, final_rows_.data() + i * size, size);
     }
-    return final_dst_.data();
-  }
-
-  // After the core wrote them: items[i] = a new reference to env i's final observation
-  // for the envs that ended, to None for the others.
-  void put_final_obs(const uint8_t* mask, PyObject** items) const {
-    for (int i = 0; i < env_->num_envs(); ++i) {
+    for (int i = 0; i < n; ++i) {
       PyObject* item = mask[i] ? final_arrays_[i] : Py_None;
       Py_INCREF(item);
       PyObject* old = items[i];  // numpy fills a new object array with NULL or None
@@ -205,8 +203,8 @@ class BoundVecEnv {
   std::unique_ptr<minatar::VecEnv> env_;
   std::shared_ptr<BufferPool> obs_pool_;
   std::vector<int64_t> actions_;
+  std::vector<uint8_t> final_rows_;
   std::vector<PyObject*> final_arrays_;  // owned references; null until env i first ends
-  std::vector<uint8_t*> final_dst_;      // their data, for the envs that ended this step
   std::vector<int> ended_;
 };
 
@@ -306,26 +304,17 @@ py::tuple step_gym(BoundVecEnv& b, const py::handle& actions) {
   py::array_t<bool> terminated(n), truncated(n);
   auto* term = reinterpret_cast<uint8_t*>(terminated.mutable_data());
   auto* trunc = reinterpret_cast<uint8_t*>(truncated.mutable_data());
-  auto* o = static_cast<uint8_t*>(obs.mutable_data());
-  // In two halves: where the final observations go is known once the envs that end are.
-  without_gil(e, [&] { e.act(a, reward.mutable_data(), term, trunc); });
+  without_gil(e, [&] {
+    e.step(a, {static_cast<uint8_t*>(obs.mutable_data()), reward.mutable_data(), term, trunc,
+               b.final_rows()});
+  });
   int ended_count = 0;
   for (int i = 0; i < n; ++i) ended_count += term[i] | trunc[i];
-  if (ended_count == 0) {
-    without_gil(e, [&] { e.finish(term, trunc, nullptr, o); });
+  if (ended_count == 0)
     return py::make_tuple(obs, reward, terminated, truncated, py::none(), py::none());
-  }
   py::array_t<bool> ended(n);
   auto* mask = reinterpret_cast<uint8_t*>(ended.mutable_data());
   for (int i = 0; i < n; ++i) mask[i] = term[i] | trunc[i];
-  uint8_t* const* targets;
-  try {
-    targets = b.final_obs_targets(mask);
-  } catch (...) {
-    e.finish(term, trunc, nullptr, o);  // no half-stepped envs, whatever failed
-    throw;
-  }
-  without_gil(e, [&] { e.finish(term, trunc, targets, o); });
   py::array final_obs(py::dtype("O"), std::vector<py::ssize_t>{n});
   b.put_final_obs(mask, static_cast<PyObject**>(final_obs.mutable_data()));
   return py::make_tuple(obs, reward, terminated, truncated, final_obs, ended);

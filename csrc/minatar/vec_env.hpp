@@ -49,15 +49,6 @@ class VecEnv {
   virtual void restart(uint8_t* obs) = 0;
   // actions[i] indexes the action set; the caller has range-checked them.
   virtual void step(const int64_t* actions, const StepOutput& out) = 0;
-  // step() in two halves, for a caller that must see which envs end before it can say
-  // where their final observations go. act() steps every env but resets none;
-  // finish() then writes the final observation of each env that ended to final_obs[i]
-  // (obs_size bytes; none if final_obs is null), resets it and writes every observation.
-  // Together the same as step().
-  virtual void act(const int64_t* actions, float* reward, uint8_t* terminated,
-                   uint8_t* truncated) = 0;
-  virtual void finish(const uint8_t* terminated, const uint8_t* truncated,
-                      uint8_t* const* final_obs, uint8_t* obs) = 0;
   // Observations of the current states, without stepping.
   virtual void observe(uint8_t* obs) const = 0;
 };

@@ -52,24 +52,28 @@ class GameVecEnv final : public VecEnv {
     const int n = num_envs(), size = obs_size();
     std::memset(out.obs, 0, static_cast<size_t>(n) * size);
     for (int i = 0; i < n; ++i) {
-      if (act_one(i, actions[i], out.reward, out.terminated, out.truncated))
-        end_episode(i, out.final_obs ? out.final_obs + static_cast<size_t>(i) * size : nullptr);
-      games_[i].render(out.obs + static_cast<size_t>(i) * size);
-    }
-  }
-
-  void act(const int64_t* actions, float* reward, uint8_t* terminated,
-           uint8_t* truncated) override {
-    for (int i = 0; i < num_envs(); ++i) act_one(i, actions[i], reward, terminated, truncated);
-  }
-
-  void finish(const uint8_t* terminated, const uint8_t* truncated, uint8_t* const* final_obs,
-              uint8_t* obs) override {
-    const int n = num_envs(), size = obs_size();
-    std::memset(obs, 0, static_cast<size_t>(n) * size);
-    for (int i = 0; i < n; ++i) {
-      if (terminated[i] || truncated[i]) end_episode(i, final_obs ? final_obs[i] : nullptr);
-      games_[i].render(obs + static_cast<size_t>(i) * size);
+      Game& g = games_[i];
+      RandomState& rng = rngs_[i];
+      int a = action_set_[actions[i]];
+      if (rng.rand() < options_.sticky_action_prob) a = last_action_[i];
+      last_action_[i] = a;
+      out.reward[i] = g.act(a, rng);
+      const bool term = g.terminal();
+      const bool trunc = !term && options_.max_episode_steps > 0 &&
+                         ++episode_steps_[i] >= options_.max_episode_steps;
+      out.terminated[i] = term;
+      out.truncated[i] = trunc;
+      uint8_t* obs = out.obs + static_cast<size_t>(i) * size;
+      if (term || trunc) {
+        if (out.final_obs) {
+          uint8_t* fin = out.final_obs + static_cast<size_t>(i) * size;
+          std::memset(fin, 0, size);
+          g.render(fin);
+        }
+        g.reset(rng);  // same stream, no reseed: as calling reset() on the reference
+        episode_steps_[i] = 0;
+      }
+      g.render(obs);
     }
   }
 
@@ -80,32 +84,6 @@ class GameVecEnv final : public VecEnv {
   }
 
  private:
-  // Env i's step up to its end of episode; returns whether it ended.
-  bool act_one(int i, int64_t action, float* reward, uint8_t* terminated, uint8_t* truncated) {
-    Game& g = games_[i];
-    RandomState& rng = rngs_[i];
-    int a = action_set_[action];
-    if (rng.rand() < options_.sticky_action_prob) a = last_action_[i];
-    last_action_[i] = a;
-    reward[i] = g.act(a, rng);
-    const bool term = g.terminal();
-    const bool trunc = !term && options_.max_episode_steps > 0 &&
-                       ++episode_steps_[i] >= options_.max_episode_steps;
-    terminated[i] = term;
-    truncated[i] = trunc;
-    return term || trunc;
-  }
-
-  // Writes env i's final observation (unless final_obs is null) and resets it.
-  void end_episode(int i, uint8_t* final_obs) {
-    if (final_obs) {
-      std::memset(final_obs, 0, obs_size());
-      games_[i].render(final_obs);
-    }
-    games_[i].reset(rngs_[i]);  // same stream, no reseed: as calling reset() on the reference
-    episode_steps_[i] = 0;
-  }
-
   EnvOptions options_;
   std::vector<Game> games_;
   std::vector<RandomState> rngs_;
