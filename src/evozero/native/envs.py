@@ -13,7 +13,13 @@ env from its current random stream, as the reference ``reset()`` does.
 Autoreset is gymnasium's ``SAME_STEP`` mode: an env that terminates or is
 truncated is reset inside ``step``; the observation returned is the first of
 the new episode, and the last one of the ended episode is in
-``info["final_obs"][i]`` (with mask ``info["_final_obs"]``).
+``info["final_obs"][i]`` (with mask ``info["_final_obs"]``); ``info`` is ``{}`` in a
+step where no env ended.
+
+Every array ``step()`` returns (each ``info["final_obs"][i]`` included) is new and the
+caller's: the env never writes it again, so results can be kept as they are (in a
+replay buffer, say). For speed it reuses the memory of arrays the caller has dropped,
+which cannot be seen from Python.
 
 The compact observation form (for sparse first layers) is
 :func:`active_cells`: per env, the flat indices ``(y * 10 + x) * C + c`` of the
@@ -164,10 +170,8 @@ class MinAtarVecEnv(VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every env; ended envs are reset in the same step (SAME_STEP autoreset).
 
-        ``actions``: one integer per env, indexing :attr:`action_set`. Every array
-        returned (``info["final_obs"][i]`` included) is new and the caller's: the env
-        never writes it again, so arrays kept from earlier steps stay as they were.
-        ``info`` is ``{}`` unless an env ended.
+        ``actions``: one integer per env (any integer dtype), indexing :attr:`action_set`.
+        The arrays returned are the caller's (see the module docstring).
         """
         if not self._ready:
             self._check_open()
