@@ -1,7 +1,9 @@
 """The gymnasium face of the native games: API, seeding, autoreset, truncation, bad input."""
 
 import re
+import threading
 import warnings
+import weakref
 
 import gymnasium as gym
 import numpy as np
@@ -262,6 +264,129 @@ def test_single_env_matches_reference_across_an_episode_end() -> None:
             env.step(0)
         obs, _ = env.reset()  # continues the stream, as the reference reset()
         ref.reset()
+
+
+# --- what step() returns: the caller's own arrays ------------------------------------------
+# step() reuses the memory of arrays the caller has dropped (observation buffers, final
+# observations); none of this may show: what the caller holds is never written again.
+
+
+def _raw_step(env: MinAtarVecEnv, actions: np.ndarray):
+    """The core's own step into fresh buffers, final observations of every env included."""
+    n, shape = env.num_envs, (env.num_envs, *env.single_observation_space.shape)
+    obs, final = np.empty(shape, dtype=bool), np.empty(shape, dtype=bool)
+    reward = np.empty(n, dtype=np.float32)
+    terminated, truncated = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+    env._env.step(np.asarray(actions, dtype=np.int64), obs, reward, terminated, truncated, final)
+    return obs, reward, terminated, truncated, final
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_kept_results_are_never_written_again(game: str) -> None:
+    # 64 envs: large enough to step without the GIL; short episodes: endings every step
+    n = 64
+    env, twin = (MinAtarVecEnv(game, n, max_episode_steps=5) for _ in range(2))
+    env.reset(seed=3)
+    twin.reset(seed=3)
+    rng = np.random.default_rng(3)
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
+    endings = 0
+    for t in range(40):
+        actions = rng.integers(0, env.single_action_space.n, n)
+        obs, reward, terminated, truncated, info = env.step(actions)
+        raw_obs, raw_reward, raw_term, raw_trunc, raw_final = _raw_step(twin, actions)
+        for got, want in [(obs, raw_obs), (reward, raw_reward), (terminated, raw_term),
+                          (truncated, raw_trunc)]:
+            np.testing.assert_array_equal(got, want, err_msg=f"step {t}")
+        if t % 4 == 0:
+            kept += [(a, a.copy()) for a in (obs, reward, terminated, truncated)]
+        ended = np.flatnonzero(terminated | truncated)
+        if len(ended) == 0:
+            assert info == {}
+            continue
+        endings += len(ended)
+        final = info["final_obs"]
+        for i in ended:
+            np.testing.assert_array_equal(final[i], raw_final[i], err_msg=f"step {t} env {i}")
+            assert final[i].shape == env.single_observation_space.shape
+            assert final[i].dtype == bool and final[i].flags.writeable
+            assert not np.shares_memory(final[i], obs)
+        # keep one final observation, a view of another, drop the rest
+        kept.append((final[ended[0]], final[ended[0]].copy()))
+        view = final[ended[-1]][3:7, :, 0]
+        kept.append((view, view.copy()))
+    assert endings >= 8 * n  # every env truncated every 5 steps, some terminated between
+    for i, (array, copy) in enumerate(kept):
+        np.testing.assert_array_equal(array, copy, err_msg=f"kept array {i}")
+
+
+@pytest.mark.parametrize("change", ["shape", "dtype", "read-only", "weakref"])
+def test_a_dropped_final_obs_changed_in_place_is_not_handed_out_again(change: str) -> None:
+    env = MinAtarVecEnv("breakout", 1, max_episode_steps=1)  # every step ends the episode
+    env.reset(seed=0)
+    first = env.step([0])[4]["final_obs"][0]
+    copy = first.copy()
+    if change == "shape":
+        first.shape = (10, 4, 10)
+    elif change == "dtype":
+        first.dtype = np.uint8
+    elif change == "read-only":
+        first.flags.writeable = False
+    ref = weakref.ref(first)
+    if change != "weakref":
+        del ref
+    del first
+    finals = [env.step([1])[4]["final_obs"][0] for _ in range(3)]
+    for final in finals:
+        assert final.shape == (10, 10, 4) and final.dtype == bool and final.flags.writeable
+    if change == "weakref":  # what a weak reference reaches is not handed out again
+        assert ref() is None or (all(ref() is not f for f in finals)
+                                 and np.array_equal(ref(), copy))
+
+
+def test_steps_in_threads_match_steps_in_turn() -> None:
+    # Large batches step without the GIL: two envs stepped at once give what they give alone.
+    def run(seed: int, out: list) -> None:
+        env = MinAtarVecEnv("breakout", 512, max_episode_steps=9)
+        env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        for _ in range(30):
+            obs, reward, _, _, info = env.step(rng.integers(0, 3, 512))
+            out.append((obs, reward, info.get("final_obs")))
+
+    alone: dict[int, list] = {0: [], 1: []}
+    for seed in alone:
+        run(seed, alone[seed])
+    threaded: dict[int, list] = {0: [], 1: []}
+    threads = [threading.Thread(target=run, args=(seed, threaded[seed])) for seed in threaded]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for seed in alone:
+        for (obs, reward, final), (obs2, reward2, final2) in zip(alone[seed], threaded[seed],
+                                                                  strict=True):
+            np.testing.assert_array_equal(obs, obs2)
+            np.testing.assert_array_equal(reward, reward2)
+            assert (final is None) == (final2 is None)
+            if final is not None:
+                for a, b in zip(final, final2, strict=True):
+                    assert (a is None and b is None) or np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
+                                   np.int64, np.uint64, ">i8", "<i4"])
+def test_actions_of_every_integer_dtype(dtype) -> None:
+    actions = np.random.default_rng(2).integers(0, 3, (20, 6))
+    results = []
+    for convert in (lambda a: a.astype(np.int64), lambda a: a.astype(dtype),
+                    lambda a: np.repeat(a.astype(dtype), 2)[::2], lambda a: a.tolist()):
+        env = MinAtarVecEnv("breakout", 6, minimal_action_set=True)
+        env.reset(seed=1)
+        results.append([env.step(convert(a))[0] for a in actions])
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -93,9 +93,10 @@ struct LoopVar {
 };
 
 // CPython's list_reverseiterator: yields lst[i] while 0 <= i < len(lst), then
-// i -= 1, whatever the body did to the list.
+// i -= 1, whatever the body did to the list. Inlined: a call per list per step costs
+// seaquest about a tenth of its step.
 template <class T, class Body>
-void py_reversed_loop(std::vector<T>& list, Body&& body) {
+[[gnu::always_inline]] inline void py_reversed_loop(std::vector<T>& list, Body&& body) {
   for (std::ptrdiff_t next = static_cast<std::ptrdiff_t>(list.size()) - 1;
        next >= 0 && next < static_cast<std::ptrdiff_t>(list.size());) {
     LoopVar<T> v{list, next, list[next]};

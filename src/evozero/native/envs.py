@@ -13,7 +13,13 @@ env from its current random stream, as the reference ``reset()`` does.
 Autoreset is gymnasium's ``SAME_STEP`` mode: an env that terminates or is
 truncated is reset inside ``step``; the observation returned is the first of
 the new episode, and the last one of the ended episode is in
-``info["final_obs"][i]`` (with mask ``info["_final_obs"]``).
+``info["final_obs"][i]`` (with mask ``info["_final_obs"]``); ``info`` is ``{}`` in a
+step where no env ended.
+
+Every array ``step()`` returns (each ``info["final_obs"][i]`` included) is new and the
+caller's: the env never writes it again, so results can be kept as they are (in a
+replay buffer, say). For speed it reuses the memory of arrays the caller has dropped,
+which cannot be seen from Python.
 
 The compact observation form (for sparse first layers) is
 :func:`active_cells`: per env, the flat indices ``(y * 10 + x) * C + c`` of the
@@ -136,6 +142,7 @@ class MinAtarVecEnv(VectorEnv):
         self._first_seed = seed
         self._started = False
         self._closed = False
+        self._ready = False  # reset() was called and the env is open: step()'s one check
 
     def _new_obs(self) -> np.ndarray:
         return np.empty((self.num_envs, *self._obs_shape), dtype=bool)
@@ -155,56 +162,30 @@ class MinAtarVecEnv(VectorEnv):
         else:
             seeds = _seed_array(self._first_seed if seed is None else seed, self.num_envs)
             self._env.reset(seeds, obs)
-        self._started = True
+        self._started = self._ready = True
         return obs, {}
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every env; ended envs are reset in the same step (SAME_STEP autoreset)."""
-        self._check_open()
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        actions = self._check_actions(actions)
-        n = self.num_envs
-        obs, final = self._new_obs(), self._new_obs()
-        reward = np.empty(n, dtype=np.float32)
-        terminated = np.empty(n, dtype=bool)
-        truncated = np.empty(n, dtype=bool)
-        self._env.step(actions, obs, reward, terminated, truncated, final)
-        info: dict[str, Any] = {}
-        ended = terminated | truncated
-        if ended.any():
-            final_obs = np.full(n, None, dtype=object)
-            for i in np.flatnonzero(ended):
-                final_obs[i] = final[i]
-            info = {
-                "final_obs": final_obs,
-                "_final_obs": ended,
-                "final_info": {},
-                "_final_info": ended,
-            }
-        return obs, reward, terminated, truncated, info
+        """Step every env; ended envs are reset in the same step (SAME_STEP autoreset).
 
-    def _check_actions(self, actions: Any) -> np.ndarray:
-        a = np.asarray(actions)
-        if a.shape != (self.num_envs,):
-            raise ValueError(
-                f"actions must have shape ({self.num_envs},), one per env; got shape {a.shape}"
-            )
-        if a.dtype.kind not in "iu":
-            raise ValueError(f"actions must be integers, got dtype {a.dtype}")
-        bad = (a < 0) | (a >= len(self.action_set))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"action {a[i]} of env {i} is out of range: this env has "
-                f"{len(self.action_set)} actions (0..{len(self.action_set) - 1})"
-            )
-        return np.ascontiguousarray(a, dtype=np.int64)
+        ``actions``: one integer per env (any integer dtype), indexing :attr:`action_set`.
+        The arrays returned are the caller's (see the module docstring).
+        """
+        if not self._ready:
+            self._check_open()
+            raise RuntimeError("call reset() before step()")
+        # One C++ call checks the actions, steps, and builds the arrays and final_obs.
+        obs, reward, terminated, truncated, final_obs, ended = self._env.step_gym(actions)
+        if final_obs is None:
+            return obs, reward, terminated, truncated, {}
+        info = {"final_obs": final_obs, "_final_obs": ended, "final_info": {}, "_final_info": ended}
+        return obs, reward, terminated, truncated, info
 
     def close_extras(self, **kwargs: Any) -> None:
         self._closed = True
+        self._ready = False
 
 
 class MinAtarEnv(gym.Env):
