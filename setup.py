@@ -27,7 +27,9 @@ ext = Pybind11Extension(
     include_dirs=["csrc"],
     cxx_std=17,
     extra_compile_args=extra,
-    extra_link_args=["-fsanitize=address,undefined"] if os.environ.get("EVOZERO_SANITIZE") == "1" else [],
+    extra_link_args=["-fsanitize=address,undefined"]
+    if os.environ.get("EVOZERO_SANITIZE") == "1"
+    else [],
 )
 
 setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})

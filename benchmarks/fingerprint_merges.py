@@ -68,18 +68,21 @@ from evozero.program.mutate import mutate
 from evozero.program.vocabulary import OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCES = {p.stem: dsl.load(p) for p in sorted((ROOT / "programs").glob("*.evz"))
-              if p.stem != "noop"}
+REFERENCES = {
+    p.stem: dsl.load(p) for p in sorted((ROOT / "programs").glob("*.evz")) if p.stem != "noop"
+}
 
 # ----------------------------------------------------------------------------- version 1
 # The fingerprint of commit 0d058b1 (CANON_VERSION 1), verbatim in what it computes.
 
-_V1_EDGE = np.array([0.0, 1.0, -1.0, 0.5, -2.0, 1e-7, -1e-7, 1e-3, 1e3, -1e3, 1e6, -3e4],
-                    dtype=np.float32)
+_V1_EDGE = np.array(
+    [0.0, 1.0, -1.0, 0.5, -2.0, 1e-7, -1e-7, 1e-3, 1e3, -1e3, 1e6, -3e4], dtype=np.float32
+)
 
 
-def _v1_mixed(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0,
-              p_edge: float = 0.25) -> np.ndarray:
+def _v1_mixed(
+    rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0, p_edge: float = 0.25
+) -> np.ndarray:
     x = (rng.standard_normal(shape) * scale).astype(np.float32)
     mask = rng.random(shape) < p_edge
     x[mask] = rng.choice(_V1_EDGE, size=int(mask.sum()))
@@ -96,18 +99,28 @@ def _v1_probes() -> dict[str, dict[str, np.ndarray]]:
     term[:, 0] = reset[:, 0] = 0.0
     term[T - 1, 1] = reset[T - 1, 1] = 1.0
     reset[3, 2], term[3, 2] = 1.0, 0.0
-    scan = {"r": _v1_mixed(rng, (T, B)), "term": term, "reset": reset,
-            "v": _v1_mixed(rng, (T, B), 2.0), "v_next": _v1_mixed(rng, (T, B), 2.0),
-            "logp": -np.abs(_v1_mixed(rng, (T, B), 1.5)),
-            "entropy": np.abs(_v1_mixed(rng, (T, B)))}
+    scan = {
+        "r": _v1_mixed(rng, (T, B)),
+        "term": term,
+        "reset": reset,
+        "v": _v1_mixed(rng, (T, B), 2.0),
+        "v_next": _v1_mixed(rng, (T, B), 2.0),
+        "logp": -np.abs(_v1_mixed(rng, (T, B), 1.5)),
+        "entropy": np.abs(_v1_mixed(rng, (T, B))),
+    }
     post = {n: _v1_mixed(rng, (T, B), 2.0) for n in ("adv", "vtarget", "v", "r")}
     logp = -np.abs(_v1_mixed(rng, (N,), 1.5))
     shift = (rng.standard_normal(N) * 0.3).astype(np.float32)
     shift[rng.random(N) < 0.15] = np.float32(0.0)
-    objective = {"logp": logp, "logp_old": (logp + shift).astype(np.float32),
-                 "adv": _v1_mixed(rng, (N,), 1.5), "v": _v1_mixed(rng, (N,), 2.0),
-                 "v_old": _v1_mixed(rng, (N,), 2.0), "vtarget": _v1_mixed(rng, (N,), 2.0),
-                 "entropy": np.abs(_v1_mixed(rng, (N,)))}
+    objective = {
+        "logp": logp,
+        "logp_old": (logp + shift).astype(np.float32),
+        "adv": _v1_mixed(rng, (N,), 1.5),
+        "v": _v1_mixed(rng, (N,), 2.0),
+        "v_old": _v1_mixed(rng, (N,), 2.0),
+        "vtarget": _v1_mixed(rng, (N,), 2.0),
+        "entropy": np.abs(_v1_mixed(rng, (N,))),
+    }
     return {"scan": scan, "post": post, "objective": objective}
 
 
@@ -192,49 +205,69 @@ def validation_batch(seed: int = 7) -> ProbeBatch:
     T, B, N = 32, 4096, 65536
     term = (rng.random((T, B)) < 0.15).astype(np.float32)
     reset = np.maximum(term, (rng.random((T, B)) < 0.1).astype(np.float32))
-    scan = {**rollout((T, B), r="reward", v="value", v_next="value", logp="logp",
-                      entropy="entropy"), "term": term, "reset": reset}
+    scan = {
+        **rollout((T, B), r="reward", v="value", v_next="value", logp="logp", entropy="entropy"),
+        "term": term,
+        "reset": reset,
+    }
     normalized = rollout((64, 1024), vtarget="value", v="value", r="reward")
     normalized["adv"] = rng.standard_t(2, (64, 1024)).astype(np.float32)  # long tails
-    post = {"wide": rollout((64, 1024), adv="value", vtarget="value", v="value", r="reward"),
-            "normalized": normalized,
-            "sweep": rollout((8, 64), adv="value", vtarget="value", v="value", r="reward")}
-    objective = rollout((N,), logp="logp", adv="adv", v="value", v_old="value",
-                        vtarget="value", entropy="entropy")
+    post = {
+        "wide": rollout((64, 1024), adv="value", vtarget="value", v="value", r="reward"),
+        "normalized": normalized,
+        "sweep": rollout((8, 64), adv="value", vtarget="value", v="value", r="reward"),
+    }
+    objective = rollout(
+        (N,), logp="logp", adv="adv", v="value", v_old="value", vtarget="value", entropy="entropy"
+    )
     objective["logp_old"] = (objective["logp"] - np.log(draw("ratio", (N,)))).astype(np.float32)
     for name in ("v_old", "vtarget"):
         close = objective["v"] + draw("diff", (N,))
-        objective[name] = np.where(rng.random(N) < 0.5, close, objective[name]).astype(
-            np.float32)
+        objective[name] = np.where(rng.random(N) < 0.5, close, objective[name]).astype(np.float32)
     sweep = tuple(float(x) for x in np.sort(rng.uniform(0.0, 1.0, 200)))
-    return ProbeBatch(scan=scan, scan_progress=rng.uniform(0, 1, B).astype(np.float32),
-                      post=post, post_progress=float(rng.uniform()),
-                      post_sweep=(0.0, *sweep, 1.0), objective=objective,
-                      objective_progress=rng.uniform(0, 1, N).astype(np.float32))
+    return ProbeBatch(
+        scan=scan,
+        scan_progress=rng.uniform(0, 1, B).astype(np.float32),
+        post=post,
+        post_progress=float(rng.uniform()),
+        post_sweep=(0.0, *sweep, 1.0),
+        objective=objective,
+        objective_progress=rng.uniform(0, 1, N).astype(np.float32),
+    )
 
 
 def outputs_differ(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     """Whether two behaviours differ beyond float32 rounding."""
     if a.keys() != b.keys():
         return True
-    return not all(a[k].shape == b[k].shape and np.allclose(a[k], b[k], rtol=1e-4, atol=1e-6,
-                                                            equal_nan=True) for k in a)
+    return not all(
+        a[k].shape == b[k].shape and np.allclose(a[k], b[k], rtol=1e-4, atol=1e-6, equal_nan=True)
+        for k in a
+    )
 
 
 # ----------------------------------------------------------------------------- pairs
 
 #: component, input, threshold range over training values (lo, hi), sign.
 THRESHOLD_INPUTS: tuple[tuple[str, str, float, float, float], ...] = (
-    ("objective", "adv", 0.01, 100.0, 0.0), ("objective", "ratio", 0.1, 10.0, 1.0),
-    ("objective", "logp", 1e-3, 100.0, -1.0), ("objective", "v", 0.01, 300.0, 0.0),
-    ("objective", "v_old", 0.01, 300.0, 0.0), ("objective", "vtarget", 0.01, 300.0, 0.0),
+    ("objective", "adv", 0.01, 100.0, 0.0),
+    ("objective", "ratio", 0.1, 10.0, 1.0),
+    ("objective", "logp", 1e-3, 100.0, -1.0),
+    ("objective", "v", 0.01, 300.0, 0.0),
+    ("objective", "v_old", 0.01, 300.0, 0.0),
+    ("objective", "vtarget", 0.01, 300.0, 0.0),
     ("objective", "entropy", 1e-3, math.log(6), 1.0),
     ("objective", "progress", 0.01, 0.99, 1.0),
-    ("scan", "r", 0.5, 10.0, 0.0), ("scan", "v", 0.01, 300.0, 0.0),
-    ("scan", "v_next", 0.01, 300.0, 0.0), ("scan", "logp", 1e-3, 100.0, -1.0),
-    ("scan", "entropy", 1e-3, math.log(6), 1.0), ("scan", "progress", 0.01, 0.99, 1.0),
-    ("post", "adv", 0.01, 300.0, 0.0), ("post", "vtarget", 0.01, 300.0, 0.0),
-    ("post", "v", 0.01, 300.0, 0.0), ("post", "r", 0.5, 10.0, 0.0),
+    ("scan", "r", 0.5, 10.0, 0.0),
+    ("scan", "v", 0.01, 300.0, 0.0),
+    ("scan", "v_next", 0.01, 300.0, 0.0),
+    ("scan", "logp", 1e-3, 100.0, -1.0),
+    ("scan", "entropy", 1e-3, math.log(6), 1.0),
+    ("scan", "progress", 0.01, 0.99, 1.0),
+    ("post", "adv", 0.01, 300.0, 0.0),
+    ("post", "vtarget", 0.01, 300.0, 0.0),
+    ("post", "v", 0.01, 300.0, 0.0),
+    ("post", "r", 0.5, 10.0, 0.0),
     ("post", "progress", 0.01, 0.99, 1.0),
 )
 
@@ -244,8 +277,11 @@ def stepped(component: str, x: str, c: float, above: bool) -> Program:
     where it is not)."""
     on, off = ("1", "0") if above else ("0", "1")
     gate = f"gate = where({x} - k, {on}, {off})"
-    lines = {"scan": "adv = r - v\nvtarget = r", "post": "",
-             "objective": "loss = -logp * adv + 0.5 * square(v - vtarget)"}
+    lines = {
+        "scan": "adv = r - v\nvtarget = r",
+        "post": "",
+        "objective": "loss = -logp * adv + 0.5 * square(v - vtarget)",
+    }
     if component == "objective":
         lines["objective"] = f"{gate}\nloss = -logp * adv * gate + 0.5 * square(v - vtarget)"
     elif component == "post":
@@ -280,8 +316,11 @@ def make_pair(group: str, rng: np.random.Generator) -> tuple[Program, Program, s
         c = float(_loguniform(rng, lo, hi, 1)[0]) * (sign or float(rng.choice([-1.0, 1.0])))
     c2 = c * math.exp(rng.normal(0.0, 0.2))
     above = bool(rng.random() < 0.5)
-    return (stepped(comp, x, float(np.float32(c)), above),
-            stepped(comp, x, float(np.float32(c2)), above), f"{comp}.{x}")
+    return (
+        stepped(comp, x, float(np.float32(c)), above),
+        stepped(comp, x, float(np.float32(c2)), above),
+        f"{comp}.{x}",
+    )
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -308,18 +347,28 @@ def measure_pair(p: Program, q: Program, val: ProbeBatch, timeout: float) -> dic
     dp, dq = canonical_key(p, DEFAULT_TIMEOUT), canonical_key(q, DEFAULT_TIMEOUT)
     old_dp = dp if dp.startswith("s:") else "f:" + fingerprint_v1(p)
     old_dq = dq if dq.startswith("s:") else "f:" + fingerprint_v1(q)
-    return {"sympy": sympy, "outputs_differ": differ, "fp_v1_equal": f1, "fp_v2_equal": f2,
-            "driver_fallback": not (dp.startswith("s:") and dq.startswith("s:")),
-            "driver_before": old_dp == old_dq or f1,
-            "driver_after": same_keys(_Keys(dp, fingerprint(p)), _Keys(dq, fingerprint(q)))}
+    return {
+        "sympy": sympy,
+        "outputs_differ": differ,
+        "fp_v1_equal": f1,
+        "fp_v2_equal": f2,
+        "driver_fallback": not (dp.startswith("s:") and dq.startswith("s:")),
+        "driver_before": old_dp == old_dq or f1,
+        "driver_after": same_keys(_Keys(dp, fingerprint(p)), _Keys(dq, fingerprint(q))),
+    }
 
 
 def before_after(rows: list[dict[str, Any]], before: str, after: str) -> dict[str, Any]:
     """How many of ``rows`` have ``before`` / ``after`` true, and the rates."""
     n = len(rows)
-    return {when: {"count": (hits := sum(r[field] for r in rows)), "of": n,
-                   "rate": hits / n if n else None}
-            for when, field in (("before", before), ("after", after))}
+    return {
+        when: {
+            "count": (hits := sum(r[field] for r in rows)),
+            "of": n,
+            "rate": hits / n if n else None,
+        }
+        for when, field in (("before", before), ("after", after))
+    }
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -338,7 +387,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "driver_fallback_pairs": sum(r["driver_fallback"] for r in different),
         "same_rule_fingerprints_agree": before_after(same, "fp_v1_equal", "fp_v2_equal"),
         "sympy_different_outputs_equal_fingerprints_agree": before_after(
-            below, "fp_v1_equal", "fp_v2_equal"),
+            below, "fp_v1_equal", "fp_v2_equal"
+        ),
     }
 
 
@@ -361,7 +411,8 @@ def measure_ranges(updates: int) -> dict[str, Any]:
             done = np.zeros((T, B), np.float32)
             for t in range(T):
                 _obs, r[t], term, trunc, _info = env.step(
-                    rng.integers(0, env.single_action_space.n, B))
+                    rng.integers(0, env.single_action_space.n, B)
+                )
                 done[t] = term | trunc
             rewards.update(r.ravel().tolist())
             g, adv = np.zeros(B, np.float32), np.zeros((T, B), np.float32)
@@ -372,24 +423,32 @@ def measure_ranges(updates: int) -> dict[str, Any]:
             if adv.std() > 0:
                 max_z.append(float(np.abs((adv - adv.mean()) / (adv.std() + 1e-8)).max()))
         env.close()
-        out[game] = {"rewards": {str(k): v for k, v in sorted(rewards.items())},
-                     "max_gae": max_gae,
-                     "max_abs_normalized_adv_median": float(np.median(max_z)) if max_z else None,
-                     "max_abs_normalized_adv_max": max(max_z, default=None)}
-    return {"policy": "uniform random", "rollout": [T, B], "updates_per_game": updates,
-            "games": out}
+        out[game] = {
+            "rewards": {str(k): v for k, v in sorted(rewards.items())},
+            "max_gae": max_gae,
+            "max_abs_normalized_adv_median": float(np.median(max_z)) if max_z else None,
+            "max_abs_normalized_adv_max": max(max_z, default=None),
+        }
+    return {
+        "policy": "uniform random",
+        "rollout": [T, B],
+        "updates_per_game": updates,
+        "games": out,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=1000, help="pairs per group")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=float, default=10.0,
-                    help="sympy time bound of the ground truth (seconds)")
+    ap.add_argument(
+        "--timeout", type=float, default=10.0, help="sympy time bound of the ground truth (seconds)"
+    )
     ap.add_argument("--no-ranges", dest="ranges", action="store_false")
     ap.add_argument("--ranges-updates", type=int, default=40)
-    ap.add_argument("--results", type=Path,
-                    default=ROOT / "benchmarks" / "results" / "fingerprint_merges.json")
+    ap.add_argument(
+        "--results", type=Path, default=ROOT / "benchmarks" / "results" / "fingerprint_merges.json"
+    )
     args = ap.parse_args()
     t0 = time.time()
     val = validation_batch()
@@ -402,22 +461,29 @@ def main() -> None:
             p, q, what = make_pair(group, rng)
             row = {"what": what, **measure_pair(p, q, val, args.timeout)}
             rows.append(row)
-            if (row["fp_v2_equal"] and row["sympy"] == "different" and row["outputs_differ"]
-                    and len(examples) < 5):
+            if (
+                row["fp_v2_equal"]
+                and row["sympy"] == "different"
+                and row["outputs_differ"]
+                and len(examples) < 5
+            ):
                 examples.append({"group": group, "a": dsl.to_text(p), "b": dsl.to_text(q)})
             if (i + 1) % 100 == 0:
                 print(f"{group}: {i + 1} pairs, {time.time() - t0:.0f} s", flush=True)
         rows_by_group[group] = rows
     everything = [r for rows in rows_by_group.values() for r in rows]
     result: dict[str, Any] = {
-        "ground_truth": (f"different: sympy keys (timeout {args.timeout:g} s) differ and "
-                         "outputs differ (rtol 1e-4, atol 1e-6) on an independent validation "
-                         "batch; same: equal sympy keys"),
+        "ground_truth": (
+            f"different: sympy keys (timeout {args.timeout:g} s) differ and "
+            "outputs differ (rtol 1e-4, atol 1e-6) on an independent validation "
+            "batch; same: equal sympy keys"
+        ),
         "all": summarize(everything),
         "groups": {g: summarize(rows) for g, rows in rows_by_group.items()},
-        "threshold_inputs": {w: summarize([r for r in rows_by_group["threshold"]
-                                           if r["what"] == w])
-                             for w in sorted({r["what"] for r in rows_by_group["threshold"]})},
+        "threshold_inputs": {
+            w: summarize([r for r in rows_by_group["threshold"] if r["what"] == w])
+            for w in sorted({r["what"] for r in rows_by_group["threshold"]})
+        },
         "merged_after_examples": examples,
         "seconds": time.time() - t0,
     }
@@ -426,9 +492,21 @@ def main() -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=1) + "\n")
     s = result["all"]
-    print(json.dumps({k: s[k] for k in ("pairs", "different", "fingerprint_false_merges",
-                                        "driver_false_merges", "same_rule_fingerprints_agree")},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                k: s[k]
+                for k in (
+                    "pairs",
+                    "different",
+                    "fingerprint_false_merges",
+                    "driver_false_merges",
+                    "same_rule_fingerprints_agree",
+                )
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,13 @@ PLAN = [("ppo", GAMES)] + [
     (p, ("breakout", "space_invaders")) for p in ("a2c", "reinforce", "dpo", "td_ac")
 ]
 # PureJaxRL-style PPO MLP at 10M steps (reference/minatar.md); goals of the issue.
-REFERENCE = {"asterix": "15–18", "breakout": "28–43", "freeway": "56–58", "seaquest": "—",
-             "space_invaders": "128–170"}
+REFERENCE = {
+    "asterix": "15–18",
+    "breakout": "28–43",
+    "freeway": "56–58",
+    "seaquest": "—",
+    "space_invaders": "128–170",
+}
 GOAL = {"asterix": 12, "breakout": 25, "freeway": 50, "seaquest": 10, "space_invaders": 110}
 
 
@@ -43,8 +48,13 @@ def main() -> None:
         for line in args.out.read_text().splitlines():
             r = json.loads(line)
             done.add((r["program"], r["env"], r["seed"], r["total_steps"]))
-    jobs = [(p, g, s) for p, games in PLAN for g in games for s in range(args.seeds)
-            if (p, g, s, args.steps) not in done]
+    jobs = [
+        (p, g, s)
+        for p, games in PLAN
+        for g in games
+        for s in range(args.seeds)
+        if (p, g, s, args.steps) not in done
+    ]
     config = TrainConfig(total_steps=args.steps)
 
     def run(job: tuple[str, str, int]) -> None:
@@ -53,8 +63,11 @@ def main() -> None:
         row = {"program": program, **r.summary(), "total_steps": args.steps}
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        print(f"{program:10s} {game:15s} seed {seed}: {r.status} final {r.final_return:.2f} "
-              f"({r.steps_per_second:,.0f} steps/s)", flush=True)
+        print(
+            f"{program:10s} {game:15s} seed {seed}: {r.status} final {r.final_return:.2f} "
+            f"({r.steps_per_second:,.0f} steps/s)",
+            flush=True,
+        )
 
     with ThreadPoolExecutor(args.workers) as pool:
         list(pool.map(run, jobs))

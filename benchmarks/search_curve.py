@@ -41,8 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--out", type=Path, default=Path("runs/bench-quick"))
-    ap.add_argument("--results", type=Path,
-                    default=Path("benchmarks/results/search_curve.json"))
+    ap.add_argument("--results", type=Path, default=Path("benchmarks/results/search_curve.json"))
     args = ap.parse_args()
     if (args.out / "run.sqlite").exists():
         search = Search.resume(args.out)
@@ -53,11 +52,15 @@ def main() -> None:
     points = curve(store)
     proposals = store.count(*FINISHED)
     summary = {
-        "budget": search.config.budget, "workers": search.config.workers,
-        "evals_per_hour": status.evals_per_hour, "search_seconds": status.search_seconds,
-        "duplicates": status.duplicates, "proposals": proposals,
+        "budget": search.config.budget,
+        "workers": search.config.workers,
+        "evals_per_hour": status.evals_per_hour,
+        "search_seconds": status.search_seconds,
+        "duplicates": status.duplicates,
+        "proposals": proposals,
         "duplicate_hit_rate": status.duplicates / max(proposals, 1),
-        "culled": status.culled, "failed": status.failed,
+        "culled": status.culled,
+        "failed": status.failed,
         "curve": {n: b for n, b in points if n in CHECKPOINTS or n == len(points)},
         "report": store.meta().get("report"),
     }

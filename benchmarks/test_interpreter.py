@@ -41,13 +41,22 @@ WORK = {"objective": N, "scan": T * B, "post": T * B}
 def _runners(impl: str, component: str):
     native = NativeProgram(PPO, live=True)
     if component == "objective":
-        return (lambda: native.run_objective(OBJ_IN, 0.5)) if impl == "native" else (
-            lambda: evaluate.run_objective(PPO, OBJ_IN, 0.5))
+        return (
+            (lambda: native.run_objective(OBJ_IN, 0.5))
+            if impl == "native"
+            else (lambda: evaluate.run_objective(PPO, OBJ_IN, 0.5))
+        )
     if component == "scan":
-        return (lambda: native.run_scan(SCAN_IN, 0.5)) if impl == "native" else (
-            lambda: evaluate.run_scan(PPO, SCAN_IN, 0.5))
-    return (lambda: native.run_post(POST_IN, 0.5)) if impl == "native" else (
-        lambda: evaluate.run_post(PPO, POST_IN, 0.5))
+        return (
+            (lambda: native.run_scan(SCAN_IN, 0.5))
+            if impl == "native"
+            else (lambda: evaluate.run_scan(PPO, SCAN_IN, 0.5))
+        )
+    return (
+        (lambda: native.run_post(POST_IN, 0.5))
+        if impl == "native"
+        else (lambda: evaluate.run_post(PPO, POST_IN, 0.5))
+    )
 
 
 @pytest.mark.parametrize("impl", ["native", "reference"])

@@ -37,8 +37,9 @@ def test_parse_and_print(benchmark, figures, n: int) -> None:
     benchmark.group = "program size"
     text = statements_program(n)
     instrs = sum(len(c) for c in dsl.parse(text).components)
-    benchmark.pedantic(lambda: export.pseudocode(dsl.parse(text)), rounds=5,
-                       iterations=1, warmup_rounds=1)
+    benchmark.pedantic(
+        lambda: export.pseudocode(dsl.parse(text)), rounds=5, iterations=1, warmup_rounds=1
+    )
     median = benchmark.stats.stats.median
     row = f"{n} statements ({instrs} instructions, {len(text) // 1000} kB)"
     figures(TABLE, row, "ms", median * 1e3)
@@ -60,14 +61,23 @@ def test_over_the_text_limit(benchmark, figures, tmp_path: Path) -> None:
     path.write_text(text * (10_000_000 // len(text) + 1))
     assert path.stat().st_size > 10_000_000
     benchmark.pedantic(lambda: _fails(lambda: dsl.load(path)), rounds=5, iterations=1)
-    figures(TABLE, f"over the text limit (10 MB file, {MAX_TEXT_BYTES} B read)", "ms",
-            benchmark.stats.stats.median * 1e3)
+    figures(
+        TABLE,
+        f"over the text limit (10 MB file, {MAX_TEXT_BYTES} B read)",
+        "ms",
+        benchmark.stats.stats.median * 1e3,
+    )
 
 
 def test_over_the_instruction_limit(benchmark, figures) -> None:
     benchmark.group = "program size"
     text = "scan:\n  adv = r\n  vtarget = v\nobjective:\n" + "  loss = v * 2 + 1\n" * (
-        3 * MAX_INSTRUCTIONS)
+        3 * MAX_INSTRUCTIONS
+    )
     benchmark.pedantic(lambda: _fails(lambda: dsl.parse(text)), rounds=5, iterations=1)
-    figures(TABLE, f"over the instruction limit ({6 * MAX_INSTRUCTIONS} in a component)",
-            "ms", benchmark.stats.stats.median * 1e3)
+    figures(
+        TABLE,
+        f"over the instruction limit ({6 * MAX_INSTRUCTIONS} in a component)",
+        "ms",
+        benchmark.stats.stats.median * 1e3,
+    )

@@ -27,8 +27,7 @@ BUDGET = int(os.environ.get("EVOZERO_BENCH_SEARCH_BUDGET", "30"))
 
 
 def search_figures(tmp_path, backend: str, workers: int) -> dict[str, float]:
-    config = SearchConfig(budget=BUDGET, suite="quick", backend=backend, workers=workers,
-                          seed=0)
+    config = SearchConfig(budget=BUDGET, suite="quick", backend=backend, workers=workers, seed=0)
     search = Search.create(tmp_path / backend, config)
     suite = SUITES["quick"]
     status = search.run(report=False)
@@ -48,12 +47,14 @@ def search_figures(tmp_path, backend: str, workers: int) -> dict[str, float]:
 def test_evaluations_per_hour(benchmark, figures, tmp_path):
     cores = os.cpu_count() or 1
     serial = search_figures(tmp_path, "serial", 1)
-    parallel = benchmark.pedantic(search_figures, args=(tmp_path, "process", cores),
-                                  rounds=1, iterations=1)
+    parallel = benchmark.pedantic(
+        search_figures, args=(tmp_path, "process", cores), rounds=1, iterations=1
+    )
     table = f"search, quick suite, budget {BUDGET}"
     for name, figs in (("serial (1 core)", serial), (f"process ({cores} cores)", parallel)):
         for key, value in figs.items():
             figures(table, name, key, value)
-    figures(table, "ratios", "parallel speedup",
-            parallel["evals_per_hour"] / serial["evals_per_hour"])
+    figures(
+        table, "ratios", "parallel speedup", parallel["evals_per_hour"] / serial["evals_per_hour"]
+    )
     figures(table, "ratios", "evals/h vs goal 1000", parallel["evals_per_hour"] / 1000)

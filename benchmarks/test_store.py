@@ -39,16 +39,36 @@ def build_store(path) -> RunStore:
     store = RunStore.create(path, {"kind": "evolve"})
     curve = tuple(float(x) for x in rng.normal(size=20))
     for i in range(CANDIDATES):
-        store.add_candidate(id=i, origin="mutation", parent=max(i - 1, 0) if i else None,
-                            mutation="insert", text=texts[i % len(texts)], key=f"k{i}",
-                            fingerprint=f"f{i}", complexity=30 + i % 20)
-        runs = [(phase, RunRecord(task, 0, Status.OK, "", 1.5, 1.2, 500_000, 60.0, curve))
-                for phase, task in ((Phase.HURDLE, "breakout@200k"),
-                                    (Phase.SEARCH, "breakout@500k"),
-                                    (Phase.SEARCH, "space_invaders@500k"))]
-        store.finish_candidate(i, CandidateResult(
-            Status.OK, float(rng.random()), 0.5,
-            {"breakout@500k": 0.4, "space_invaders@500k": 0.6}, "", runs, 120.0))
+        store.add_candidate(
+            id=i,
+            origin="mutation",
+            parent=max(i - 1, 0) if i else None,
+            mutation="insert",
+            text=texts[i % len(texts)],
+            key=f"k{i}",
+            fingerprint=f"f{i}",
+            complexity=30 + i % 20,
+        )
+        runs = [
+            (phase, RunRecord(task, 0, Status.OK, "", 1.5, 1.2, 500_000, 60.0, curve))
+            for phase, task in (
+                (Phase.HURDLE, "breakout@200k"),
+                (Phase.SEARCH, "breakout@500k"),
+                (Phase.SEARCH, "space_invaders@500k"),
+            )
+        ]
+        store.finish_candidate(
+            i,
+            CandidateResult(
+                Status.OK,
+                float(rng.random()),
+                0.5,
+                {"breakout@500k": 0.4, "space_invaders@500k": 0.6},
+                "",
+                runs,
+                120.0,
+            ),
+        )
     return store
 
 

@@ -113,8 +113,11 @@ def test_native_whole_machine(benchmark, figures, game: str) -> None:
 
     def run() -> None:
         with ThreadPoolExecutor(CORES) as pool:
-            results = list(pool.map(lambda s: train(PPO, game, CONFIG, seed=s),
-                                    [next(seeds) for _ in range(CORES)]))
+            results = list(
+                pool.map(
+                    lambda s: train(PPO, game, CONFIG, seed=s), [next(seeds) for _ in range(CORES)]
+                )
+            )
         assert all(r.status == "ok" for r in results)
 
     benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
@@ -164,8 +167,10 @@ def _ratios(figures) -> None:
     native = rows.get("native evozero, 1 core", {}).get("steps/s")
     if native is None:
         return
-    for label, column in (("(a) native envs", "vs (a) torch + native envs"),
-                          ("(b) reference envs", "vs (b) torch + reference envs")):
+    for label, column in (
+        ("(a) native envs", "vs (a) torch + native envs"),
+        ("(b) reference envs", "vs (b) torch + reference envs"),
+    ):
         torch_rates = [r["steps/s"] for name, r in rows.items() if label in name]
         if torch_rates:
             figures(RATIO, "breakout", column, native / max(torch_rates))
@@ -186,8 +191,9 @@ def active_cells(game: str, steps: int = 300, envs: int = 64) -> float:
     return total / (steps * envs)
 
 
-def flops_per_step(obs_size: int, num_actions: int, active: float | None = None,
-                   hidden: int = 64, epochs: int = 4) -> float:
+def flops_per_step(
+    obs_size: int, num_actions: int, active: float | None = None, hidden: int = 64, epochs: int = 4
+) -> float:
     """FLOPs per env step (module docstring); ``active`` cells: the sparse first layer."""
     D, H, O = obs_size, hidden, num_actions + 1  # noqa: N806, E741
     # The first layers of both nets: 2*D*H multiply-adds dense, 2*k*H adds sparse.
@@ -253,8 +259,13 @@ def test_peak_memory(figures) -> None:
         pytest.skip("needs Linux /proc")
 
     def max_rss_mib(*argv: str) -> float:
-        out = subprocess.run([sys.executable, "-c", _RSS, *argv], capture_output=True,
-                             text=True, check=True, cwd=ROOT)
+        out = subprocess.run(
+            [sys.executable, "-c", _RSS, *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         return int(out.stdout.split()[-1]) / 1024
 
     baseline = max_rss_mib("import")

@@ -97,13 +97,17 @@ class Agent(nn.Module):
         super().__init__()
         g = math.sqrt(2)
         self.actor = nn.Sequential(
-            layer_init(nn.Linear(obs_size, hidden), g), nn.ReLU(),
-            layer_init(nn.Linear(hidden, hidden), g), nn.ReLU(),
+            layer_init(nn.Linear(obs_size, hidden), g),
+            nn.ReLU(),
+            layer_init(nn.Linear(hidden, hidden), g),
+            nn.ReLU(),
             layer_init(nn.Linear(hidden, num_actions), 0.01),
         )
         self.critic = nn.Sequential(
-            layer_init(nn.Linear(obs_size, hidden), g), nn.ReLU(),
-            layer_init(nn.Linear(hidden, hidden), g), nn.ReLU(),
+            layer_init(nn.Linear(obs_size, hidden), g),
+            nn.ReLU(),
+            layer_init(nn.Linear(hidden, hidden), g),
+            nn.ReLU(),
             layer_init(nn.Linear(hidden, 1), 1.0),
         )
 
@@ -259,23 +263,29 @@ def learn_comparison(games: list[str], total_steps: int, seed: int, threads: int
         torch_returns = np.asarray(p.episode_returns)
         torch_ends = np.asarray(p.episode_end_steps)
         r = evozero_train(program, game, TrainConfig(total_steps=total_steps), seed=seed)
-        rows.append({
-            "game": game,
-            "steps": budget,
-            "torch_final": final_return(torch_returns, torch_ends, budget),
-            "evozero_final": r.final_return,
-            "torch_curve": learning_curve(torch_returns, torch_ends, budget, bins=10)[1].tolist(),
-            "evozero_curve": learning_curve(
-                r.episode_returns, r.episode_end_steps, r.total_steps, bins=10
-            )[1].tolist(),
-            "torch_steps_per_s": p.steps / p.seconds,
-            "evozero_steps_per_s": r.steps_per_second,
-        })
+        rows.append(
+            {
+                "game": game,
+                "steps": budget,
+                "torch_final": final_return(torch_returns, torch_ends, budget),
+                "evozero_final": r.final_return,
+                "torch_curve": learning_curve(torch_returns, torch_ends, budget, bins=10)[
+                    1
+                ].tolist(),
+                "evozero_curve": learning_curve(
+                    r.episode_returns, r.episode_end_steps, r.total_steps, bins=10
+                )[1].tolist(),
+                "torch_steps_per_s": p.steps / p.seconds,
+                "evozero_steps_per_s": r.steps_per_second,
+            }
+        )
         row = rows[-1]
-        print(f"{game:15s} {budget:>9,d} steps  final return: torch {row['torch_final']:6.2f}  "
-              f"evozero {row['evozero_final']:6.2f}   steps/s: "
-              f"torch {row['torch_steps_per_s']:,.0f}  evozero {row['evozero_steps_per_s']:,.0f}",
-              flush=True)
+        print(
+            f"{game:15s} {budget:>9,d} steps  final return: torch {row['torch_final']:6.2f}  "
+            f"evozero {row['evozero_final']:6.2f}   steps/s: "
+            f"torch {row['torch_steps_per_s']:,.0f}  evozero {row['evozero_steps_per_s']:,.0f}",
+            flush=True,
+        )
         print("  curve torch  ", " ".join(f"{x:5.1f}" for x in row["torch_curve"]))
         print("  curve evozero", " ".join(f"{x:5.1f}" for x in row["evozero_curve"]), flush=True)
     return rows
@@ -288,8 +298,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--total-steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
-    ap.add_argument("--learn", action="store_true",
-                    help="compare final returns with evozero.train on native asterix and breakout")
+    ap.add_argument(
+        "--learn",
+        action="store_true",
+        help="compare final returns with evozero.train on native asterix and breakout",
+    )
     ap.add_argument("--games", nargs="+", default=["asterix", "breakout"])
     ap.add_argument("--out", default=None, help="write the --learn rows as JSON here")
     a = ap.parse_args()
@@ -301,15 +314,22 @@ def main() -> None:
             with open(a.out, "w") as f:
                 json.dump(rows, f, indent=2)
         return
-    args = Args(game=a.game, envs=a.envs, seed=a.seed, total_steps=a.total_steps or 2_000_000,
-                threads=a.threads)
+    args = Args(
+        game=a.game,
+        envs=a.envs,
+        seed=a.seed,
+        total_steps=a.total_steps or 2_000_000,
+        threads=a.threads,
+    )
     for p in train(args):
         if p.update % 10 == 0 or p.steps + args.num_envs * args.num_steps > args.total_steps:
             recent = p.episode_returns[-100:]
             mean = np.mean(recent) if recent else float("nan")
-            print(f"update {p.update:4d}  steps {p.steps:>9,d}  "
-                  f"{p.steps / p.seconds:,.0f} steps/s  return (last 100 episodes) {mean:.2f}",
-                  flush=True)
+            print(
+                f"update {p.update:4d}  steps {p.steps:>9,d}  "
+                f"{p.steps / p.seconds:,.0f} steps/s  return (last 100 episodes) {mean:.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ def plain(output: str) -> str:
 
 def strict_json(text: str) -> Any:
     """``text`` parsed as JSON, refusing what the standard does not allow (NaN, Infinity)."""
+
     def refuse(constant: str) -> Any:
         raise ValueError(f"{constant} is not JSON")
 

@@ -36,12 +36,17 @@ class Stopped:
     seconds: float | None
 
 
-def ctrl_c(condition: str, args: list[str], *, env: dict[str, str] | None = None,
-           timeout: float = 300) -> Stopped:
+def ctrl_c(
+    condition: str, args: list[str], *, env: dict[str, str] | None = None, timeout: float = 300
+) -> Stopped:
     """Run ``evozero ARGS``, press Ctrl-C when ``condition`` holds, wait for the exit."""
-    proc = subprocess.Popen([sys.executable, __file__, condition, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, __file__, condition, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:

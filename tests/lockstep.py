@@ -63,8 +63,9 @@ def lockstep(
     obs, _ = env.reset(seed=seed)
     refs = []
     for i in range(num_envs):
-        ref = Environment(game, sticky_action_prob=sticky_action_prob,
-                          difficulty_ramping=difficulty_ramping)
+        ref = Environment(
+            game, sticky_action_prob=sticky_action_prob, difficulty_ramping=difficulty_ramping
+        )
         ref.seed((seed + i) % 2**32)
         ref.reset()
         np.testing.assert_array_equal(obs[i], ref.state(), err_msg=f"{game} env {i} after reset")

@@ -9,6 +9,7 @@ def statements_program(n: int) -> str:
     Twenty names are reassigned round-robin, so every statement reads an earlier one and
     all of it is live.
     """
+
     def body(x: str, outputs: str) -> str:
         init = "".join(f"  y{k} = {x}\n" for k in range(20))
         lines = "".join(f"  y{i % 20} = exp(y{(i + 7) % 20} * a) - {x}\n" for i in range(n))

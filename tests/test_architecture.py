@@ -51,9 +51,12 @@ def _imports(path: Path, module_level_only: bool) -> set[str]:
                 mod = node.module or ""
                 for a in node.names:  # `from evozero.x import y`: y may be a submodule
                     sub = f"{mod}.{a.name}"
-                    found.add(sub if (PACKAGE.parent / sub.replace(".", "/")).with_suffix(
-                        ".py").exists() or (PACKAGE.parent / sub.replace(".", "/")).is_dir()
-                        else mod)
+                    found.add(
+                        sub
+                        if (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").exists()
+                        or (PACKAGE.parent / sub.replace(".", "/")).is_dir()
+                        else mod
+                    )
             for field in ("body", "orelse", "finalbody", "handlers"):
                 children = getattr(node, field, None)
                 if isinstance(children, list) and children and isinstance(children[0], ast.AST):
@@ -118,8 +121,7 @@ def test_program_layer_needs_neither_native_core_nor_gymnasium(blocked: list[str
         "p = dsl.parse(text)\n"
         "print(canon.canonical_key(p)[:2], 'evozero._core' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["s:", "False"]
 
@@ -132,8 +134,7 @@ def test_import_evozero_is_lazy_and_registers_gym_ids() -> None:
         "env = gym.make_vec('evozero/Breakout-v1', num_envs=2)\n"
         "print(type(env).__name__, 'evozero._core' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded, registered, made = out.stdout.splitlines()
     assert "evozero._core" not in loaded and "evozero.search" not in loaded
@@ -163,10 +164,12 @@ def test_docs_map_every_module() -> None:
     modules = {
         str(p.relative_to(PACKAGE))
         for p in PACKAGE.rglob("*.py")
-        if "programs" not in p.parts and (p.name != "__init__.py" or p.parent == PACKAGE)
+        if "programs" not in p.parts
+        and (p.name != "__init__.py" or p.parent == PACKAGE)
         and p.name != "__main__.py"
     }
     assert modules - named == set(), "add these modules to docs/ARCHITECTURE.md"
-    gone = {n for n in named if "/" in n and n.split("/")[0] in ALLOWED
-            and not (PACKAGE / n).exists()}
+    gone = {
+        n for n in named if "/" in n and n.split("/")[0] in ALLOWED and not (PACKAGE / n).exists()
+    }
     assert gone == set(), "docs/ARCHITECTURE.md names modules that do not exist"

@@ -62,15 +62,20 @@ PROGRAMS = sorted((ROOT / "programs").glob("*.evz"))
 REFERENCE = {p.stem: dsl.load(p) for p in PROGRAMS}
 
 
-def prog(scan: str, objective: str = "loss = -logp * adv + 0.5 * square(v - vtarget)",
-         post: str = "", const: str = "") -> Program:
+def prog(
+    scan: str,
+    objective: str = "loss = -logp * adv + 0.5 * square(v - vtarget)",
+    post: str = "",
+    const: str = "",
+) -> Program:
     """A program from the bodies of its sections (each statement on its own line)."""
 
     def body(s: str) -> str:
         return textwrap.indent(textwrap.dedent(s).strip(), "  ")
 
-    text = (f"{const}\n\nscan:\n{body(scan)}\n\npost:\n{body(post)}\n\n"
-            f"objective:\n{body(objective)}\n")
+    text = (
+        f"{const}\n\nscan:\n{body(scan)}\n\npost:\n{body(post)}\n\nobjective:\n{body(objective)}\n"
+    )
     return dsl.parse(text)
 
 
@@ -146,8 +151,10 @@ vtarget = delta + v
 
 
 def test_reordered_independent_statements() -> None:
-    assert_same(prog("a = r + v\nb = v_next * 2\nadv = a - b\nvtarget = a"),
-                prog("b = v_next * 2\na = r + v\nadv = a - b\nvtarget = a"))
+    assert_same(
+        prog("a = r + v\nb = v_next * 2\nadv = a - b\nvtarget = a"),
+        prog("b = v_next * 2\na = r + v\nadv = a - b\nvtarget = a"),
+    )
 
 
 def test_renamed_intermediates() -> None:
@@ -185,19 +192,24 @@ def test_renamed_and_reordered_carries() -> None:
 
 
 def test_dead_code_and_dead_carries() -> None:
-    assert_same(prog(BASE), prog("carry junk = v_next\njunk = junk * 3\ny = exp(r) * v\n"
-                                 + BASE + "z = log(delta)\n"))
+    assert_same(
+        prog(BASE),
+        prog("carry junk = v_next\njunk = junk * 3\ny = exp(r) * v\n" + BASE + "z = log(delta)\n"),
+    )
 
 
 def test_identities() -> None:
-    assert_same(prog("adv = (r * 1 + 0) - (-(-v))\nvtarget = -(-v) / 1"),
-                prog("adv = r - v\nvtarget = v"))
+    assert_same(
+        prog("adv = (r * 1 + 0) - (-(-v))\nvtarget = -(-v) / 1"), prog("adv = r - v\nvtarget = v")
+    )
     assert_same(prog("adv = r - v\nvtarget = v"), prog("adv = r + -v\nvtarget = v + 0 * r"))
 
 
 def test_commuted_arguments() -> None:
-    assert_same(prog("adv = min(r, v) + max(v_next, logp) * r\nvtarget = v"),
-                prog("adv = r * max(logp, v_next) + min(v, r)\nvtarget = v"))
+    assert_same(
+        prog("adv = min(r, v) + max(v_next, logp) * r\nvtarget = v"),
+        prog("adv = r * max(logp, v_next) + min(v, r)\nvtarget = v"),
+    )
 
 
 def test_constants_by_value() -> None:
@@ -231,8 +243,7 @@ def test_semantic_liveness() -> None:
     b = prog("adv = r - v\nvtarget = exp(r)", objective=obj, const="const c_v = 0")
     assert_same(a, b)
     # A carry that starts at 0 and is never updated is the constant 0.
-    assert_same(prog("carry g = 0\nadv = r + g\nvtarget = v + g * r"),
-                prog("adv = r\nvtarget = v"))
+    assert_same(prog("carry g = 0\nadv = r + g\nvtarget = v + g * r"), prog("adv = r\nvtarget = v"))
 
 
 REWRITES = {
@@ -403,8 +414,9 @@ def tower(depth: int) -> Program:
     return prog("\n".join(lines) + "\nadv = x\nvtarget = v")
 
 
-@pytest.mark.parametrize("make", [product_of_sums, lambda: tower(400)],
-                         ids=["product_of_sums", "tower"])
+@pytest.mark.parametrize(
+    "make", [product_of_sums, lambda: tower(400)], ids=["product_of_sums", "tower"]
+)
 def test_time_bound_falls_back_to_fingerprint(make) -> None:
     p = make()
     bound = 0.5
@@ -474,8 +486,11 @@ def test_probe_batch_is_fixed_and_has_edges() -> None:
         for name, x in arrays.items():
             assert x.dtype == np.float32 and not x.flags.writeable
             if name not in ("term", "reset", "logp_old"):
-                assert (x == 0).any() and (np.abs(x) >= 1e3).any() and (
-                    (np.abs(x) > 0) & (np.abs(x) < 1e-6)).any()
+                assert (
+                    (x == 0).any()
+                    and (np.abs(x) >= 1e3).any()
+                    and ((np.abs(x) > 0) & (np.abs(x) < 1e-6)).any()
+                )
 
 
 def test_fingerprint_includes_derivatives() -> None:
@@ -494,8 +509,9 @@ def test_fingerprint_ignores_dead_outputs_and_names() -> None:
     b = prog("carry h = 0\nh = 0.9 * h + r\nadv = h\nvtarget = exp(r)", objective=obj)
     assert fingerprint(a) == fingerprint(b)
     assert "scan.vtarget@0.0" not in behaviour(a)
-    assert fingerprint(a) != fingerprint(prog("carry g = 0\ng = r + 0.8 * g\nadv = g\n"
-                                              "vtarget = v", objective=obj))
+    assert fingerprint(a) != fingerprint(
+        prog("carry g = 0\ng = r + 0.8 * g\nadv = g\nvtarget = v", objective=obj)
+    )
 
 
 # ----------------------------------------------------------------------------- probe coverage
@@ -506,8 +522,7 @@ def threshold(component: str, x: str, c: float) -> Program:
     step = f"where({x} - k, 1, 0)"
     const = f"const k = {format_literal(c)}"
     if component == "objective":
-        return prog("adv = r\nvtarget = v", objective=f"loss = -logp * adv * {step}",
-                    const=const)
+        return prog("adv = r\nvtarget = v", objective=f"loss = -logp * adv * {step}", const=const)
     if component == "post":
         return prog("adv = r\nvtarget = v", post=f"adv = {step}", const=const)
     return prog(f"adv = {step}\nvtarget = v", const=const)
@@ -538,20 +553,32 @@ def _families() -> dict[str, tuple[str, str, list[float]]]:
     wide = spread(1e-3, 1e3, 40, rng)
     signed = [-c for c in wide] + wide
     fam = {}
-    for comp, xs in (("objective", ("adv", "v", "v_old", "vtarget")),
-                     ("post", ("adv", "vtarget", "v", "r")), ("scan", ("r", "v", "v_next"))):
+    for comp, xs in (
+        ("objective", ("adv", "v", "v_old", "vtarget")),
+        ("post", ("adv", "vtarget", "v", "r")),
+        ("scan", ("r", "v", "v_next")),
+    ):
         for x in xs:
             fam[f"{comp}.{x}"] = (comp, x, signed)
     for comp in ("objective", "scan"):
         fam[f"{comp}.logp"] = (comp, "logp", [-c for c in spread(1e-3, 1e3, 40, rng)])
         fam[f"{comp}.entropy"] = (comp, "entropy", spread(1e-3, math.log(6), 25, rng))
-        fam[f"{comp}.progress"] = (comp, "progress", [float(np.float32(c)) for c in
-                                                      np.linspace(0.01, 0.99, 25)])
-    fam["post.progress"] = ("post", "progress", [float(np.float32(c))
-                                                 for c in np.linspace(0.01, 0.99, 17)])
+        fam[f"{comp}.progress"] = (
+            comp,
+            "progress",
+            [float(np.float32(c)) for c in np.linspace(0.01, 0.99, 25)],
+        )
+    fam["post.progress"] = (
+        "post",
+        "progress",
+        [float(np.float32(c)) for c in np.linspace(0.01, 0.99, 17)],
+    )
     near_one = spread(1e-3, 0.5, 30, rng)
-    fam["objective.ratio"] = ("objective", "ratio", sorted(
-        [1 - c for c in near_one] + [1 + c for c in near_one] + spread(1e-3, 1e2, 30, rng)))
+    fam["objective.ratio"] = (
+        "objective",
+        "ratio",
+        sorted([1 - c for c in near_one] + [1 + c for c in near_one] + spread(1e-3, 1e2, 30, rng)),
+    )
     return fam
 
 
@@ -564,17 +591,20 @@ def test_thresholds_across_training_ranges_are_told_apart(family: str) -> None:
     # every pair gets a different fingerprint.
     comp, x, cs = FAMILIES[family]
     prints = [fingerprint(threshold(comp, x, c)) for c in cs]
-    merged = [(a, b) for (a, pa), (b, pb) in itertools.pairwise(zip(cs, prints, strict=True))
-              if pa == pb]
+    merged = [
+        (a, b) for (a, pa), (b, pb) in itertools.pairwise(zip(cs, prints, strict=True)) if pa == pb
+    ]
     assert not merged and len(set(prints)) == len(cs), merged[:5]
 
 
 def test_the_same_threshold_written_differently_still_merges() -> None:
     # 2 * adv - 10 > 0 exactly when adv > 5 in float32: bit-identical behaviour.
     a = threshold("objective", "adv", 5.0)
-    b = prog("adv = r\nvtarget = v", const="const k = 10",
-             objective="unused = exp(v)\nkeep = where(2 * adv - k, 1, 0)\n"
-                       "loss = -(logp * adv) * keep")
+    b = prog(
+        "adv = r\nvtarget = v",
+        const="const k = 10",
+        objective="unused = exp(v)\nkeep = where(2 * adv - k, 1, 0)\nloss = -(logp * adv) * keep",
+    )
     assert fingerprint(a) == fingerprint(b)
 
 
@@ -648,12 +678,19 @@ def test_keys_stable_across_processes() -> None:
     runs = []
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        res = subprocess.run([sys.executable, "-c", _KEYS_SCRIPT, *map(str, PROGRAMS)],
-                             env=env, capture_output=True, text=True, timeout=120, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", _KEYS_SCRIPT, *map(str, PROGRAMS)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         runs.append(json.loads(res.stdout))
     assert runs[0] == runs[1]
-    here = {str(p): [canonical_key(REFERENCE[p.stem]), fingerprint(REFERENCE[p.stem])]
-            for p in PROGRAMS}
+    here = {
+        str(p): [canonical_key(REFERENCE[p.stem]), fingerprint(REFERENCE[p.stem])] for p in PROGRAMS
+    }
     assert all(runs[0][k] == v for k, v in here.items())
 
 
@@ -698,8 +735,9 @@ def rewrite(p: Program, rng: np.random.Generator) -> tuple[Program, bool]:
     return Program(constants, comps["scan"], comps["post"], comps["objective"]), swapped_minmax
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_random_programs_and_rewrites_collide(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -716,8 +754,9 @@ def test_random_programs_and_rewrites_collide(seed: int) -> None:
 LITERAL_OBJECTIVE = prog("adv = r\nvtarget = v").objective
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_random_scans_with_live_carries_and_rewrites_collide(seed: int) -> None:
     # random_program rarely makes a carry live; here every carry feeds adv, so carry
@@ -726,8 +765,12 @@ def test_random_scans_with_live_carries_and_rewrites_collide(seed: int) -> None:
     base = random_program(rng, max_instrs=10, max_carries=4, p_literal=0.05)
     scan = base.scan
     feed = tuple(Instr("adv", "add", ("adv", c)) for c in scan.carry_names)
-    p = Program(base.constants, Component("scan", scan.instrs + feed, scan.carries),
-                Component("post"), LITERAL_OBJECTIVE)
+    p = Program(
+        base.constants,
+        Component("scan", scan.instrs + feed, scan.carries),
+        Component("post"),
+        LITERAL_OBJECTIVE,
+    )
     q, swapped_minmax = rewrite(p, rng)
     kp, kq = canonical_key(p, timeout=5.0), canonical_key(q, timeout=5.0)
     if kp.startswith("s:") and kq.startswith("s:"):
@@ -747,7 +790,8 @@ def test_deadline_under_a_trace_function() -> None:
         with pytest.raises(CanonTimeout):
             canonical_form(product_of_sums(), timeout=0.2)
         assert canonical_form(REFERENCE["td_ac"], timeout=5.0) == canonical_form(
-            REFERENCE["td_ac"], timeout=None)
+            REFERENCE["td_ac"], timeout=None
+        )
         sum(range(10**5))
     finally:
         sys.settrace(old)

@@ -23,8 +23,10 @@ def test_eval_prints_a_table() -> None:
 
 def test_eval_json_and_plot(tmp_path: Path) -> None:
     plot = tmp_path / "curve.png"
-    result = runner.invoke(app, ["eval", "programs/a2c.evz", "--env", "CartPole-v1", *TINY,
-                                 "--json", "--plot", str(plot)])
+    result = runner.invoke(
+        app,
+        ["eval", "programs/a2c.evz", "--env", "CartPole-v1", *TINY, "--json", "--plot", str(plot)],
+    )
     assert result.exit_code == 0, result.output
     data = strict_json(result.stdout)
     assert [r["seed"] for r in data["runs"]] == [0, 1]
@@ -35,8 +37,20 @@ def test_eval_json_and_plot(tmp_path: Path) -> None:
 
 def test_eval_json_writes_null_for_a_run_that_ended_no_episode() -> None:
     # Freeway episodes last 2,500 steps: no env ends one in 16,384 steps over 64 envs.
-    result = runner.invoke(app, ["eval", "programs/ppo.evz", "--env", "freeway", "--steps",
-                                 "16384", "--seeds", "1", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "programs/ppo.evz",
+            "--env",
+            "freeway",
+            "--steps",
+            "16384",
+            "--seeds",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = strict_json(result.stdout)
     assert data["runs"][0]["episodes"] == 0 and data["runs"][0]["status"] == "ok"
@@ -59,8 +73,10 @@ def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
         (["eval", "programs/ppo.evz", "--steps", "10"], "less than one rollout"),
         (["eval", "programs/ppo.evz", "--env", "Nope-v0", *TINY], "not a native game"),
         (["eval", "programs/ppo.evz", "--env", "Pendulum-v1", *TINY], "Discrete action"),
-        (["eval", "programs/ppo.evz", *TINY, "--plot", "/no/such/dir/c.png"],
-         "directory /no/such/dir does not exist"),
+        (
+            ["eval", "programs/ppo.evz", *TINY, "--plot", "/no/such/dir/c.png"],
+            "directory /no/such/dir does not exist",
+        ),
     ],
 )
 def test_eval_bad_input(args: list[str], message: str) -> None:

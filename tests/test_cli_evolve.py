@@ -48,11 +48,11 @@ def _cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """One finished run made through the CLI with the default (process) backend."""
-    os.environ.setdefault("EVOZERO_CACHE_DIR",
-                          str(tmp_path_factory.getbasetemp() / "cache"))
+    os.environ.setdefault("EVOZERO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     out = tmp_path_factory.mktemp("runs") / "first"
-    result = runner.invoke(app, ["evolve", "--budget", "8", *TINY, "--workers", "2",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["evolve", "--budget", "8", *TINY, "--workers", "2", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert f"run stored in {out}" in result.output.replace("\n", "")
     assert "re-evaluated on 3 fresh seeds" in result.output
@@ -67,8 +67,13 @@ def test_evolve_reports_and_stores_a_finished_run(run_dir: Path) -> None:
         assert store.count(*TRAINED) == 8
         assert store.count(Status.RUNNING) == 0
         report = meta["report"]
-    assert report["comparison"]["verdict"] in {"improved", "not significant", "worse",
-                                               "same program", "undecided"}
+    assert report["comparison"]["verdict"] in {
+        "improved",
+        "not significant",
+        "worse",
+        "same program",
+        "undecided",
+    }
     assert report["subjects"][0]["train"]["n"] == 3
 
 
@@ -96,16 +101,34 @@ def test_show_run_prints_hall_of_fame_rules_and_report(run_dir: Path) -> None:
 def long_evolve(tmp_path_factory) -> tuple[Path, str]:
     """A run (serial backend) seeded with a PPO written in long lines and a rule that
     diverges, and what ``evolve --json`` printed."""
-    os.environ.setdefault("EVOZERO_CACHE_DIR",
-                          str(tmp_path_factory.getbasetemp() / "cache"))
+    os.environ.setdefault("EVOZERO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     root = tmp_path_factory.mktemp("long")
     (root / "long_ppo.evz").write_text(LONG_PROGRAMS["long_ppo"])
     (root / "diverges.evz").write_text(DIVERGES)
     out = root / "runs" / "long"
-    result = runner.invoke(app, ["evolve", "--budget", "2", "--suite", "tiny", "--population",
-                                 "2", "--tournament", "2", "--backend", "serial", "--init",
-                                 str(root / "long_ppo.evz"), "--init",
-                                 str(root / "diverges.evz"), "--out", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "evolve",
+            "--budget",
+            "2",
+            "--suite",
+            "tiny",
+            "--population",
+            "2",
+            "--tournament",
+            "2",
+            "--backend",
+            "serial",
+            "--init",
+            str(root / "long_ppo.evz"),
+            "--init",
+            str(root / "diverges.evz"),
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, result.stdout
 
@@ -142,9 +165,9 @@ def printed_rules(output: str) -> dict[int, str]:
 
 @pytest.mark.parametrize(("width", "tty"), TERMINALS)
 @pytest.mark.parametrize("run", ["run_dir", "long_run"])
-def test_show_run_prints_rules_that_parse_back(run: str, width: int, tty: bool,
-                                               request: pytest.FixtureRequest,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_show_run_prints_rules_that_parse_back(
+    run: str, width: int, tty: bool, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory = request.getfixturevalue(run)
     as_terminal(monkeypatch, width, tty)
     result = runner.invoke(app, ["show", str(directory), "--top", "3"])
@@ -169,7 +192,9 @@ def test_json_of_a_run_whose_report_has_nan_is_strict(long_run: Path, tmp_path: 
         changed = conn.execute(
             "UPDATE runs SET status = 'diverged', final_return = NULL, message = 'the "
             "program''s loss or its derivatives are not finite' WHERE phase = 'report' AND "
-            "task = ?", (heldout[0].label,)).rowcount
+            "task = ?",
+            (heldout[0].label,),
+        ).rowcount
     assert changed == 3
     for args in (["evolve", "--resume", str(copy), "--json"], ["show", str(copy), "--json"]):
         result = runner.invoke(app, args)
@@ -193,8 +218,9 @@ def test_export_run_writes_runnable_rules(run_dir: Path, tmp_path: Path) -> None
     exec(compile(out.read_text(), str(out), "exec"), namespace)  # our own generated module
     T, B = 4, 3
     z = np.zeros((T, B), np.float32)
-    adv, vtarget = namespace["scan"](r=z + 1, term=z, reset=z, v=z, v_next=z, logp=z,
-                                     entropy=z, progress=z)[:2]
+    adv, vtarget = namespace["scan"](
+        r=z + 1, term=z, reset=z, v=z, v_next=z, logp=z, entropy=z, progress=z
+    )[:2]
     assert adv.shape == (T, B) and np.isfinite(adv).all()
     two = runner.invoke(app, ["export", str(run_dir), "--top", "2", "-o", str(out)])
     assert two.exit_code == 0, two.output
@@ -207,8 +233,10 @@ def test_export_run_writes_runnable_rules(run_dir: Path, tmp_path: Path) -> None
         (["evolve", "--budget", "0"], "--budget: 0 is out of range"),
         (["evolve"], "--budget is required"),
         (["evolve", "--budget", "2", "--suite", "huge"], "unknown suite 'huge'; choose one of"),
-        (["evolve", "--budget", "2", "--init", "nothing.evz"],
-         "--init: nothing.evz does not exist"),
+        (
+            ["evolve", "--budget", "2", "--init", "nothing.evz"],
+            "--init: nothing.evz does not exist",
+        ),
         (["evolve", "--budget", "2", "--backend", "gpu"], "unknown --backend 'gpu'"),
         (["evolve", "--resume", "{tmp}"], "is not an evozero run"),
         (["evolve", "--resume", "{tmp}/nope"], "is not a directory"),
@@ -240,8 +268,10 @@ def test_resume_refuses_changed_search_settings_and_other_versions(run_dir: Path
     with sqlite3.connect(db) as conn:
         (env,) = conn.execute("SELECT value FROM meta WHERE key = 'environment'").fetchone()
         old = json.loads(env)
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'environment'",
-                     (json.dumps({**old, "evozero": "0.0.1"}),))
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'environment'",
+            (json.dumps({**old, "evozero": "0.0.1"}),),
+        )
     try:
         result = runner.invoke(app, ["evolve", "--resume", str(run_dir)])
         assert result.exit_code == 2
@@ -255,19 +285,40 @@ def finished(db: Path) -> dict[int, tuple]:
     """Finished candidates, read while the driver may still be creating the database."""
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            return {row[0]: row[1:] for row in conn.execute(
-                "SELECT id, text, status, fitness, finished_at FROM candidates "
-                "WHERE done_seq IS NOT NULL")}
+            return {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    "SELECT id, text, status, fitness, finished_at FROM candidates "
+                    "WHERE done_seq IS NOT NULL"
+                )
+            }
     except sqlite3.OperationalError:  # not created yet
         return {}
 
 
 def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "evozero", "evolve", "--budget", "14", *TINY,
-           "--workers", "2", "--out", str(out), "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, env=os.environ.copy())
+    cmd = [
+        sys.executable,
+        "-m",
+        "evozero",
+        "evolve",
+        "--budget",
+        "14",
+        *TINY,
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=os.environ.copy(),
+    )
     db = out / "run.sqlite"
     deadline = time.time() + 120
     try:
@@ -294,8 +345,9 @@ def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None
 
 
 def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> None:
-    config = SearchConfig(budget=10, suite="tiny", backend="process", workers=2,
-                          population=6, tournament=3)
+    config = SearchConfig(
+        budget=10, suite="tiny", backend="process", workers=2, population=6, tournament=3
+    )
     search = Search.create(tmp_path / "run", config)
     killed: dict[int, int] = {}  # job (candidate id) -> pid
 
@@ -305,8 +357,11 @@ def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> N
             return
         if any(c.status == Status.ERROR for c in map(search.store.candidate, killed)):
             return
-        busy = {job: pid for pid, job in search.backend.worker_jobs().items()
-                if job is not None and job not in killed}
+        busy = {
+            job: pid
+            for pid, job in search.backend.worker_jobs().items()
+            if job is not None and job not in killed
+        }
         if busy:
             job = min(busy)
             os.kill(busy[job], signal.SIGKILL)
@@ -325,8 +380,9 @@ def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> N
 
 
 def test_ray_backend_runs_a_search(tmp_path: Path) -> None:
-    config = SearchConfig(budget=4, suite="tiny", backend="ray", workers=2, population=4,
-                          tournament=2)
+    config = SearchConfig(
+        budget=4, suite="tiny", backend="ray", workers=2, population=4, tournament=2
+    )
     search = Search.create(tmp_path / "run", config)
     search.run()
     store = search.store
@@ -337,10 +393,23 @@ def test_ray_backend_runs_a_search(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_gracefully_and_the_run_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "evozero", "evolve", "--budget", "12", *TINY,
-           "--workers", "2", "--out", str(out), "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=os.environ.copy())
+    cmd = [
+        sys.executable,
+        "-m",
+        "evozero",
+        "evolve",
+        "--budget",
+        "12",
+        *TINY,
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy()
+    )
     db = out / "run.sqlite"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -366,14 +435,18 @@ def test_ctrl_c_stops_gracefully_and_the_run_resumes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("phase", ["normalizers", "report"])
 def test_ctrl_c_stops_promptly_while_measuring_normalizers_and_reporting(
-        phase: str, tmp_path: Path) -> None:
+    phase: str, tmp_path: Path
+) -> None:
     """Ctrl-C outside the evolution proper, too: within a generous 10 s of the signal
     (an uninterrupted run has minutes left), exit code 130, the run resumable."""
     out = tmp_path / "run"
     # A fresh cache: the normalizers are measured, not read.
     env = {"EVOZERO_CACHE_DIR": str(tmp_path / "cache")} if phase == "normalizers" else {}
-    run = ctrl_c(f"phase:{phase}", ["evolve", "--budget", "1", *TINY, "--workers", "2",
-                                    "--out", str(out), "--json"], env=env)
+    run = ctrl_c(
+        f"phase:{phase}",
+        ["evolve", "--budget", "1", *TINY, "--workers", "2", "--out", str(out), "--json"],
+        env=env,
+    )
     assert run.returncode == 130, run.stderr
     assert run.seconds is not None and run.seconds < 10
     assert f"resume with: evozero evolve --resume {out}" in run.stderr.replace("\n", "")

@@ -68,13 +68,19 @@ def flag_of(param: Any) -> str:
 
 def checked_flags() -> list[tuple[str, str, Any]]:
     """(command, flag, parser) of every numeric and path flag."""
-    return [(c, flag_of(p), parser) for c, p, annotation, parser in parameters()
-            if annotation in (int, float, Path) or isinstance(parser, KINDS)]
+    return [
+        (c, flag_of(p), parser)
+        for c, p, annotation, parser in parameters()
+        if annotation in (int, float, Path) or isinstance(parser, KINDS)
+    ]
 
 
 def test_every_numeric_and_path_flag_declares_its_kind() -> None:
-    flags = [(c, flag_of(p), annotation, parser) for c, p, annotation, parser in parameters()
-             if annotation in (int, float, Path)]
+    flags = [
+        (c, flag_of(p), annotation, parser)
+        for c, p, annotation, parser in parameters()
+        if annotation in (int, float, Path)
+    ]
     assert len(flags) >= 20  # the enumeration sees the app
     untyped = [(c, f, a) for c, f, a, parser in flags if not isinstance(parser, KINDS)]
     assert not untyped, f"give these a parser from evozero.cli.params: {untyped}"
@@ -123,17 +129,22 @@ def invoke_with(command: str, flag: str, value: str, tmp: Path):
     if flag.startswith("-"):
         options += [flag, value]  # the last one given wins
     else:
-        positions = [flag_of(p) for p in typer.main.get_command(app).commands[command].params
-                     if p.param_type_name == "argument"]
+        positions = [
+            flag_of(p)
+            for p in typer.main.get_command(app).commands[command].params
+            if p.param_type_name == "argument"
+        ]
         args[positions.index(flag)] = value
     line = [command, *args, *options]
     return runner.invoke(app, [a.replace("{tmp}", str(tmp)) for a in line])
 
 
-@pytest.mark.parametrize(("command", "flag", "parser"),
-                         [pytest.param(*f, id=f"{f[0]} {f[1]}") for f in checked_flags()])
-def test_bad_values_are_one_line_naming_the_flag(command: str, flag: str, parser: Any,
-                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "flag", "parser"), [pytest.param(*f, id=f"{f[0]} {f[1]}") for f in checked_flags()]
+)
+def test_bad_values_are_one_line_naming_the_flag(
+    command: str, flag: str, parser: Any, tmp_path: Path
+) -> None:
     for value in bad_values(parser, tmp_path):
         result = invoke_with(command, flag, value, tmp_path)
         what = f"{command} {flag} {value!r}"
@@ -182,8 +193,9 @@ def help_text(*command: str, width: int) -> str:
     return result.stdout
 
 
-@pytest.mark.parametrize("command", [(), *[(c,) for c in BASE]],
-                         ids=lambda c: c[0] if c else "evozero")
+@pytest.mark.parametrize(
+    "command", [(), *[(c,) for c in BASE]], ids=lambda c: c[0] if c else "evozero"
+)
 def test_help_reads_like_a_well_kept_cli(command: tuple[str, ...]) -> None:
     text = help_text(*command, width=80)
     assert not TYPE_METAVAR.search(text), TYPE_METAVAR.search(text)

@@ -26,8 +26,10 @@ PROMPTLY = 10.0  # seconds from Ctrl-C to the exit
 
 
 def test_eval_stops_every_run_and_says_none_finished() -> None:
-    run = ctrl_c("thread:evozero-train-", ["eval", PPO, "--steps", str(10**12),
-                                            "--seeds", "2", "--workers", "2"])
+    run = ctrl_c(
+        "thread:evozero-train-",
+        ["eval", PPO, "--steps", str(10**12), "--seeds", "2", "--workers", "2"],
+    )
     assert run.returncode == 130, run.stderr
     assert run.seconds is not None and run.seconds < PROMPTLY
     assert run.stderr.strip() == "interrupted: 0 of 2 seed(s) finished"
@@ -35,9 +37,10 @@ def test_eval_stops_every_run_and_says_none_finished() -> None:
 
 def test_eval_keeps_the_seeds_that_finished() -> None:
     # One worker: seed 1 starts when seed 0 has finished; Ctrl-C lands during seed 1.
-    run = ctrl_c("thread:evozero-train-breakout-1", ["eval", PPO, "--steps", str(2**18),
-                                                     "--seeds", "2", "--workers", "1",
-                                                     "--json"])
+    run = ctrl_c(
+        "thread:evozero-train-breakout-1",
+        ["eval", PPO, "--steps", str(2**18), "--seeds", "2", "--workers", "1", "--json"],
+    )
     assert run.returncode == 130, run.stderr
     assert run.seconds is not None and run.seconds < PROMPTLY
     assert "interrupted: 1 of 2 seed(s) finished" in run.stderr
@@ -54,9 +57,11 @@ def test_show_simplify_stops_during_a_long_simplify(tmp_path: Path) -> None:
         "  a = tanh(v - vtarget) * sigmoid(logp - v_old) + exp(entropy * adv)\n"
         "  b = tanh(a * a + logp) * sigmoid(a - v) + exp(a * v_old)\n"
         "  c = tanh(b * a + entropy) * sigmoid(b - a) + log(square(b) + 1)\n"
-        "  loss = -logp * adv + c * b - a\n")
-    run = ctrl_c("thread:evozero-time-limit",
-                 ["show", str(slow), "--simplify", "--timeout", "86400"])
+        "  loss = -logp * adv + c * b - a\n"
+    )
+    run = ctrl_c(
+        "thread:evozero-time-limit", ["show", str(slow), "--simplify", "--timeout", "86400"]
+    )
     assert run.returncode == 130, run.stderr
     assert run.seconds is not None and run.seconds < PROMPTLY
     assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"

@@ -23,8 +23,16 @@ def test_a_printed_program_parses_back_at_any_width(name: str, width: int, tty: 
     text = pseudocode(program)
     assert max(map(len, text.splitlines())) > width  # lines the terminal cannot hold
     out = io.StringIO()
-    print_program(Console(file=out, width=width, height=25, force_terminal=tty,
-                          color_system="standard" if tty else "auto"), text)
+    print_program(
+        Console(
+            file=out,
+            width=width,
+            height=25,
+            force_terminal=tty,
+            color_system="standard" if tty else "auto",
+        ),
+        text,
+    )
     printed = out.getvalue()
     assert ("\x1b[" in printed) == tty  # highlighted on a terminal only
     assert plain(printed) == text
@@ -33,17 +41,27 @@ def test_a_printed_program_parses_back_at_any_width(name: str, width: int, tty: 
 
 def test_jsonable_makes_strict_json_data() -> None:
     data = {
-        "nan": math.nan, "inf": math.inf, "-inf": -math.inf, "x": 1.5,
+        "nan": math.nan,
+        "inf": math.inf,
+        "-inf": -math.inf,
+        "x": 1.5,
         "np": [np.float32("nan"), np.float64(2.5), np.int64(3), np.bool_(True)],
         "array": np.array([[1.0, np.inf], [np.nan, -0.5]], np.float32),
-        "scalar": np.array(np.nan), "tuple": (1, None, "s"), "path": Path("runs/a"),
+        "scalar": np.array(np.nan),
+        "tuple": (1, None, "s"),
+        "path": Path("runs/a"),
         2: {"nested": [math.nan]},
     }
     assert jsonable(data) == {
-        "nan": None, "inf": None, "-inf": None, "x": 1.5,
+        "nan": None,
+        "inf": None,
+        "-inf": None,
+        "x": 1.5,
         "np": [None, 2.5, 3, True],
         "array": [[1.0, None], [None, -0.5]],
-        "scalar": None, "tuple": [1, None, "s"], "path": "runs/a",
+        "scalar": None,
+        "tuple": [1, None, "s"],
+        "path": "runs/a",
         "2": {"nested": [None]},
     }
 

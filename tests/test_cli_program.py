@@ -39,9 +39,11 @@ def one_line_error(result, exit_code: int = 2) -> str:
 
 def test_show_pseudocode_drops_dead_code(tmp_path: Path) -> None:
     src = tmp_path / "dead.evz"
-    src.write_text("const k = 2, unused = 5\nscan:\n  carry c = 0\n  c = c + 1\n"
-                   "  junk = exp(r)\n  adv = r * k\n  vtarget = v\n"
-                   "objective:\n  loss = -logp * adv\n")
+    src.write_text(
+        "const k = 2, unused = 5\nscan:\n  carry c = 0\n  c = c + 1\n"
+        "  junk = exp(r)\n  adv = r * k\n  vtarget = v\n"
+        "objective:\n  loss = -logp * adv\n"
+    )
     result = invoke("show", str(src))
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -63,7 +65,8 @@ def test_show_reference_program() -> None:
 @pytest.mark.parametrize(("width", "tty"), TERMINALS)
 @pytest.mark.parametrize("name", sorted(LONG_PROGRAMS))
 def test_show_prints_the_live_program_at_any_width(
-        name: str, width: int, tty: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name: str, width: int, tty: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / f"{name}.evz"
     src.write_text(LONG_PROGRAMS[name])
     as_terminal(monkeypatch, width, tty)
@@ -104,8 +107,9 @@ def test_show_simplify() -> None:
 
 
 def test_show_simplify_latex_with_carry() -> None:
-    result = invoke("show", str(PROGRAMS / "reinforce.evz"), "--simplify", "--latex",
-                    "--timeout", "30")
+    result = invoke(
+        "show", str(PROGRAMS / "reinforce.evz"), "--simplify", "--latex", "--timeout", "30"
+    )
     assert result.exit_code == 0, result.output
     assert r"ret_{t+1}" in result.stdout
     assert r"\begin{cases}" in result.stdout
@@ -166,8 +170,9 @@ def test_missing_file(command: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["show", "export"])
 def test_parse_error_is_one_line_with_location(command: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.evz"
-    bad.write_text("const gamma = 0.99\n\nscan:\n  adv = r * gamm\n  vtarget = v\n"
-                   "objective:\n  loss = adv\n")
+    bad.write_text(
+        "const gamma = 0.99\n\nscan:\n  adv = r * gamm\n  vtarget = v\nobjective:\n  loss = adv\n"
+    )
     extra = ["-o", str(tmp_path / "rule.py")] if command == "export" else []
     line = one_line_error(invoke(command, str(bad), *extra))
     assert line.startswith(f"error: {bad}:4:13: unknown name 'gamm' in scan")
@@ -195,8 +200,7 @@ def test_directory_and_binary_file(tmp_path: Path) -> None:
 
 
 def test_unknown_backend(tmp_path: Path) -> None:
-    line = one_line_error(invoke("export", PPO, "-o", str(tmp_path / "r.py"),
-                                 "--backend", "jax"))
+    line = one_line_error(invoke("export", PPO, "-o", str(tmp_path / "r.py"), "--backend", "jax"))
     assert line == "error: unknown backend 'jax'; choose one of: numpy, torch"
 
 
@@ -221,8 +225,10 @@ def test_show_simplify_prints_computed_numbers(tmp_path: Path) -> None:
     """sqrt(2 * r) is sqrt(2) * sqrt(|r|): shown as float32 sqrt(2), in text and LaTeX."""
     src = tmp_path / "sqrt2.evz"
     src.write_text("scan:\n  adv = sqrt(2 * r)\n  vtarget = v\nobjective:\n  loss = -logp * adv\n")
-    for flags, shown in ((["--simplify"], "adv = 1.4142135*sqrt(Abs(r))"),
-                         (["--simplify", "--latex"], r"adv &= 1.4142135 \cdot \sqrt{")):
+    for flags, shown in (
+        (["--simplify"], "adv = 1.4142135*sqrt(Abs(r))"),
+        (["--simplify", "--latex"], r"adv &= 1.4142135 \cdot \sqrt{"),
+    ):
         result = invoke("show", str(src), *flags)
         assert result.exit_code == 0, result.output
         assert shown in result.stdout

@@ -64,8 +64,14 @@ def dodging_policy(obs: np.ndarray, t: int, rng: np.random.Generator) -> np.ndar
     after = safe_next[env[:, :, None], STEP[:, cell].transpose(1, 2, 0)]  # (n, a, next action)
     room = after.sum(axis=2)
     repeat = after[:, np.arange(len(MOVES)), np.arange(len(MOVES))]
-    scores = (-1000 * danger_now[env, cell] - 50 * spawn[env, cell] + 10 * room + 30 * repeat
-              + 20 * gold_now[env, cell] + CENTRE[cell])
+    scores = (
+        -1000 * danger_now[env, cell]
+        - 50 * spawn[env, cell]
+        + 10 * room
+        + 30 * repeat
+        + 20 * gold_now[env, cell]
+        + CENTRE[cell]
+    )
     scores += 0.1 * rng.random(scores.shape)  # break ties at random
     return scores.argmax(axis=1)
 
@@ -90,8 +96,15 @@ class RampProbe:
 @pytest.mark.parametrize("minimal", [False, True])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_policy(seed: int, minimal: bool, sticky: float, ramping: bool) -> None:
-    stats = lockstep("asterix", seed=seed, num_envs=8, steps=300, sticky_action_prob=sticky,
-                     difficulty_ramping=ramping, minimal_action_set=minimal)
+    stats = lockstep(
+        "asterix",
+        seed=seed,
+        num_envs=8,
+        steps=300,
+        sticky_action_prob=sticky,
+        difficulty_ramping=ramping,
+        minimal_action_set=minimal,
+    )
     assert stats.episodes > 20
     assert stats.total_reward > 0
 
@@ -100,12 +113,21 @@ def test_random_policy(seed: int, minimal: bool, sticky: float, ramping: bool) -
 @pytest.mark.parametrize("sticky", [0.0, 0.1])
 @pytest.mark.parametrize("minimal", [False, True])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_dodging_policy_reaches_full_ramp(seed: int, minimal: bool, sticky: float,
-                                          ramping: bool) -> None:
+def test_dodging_policy_reaches_full_ramp(
+    seed: int, minimal: bool, sticky: float, ramping: bool
+) -> None:
     probe = RampProbe()
-    stats = lockstep("asterix", seed=seed, num_envs=6, steps=1000, sticky_action_prob=sticky,
-                     difficulty_ramping=ramping, minimal_action_set=minimal,
-                     policy=dodging_policy, probe=probe)
+    stats = lockstep(
+        "asterix",
+        seed=seed,
+        num_envs=6,
+        steps=1000,
+        sticky_action_prob=sticky,
+        difficulty_ramping=ramping,
+        minimal_action_set=minimal,
+        policy=dodging_policy,
+        probe=probe,
+    )
     assert stats.longest_episode > RAMP_STEPS
     assert stats.total_reward > 100
     if ramping:

@@ -87,8 +87,14 @@ class LandingPolicy:
 @pytest.mark.parametrize("minimal", [False, True])
 @pytest.mark.parametrize("seed", [0, 2**32 - 1, 12345])
 def test_random_policy(seed: int, minimal: bool, sticky: float) -> None:
-    stats = lockstep("breakout", seed=seed, num_envs=8, steps=1500, sticky_action_prob=sticky,
-                     minimal_action_set=minimal)
+    stats = lockstep(
+        "breakout",
+        seed=seed,
+        num_envs=8,
+        steps=1500,
+        sticky_action_prob=sticky,
+        minimal_action_set=minimal,
+    )
     assert stats.episodes > 100
 
 
@@ -96,9 +102,16 @@ def test_random_policy(seed: int, minimal: bool, sticky: float) -> None:
 @pytest.mark.parametrize("ramping", [True, False])
 @pytest.mark.parametrize("minimal", [False, True])
 def test_tracking_policy_reaches_brick_refills(minimal: bool, ramping: bool, sticky: float) -> None:
-    stats = lockstep("breakout", seed=7, num_envs=8, steps=1500, sticky_action_prob=sticky,
-                     difficulty_ramping=ramping, minimal_action_set=minimal,
-                     policy=LandingPolicy(minimal))
+    stats = lockstep(
+        "breakout",
+        seed=7,
+        num_envs=8,
+        steps=1500,
+        sticky_action_prob=sticky,
+        difficulty_ramping=ramping,
+        minimal_action_set=minimal,
+        policy=LandingPolicy(minimal),
+    )
     # 30 bricks per wall: a return above 30 means a refill happened and was matched.
     assert max(stats.episode_returns) > 30
     assert stats.total_reward > 400

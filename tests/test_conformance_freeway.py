@@ -51,8 +51,15 @@ class CrossingProbe:
 @pytest.mark.parametrize("minimal", [False, True])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_policy(seed: int, minimal: bool, sticky: float, ramping: bool) -> None:
-    stats = lockstep("freeway", seed=seed, num_envs=8, steps=300, sticky_action_prob=sticky,
-                     difficulty_ramping=ramping, minimal_action_set=minimal)
+    stats = lockstep(
+        "freeway",
+        seed=seed,
+        num_envs=8,
+        steps=300,
+        sticky_action_prob=sticky,
+        difficulty_ramping=ramping,
+        minimal_action_set=minimal,
+    )
     assert stats.episodes == 0  # every episode lasts 2501 steps
 
 
@@ -60,12 +67,21 @@ def test_random_policy(seed: int, minimal: bool, sticky: float, ramping: bool) -
 @pytest.mark.parametrize("sticky", [0.0, 0.1])
 @pytest.mark.parametrize("minimal", [False, True])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_mostly_up_policy_crosses_until_time_limit(seed: int, minimal: bool, sticky: float,
-                                                   ramping: bool) -> None:
+def test_mostly_up_policy_crosses_until_time_limit(
+    seed: int, minimal: bool, sticky: float, ramping: bool
+) -> None:
     probe = CrossingProbe()
-    stats = lockstep("freeway", seed=seed, num_envs=2, steps=EPISODE_STEPS + 100,
-                     sticky_action_prob=sticky, difficulty_ramping=ramping,
-                     minimal_action_set=minimal, policy=mostly_up_policy(minimal), probe=probe)
+    stats = lockstep(
+        "freeway",
+        seed=seed,
+        num_envs=2,
+        steps=EPISODE_STEPS + 100,
+        sticky_action_prob=sticky,
+        difficulty_ramping=ramping,
+        minimal_action_set=minimal,
+        policy=mostly_up_policy(minimal),
+        probe=probe,
+    )
     assert stats.episodes == probe.full_episodes == 2
     assert stats.longest_episode == EPISODE_STEPS
     # every reward is a crossing; one on the very last step of an episode hides in its reset

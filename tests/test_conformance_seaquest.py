@@ -55,7 +55,7 @@ class DiverPolicy:
         threat = enemies | o[:, :, 4]
 
         def danger(y: int) -> bool:
-            return 1 <= y <= 8 and bool(threat[y, max(0, sx - 1):sx + 2].any())
+            return 1 <= y <= 8 and bool(threat[y, max(0, sx - 1) : sx + 2].any())
 
         if self.bobs[i]:
             if sy > 0:
@@ -146,8 +146,14 @@ class SeaquestProbe:
 @pytest.mark.parametrize("minimal", [False, True])
 @pytest.mark.parametrize("seed", [0, 2**32 - 1])
 def test_random_policy(seed: int, minimal: bool, sticky: float) -> None:
-    stats = lockstep("seaquest", seed=seed, num_envs=8, steps=800, sticky_action_prob=sticky,
-                     minimal_action_set=minimal)
+    stats = lockstep(
+        "seaquest",
+        seed=seed,
+        num_envs=8,
+        steps=800,
+        sticky_action_prob=sticky,
+        minimal_action_set=minimal,
+    )
     assert stats.episodes > 50
 
 
@@ -155,13 +161,22 @@ def test_random_policy(seed: int, minimal: bool, sticky: float) -> None:
     ("seed", "sticky", "ramping", "minimal"),
     [(0, 0.1, True, False), (2**32 - 1, 0.0, True, True), (12345, 0.1, False, True)],
 )
-def test_diver_policy_reaches_deep_states(seed: int, sticky: float, ramping: bool,
-                                          minimal: bool) -> None:
+def test_diver_policy_reaches_deep_states(
+    seed: int, sticky: float, ramping: bool, minimal: bool
+) -> None:
     num_envs = 16
     probe = SeaquestProbe()
-    stats = lockstep("seaquest", seed=seed, num_envs=num_envs, steps=2500,
-                     sticky_action_prob=sticky, difficulty_ramping=ramping,
-                     minimal_action_set=minimal, policy=DiverPolicy(num_envs), probe=probe)
+    stats = lockstep(
+        "seaquest",
+        seed=seed,
+        num_envs=num_envs,
+        steps=2500,
+        sticky_action_prob=sticky,
+        difficulty_ramping=ramping,
+        minimal_action_set=minimal,
+        policy=DiverPolicy(num_envs),
+        probe=probe,
+    )
     e = probe.events
     assert e["surfaced_six"] >= 3, e
     assert e["pickup_below_zero"] >= 1, e

@@ -193,8 +193,14 @@ class InvadersProbe:
 @pytest.mark.parametrize("minimal", [False, True])
 @pytest.mark.parametrize("seed", [0, 2**32 - 1])
 def test_random_policy(seed: int, minimal: bool, sticky: float) -> None:
-    stats = lockstep("space_invaders", seed=seed, num_envs=8, steps=500,
-                     sticky_action_prob=sticky, minimal_action_set=minimal)
+    stats = lockstep(
+        "space_invaders",
+        seed=seed,
+        num_envs=8,
+        steps=500,
+        sticky_action_prob=sticky,
+        minimal_action_set=minimal,
+    )
     assert stats.episodes > 5
 
 
@@ -206,9 +212,17 @@ def test_hunter_clears_waves(seed: int, sticky: float, ramping: bool, minimal: b
     num_envs = 16
     probe = InvadersProbe()
     policy = Hunter(num_envs, MINIMAL if minimal else FULL)
-    lockstep("space_invaders", seed=seed, num_envs=num_envs, steps=1500,
-             sticky_action_prob=sticky, difficulty_ramping=ramping, minimal_action_set=minimal,
-             policy=policy, probe=probe)
+    lockstep(
+        "space_invaders",
+        seed=seed,
+        num_envs=num_envs,
+        steps=1500,
+        sticky_action_prob=sticky,
+        difficulty_ramping=ramping,
+        minimal_action_set=minimal,
+        policy=policy,
+        probe=probe,
+    )
     e = probe.events
     assert e["new_wave"] >= 50, e
     # the ramp stops at a move interval of 6, after 6 waves
@@ -218,9 +232,16 @@ def test_hunter_clears_waves(seed: int, sticky: float, ramping: bool, minimal: b
 @pytest.mark.parametrize(("seed", "minimal"), [(0, False), (2**32 - 1, True)])
 def test_carver_lets_the_swarm_wrap(seed: int, minimal: bool) -> None:
     probe = InvadersProbe()
-    stats = lockstep("space_invaders", seed=seed, num_envs=16, steps=1200, sticky_action_prob=0.1,
-                     minimal_action_set=minimal, policy=carver(MINIMAL if minimal else FULL),
-                     probe=probe)
+    stats = lockstep(
+        "space_invaders",
+        seed=seed,
+        num_envs=16,
+        steps=1200,
+        sticky_action_prob=0.1,
+        minimal_action_set=minimal,
+        policy=carver(MINIMAL if minimal else FULL),
+        probe=probe,
+    )
     e = probe.events
     assert e["wrapped"] >= 10 and e["shot"] >= 1 and e["alien_on_cannon"] >= 1, e
     assert stats.episodes == e["wrapped"] + e["shot"] + e["alien_on_cannon"]

@@ -31,9 +31,18 @@ def test_the_core_reads_every_trainer_field_and_only_those() -> None:
 
 def _train(options: dict[str, object]) -> dict[str, object]:
     rule = _core.Interpreter(**compile_program(dsl.load("programs/ppo.evz")).arrays())
-    return _core.train_minatar("breakout", SMALL.num_envs, STICKY_ACTION_PROB,
-                               DIFFICULTY_RAMPING, True, 0, rule, options, 0,
-                               _core.TrainProgress())
+    return _core.train_minatar(
+        "breakout",
+        SMALL.num_envs,
+        STICKY_ACTION_PROB,
+        DIFFICULTY_RAMPING,
+        True,
+        0,
+        rule,
+        options,
+        0,
+        _core.TrainProgress(),
+    )
 
 
 def test_the_core_takes_the_python_options() -> None:

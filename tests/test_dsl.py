@@ -43,8 +43,12 @@ objective:
 """
 
 
-def wrap(scan: str = "adv = r\nvtarget = r", objective: str = "loss = -logp * adv",
-         post: str = "", consts: str = "") -> str:
+def wrap(
+    scan: str = "adv = r\nvtarget = r",
+    objective: str = "loss = -logp * adv",
+    post: str = "",
+    consts: str = "",
+) -> str:
     def block(body: str) -> str:
         return "".join(f"  {line}\n" for line in body.splitlines())
 
@@ -83,15 +87,22 @@ def run_program(p: Program, data: dict[str, np.ndarray]) -> dict[str, np.ndarray
     steps = data["r"].shape[0]
     adv = np.zeros_like(data["r"])
     vtarget = np.zeros_like(data["r"])
-    carry = {c.name: (np.zeros_like(data["r"][0]) if c.init == "0"
-                      else data["v_next"][steps - 1]) for c in p.scan.carries}
+    carry = {
+        c.name: (np.zeros_like(data["r"][0]) if c.init == "0" else data["v_next"][steps - 1])
+        for c in p.scan.carries
+    }
     for t in range(steps - 1, -1, -1):
         env = {n: data[n][t] for n in INPUTS["scan"]} | consts | carry
         out = run(p.scan.instrs, env)
         adv[t], vtarget[t] = out["adv"], out["vtarget"]
         carry = {c.name: out[c.name] for c in p.scan.carries}
-    env = {"adv": adv, "vtarget": vtarget, "v": data["v"], "r": data["r"],
-           "progress": data["progress"]} | consts
+    env = {
+        "adv": adv,
+        "vtarget": vtarget,
+        "v": data["v"],
+        "r": data["r"],
+        "progress": data["progress"],
+    } | consts
     out = run(p.post.instrs, env)
     adv, vtarget = out["adv"], out["vtarget"]
     env = {n: data[n] for n in INPUTS["objective"] if n not in ("adv", "vtarget")}
@@ -112,9 +123,15 @@ def rollout(seed: int = 0, steps: int = 12, envs: int = 5) -> dict[str, np.ndarr
     logp_old = f(logp + rng.normal(size=(steps, envs)) * 0.2)
     v = f(rng.normal(size=(steps, envs)))
     return {
-        "r": f(rng.normal(size=(steps, envs))), "term": term, "reset": reset, "v": v,
-        "v_next": f(rng.normal(size=(steps, envs))), "logp": logp, "logp_old": logp_old,
-        "ratio": f(np.exp(logp - logp_old)), "entropy": f(rng.random((steps, envs))),
+        "r": f(rng.normal(size=(steps, envs))),
+        "term": term,
+        "reset": reset,
+        "v": v,
+        "v_next": f(rng.normal(size=(steps, envs))),
+        "logp": logp,
+        "logp_old": logp_old,
+        "ratio": f(np.exp(logp - logp_old)),
+        "entropy": f(rng.random((steps, envs))),
         "v_old": f(v + rng.normal(size=(steps, envs)) * 0.3),
         "progress": np.full((steps, envs), 0.25, np.float32),
     }
@@ -149,8 +166,10 @@ def test_sketch_from_architecture() -> None:
     p = parse(SKETCH, "sketch.evz")
     assert p.scan.carry_names == ("g",)
     assert [i.op for i in p.post.instrs] == ["normalize"]
-    assert to_text(p).split("\n", 2)[0] == "const gamma = 0.99, lam = 0.95, eps = 0.2, " \
+    assert (
+        to_text(p).split("\n", 2)[0] == "const gamma = 0.99, lam = 0.95, eps = 0.2, "
         "c_v = 0.5, c_h = 0.01"
+    )
     assert body(p, "objective") == [
         "surr = min(ratio * adv, clip(ratio, 1 - eps, 1 + eps) * adv)",
         "loss = -surr + c_v * square(v - vtarget) - c_h * entropy",
@@ -160,7 +179,8 @@ def test_sketch_from_architecture() -> None:
 def test_ppo_computes_purejaxrl_loss() -> None:
     p = load(PROGRAMS / "ppo.evz")
     assert p.constant_values == pytest.approx(
-        {"gamma": 0.99, "lam": 0.95, "eps": 0.2, "c_v": 0.5, "c_h": 0.01})
+        {"gamma": 0.99, "lam": 0.95, "eps": 0.2, "c_v": 0.5, "c_h": 0.01}
+    )
     d = rollout()
     out = run_program(p, d)
     adv, vtarget = gae(d, 0.99, 0.95)
@@ -274,8 +294,11 @@ def test_negative_literal_versus_neg() -> None:
 def test_flattening_into_temporaries() -> None:
     p = parse(wrap(scan="adv = r + 2 * exp(v)\nvtarget = r"))
     assert [(i.target, i.op, i.args) for i in p.scan.instrs] == [
-        ("_1", "exp", ("v",)), ("_2", "mul", (2.0, "_1")), ("adv", "add", ("r", "_2")),
-        ("vtarget", "copy", ("r",))]
+        ("_1", "exp", ("v",)),
+        ("_2", "mul", (2.0, "_1")),
+        ("adv", "add", ("r", "_2")),
+        ("vtarget", "copy", ("r",)),
+    ]
 
 
 def test_explicit_temporaries_are_accepted_and_renumbered() -> None:
@@ -286,8 +309,10 @@ def test_explicit_temporaries_are_accepted_and_renumbered() -> None:
 
 
 def test_comments_blank_lines_crlf_tabs_and_order() -> None:
-    text = ("# header\r\n\r\nobjective:   # the loss\r\n\tloss = -logp * adv  # pg\r\n"
-            "const k = 2  # late constant\r\nscan:\r\n\tadv = r * k\r\n\tvtarget = r\r\n")
+    text = (
+        "# header\r\n\r\nobjective:   # the loss\r\n\tloss = -logp * adv  # pg\r\n"
+        "const k = 2  # late constant\r\nscan:\r\n\tadv = r * k\r\n\tvtarget = r\r\n"
+    )
     p = parse(text)
     assert p.constant_values == {"k": 2.0}
     assert p == parse(wrap(scan="adv = r * k\nvtarget = r", consts="const k = 2"))
@@ -347,15 +372,25 @@ def test_format_literal_round_trips_on_random_bit_patterns() -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), max_instrs=st.integers(0, 16),
-       max_carries=st.integers(0, 4), p_temp=st.floats(0, 0.9),
-       p_literal=st.floats(0, 0.6), p_reassign=st.floats(0, 0.5))
-def test_random_programs_round_trip(seed: int, max_instrs: int, max_carries: int,
-                                    p_temp: float, p_literal: float,
-                                    p_reassign: float) -> None:
-    p = random_program(np.random.default_rng(seed), max_instrs=max_instrs,
-                       max_carries=max_carries, p_temp=p_temp, p_literal=p_literal,
-                       p_reassign=p_reassign)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    max_instrs=st.integers(0, 16),
+    max_carries=st.integers(0, 4),
+    p_temp=st.floats(0, 0.9),
+    p_literal=st.floats(0, 0.6),
+    p_reassign=st.floats(0, 0.5),
+)
+def test_random_programs_round_trip(
+    seed: int, max_instrs: int, max_carries: int, p_temp: float, p_literal: float, p_reassign: float
+) -> None:
+    p = random_program(
+        np.random.default_rng(seed),
+        max_instrs=max_instrs,
+        max_carries=max_carries,
+        p_temp=p_temp,
+        p_literal=p_literal,
+        p_reassign=p_reassign,
+    )
     text = to_text(p)
     q = parse(text)
     assert q == p
@@ -371,94 +406,162 @@ OBJ = "objective:\n  loss = -logp * adv\n"
 ST = "scan:\n  adv = r\n  vtarget = r\n"
 
 BAD_INPUTS = [
-    (HEAD + "  g = r + gama * g\n" + TAIL,
-     "t.evz:5:11: unknown name 'gama' in scan; did you mean 'gamma'?"),
-    (HEAD + "  g = r + exq(g)\n" + TAIL,
-     "t.evz:5:11: unknown op 'exq' in scan; did you mean 'exp'?"),
-    ("scan:\n  adv = r + 2 * foo(v)\n  vtarget = r\n" + OBJ,
-     "t.evz:2:17: unknown op 'foo' in scan"),
+    (
+        HEAD + "  g = r + gama * g\n" + TAIL,
+        "t.evz:5:11: unknown name 'gama' in scan; did you mean 'gamma'?",
+    ),
+    (
+        HEAD + "  g = r + exq(g)\n" + TAIL,
+        "t.evz:5:11: unknown op 'exq' in scan; did you mean 'exp'?",
+    ),
+    (
+        "scan:\n  adv = r + 2 * foo(v)\n  vtarget = r\n" + OBJ,
+        "t.evz:2:17: unknown op 'foo' in scan",
+    ),
     (HEAD + "  g = clip(r, 1)\n" + TAIL, "t.evz:5:7: clip(x, lo, hi) takes 3 arguments, got 2"),
-    (HEAD + "  g = r * ratio\n" + TAIL,
-     "t.evz:5:11: 'ratio' is not an input of scan (it is an input of objective)"),
-    (ST + "objective:\n  loss = normalize(adv)\n",
-     "t.evz:5:10: op 'normalize' is not allowed in objective (only in post)"),
-    ("scan:\n  adv = x + 1\n  x = r\n  vtarget = r\n" + OBJ,
-     "t.evz:2:9: 'x' is used before it is assigned in scan"),
+    (
+        HEAD + "  g = r * ratio\n" + TAIL,
+        "t.evz:5:11: 'ratio' is not an input of scan (it is an input of objective)",
+    ),
+    (
+        ST + "objective:\n  loss = normalize(adv)\n",
+        "t.evz:5:10: op 'normalize' is not allowed in objective (only in post)",
+    ),
+    (
+        "scan:\n  adv = x + 1\n  x = r\n  vtarget = r\n" + OBJ,
+        "t.evz:2:9: 'x' is used before it is assigned in scan",
+    ),
     ("scan:\n  adv = r\n" + OBJ, "t.evz:1:1: scan never assigns its output 'vtarget'"),
     ("scan:\n  adv = r\n  vtarget = r\n", "t.evz: missing section 'objective:'"),
-    (HEAD + "  g = r ** 2\n" + TAIL,
-     "t.evz:5:7: operator '**' is not supported; use square(x), sqrt(x) or exp/log; "
-     "expected names, numbers, + - * /, unary -, and op calls"),
-    ("scan:\n  adv = r % 2\n  vtarget = r\n" + OBJ,
-     "t.evz:2:9: operator '%' is not supported; expected names, numbers, + - * /, unary -, "
-     "and op calls"),
-    (HEAD + "  g = r > 0\n" + TAIL,
-     "t.evz:5:7: comparisons are not supported; use where(c, a, b), which picks a where "
-     "c > 0"),
-    (HEAD + "  g = r if v else 0\n" + TAIL,
-     "t.evz:5:7: conditional expressions are not supported; use where(c, a, b)"),
-    (HEAD + "  g = __import__('os').system('true')\n" + TAIL,
-     "t.evz:5:7: only op calls like exp(x) are supported; expected names, numbers, "
-     "+ - * /, unary -, and op calls"),
-    ("scan:\n  adv = r.sum()\n  vtarget = r\n" + OBJ,
-     "t.evz:2:9: only op calls like exp(x) are supported; expected names, numbers, "
-     "+ - * /, unary -, and op calls"),
-    ("scan:\n  adv = r[0]\n  vtarget = r\n" + OBJ,
-     "t.evz:2:9: subscripts not supported; expected names, numbers, + - * /, unary -, and "
-     "op calls"),
-    ("scan:\n  adv = not r\n  vtarget = r\n" + OBJ,
-     "t.evz:2:9: operator 'not' is not supported; expected names, numbers, + - * /, "
-     "unary -, and op calls"),
-    ("scan:\n  adv = (y := r)\n  vtarget = r\n" + OBJ,
-     "t.evz:2:10: assignment expressions not supported; expected names, numbers, + - * /, "
-     "unary -, and op calls"),
-    (HEAD + "  g = 'hello'\n" + TAIL,
-     "t.evz:5:7: only numbers are allowed as literals, got 'hello'"),
-    ("scan:\n  adv = r * True\n  vtarget = r\n" + OBJ,
-     "t.evz:2:13: only numbers are allowed as literals, got True"),
-    ("scan:\n  adv = r * 1j\n  vtarget = r\n" + OBJ,
-     "t.evz:2:13: only numbers are allowed as literals, got 1j"),
+    (
+        HEAD + "  g = r ** 2\n" + TAIL,
+        "t.evz:5:7: operator '**' is not supported; use square(x), sqrt(x) or exp/log; "
+        "expected names, numbers, + - * /, unary -, and op calls",
+    ),
+    (
+        "scan:\n  adv = r % 2\n  vtarget = r\n" + OBJ,
+        "t.evz:2:9: operator '%' is not supported; expected names, numbers, + - * /, unary -, "
+        "and op calls",
+    ),
+    (
+        HEAD + "  g = r > 0\n" + TAIL,
+        "t.evz:5:7: comparisons are not supported; use where(c, a, b), which picks a where c > 0",
+    ),
+    (
+        HEAD + "  g = r if v else 0\n" + TAIL,
+        "t.evz:5:7: conditional expressions are not supported; use where(c, a, b)",
+    ),
+    (
+        HEAD + "  g = __import__('os').system('true')\n" + TAIL,
+        "t.evz:5:7: only op calls like exp(x) are supported; expected names, numbers, "
+        "+ - * /, unary -, and op calls",
+    ),
+    (
+        "scan:\n  adv = r.sum()\n  vtarget = r\n" + OBJ,
+        "t.evz:2:9: only op calls like exp(x) are supported; expected names, numbers, "
+        "+ - * /, unary -, and op calls",
+    ),
+    (
+        "scan:\n  adv = r[0]\n  vtarget = r\n" + OBJ,
+        "t.evz:2:9: subscripts not supported; expected names, numbers, + - * /, unary -, and "
+        "op calls",
+    ),
+    (
+        "scan:\n  adv = not r\n  vtarget = r\n" + OBJ,
+        "t.evz:2:9: operator 'not' is not supported; expected names, numbers, + - * /, "
+        "unary -, and op calls",
+    ),
+    (
+        "scan:\n  adv = (y := r)\n  vtarget = r\n" + OBJ,
+        "t.evz:2:10: assignment expressions not supported; expected names, numbers, + - * /, "
+        "unary -, and op calls",
+    ),
+    (
+        HEAD + "  g = 'hello'\n" + TAIL,
+        "t.evz:5:7: only numbers are allowed as literals, got 'hello'",
+    ),
+    (
+        "scan:\n  adv = r * True\n  vtarget = r\n" + OBJ,
+        "t.evz:2:13: only numbers are allowed as literals, got True",
+    ),
+    (
+        "scan:\n  adv = r * 1j\n  vtarget = r\n" + OBJ,
+        "t.evz:2:13: only numbers are allowed as literals, got 1j",
+    ),
     (HEAD + "  g = min(r, b=2)\n" + TAIL, "t.evz:5:14: min() takes positional arguments only"),
-    ("scan:\n  adv = min(*r)\n  vtarget = r\n" + OBJ,
-     "t.evz:2:13: min() takes positional arguments only"),
+    (
+        "scan:\n  adv = min(*r)\n  vtarget = r\n" + OBJ,
+        "t.evz:2:13: min() takes positional arguments only",
+    ),
     (HEAD + "  g = r + * 2\n" + TAIL, "t.evz:5:11: invalid syntax"),
     (HEAD + "  g = (r + 2\n" + TAIL, "t.evz:5:7: invalid syntax: '(' was never closed"),
     (HEAD + "  g r + 2\n" + TAIL, "t.evz:5:3: expected 'name = expression'"),
     (HEAD + "  g =\n" + TAIL, "t.evz:5:6: expected an expression after '='"),
-    ("scan:\n  carry g = 1\n  adv = g\n  vtarget = r\n" + OBJ,
-     "t.evz:2:13: carry 'g' has initial value '1'; it must be 0 or v_next"),
-    (ST + "post:\n  carry h = 0\n" + OBJ,
-     "t.evz:5:3: carries are only allowed in scan, not in post"),
-    ("scan:\n  adv = r\n  carry h = 0\n  vtarget = r\n" + OBJ,
-     "t.evz:3:3: carry declarations must come before the first instruction of scan"),
-    ("scan:\n" + "".join(f"  carry {c} = 0\n" for c in "abcde") + "  adv = r\n  vtarget = r\n"
-     + OBJ, "t.evz:6:3: scan declares 5 carries; at most 4 are allowed"),
+    (
+        "scan:\n  carry g = 1\n  adv = g\n  vtarget = r\n" + OBJ,
+        "t.evz:2:13: carry 'g' has initial value '1'; it must be 0 or v_next",
+    ),
+    (
+        ST + "post:\n  carry h = 0\n" + OBJ,
+        "t.evz:5:3: carries are only allowed in scan, not in post",
+    ),
+    (
+        "scan:\n  adv = r\n  carry h = 0\n  vtarget = r\n" + OBJ,
+        "t.evz:3:3: carry declarations must come before the first instruction of scan",
+    ),
+    (
+        "scan:\n"
+        + "".join(f"  carry {c} = 0\n" for c in "abcde")
+        + "  adv = r\n  vtarget = r\n"
+        + OBJ,
+        "t.evz:6:3: scan declares 5 carries; at most 4 are allowed",
+    ),
     ("sacn:\n  adv = r\n", "t.evz:1:1: unknown section 'sacn'; did you mean 'scan'?"),
     (ST + "scan:\n" + OBJ, "t.evz:4:1: duplicate section 'scan:' (first at line 1)"),
-    ("  adv = r\n", "t.evz:1:3: indented line outside a section; expected 'scan:', 'post:' "
-     "or 'objective:' first"),
-    ("hello world\n", "t.evz:1:1: expected 'const ...', 'scan:', 'post:' or 'objective:' "
-     "(section bodies are indented)"),
+    (
+        "  adv = r\n",
+        "t.evz:1:3: indented line outside a section; expected 'scan:', 'post:' "
+        "or 'objective:' first",
+    ),
+    (
+        "hello world\n",
+        "t.evz:1:1: expected 'const ...', 'scan:', 'post:' or 'objective:' "
+        "(section bodies are indented)",
+    ),
     ("const gamma = abc\n", "t.evz:1:15: expected a number, got 'abc'"),
     ("const\n", "t.evz:1:6: expected 'name = number' after 'const'"),
     ("const a = 1,\n", "t.evz:1:13: expected 'name = number' in const declaration"),
-    ("const lambda = 0.95\n",
-     "t.evz:1:7: 'lambda' is a Python keyword and cannot be a constant name"),
+    (
+        "const lambda = 0.95\n",
+        "t.evz:1:7: 'lambda' is a Python keyword and cannot be a constant name",
+    ),
     ("const gamma = 0.9, gamma = 0.8\n" + ST + OBJ, "t.evz:1:20: duplicate constant 'gamma'"),
-    ("const v = 0.9\n" + ST + OBJ,
-     "t.evz:1:7: constant 'v' has the name of an input (of scan and post and objective)"),
+    (
+        "const v = 0.9\n" + ST + OBJ,
+        "t.evz:1:7: constant 'v' has the name of an input (of scan and post and objective)",
+    ),
     ("const big = 1e39\n", "t.evz:1:13: number 1e39 is out of float32 range"),
-    ("scan:\n  adv = r * 1e39\n  vtarget = r\n" + OBJ,
-     "t.evz:2:13: number 1e39 is out of float32 range"),
-    ("scan:\n  adv = r * -1e39\n  vtarget = r\n" + OBJ,
-     "t.evz:2:13: number -1e39 is out of float32 range"),
+    (
+        "scan:\n  adv = r * 1e39\n  vtarget = r\n" + OBJ,
+        "t.evz:2:13: number 1e39 is out of float32 range",
+    ),
+    (
+        "scan:\n  adv = r * -1e39\n  vtarget = r\n" + OBJ,
+        "t.evz:2:13: number -1e39 is out of float32 range",
+    ),
     ("const \u03bb = 0.95\n", "t.evz:1:7: non-ASCII character '\u03bb' (programs are ASCII)"),
-    ("const gamma = 0.9\nscan:\n  gamma = r\n  adv = r\n  vtarget = r\n" + OBJ,
-     "t.evz:3:3: cannot assign to constant 'gamma'"),
-    ("scan:\n  lambda = r\n  adv = r\n  vtarget = r\n" + OBJ,
-     "t.evz:2:3: 'lambda' is a Python keyword and cannot be a name"),
-    ("scan:\n  exp = r\n  adv = r\n  vtarget = r\n" + OBJ,
-     "t.evz:2:3: 'exp' is an op and cannot be a name"),
+    (
+        "const gamma = 0.9\nscan:\n  gamma = r\n  adv = r\n  vtarget = r\n" + OBJ,
+        "t.evz:3:3: cannot assign to constant 'gamma'",
+    ),
+    (
+        "scan:\n  lambda = r\n  adv = r\n  vtarget = r\n" + OBJ,
+        "t.evz:2:3: 'lambda' is a Python keyword and cannot be a name",
+    ),
+    (
+        "scan:\n  exp = r\n  adv = r\n  vtarget = r\n" + OBJ,
+        "t.evz:2:3: 'exp' is an op and cannot be a name",
+    ),
     ("scan:\n  1x = r\n  adv = r\n  vtarget = r\n" + OBJ, "t.evz:2:3: invalid name '1x'"),
 ]
 
@@ -491,4 +594,3 @@ def test_parser_never_evaluates(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse(SKETCH) == parse(SKETCH)
     with pytest.raises(ProgramError):
         parse(wrap(scan="adv = exec('1')\nvtarget = r"))
-

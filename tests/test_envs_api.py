@@ -14,8 +14,13 @@ from gymnasium.vector import AutoresetMode
 
 from evozero.envs import GAMES, MinAtarEnv, MinAtarVecEnv, gym_id
 
-MINIMAL_ACTIONS = {"breakout": [0, 1, 3], "asterix": [0, 1, 2, 3, 4], "freeway": [0, 2, 4],
-                   "seaquest": [0, 1, 2, 3, 4, 5], "space_invaders": [0, 1, 3, 5]}
+MINIMAL_ACTIONS = {
+    "breakout": [0, 1, 3],
+    "asterix": [0, 1, 2, 3, 4],
+    "freeway": [0, 2, 4],
+    "seaquest": [0, 1, 2, 3, 4, 5],
+    "space_invaders": [0, 1, 3, 5],
+}
 
 
 def reference(game: str, seed: int, sticky: float = 0.1):
@@ -295,8 +300,12 @@ def test_kept_results_are_never_written_again(game: str) -> None:
         actions = rng.integers(0, env.single_action_space.n, n)
         obs, reward, terminated, truncated, info = env.step(actions)
         raw_obs, raw_reward, raw_term, raw_trunc, raw_final = _raw_step(twin, actions)
-        for got, want in [(obs, raw_obs), (reward, raw_reward), (terminated, raw_term),
-                          (truncated, raw_trunc)]:
+        for got, want in [
+            (obs, raw_obs),
+            (reward, raw_reward),
+            (terminated, raw_term),
+            (truncated, raw_trunc),
+        ]:
             np.testing.assert_array_equal(got, want, err_msg=f"step {t}")
         if t % 4 == 0:
             kept += [(a, a.copy()) for a in (obs, reward, terminated, truncated)]
@@ -340,8 +349,9 @@ def test_a_dropped_final_obs_changed_in_place_is_not_handed_out_again(change: st
     for final in finals:
         assert final.shape == (10, 10, 4) and final.dtype == bool and final.flags.writeable
     if change == "weakref":  # what a weak reference reaches is not handed out again
-        assert ref() is None or (all(ref() is not f for f in finals)
-                                 and np.array_equal(ref(), copy))
+        assert ref() is None or (
+            all(ref() is not f for f in finals) and np.array_equal(ref(), copy)
+        )
 
 
 def test_steps_in_threads_match_steps_in_turn() -> None:
@@ -364,8 +374,9 @@ def test_steps_in_threads_match_steps_in_turn() -> None:
     for thread in threads:
         thread.join()
     for seed in alone:
-        for (obs, reward, final), (obs2, reward2, final2) in zip(alone[seed], threaded[seed],
-                                                                  strict=True):
+        for (obs, reward, final), (obs2, reward2, final2) in zip(
+            alone[seed], threaded[seed], strict=True
+        ):
             np.testing.assert_array_equal(obs, obs2)
             np.testing.assert_array_equal(reward, reward2)
             assert (final is None) == (final2 is None)
@@ -374,13 +385,30 @@ def test_steps_in_threads_match_steps_in_turn() -> None:
                     assert (a is None and b is None) or np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
-                                   np.int64, np.uint64, ">i8", "<i4"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        np.int8,
+        np.uint8,
+        np.int16,
+        np.uint16,
+        np.int32,
+        np.uint32,
+        np.int64,
+        np.uint64,
+        ">i8",
+        "<i4",
+    ],
+)
 def test_actions_of_every_integer_dtype(dtype) -> None:
     actions = np.random.default_rng(2).integers(0, 3, (20, 6))
     results = []
-    for convert in (lambda a: a.astype(np.int64), lambda a: a.astype(dtype),
-                    lambda a: np.repeat(a.astype(dtype), 2)[::2], lambda a: a.tolist()):
+    for convert in (
+        lambda a: a.astype(np.int64),
+        lambda a: a.astype(dtype),
+        lambda a: np.repeat(a.astype(dtype), 2)[::2],
+        lambda a: a.tolist(),
+    ):
         env = MinAtarVecEnv("breakout", 6, minimal_action_set=True)
         env.reset(seed=1)
         results.append([env.step(convert(a))[0] for a in actions])
@@ -427,19 +455,23 @@ def test_actions_of_the_wrong_shape(env: MinAtarVecEnv, actions) -> None:
         env.step(actions)
 
 
-@pytest.mark.parametrize("actions", [np.zeros(4), [0.0, 1.0, 2.0, 0.0], np.ones(4, dtype=bool),
-                                     ["0", "1", "2", "0"]])
+@pytest.mark.parametrize(
+    "actions", [np.zeros(4), [0.0, 1.0, 2.0, 0.0], np.ones(4, dtype=bool), ["0", "1", "2", "0"]]
+)
 def test_actions_not_integers(env: MinAtarVecEnv, actions) -> None:
     with pytest.raises(ValueError, match="actions must be integers, got dtype"):
         env.step(actions)
 
 
-@pytest.mark.parametrize(("actions", "message"), [
-    ([0, -1, 0, 0], "action -1 of env 1 is out of range: this env has 3 actions \\(0..2\\)"),
-    ([0, 0, 3, 0], "action 3 of env 2 is out of range"),
-    (np.array([2**40, 0, 0, 0]), f"action {2**40} of env 0 is out of range"),
-    (np.array([0, 0, 0, 2**64 - 1], dtype=np.uint64), "of env 3 is out of range"),
-])
+@pytest.mark.parametrize(
+    ("actions", "message"),
+    [
+        ([0, -1, 0, 0], "action -1 of env 1 is out of range: this env has 3 actions \\(0..2\\)"),
+        ([0, 0, 3, 0], "action 3 of env 2 is out of range"),
+        (np.array([2**40, 0, 0, 0]), f"action {2**40} of env 0 is out of range"),
+        (np.array([0, 0, 0, 2**64 - 1], dtype=np.uint64), "of env 3 is out of range"),
+    ],
+)
 def test_actions_out_of_range(env: MinAtarVecEnv, actions, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         env.step(actions)
@@ -496,16 +528,19 @@ def test_bad_max_episode_steps(steps) -> None:
         MinAtarVecEnv("breakout", 1, max_episode_steps=steps)
 
 
-@pytest.mark.parametrize(("seed", "message"), [
-    (-1, "seed must be a non-negative integer, got -1"),
-    (1.5, "seed must be an int, one int per env or None, got 1.5"),
-    ("7", "seed must be an int, one int per env or None"),
-    ([1, 2, 3], "got 3 seeds for 2 envs; give one per env or one int"),
-    ([1, 2.5], "a seed sequence must hold integers only"),
-    ([1, None], "a seed sequence must hold integers only"),
-    ([1, 2**32], r"each seed must be in \[0, 2\*\*32\)"),
-    ([-1, 0], r"each seed must be in \[0, 2\*\*32\)"),
-])
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        (-1, "seed must be a non-negative integer, got -1"),
+        (1.5, "seed must be an int, one int per env or None, got 1.5"),
+        ("7", "seed must be an int, one int per env or None"),
+        ([1, 2, 3], "got 3 seeds for 2 envs; give one per env or one int"),
+        ([1, 2.5], "a seed sequence must hold integers only"),
+        ([1, None], "a seed sequence must hold integers only"),
+        ([1, 2**32], r"each seed must be in \[0, 2\*\*32\)"),
+        ([-1, 0], r"each seed must be in \[0, 2\*\*32\)"),
+    ],
+)
 def test_bad_seeds(seed, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MinAtarVecEnv("breakout", 2).reset(seed=seed)

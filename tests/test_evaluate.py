@@ -83,8 +83,9 @@ def test_gae_matches_direct_loop() -> None:
     np.testing.assert_array_equal(out["adv"], adv)
     np.testing.assert_array_equal(out["vtarget"], vtarget)
     np.testing.assert_array_equal(out["g"], adv)
-    assert {k: v.dtype for k, v in out.items()} == dict.fromkeys(("adv", "vtarget", "g"),
-                                                                 np.float32)
+    assert {k: v.dtype for k, v in out.items()} == dict.fromkeys(
+        ("adv", "vtarget", "g"), np.float32
+    )
 
 
 def test_gae_float64_reference() -> None:
@@ -139,7 +140,8 @@ def test_carry_init_and_unassigned_carry() -> None:
     p = dsl.parse(
         "scan:\n  carry a = v_next\n  carry b = 0\n  carry c = v_next\n"
         "  c = c + 1\n  adv = a + b\n  vtarget = c\n"
-        "objective:\n  loss = logp\n")
+        "objective:\n  loss = logp\n"
+    )
     x = rollout(T=4, B=3)
     out = run_scan(p, x, 0.0)
     last = x["v_next"][-1]
@@ -164,8 +166,7 @@ def test_progress_and_scalar_outputs_broadcast() -> None:
 def test_empty_rollout() -> None:
     p = load("reinforce")
     out = run_scan(p, {k: v[:0] for k, v in rollout().items()}, 0.0)
-    assert {k: v.shape for k, v in out.items()} == dict.fromkeys(("adv", "vtarget", "ret"),
-                                                                 (0, 6))
+    assert {k: v.shape for k, v in out.items()} == dict.fromkeys(("adv", "vtarget", "ret"), (0, 6))
 
 
 def test_input_validation() -> None:
@@ -198,9 +199,11 @@ def test_post_normalize_and_passthrough() -> None:
 
 
 def test_post_batch_ops_reduce_over_everything() -> None:
-    p = dsl.parse("scan:\n  adv = r\n  vtarget = v\n"
-                  "post:\n  adv = adv - mean(adv) + std(v) * progress\n"
-                  "  vtarget = mean(2) + normalize(1)\nobjective:\n  loss = 0\n")
+    p = dsl.parse(
+        "scan:\n  adv = r\n  vtarget = v\n"
+        "post:\n  adv = adv - mean(adv) + std(v) * progress\n"
+        "  vtarget = mean(2) + normalize(1)\nobjective:\n  loss = 0\n"
+    )
     rng = np.random.default_rng(1)
     x = {n: rng.normal(size=(5, 7)).astype(f32) for n in POST_INPUTS}
     out = run_post(p, x, 0.5)
@@ -214,8 +217,9 @@ def test_post_batch_ops_reduce_over_everything() -> None:
 # ----------------------------------------------------------------------------- objective
 
 
-def ppo_direct(x: dict[str, np.ndarray], eps: float = 0.2, c_v: float = 0.5,
-               c_h: float = 0.01) -> tuple[np.ndarray, ...]:
+def ppo_direct(
+    x: dict[str, np.ndarray], eps: float = 0.2, c_v: float = 0.5, c_h: float = 0.01
+) -> tuple[np.ndarray, ...]:
     """PPO's loss and its derivatives written out by hand (float32 numpy)."""
     eps, c_v, c_h = f32(eps), f32(c_v), f32(c_h)
     one, half = f32(1), f32(0.5)
@@ -226,8 +230,11 @@ def ppo_direct(x: dict[str, np.ndarray], eps: float = 0.2, c_v: float = 0.5,
     clipped = np.clip(ratio, one - eps, one + eps) * adv
     surr = np.minimum(unclipped, clipped)
     d_unc, d_clip = adv, adv * inside
-    dsurr_dratio = np.where(unclipped < clipped, d_unc,
-                            np.where(clipped < unclipped, d_clip, half * d_unc + half * d_clip))
+    dsurr_dratio = np.where(
+        unclipped < clipped,
+        d_unc,
+        np.where(clipped < unclipped, d_clip, half * d_unc + half * d_clip),
+    )
     v_in = np.abs(v - v_old) <= eps
     v_clipped = v_old + np.clip(v - v_old, -eps, eps)
     a = (v - vt) ** 2
@@ -236,8 +243,7 @@ def ppo_direct(x: dict[str, np.ndarray], eps: float = 0.2, c_v: float = 0.5,
     da, db = 2 * (v - vt), 2 * (v_clipped - vt) * v_in
     dvl_dv = half * np.where(a > b, da, np.where(b > a, db, half * da + half * db))
     loss = -surr + c_v * value_loss - c_h * x["entropy"]
-    return (loss, -dsurr_dratio * ratio, c_v * dvl_dv,
-            np.full_like(loss, -c_h))
+    return (loss, -dsurr_dratio * ratio, c_v * dvl_dv, np.full_like(loss, -c_h))
 
 
 def test_ppo_objective_and_derivatives() -> None:
@@ -249,8 +255,11 @@ def test_ppo_objective_and_derivatives() -> None:
     assert ((ratio < 0.8) | (ratio > 1.2)).mean() > 0.2  # both branches exercised
     assert (np.abs(x["v"] - x["v_old"]) > 0.2).mean() > 0.2
     loss, dlogp, dv, dent = ppo_direct(x)
-    for got, want in zip((res.loss, res.dloss_dlogp, res.dloss_dv, res.dloss_dentropy),
-                         (loss, dlogp, dv, dent), strict=True):
+    for got, want in zip(
+        (res.loss, res.dloss_dlogp, res.dloss_dv, res.dloss_dentropy),
+        (loss, dlogp, dv, dent),
+        strict=True,
+    ):
         assert got.dtype == np.float32 and got.shape == (4096,)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -263,8 +272,7 @@ def test_ppo_ties_follow_autograd_conventions() -> None:
     x["v_old"] = x["v"].copy()  # v_clipped == v: the max() ties too
     res = run_objective(p, x, 0.0)
     np.testing.assert_allclose(res.dloss_dlogp, -x["adv"], rtol=1e-6)
-    np.testing.assert_allclose(res.dloss_dv, 0.5 * (x["v"] - x["vtarget"]), rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(res.dloss_dv, 0.5 * (x["v"] - x["vtarget"]), rtol=1e-5, atol=1e-7)
 
 
 def test_dpo_evaluates() -> None:
@@ -278,22 +286,27 @@ def test_dpo_evaluates() -> None:
     r = np.exp(x64["logp"] - x64["logp_old"])
     a = x64["adv"]
     ra, la = (r - 1) * a, np.log(r) * a
-    drift = np.where(a > 0, np.maximum(ra - 2 * np.tanh(ra / 2), 0),
-                     np.maximum(la - 0.6 * np.tanh(la / 0.6), 0))
+    drift = np.where(
+        a > 0, np.maximum(ra - 2 * np.tanh(ra / 2), 0), np.maximum(la - 0.6 * np.tanh(la / 0.6), 0)
+    )
     vc = x64["v_old"] + np.clip(x64["v"] - x64["v_old"], -0.2, 0.2)
     vl = 0.5 * np.maximum((x64["v"] - x64["vtarget"]) ** 2, (vc - x64["vtarget"]) ** 2)
     loss = -(r * a - drift) + 0.5 * vl - 0.01 * x64["entropy"]
     np.testing.assert_allclose(res.loss, loss, rtol=1e-4, atol=1e-5)
     sc = run_scan(p, rollout(), 0.5)
-    post = run_post(p, {"adv": sc["adv"], "vtarget": sc["vtarget"],
-                        "v": rollout()["v"], "r": rollout()["r"]}, 0.5)
+    post = run_post(
+        p,
+        {"adv": sc["adv"], "vtarget": sc["vtarget"], "v": rollout()["v"], "r": rollout()["r"]},
+        0.5,
+    )
     assert abs(float(post["adv"].mean())) < 1e-5
 
 
 def test_structurally_zero_tangents_are_skipped() -> None:
     """div's partial w.r.t. b overflows here, but b has no tangent: no NaN."""
-    p = dsl.parse("scan:\n  adv = r\n  vtarget = v\n"
-                  "objective:\n  loss = (1e30 * logp) / (adv * 1e-10)\n")
+    p = dsl.parse(
+        "scan:\n  adv = r\n  vtarget = v\nobjective:\n  loss = (1e30 * logp) / (adv * 1e-10)\n"
+    )
     x = samples(16)
     x["adv"] = np.full(16, 1e-5, f32)
     res = run_objective(p, x, 0.0)
@@ -302,14 +315,19 @@ def test_structurally_zero_tangents_are_skipped() -> None:
 
 
 def test_overflow_gives_inf_without_warnings() -> None:
-    p = dsl.parse("scan:\n  adv = exp(80) * exp(80) * r\n  vtarget = v / 0\n"
-                  "post:\n  adv = normalize(adv)\n"
-                  "objective:\n  loss = square(1e30 * logp) + exp(1000 * v)\n")
+    p = dsl.parse(
+        "scan:\n  adv = exp(80) * exp(80) * r\n  vtarget = v / 0\n"
+        "post:\n  adv = normalize(adv)\n"
+        "objective:\n  loss = square(1e30 * logp) + exp(1000 * v)\n"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sc = run_scan(p, rollout(), 0.0)
-        run_post(p, {"adv": sc["adv"], "vtarget": sc["vtarget"], "v": rollout()["v"],
-                     "r": rollout()["r"]}, 0.0)
+        run_post(
+            p,
+            {"adv": sc["adv"], "vtarget": sc["vtarget"], "v": rollout()["v"], "r": rollout()["r"]},
+            0.0,
+        )
         res = run_objective(p, samples(), 0.0)
     assert np.isinf(sc["adv"]).any()
     assert np.isinf(res.loss).all()
@@ -322,14 +340,16 @@ def test_random_programs_run(seed: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sc = run_scan(p, x, 0.3)
-        po = run_post(p, {"adv": sc["adv"], "vtarget": sc["vtarget"], "v": x["v"],
-                          "r": x["r"]}, 0.3)
+        po = run_post(
+            p, {"adv": sc["adv"], "vtarget": sc["vtarget"], "v": x["v"], "r": x["r"]}, 0.3
+        )
         res = run_objective(p, samples(9, seed), 0.3)
     assert set(sc) == {"adv", "vtarget", *p.scan.carry_names}
     assert all(a.shape == (7, 3) and a.dtype == np.float32 for a in sc.values())
     assert all(a.shape == (7, 3) and a.dtype == np.float32 for a in po.values())
-    assert all(getattr(res, f).shape == (9,) for f in ("loss", "dloss_dlogp", "dloss_dv",
-                                                        "dloss_dentropy"))
+    assert all(
+        getattr(res, f).shape == (9,) for f in ("loss", "dloss_dlogp", "dloss_dv", "dloss_dentropy")
+    )
 
 
 # ----------------------------------------------------------------------------- tangents vs FD
@@ -350,7 +370,8 @@ def objective64(p: Program, x: dict[str, np.ndarray], progress: float) -> np.nda
     env["ratio"] = torch.exp(env["logp"] - env["logp_old"])
     for ins in p.objective.instrs:
         env[ins.target] = OPS[ins.op].torch(
-            *[env[a] if isinstance(a, str) else t(a) for a in ins.args])
+            *[env[a] if isinstance(a, str) else t(a) for a in ins.args]
+        )
     return np.broadcast_to(env["loss"].numpy(), x["logp"].shape)
 
 
@@ -360,16 +381,21 @@ def test_tangents_match_finite_differences(block: int) -> None:
     points away from kinks (two step sizes agree) and where float32 and float64 agree."""
     compared = 0
     for seed in range(block * 40, block * 40 + 40):
-        p = random_program(np.random.default_rng(10_000 + seed), max_instrs=10,
-                           p_literal=0.1)
+        p = random_program(np.random.default_rng(10_000 + seed), max_instrs=10, p_literal=0.1)
         x = samples(64, seed)
         res = run_objective(p, x, 0.4)
         base = objective64(p, x, 0.4)
         with np.errstate(all="ignore"):
-            ok = (np.isfinite(base) & np.isfinite(res.loss)
-                  & (np.abs(res.loss - base) <= 1e-4 * (1 + np.abs(base))))
-        for name, tan in (("logp", res.dloss_dlogp), ("v", res.dloss_dv),
-                          ("entropy", res.dloss_dentropy)):
+            ok = (
+                np.isfinite(base)
+                & np.isfinite(res.loss)
+                & (np.abs(res.loss - base) <= 1e-4 * (1 + np.abs(base)))
+            )
+        for name, tan in (
+            ("logp", res.dloss_dlogp),
+            ("v", res.dloss_dv),
+            ("entropy", res.dloss_dentropy),
+        ):
             x64 = x[name].astype(np.float64)
             fds = []
             for rel in (1e-5, 1e-6):
@@ -379,8 +405,13 @@ def test_tangents_match_finite_differences(block: int) -> None:
                 with np.errstate(all="ignore"):
                     fds.append((plus - minus) / (2 * h))
             with np.errstate(all="ignore"):
-                smooth = (ok & np.isfinite(fds[0]) & np.isfinite(fds[1]) & np.isfinite(tan)
-                          & (np.abs(fds[0] - fds[1]) <= 1e-4 * (1 + np.abs(fds[1]))))
+                smooth = (
+                    ok
+                    & np.isfinite(fds[0])
+                    & np.isfinite(fds[1])
+                    & np.isfinite(tan)
+                    & (np.abs(fds[0] - fds[1]) <= 1e-4 * (1 + np.abs(fds[1])))
+                )
             if not smooth.any():
                 continue
             fd, got = fds[1][smooth], tan[smooth].astype(np.float64)
@@ -388,6 +419,7 @@ def test_tangents_match_finite_differences(block: int) -> None:
             err = np.abs(got - fd)
             bad = err > 2e-3 * (np.abs(fd) + 1e-3 * scale)
             assert not bad.any(), (
-                f"seed {seed}, d/d{name}: tangent {got[bad][:3]} vs fd {fd[bad][:3]}\n{p}")
+                f"seed {seed}, d/d{name}: tangent {got[bad][:3]} vs fd {fd[bad][:3]}\n{p}"
+            )
             compared += int(np.count_nonzero(fd))
     assert compared > 200

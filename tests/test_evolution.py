@@ -39,7 +39,7 @@ def onemax(genome: Genome) -> float:
 def flip(genome: Genome, rng: np.random.Generator) -> tuple[Genome, str]:
     """Flips one random bit."""
     i = int(rng.integers(len(genome)))
-    return genome[:i] + (1 - genome[i],) + genome[i + 1:], f"flip {i}"
+    return genome[:i] + (1 - genome[i],) + genome[i + 1 :], f"flip {i}"
 
 
 class FakeEvaluator:
@@ -50,8 +50,13 @@ class FakeEvaluator:
     after that many results raises KeyboardInterrupt (a run stopped mid-flight).
     """
 
-    def __init__(self, fitness: Callable[[Genome], float | None] = onemax, slots: int = 1,
-                 order: str = "fifo", stop_after: int | None = None) -> None:
+    def __init__(
+        self,
+        fitness: Callable[[Genome], float | None] = onemax,
+        slots: int = 1,
+        order: str = "fifo",
+        stop_after: int | None = None,
+    ) -> None:
         self.fitness = fitness
         self.slots = slots
         self.order = order
@@ -106,18 +111,33 @@ class Record(Journal[Genome, Score]):
     def stored(self) -> tuple[list[Individual[Genome]], list[Individual[Genome]]]:
         """Fresh copies of (finished in result order, unfinished in proposal order)."""
         finished = [dataclasses.replace(self.individuals[i]) for i in self.done]
-        unfinished = [dataclasses.replace(ind, status=Status.RUNNING)
-                      for i, ind in sorted(self.individuals.items()) if i not in self.done]
+        unfinished = [
+            dataclasses.replace(ind, status=Status.RUNNING)
+            for i, ind in sorted(self.individuals.items())
+            if i not in self.done
+        ]
         return finished, unfinished
 
 
-def evolution(initial: list[Genome] | None = None, *, seed: int = 0, population: int = 6,
-              tournament: int = 3, journal: Record | None = None,
-              **kwargs) -> RegularizedEvolution[Genome, Score]:
+def evolution(
+    initial: list[Genome] | None = None,
+    *,
+    seed: int = 0,
+    population: int = 6,
+    tournament: int = 3,
+    journal: Record | None = None,
+    **kwargs,
+) -> RegularizedEvolution[Genome, Score]:
     initial = initial if initial is not None else [(0,) * 8]
     return RegularizedEvolution(
-        [(f"init:{i}", g) for i, g in enumerate(initial)], flip, population_size=population,
-        tournament_size=tournament, rng=proposal_rng(seed), journal=journal, **kwargs)
+        [(f"init:{i}", g) for i, g in enumerate(initial)],
+        flip,
+        population_size=population,
+        tournament_size=tournament,
+        rng=proposal_rng(seed),
+        journal=journal,
+        **kwargs,
+    )
 
 
 def trained_ids(record: Record) -> list[int]:
@@ -201,8 +221,9 @@ def test_a_parent_is_drawn_from_the_population_and_its_child_is_a_mutant():
     for _, _, genome, parent, mutation in (e for e in record.events if e[0] == "proposed"):
         if parent is not None:
             parent_genome = record.individuals[parent].genome
-            changed = [i for i, (a, b) in enumerate(zip(genome, parent_genome, strict=True))
-                       if a != b]
+            changed = [
+                i for i, (a, b) in enumerate(zip(genome, parent_genome, strict=True)) if a != b
+            ]
             assert [f"flip {i}" for i in changed] == [mutation]
 
 
@@ -213,8 +234,9 @@ def test_duplicates_are_never_evaluated_and_inherit_the_result():
     record = Record()
     evaluator = FakeEvaluator(slots=2)
     # a 3-bit space: after 8 distinct genomes every proposal is a duplicate
-    evo = evolution([(0, 0, 0)], journal=record, population=4, tournament=2,
-                    max_duplicate_streak=50)
+    evo = evolution(
+        [(0, 0, 0)], journal=record, population=4, tournament=2, max_duplicate_streak=50
+    )
     evo.run(evaluator, budget=100)
     assert len(evaluator.evaluated) == len(set(evaluator.evaluated)) == evo.trained <= 8
     assert evo.stalled  # the space ran out before the budget
@@ -234,8 +256,7 @@ def test_a_duplicate_of_one_in_flight_waits_for_its_result():
     assert evaluator.evaluated == [same, (0, 0, 0, 0)]
     # id 1 waited on id 0, in flight; it is settled right after id 0's result (which the
     # lifo evaluator returns after id 2's)
-    assert record.events[3:] == [("evaluated", 2, 0.0), ("evaluated", 0, 2.0),
-                                 ("duplicate", 1, 0)]
+    assert record.events[3:] == [("evaluated", 2, 0.0), ("evaluated", 0, 2.0), ("duplicate", 1, 0)]
     assert [i.id for i in evo.population] == [2, 0, 1]
 
 
@@ -253,8 +274,11 @@ def test_a_genome_with_several_keys_duplicates_the_oldest_that_shares_one():
     record = Record()
     # keys: the number of ones, and the last bit (as the driver's canonical key and
     # fingerprint); (0, 0, 1) shares its sum with id 1 and its last bit with id 0
-    evo = evolution([(0, 1, 1), (1, 0, 0), (0, 0, 1)], journal=record,
-                    keys=lambda g: (("sum", sum(g)), ("last", g[-1])))
+    evo = evolution(
+        [(0, 1, 1), (1, 0, 0), (0, 0, 1)],
+        journal=record,
+        keys=lambda g: (("sum", sum(g)), ("last", g[-1])),
+    )
     evaluator = FakeEvaluator()
     evo.run(evaluator, budget=3)
     # every genome now shares its last bit with one of the two: the search stalls
@@ -293,8 +317,9 @@ def test_proposal_i_draws_from_its_own_generator():
         return np.random.default_rng([5, i])
 
     record = Record()
-    evo = RegularizedEvolution([("init", (0,) * 8)], flip, population_size=3,
-                               tournament_size=2, rng=rng, journal=record)
+    evo = RegularizedEvolution(
+        [("init", (0,) * 8)], flip, population_size=3, tournament_size=2, rng=rng, journal=record
+    )
     evo.run(FakeEvaluator(slots=2), budget=6)
     mutants = [e[1] for e in record.events if e[0] == "proposed" and e[3] is not None]
     assert calls == mutants  # one generator per mutant, seeded with its proposal id
@@ -329,7 +354,8 @@ def test_resume_rebuilds_the_population_as_the_youngest_finished():
     assert [i.id for i in again.population] == [i.id for i in evo.population]
     assert again.next_id == evo.next_id and again.trained == evo.trained
     assert again.lookup(Individual(-1, finished[0].genome, "x")).id == min(
-        i.id for i in finished if i.genome == finished[0].genome and i.status != "duplicate")
+        i.id for i in finished if i.genome == finished[0].genome and i.status != "duplicate"
+    )
     with pytest.raises(RuntimeError, match="fresh"):
         again.restore(finished)
 
@@ -343,8 +369,9 @@ def test_failed_evaluations_count_but_never_win():
     failed = {e[1] for e in record.events if e[0] == "evaluated" and e[2] is None}
     assert failed
     # a tournament of the whole population picks a failed one only when all failed
-    fitness = {i: -1.0 if ind.fitness is None else ind.fitness
-               for i, ind in record.individuals.items()}
+    fitness = {
+        i: -1.0 if ind.fitness is None else ind.fitness for i, ind in record.individuals.items()
+    }
     for parent, population in parents(record, 8):
         assert fitness[parent] == max(fitness[i] for i in population)
 

@@ -106,8 +106,7 @@ def load_module(source: str, path: Path) -> ModuleType:
 
 
 def exported(p: Program, backend: str, tmp_path: Path, tag: str = "rule") -> ModuleType:
-    return load_module(export.export_source(p, backend, name=tag),
-                       tmp_path / f"{tag}_{backend}.py")
+    return load_module(export.export_source(p, backend, name=tag), tmp_path / f"{tag}_{backend}.py")
 
 
 def batch(seed: int, T: int = 9, B: int = 5, N: int = 33) -> tuple[dict, dict]:
@@ -120,8 +119,9 @@ def batch(seed: int, T: int = 9, B: int = 5, N: int = 33) -> tuple[dict, dict]:
     return x, o
 
 
-def reference(p: Program, x: dict, o: dict, progress: float
-              ) -> tuple[dict, dict, dict, ObjectiveResult]:
+def reference(
+    p: Program, x: dict, o: dict, progress: float
+) -> tuple[dict, dict, dict, ObjectiveResult]:
     """evaluate.py on the live program (what export implements)."""
     live = p.live()
     sc = run_scan(live, x, progress)
@@ -130,8 +130,9 @@ def reference(p: Program, x: dict, o: dict, progress: float
     return sc, post_in, po, run_objective(live, o, progress)
 
 
-def assert_close(got: object, want: np.ndarray, what: str, rtol: float = 1e-5,
-                 atol: float = 1e-6) -> None:
+def assert_close(
+    got: object, want: np.ndarray, what: str, rtol: float = 1e-5, atol: float = 1e-6
+) -> None:
     """float32 tolerance; equal infinities and NaNs count as equal."""
     got = np.asarray(got, dtype=np.float64)
     want = np.asarray(want, dtype=np.float64)
@@ -143,12 +144,15 @@ def assert_close(got: object, want: np.ndarray, what: str, rtol: float = 1e-5,
         raise AssertionError(f"{what}: {got.ravel()[i]} != {want.ravel()[i]}")
 
 
-def run_numpy(mod: ModuleType, x: dict, post_in: dict, o: dict, progress: float
-              ) -> tuple[object, object, object]:
+def run_numpy(
+    mod: ModuleType, x: dict, post_in: dict, o: dict, progress: float
+) -> tuple[object, object, object]:
     with np.errstate(all="ignore"):
-        return (mod.scan(*[x[n] for n in SCAN_INPUTS], progress),
-                mod.post(*[post_in[n] for n in POST_INPUTS], progress),
-                mod.objective(*[o[n] for n in OBJECTIVE_INPUTS], progress))
+        return (
+            mod.scan(*[x[n] for n in SCAN_INPUTS], progress),
+            mod.post(*[post_in[n] for n in POST_INPUTS], progress),
+            mod.objective(*[o[n] for n in OBJECTIVE_INPUTS], progress),
+        )
 
 
 def check_against_reference(p: Program, outs: tuple, ref: tuple, what: str) -> None:
@@ -177,20 +181,76 @@ MAX32 = float(np.finfo(f32).max)
 #: Edge values: zeros, denormals and the smallest normals, the protection thresholds (exact
 #: and just inside), exp's clamp point, sigmoid's overflow, huge values, infinities, NaN.
 EDGE = np.array(
-    [0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, 1e-38, -1e-38, 1e-30, -1e-30, 1e-6, -1e-6, 5e-7,
-     -5e-7, 0.5, -0.5, 1.0, -1.0, 2.0, 80.0, 81.0, 89.0, -89.0, 1e10, -1e10, 1e30, -1e30,
-     3e38, -3e38, MAX32, -MAX32, np.inf, -np.inf, np.nan], dtype=f32)
+    [
+        0.0,
+        -0.0,
+        1e-45,
+        -1e-45,
+        1e-40,
+        -1e-40,
+        1e-38,
+        -1e-38,
+        1e-30,
+        -1e-30,
+        1e-6,
+        -1e-6,
+        5e-7,
+        -5e-7,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        2.0,
+        80.0,
+        81.0,
+        89.0,
+        -89.0,
+        1e10,
+        -1e10,
+        1e30,
+        -1e30,
+        3e38,
+        -3e38,
+        MAX32,
+        -MAX32,
+        np.inf,
+        -np.inf,
+        np.nan,
+    ],
+    dtype=f32,
+)
 ELEMENTWISE = [op.name for op in OPS.values() if not op.batch]
 #: Ops whose float32 value involves no libm function (bitwise equal across backends).
-EXACT = {"add", "sub", "mul", "div", "neg", "abs", "square", "relu", "sign", "min", "max",
-         "clip", "where", "copy"}
+EXACT = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "abs",
+    "square",
+    "relu",
+    "sign",
+    "min",
+    "max",
+    "clip",
+    "where",
+    "copy",
+}
 #: Batches for the batch ops: every edge value a with some b as [a, b, -a] (so a cancels
 #: in the sum, leaving b, or gives inf - inf = NaN), and the edge values together.
-EDGE_BATCHES = [np.array([a, b, -a], dtype=f32) for a in EDGE
-                for b in (0.0, 1e-45, -1e-38, 0.5, -1.0, 1e30, -3e38, np.inf, np.nan)] + [
-    EDGE, EDGE[~np.isnan(EDGE)], EDGE[np.isfinite(EDGE)], EDGE[np.isfinite(EDGE)][::-1].copy(),
+EDGE_BATCHES = [
+    np.array([a, b, -a], dtype=f32)
+    for a in EDGE
+    for b in (0.0, 1e-45, -1e-38, 0.5, -1.0, 1e30, -3e38, np.inf, np.nan)
+] + [
+    EDGE,
+    EDGE[~np.isnan(EDGE)],
+    EDGE[np.isfinite(EDGE)],
+    EDGE[np.isfinite(EDGE)][::-1].copy(),
     np.random.default_rng(3).normal(loc=1.0, size=(64, 16)).astype(f32),
-    np.random.default_rng(4).normal(loc=3.0, scale=1000.0, size=(64, 16)).astype(f32)]
+    np.random.default_rng(4).normal(loc=3.0, scale=1000.0, size=(64, 16)).astype(f32),
+]
 
 
 def op_program(name: str) -> Program:
@@ -199,8 +259,9 @@ def op_program(name: str) -> Program:
 
 
 def edge_samples(arity: int) -> dict[str, np.ndarray]:
-    cols = [np.array(c, dtype=f32) for c in zip(*itertools.product(EDGE, repeat=arity),
-                                                strict=True)]
+    cols = [
+        np.array(c, dtype=f32) for c in zip(*itertools.product(EDGE, repeat=arity), strict=True)
+    ]
     n = cols[0].size
     o = {k: np.full(n, 0.25, f32) for k in OBJECTIVE_INPUTS}
     for k, c in zip(("logp", "v", "entropy"), cols, strict=False):
@@ -218,20 +279,28 @@ def test_export_forms_match_op_table(name: str, tmp_path: Path) -> None:
     exact = name in EXACT or op.batch
     tol = {"rtol": 0.0, "atol": 0.0} if exact else {"rtol": 2e-6, "atol": 1e-6}
     if op.batch:
-        p = dsl.parse(f"scan:\n  adv = r\n  vtarget = v\npost:\n  adv = {name}(adv)\n"
-                      "objective:\n  loss = adv\n")
+        p = dsl.parse(
+            f"scan:\n  adv = r\n  vtarget = v\npost:\n  adv = {name}(adv)\n"
+            "objective:\n  loss = adv\n"
+        )
         mod, tmod = exported(p, "numpy", tmp_path), exported(p, "torch", tmp_path)
         jitted = numba.njit(mod.post)
         for x in EDGE_BATCHES:
             want = op.numpy(x)
             with np.errstate(all="ignore"):
-                forms = {"numpy": mod.post(x, x, x, x, 0.0)[0],
-                         "numba": jitted(x, x, x, x, 0.0)[0],
-                         "torch": tmod.post(*[torch.tensor(x)] * 4, 0.0)[0].numpy()}
+                forms = {
+                    "numpy": mod.post(x, x, x, x, 0.0)[0],
+                    "numba": jitted(x, x, x, x, 0.0)[0],
+                    "torch": tmod.post(*[torch.tensor(x)] * 4, 0.0)[0].numpy(),
+                }
             for form, got in forms.items():
                 # std's float64 sum of squares is within rounding of the exact one.
-                assert_close(got, want, f"{form} {name}{x.tolist()}",
-                             **({"rtol": 1e-6, "atol": 0.0} if name != "mean" else tol))
+                assert_close(
+                    got,
+                    want,
+                    f"{form} {name}{x.tolist()}",
+                    **({"rtol": 1e-6, "atol": 0.0} if name != "mean" else tol),
+                )
         return
     p = op_program(name)
     o = edge_samples(op.arity)
@@ -239,13 +308,20 @@ def test_export_forms_match_op_table(name: str, tmp_path: Path) -> None:
     want = op.numpy(*args)
     mod = exported(p, "numpy", tmp_path)
     with np.errstate(all="ignore"):
-        assert_close(mod.objective(*[o[n] for n in OBJECTIVE_INPUTS], 0.5), want,
-                     f"numpy {name}", **tol)
-    assert_close(numba.njit(mod.objective)(*[o[n] for n in OBJECTIVE_INPUTS], 0.5), want,
-                 f"numba {name}", **tol)
+        assert_close(
+            mod.objective(*[o[n] for n in OBJECTIVE_INPUTS], 0.5), want, f"numpy {name}", **tol
+        )
+    assert_close(
+        numba.njit(mod.objective)(*[o[n] for n in OBJECTIVE_INPUTS], 0.5),
+        want,
+        f"numba {name}",
+        **tol,
+    )
     tmod = exported(p, "torch", tmp_path)
-    t = {n: torch.tensor(o[n], requires_grad=n in ("logp", "v", "entropy")[: op.arity])
-         for n in OBJECTIVE_INPUTS}
+    t = {
+        n: torch.tensor(o[n], requires_grad=n in ("logp", "v", "entropy")[: op.arity])
+        for n in OBJECTIVE_INPUTS
+    }
     loss = tmod.objective(*[t[n] for n in OBJECTIVE_INPUTS], 0.5)
     assert_close(loss.detach().numpy(), want, f"torch {name}", **tol)
     wrt = [t[n] for n in ("logp", "v", "entropy")[: op.arity]]
@@ -256,8 +332,10 @@ def test_export_forms_match_op_table(name: str, tmp_path: Path) -> None:
 
 def test_relu_of_nan_in_every_export(tmp_path: Path) -> None:
     """relu(inf - inf) = relu(NaN) = 0 in the op table, so the loss stays finite."""
-    p = dsl.parse("scan:\n  adv = r\n  vtarget = v\nobjective:\n"
-                  "  big = square(v_old * 1e30)\n  loss = -logp * adv + relu(big - big)\n")
+    p = dsl.parse(
+        "scan:\n  adv = r\n  vtarget = v\nobjective:\n"
+        "  big = square(v_old * 1e30)\n  loss = -logp * adv + relu(big - big)\n"
+    )
     o = {n: np.full(1, 0.25, f32) for n in OBJECTIVE_INPUTS}
     o.update(logp=np.full(1, -0.5, f32), adv=np.ones(1, f32), v_old=np.full(1, 0.3, f32))
     args = [o[n] for n in OBJECTIVE_INPUTS]
@@ -307,17 +385,24 @@ def test_numba_compiles_numpy_export(name: str, tmp_path: Path) -> None:
     # numba's exp/log/tanh may differ from numpy's by an ulp or two.
     (adv, vt), (padv, pvt), loss = outs
     sc, _, po, res = ref
-    for got, want, what in ((adv, sc["adv"], "adv"), (vt, sc["vtarget"], "vtarget"),
-                            (padv, po["adv"], "post adv"), (pvt, po["vtarget"], "post vt"),
-                            (loss, res.loss, "loss")):
+    for got, want, what in (
+        (adv, sc["adv"], "adv"),
+        (vt, sc["vtarget"], "vtarget"),
+        (padv, po["adv"], "post adv"),
+        (pvt, po["vtarget"], "post vt"),
+        (loss, res.loss, "loss"),
+    ):
         assert np.asarray(got).dtype == np.float32, what
         assert_close(got, want, f"numba {name} {what}", rtol=1e-4, atol=1e-5)
 
 
-ALL_OPS = ("scan:\n  adv = r\n  vtarget = v\npost:\n  adv = "
-           + " + ".join(f"{n}({', '.join(('adv', 'v', 'r')[:op.arity])})"
-                        for n, op in OPS.items() if not op.infix)
-           + "\nobjective:\n  loss = adv / v\n")
+ALL_OPS = (
+    "scan:\n  adv = r\n  vtarget = v\npost:\n  adv = "
+    + " + ".join(
+        f"{n}({', '.join(('adv', 'v', 'r')[: op.arity])})" for n, op in OPS.items() if not op.infix
+    )
+    + "\nobjective:\n  loss = adv / v\n"
+)
 
 
 @pytest.mark.parametrize("name", REFERENCE + list(SPECIAL))
@@ -339,29 +424,45 @@ def test_torch_export_random_programs(seed: int, tmp_path: Path) -> None:
     check_torch(p, mod, x, o, 0.7, str(p), grad_rtol=1e-3, grad_atol=1e-4)
 
 
-def check_torch(p: Program, mod: ModuleType, x: dict, o: dict, progress: float,
-                what: str, grad_rtol: float = 1e-4, grad_atol: float = 1e-5) -> None:
+def check_torch(
+    p: Program,
+    mod: ModuleType,
+    x: dict,
+    o: dict,
+    progress: float,
+    what: str,
+    grad_rtol: float = 1e-4,
+    grad_atol: float = 1e-5,
+) -> None:
     """Values of all three functions, and autograd derivatives vs the tangents."""
     ref = reference(p, x, o, progress)
-    t = {n: torch.tensor(o[n], requires_grad=n in ("logp", "v", "entropy"))
-         for n in OBJECTIVE_INPUTS}
+    t = {
+        n: torch.tensor(o[n], requires_grad=n in ("logp", "v", "entropy")) for n in OBJECTIVE_INPUTS
+    }
     scan_out = mod.scan(*[torch.tensor(x[n]) for n in SCAN_INPUTS], progress)
     post_out = mod.post(*[torch.tensor(ref[1][n]) for n in POST_INPUTS], progress)
     loss = mod.objective(*[t[n] for n in OBJECTIVE_INPUTS], progress)
     assert loss.dtype == torch.float32 and loss.shape == (o["logp"].size,)
-    outs = (tuple(a.numpy() for a in scan_out), tuple(a.numpy() for a in post_out),
-            loss.detach().numpy())
+    outs = (
+        tuple(a.numpy() for a in scan_out),
+        tuple(a.numpy() for a in post_out),
+        loss.detach().numpy(),
+    )
     check_against_reference(p, outs, ref, what)
     if loss.requires_grad:
-        grads = torch.autograd.grad(loss.sum(), [t["logp"], t["v"], t["entropy"]],
-                                    allow_unused=True, materialize_grads=True)
+        grads = torch.autograd.grad(
+            loss.sum(), [t["logp"], t["v"], t["entropy"]], allow_unused=True, materialize_grads=True
+        )
     else:
         grads = [torch.zeros_like(t["logp"])] * 3
     res = ref[3]
-    for g, want, w in zip(grads, (res.dloss_dlogp, res.dloss_dv, res.dloss_dentropy),
-                          ("logp", "v", "entropy"), strict=True):
-        assert_close(g.numpy(), want, f"{what}\nd loss/d {w}", rtol=grad_rtol,
-                     atol=grad_atol)
+    for g, want, w in zip(
+        grads,
+        (res.dloss_dlogp, res.dloss_dv, res.dloss_dentropy),
+        ("logp", "v", "entropy"),
+        strict=True,
+    ):
+        assert_close(g.numpy(), want, f"{what}\nd loss/d {w}", rtol=grad_rtol, atol=grad_atol)
 
 
 def test_torch_constants_receive_gradients(tmp_path: Path) -> None:
@@ -393,8 +494,9 @@ def test_torch_constants_receive_gradients(tmp_path: Path) -> None:
     def reference_loss(values: dict[str, float]) -> float:
         q = p.with_constants(values)
         sc = run_scan(q, x, 0.0)
-        po = run_post(q, {"adv": sc["adv"], "vtarget": sc["vtarget"], "v": x["v"],
-                          "r": x["r"]}, 0.0)
+        po = run_post(
+            q, {"adv": sc["adv"], "vtarget": sc["vtarget"], "v": x["v"], "r": x["r"]}, 0.0
+        )
         o2 = {**o, "adv": po["adv"].reshape(-1)[:256], "vtarget": po["vtarget"].reshape(-1)[:256]}
         return float(np.mean(run_objective(q, o2, 0.0).loss, dtype=np.float64))
 
@@ -419,8 +521,10 @@ def test_empty_rollout(name: str, tmp_path: Path) -> None:
     x = {k: v[:0] for k, v in batch(0)[0].items()}
     mod = exported(p, "numpy", tmp_path, name)
     tmod = exported(p, "torch", tmp_path, name)
-    for out in (mod.scan(*[x[n] for n in SCAN_INPUTS], 0.0),
-                tmod.scan(*[torch.tensor(x[n]) for n in SCAN_INPUTS], 0.0)):
+    for out in (
+        mod.scan(*[x[n] for n in SCAN_INPUTS], 0.0),
+        tmod.scan(*[torch.tensor(x[n]) for n in SCAN_INPUTS], 0.0),
+    ):
         assert [tuple(a.shape) for a in out] == [(0, 5), (0, 5)]
 
 
@@ -474,8 +578,10 @@ def test_numpy_module_works_without_numba(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_export_drops_dead_code() -> None:
-    p = dsl.parse("scan:\n  carry dead = 0\n  dead = dead + 1\n  unused = exp(r)\n"
-                  "  adv = r\n  vtarget = v\nobjective:\n  loss = logp * adv\n")
+    p = dsl.parse(
+        "scan:\n  carry dead = 0\n  dead = dead + 1\n  unused = exp(r)\n"
+        "  adv = r\n  vtarget = v\nobjective:\n  loss = logp * adv\n"
+    )
     src = export.export_source(p, "numpy")
     assert "unused" not in src and "dead" not in src.split('"""', 2)[2]
     assert "safe_exp" not in src
@@ -494,13 +600,22 @@ def test_write_export(tmp_path: Path) -> None:
     assert "class Rule(torch.nn.Module)" in text
 
 
-@pytest.mark.parametrize("source", [
-    str(PROGRAMS / "ppo.evz"), None, "runs/r1 candidate 0 (fitness 1.000)",
-    "runs/r1 candidate 7", "runs/r1 candidate 2 (fitness nan)",
-    "runs/r1 candidate 2 (fitness None)", "runs/v1.2 candidate 3 (fitness 0.5)"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        str(PROGRAMS / "ppo.evz"),
+        None,
+        "runs/r1 candidate 0 (fitness 1.000)",
+        "runs/r1 candidate 7",
+        "runs/r1 candidate 2 (fitness nan)",
+        "runs/r1 candidate 2 (fitness None)",
+        "runs/v1.2 candidate 3 (fitness 0.5)",
+    ],
+)
 @pytest.mark.parametrize("backend", export.BACKENDS)
-def test_docstring_first_line_is_a_sentence(source: str | None, backend: str,
-                                            tmp_path: Path) -> None:
+def test_docstring_first_line_is_a_sentence(
+    source: str | None, backend: str, tmp_path: Path
+) -> None:
     """The rule's name is the program file's stem, or else the output file's: a run's
     candidate is described in the Source line, never cut at a '.' of its fitness."""
     out = tmp_path / "rule_2.py"
@@ -509,7 +624,8 @@ def test_docstring_first_line_is_a_sentence(source: str | None, backend: str,
     assert doc is not None
     name = "ppo" if source and source.endswith(".evz") else "rule_2"
     assert doc.splitlines()[0] == (
-        f"{name}: an RL update rule exported by evozero {evozero.__version__} ({backend}).")
+        f"{name}: an RL update rule exported by evozero {evozero.__version__} ({backend})."
+    )
     assert doc.splitlines()[1] == ""
     if source:
         assert f"\nSource: {source}\n" in doc
@@ -519,8 +635,11 @@ def test_docstring_first_line_is_a_sentence(source: str | None, backend: str,
 
 
 def _own_functions(module: ModuleType) -> dict[str, object]:
-    return {n: f for n, f in vars(module).items()
-            if inspect.isfunction(f) and f.__module__ == module.__name__}
+    return {
+        n: f
+        for n, f in vars(module).items()
+        if inspect.isfunction(f) and f.__module__ == module.__name__
+    }
 
 
 def test_runtime_modules_are_what_exports_copy() -> None:
@@ -538,8 +657,9 @@ def test_runtime_modules_are_what_exports_copy() -> None:
     for src, module in ((numpy_src, "runtime_numpy"), (torch_src, "runtime_torch")):
         rt = runtime(module)
         assert rt.prelude in src and "evozero" not in rt.prelude
-        used = {h for forms in (NUMPY_FORMS, TORCH_FORMS) for f in forms.values()
-                for h in f.helpers} | {"as_f32"}
+        used = {
+            h for forms in (NUMPY_FORMS, TORCH_FORMS) for f in forms.values() for h in f.helpers
+        } | {"as_f32"}
         for name, text in rt.functions.items():
             assert (text in src) == (name in used), (module, name)
 
@@ -569,8 +689,12 @@ def test_runtime_helpers_match_ops(name: str) -> None:
     torch_form = TORCH_FORMS[name]
     if torch_form.helpers:
         got = getattr(runtime_torch, called(torch_form))(*map(torch.tensor, samples))
-        assert_close(got.numpy(), want, f"runtime_torch {name}",
-                     **({"rtol": 2e-6, "atol": 1e-6} if name not in EXACT else exact))
+        assert_close(
+            got.numpy(),
+            want,
+            f"runtime_torch {name}",
+            **({"rtol": 2e-6, "atol": 1e-6} if name not in EXACT else exact),
+        )
 
 
 def test_torch_export_needs_no_torch(monkeypatch) -> None:
@@ -583,13 +707,16 @@ def test_torch_export_needs_no_torch(monkeypatch) -> None:
 
 
 def test_pseudocode_is_live_text() -> None:
-    p = dsl.parse("const k = 2, unused = 3\nscan:\n  carry c = 0\n  c = c + 1\n"
-                  "  junk = exp(r)\n  adv = r * k\n  vtarget = v\n"
-                  "objective:\n  loss = logp * adv\n")
+    p = dsl.parse(
+        "const k = 2, unused = 3\nscan:\n  carry c = 0\n  c = c + 1\n"
+        "  junk = exp(r)\n  adv = r * k\n  vtarget = v\n"
+        "objective:\n  loss = logp * adv\n"
+    )
     text = export.pseudocode(p)
     assert "junk" not in text and "carry" not in text and "unused" not in text
-    assert dsl.parse(text) == dsl.parse("const k = 2\nscan:\n  adv = r * k\n  vtarget = v\n"
-                                        "objective:\n  loss = logp * adv\n")
+    assert dsl.parse(text) == dsl.parse(
+        "const k = 2\nscan:\n  adv = r * k\n  vtarget = v\nobjective:\n  loss = logp * adv\n"
+    )
 
 
 def test_latex_blocks() -> None:
@@ -607,21 +734,27 @@ def test_latex_of_every_op() -> None:
     for name in OPS:
         arity = OPS[name].arity
         args = ", ".join(("adv", "v", "r")[:arity])
-        src = (f"scan:\n  adv = r\n  vtarget = v\npost:\n  adv = {name}({args})\n"
-               "objective:\n  loss = adv\n")
+        src = (
+            f"scan:\n  adv = r\n  vtarget = v\npost:\n  adv = {name}({args})\n"
+            "objective:\n  loss = adv\n"
+        )
         text = export.latex(dsl.parse(src))
         assert "adv &\\leftarrow" in text, name
         assert not any(f in text for f in ("pdiv", "plog", "pexp")), text
 
 
 def test_latex_of_powers_of_protected_and_batch_ops() -> None:
-    src = ("scan:\n  adv = r\n  vtarget = v\n"
-           "post:\n  adv = square(normalize(adv)) + square(mean(adv))\n"
-           "objective:\n  loss = square(exp(v)) + square(log(v)) + square(v / adv)\n")
+    src = (
+        "scan:\n  adv = r\n  vtarget = v\n"
+        "post:\n  adv = square(normalize(adv)) + square(mean(adv))\n"
+        "objective:\n  loss = square(exp(v)) + square(log(v)) + square(v / adv)\n"
+    )
     text = export.latex(dsl.parse(src))
     assert r"\left(\operatorname{normalize}\left(adv\right)\right)^{2}" in text
-    assert (r"loss &\leftarrow \left(\exp\left(v\right)\right)^{2} + \left(\log\left|v"
-            r"\right|\right)^{2} + \left(\frac{v}{adv}\right)^{2}") in text
+    assert (
+        r"loss &\leftarrow \left(\exp\left(v\right)\right)^{2} + \left(\log\left|v"
+        r"\right|\right)^{2} + \left(\frac{v}{adv}\right)^{2}"
+    ) in text
 
 
 def test_latex_falls_back_to_program_text_where_sympy_fails(monkeypatch) -> None:
@@ -634,8 +767,10 @@ def test_latex_falls_back_to_program_text_where_sympy_fails(monkeypatch) -> None
         return build(node)
 
     monkeypatch.setattr(latex, "_sympy_statement", failing)
-    src = ("scan:\n  adv = r\n  vtarget = v\n"
-           "objective:\n  loss = where(v_old - 1.5, v, adv) + 1\n  loss = loss * 2\n")
+    src = (
+        "scan:\n  adv = r\n  vtarget = v\n"
+        "objective:\n  loss = where(v_old - 1.5, v, adv) + 1\n  loss = loss * 2\n"
+    )
     text = export.latex(dsl.parse(src))
     assert r"loss &\leftarrow \texttt{where(v\_old - 1.5, v, adv) + 1}" in text
     assert r"loss &\leftarrow loss \cdot 2" in text

@@ -38,9 +38,34 @@ PROGRAMS = sorted((Path(__file__).parent.parent / "programs").glob("*.evz"))
 LIBM = ("exp", "log", "tanh", "sigmoid")
 F32_MAX = float(np.finfo(np.float32).max)
 TINY = float(np.finfo(np.float32).smallest_subnormal)
-EXTREMES = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, F32_MAX, -F32_MAX, 3e38, -3e38,
-                     1e30, -1e30, TINY, -TINY, 1e-6, -1e-6, 5e-7, 80.0, 81.0, 89.0, -89.0,
-                     1.0, -1.0, 0.5], dtype=np.float32)
+EXTREMES = np.array(
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        F32_MAX,
+        -F32_MAX,
+        3e38,
+        -3e38,
+        1e30,
+        -1e30,
+        TINY,
+        -TINY,
+        1e-6,
+        -1e-6,
+        5e-7,
+        80.0,
+        81.0,
+        89.0,
+        -89.0,
+        1.0,
+        -1.0,
+        0.5,
+    ],
+    dtype=np.float32,
+)
 OUTPUT_FIELDS = ("loss", "dloss_dlogp", "dloss_dv", "dloss_dentropy")
 
 
@@ -57,12 +82,15 @@ def assert_bitwise(actual: np.ndarray, expected: np.ndarray, what: str = "") -> 
     bad = (nan_a != nan_e) | (~nan_e & (actual.view(np.uint32) != expected.view(np.uint32)))
     if bad.any():
         i = np.flatnonzero(bad.ravel())[:5]
-        raise AssertionError(f"{what}: {bad.sum()} of {bad.size} differ, e.g. at {i.tolist()}:"
-                             f" native {actual.ravel()[i]} vs reference {expected.ravel()[i]}")
+        raise AssertionError(
+            f"{what}: {bad.sum()} of {bad.size} differ, e.g. at {i.tolist()}:"
+            f" native {actual.ravel()[i]} vs reference {expected.ravel()[i]}"
+        )
 
 
-def assert_close(actual: np.ndarray, expected: np.ndarray, what: str = "",
-                 rtol: float = 1e-5, atol: float = 1e-6) -> None:
+def assert_close(
+    actual: np.ndarray, expected: np.ndarray, what: str = "", rtol: float = 1e-5, atol: float = 1e-6
+) -> None:
     """Same non-finite positions (and infinities), close values elsewhere."""
     actual, expected = np.asarray(actual), np.asarray(expected, dtype=np.float32)
     assert actual.shape == expected.shape, what
@@ -79,9 +107,11 @@ def uses_libm(program: Program) -> bool:
     compiled = compile_program(program, live=False)
     libm = {OPCODES[name] for name in LIBM}
     ratio = INPUTS["objective"].index("ratio")
-    return (any(int(op) in libm for c in (compiled.scan, compiled.post, compiled.objective)
-                for op in c.code[:, 0])
-            or bool((compiled.objective.code[:, 2:] == ratio).any()))
+    return any(
+        int(op) in libm
+        for c in (compiled.scan, compiled.post, compiled.objective)
+        for op in c.code[:, 0]
+    ) or bool((compiled.objective.code[:, 2:] == ratio).any())
 
 
 def _native_op(name: str) -> object:
@@ -90,12 +120,14 @@ def _native_op(name: str) -> object:
 
     def run(*args: object) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         shape = np.broadcast_shapes(*(np.shape(a) for a in args))
-        arrays = [np.ascontiguousarray(np.broadcast_to(np.asarray(a, np.float32), shape))
-                  for a in args]
+        arrays = [
+            np.ascontiguousarray(np.broadcast_to(np.asarray(a, np.float32), shape)) for a in args
+        ]
         return _core.testing.apply_op(code, *arrays)
 
-    return dataclasses.replace(OPS[name], numpy=lambda *a: run(*a)[0],
-                               partials=lambda *a: run(*a)[1])
+    return dataclasses.replace(
+        OPS[name], numpy=lambda *a: run(*a)[0], partials=lambda *a: run(*a)[1]
+    )
 
 
 class _NumpyWithLibmExp:
@@ -121,8 +153,9 @@ def libm_reference(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return evaluate
 
 
-def random_inputs(rng: np.random.Generator, names: tuple[str, ...], shape: tuple[int, ...],
-                  p_extreme: float = 0.0) -> dict[str, np.ndarray]:
+def random_inputs(
+    rng: np.random.Generator, names: tuple[str, ...], shape: tuple[int, ...], p_extreme: float = 0.0
+) -> dict[str, np.ndarray]:
     """Normal-ish values with some exact 0/1 flags, and extremes sprinkled in."""
     out = {}
     for n in names:
@@ -137,15 +170,23 @@ def random_inputs(rng: np.random.Generator, names: tuple[str, ...], shape: tuple
     return out
 
 
-def all_inputs(rng: np.random.Generator, T: int, B: int, N: int, p_extreme: float = 0.0
-               ) -> tuple[dict, dict, dict]:
-    return (random_inputs(rng, evaluate.SCAN_INPUTS, (T, B), p_extreme),
-            random_inputs(rng, evaluate.POST_INPUTS, (T, B), p_extreme),
-            random_inputs(rng, evaluate.OBJECTIVE_INPUTS, (N,), p_extreme))
+def all_inputs(
+    rng: np.random.Generator, T: int, B: int, N: int, p_extreme: float = 0.0
+) -> tuple[dict, dict, dict]:
+    return (
+        random_inputs(rng, evaluate.SCAN_INPUTS, (T, B), p_extreme),
+        random_inputs(rng, evaluate.POST_INPUTS, (T, B), p_extreme),
+        random_inputs(rng, evaluate.OBJECTIVE_INPUTS, (N,), p_extreme),
+    )
 
 
-def compare(program: Program, ref: types.ModuleType, inputs: tuple[dict, dict, dict],
-            progress: float, exact: bool) -> None:
+def compare(
+    program: Program,
+    ref: types.ModuleType,
+    inputs: tuple[dict, dict, dict],
+    progress: float,
+    exact: bool,
+) -> None:
     """Run every component natively and with ``ref``; compare all outputs."""
     check = assert_bitwise if exact else assert_close
     scan_in, post_in, obj_in = inputs
@@ -214,8 +255,7 @@ def test_op_kernels_match_ops_table(name: str) -> None:
 # ----------------------------------------------------------------------------- programs
 
 
-def realistic_inputs(rng: np.random.Generator, T: int, B: int, N: int
-                     ) -> tuple[dict, dict, dict]:
+def realistic_inputs(rng: np.random.Generator, T: int, B: int, N: int) -> tuple[dict, dict, dict]:
     """Inputs as a trainer produces them (log-probabilities, small policy changes)."""
     scan_in, post_in, obj_in = all_inputs(rng, T, B, N)
     for d in (scan_in, obj_in):
@@ -238,16 +278,14 @@ def test_baseline_programs_bitwise_with_libm(path: Path, libm_reference) -> None
     program = dsl.load(path)
     rng = np.random.default_rng(1)
     for p_extreme in (0.0, 0.05):
-        compare(program, libm_reference, all_inputs(rng, 12, 8, 256, p_extreme), 0.5,
-                exact=True)
+        compare(program, libm_reference, all_inputs(rng, 12, 8, 256, p_extreme), 0.5, exact=True)
 
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.stem)
 def test_live_form_gives_same_training_signal(path: Path) -> None:
     """The trainer's form (Program.live) computes the same adv/vtarget and loss terms."""
     program = dsl.load(path)
-    full, live = interpreter.NativeProgram(program), interpreter.NativeProgram(program,
-                                                                               live=True)
+    full, live = interpreter.NativeProgram(program), interpreter.NativeProgram(program, live=True)
     scan_in, post_in, obj_in = all_inputs(np.random.default_rng(2), 16, 8, 128, 0.02)
     a, b = full.run_scan(scan_in, 0.1), live.run_scan(scan_in, 0.1)
     for k in ("adv", "vtarget"):
@@ -261,11 +299,15 @@ _SEED = st.integers(0, 2**32 - 1)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=_SEED, p_extreme=st.sampled_from([0.0, 0.02, 0.3]),
-       shape=st.sampled_from([(1, 1), (3, 2), (5, 4), (2, 33)]),
-       progress=st.sampled_from([0.0, 0.37, 1.0]))
-def test_random_programs_bitwise(seed: int, p_extreme: float, shape: tuple[int, int],
-                                 progress: float) -> None:
+@given(
+    seed=_SEED,
+    p_extreme=st.sampled_from([0.0, 0.02, 0.3]),
+    shape=st.sampled_from([(1, 1), (3, 2), (5, 4), (2, 33)]),
+    progress=st.sampled_from([0.0, 0.37, 1.0]),
+)
+def test_random_programs_bitwise(
+    seed: int, p_extreme: float, shape: tuple[int, int], progress: float
+) -> None:
     with pytest.MonkeyPatch.context() as mp:
         ops = dict(OPS)
         for name in LIBM:
@@ -275,8 +317,9 @@ def test_random_programs_bitwise(seed: int, p_extreme: float, shape: tuple[int, 
         rng = np.random.default_rng(seed)
         program = random_program(rng, max_instrs=12, max_carries=MAX_CARRIES)
         T, B = shape
-        compare(program, evaluate, all_inputs(rng, T, B, T * B + 3, p_extreme), progress,
-                exact=True)
+        compare(
+            program, evaluate, all_inputs(rng, T, B, T * B + 3, p_extreme), progress, exact=True
+        )
 
 
 @settings(max_examples=40, deadline=None)
@@ -304,7 +347,8 @@ def test_scan_phases() -> None:
         "  adv = before + after + h + z\n"
         "  vtarget = 1.5\n"
         "objective:\n"
-        "  loss = v\n")
+        "  loss = v\n"
+    )
     rng = np.random.default_rng(3)
     scan_in = random_inputs(rng, evaluate.SCAN_INPUTS, (9, 5))
     want = evaluate.run_scan(program, scan_in, 0.0)
@@ -321,13 +365,16 @@ def test_post_batch_statistics_are_exact() -> None:
         "post:\n"
         "  adv = normalize(adv) + mean(r) * std(vtarget)\n"
         "  vtarget = std(v) + normalize(progress) + mean(2) + std(3)\n"
-        "objective:\n  loss = adv * vtarget\n")
+        "objective:\n  loss = adv * vtarget\n"
+    )
     rng = np.random.default_rng(4)
     big = np.array([3e38, 1.0, -3e38, 1e-45, 7.0, -1e30, 1e30, 2.5e-8] * 37, np.float32)
     cases = [
         {n: rng.permutation(big).reshape(37, 8) for n in evaluate.POST_INPUTS},
-        {n: (rng.normal(size=(64, 64)) * 1e4 + 1e7).astype(np.float32)
-         for n in evaluate.POST_INPUTS},
+        {
+            n: (rng.normal(size=(64, 64)) * 1e4 + 1e7).astype(np.float32)
+            for n in evaluate.POST_INPUTS
+        },
     ]
     with_infs = {n: rng.normal(size=(4, 4)).astype(np.float32) for n in evaluate.POST_INPUTS}
     with_infs["adv"][0, 0], with_infs["adv"][1, 1] = np.inf, -np.inf
@@ -405,8 +452,9 @@ def test_empty_batches() -> None:
 
 
 def _ppo_arrays() -> dict[str, np.ndarray]:
-    return compile_program(dsl.load(PROGRAMS[[p.stem for p in PROGRAMS].index("ppo")]),
-                           live=False).arrays()
+    return compile_program(
+        dsl.load(PROGRAMS[[p.stem for p in PROGRAMS].index("ppo")]), live=False
+    ).arrays()
 
 
 def test_bad_compiled_arrays_raise_value_error() -> None:
@@ -439,8 +487,7 @@ def test_bad_compiled_arrays_raise_value_error() -> None:
     bad("outputs, expected", objective_outputs=np.array([0, 1], np.int32))
     bad("must be input 0", post_outputs=np.array([1, 1], np.int32))
     bad("init code", scan_carry_init=np.array([7], np.int32))
-    bad("at most 4", scan_carry_init=np.zeros(5, np.int32),
-        scan_outputs=np.zeros(7, np.int32))
+    bad("at most 4", scan_carry_init=np.zeros(5, np.int32), scan_outputs=np.zeros(7, np.int32))
 
 
 def test_bad_inputs_raise_value_error() -> None:
@@ -497,7 +544,7 @@ def _fsum_cases(rng: np.random.Generator) -> list[np.ndarray]:
             e = math.ulp(b) / 2
             x = np.array([b, e, e * 2.0 ** -int(rng.integers(1, 80)) * rng.choice([-1, 0, 1])])
         elif mode == 4:  # subnormals
-            x = rng.integers(-2**52, 2**52, size=k).astype(np.float64) * 5e-324
+            x = rng.integers(-(2**52), 2**52, size=k).astype(np.float64) * 5e-324
         else:  # special values
             x = rng.choice([1.0, -2.5, np.inf, -np.inf, np.nan, 0.0, -0.0, 1e300], size=k)
         cases.append(x)

@@ -41,8 +41,9 @@ def size(p: Program) -> int:
 
 
 def literals(p: Program) -> Counter:
-    return Counter(a for c in p.components for ins in c.instrs for a in ins.args
-                   if not isinstance(a, str))
+    return Counter(
+        a for c in p.components for ins in c.instrs for a in ins.args if not isinstance(a, str)
+    )
 
 
 def check_child(parent: Program, child: Program, m: Mutation, max_instrs: int) -> None:

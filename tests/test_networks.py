@@ -27,11 +27,13 @@ DEFAULTS = TrainConfig()
 # ---- helpers ------------------------------------------------------------------
 
 
-def actor_critic(obs_size: int, num_actions: int, hidden: int = DEFAULTS.hidden,
-                 seed: int = 0) -> _core.testing.ActorCritic:
+def actor_critic(
+    obs_size: int, num_actions: int, hidden: int = DEFAULTS.hidden, seed: int = 0
+) -> _core.testing.ActorCritic:
     """The native networks as the trainer builds them (Adam's eps: TrainConfig's)."""
-    return _core.testing.ActorCritic(obs_size, num_actions, hidden, seed,
-                                     adam_eps=DEFAULTS.adam_eps)
+    return _core.testing.ActorCritic(
+        obs_size, num_actions, hidden, seed, adam_eps=DEFAULTS.adam_eps
+    )
 
 
 def torch_copy(net: _core.testing.ActorCritic) -> nn.ModuleDict:
@@ -174,7 +176,8 @@ def test_sparse_and_dense_paths_identical() -> None:
     twin.set_parameters(net.parameters())
     clip = DEFAULTS.max_grad_norm
     assert net.step_sparse(indptr, indices, actions, *c, lr=5e-3, max_grad_norm=clip) == (
-        twin.step_dense(dense, actions, *c, lr=5e-3, max_grad_norm=clip))
+        twin.step_dense(dense, actions, *c, lr=5e-3, max_grad_norm=clip)
+    )
     for name, value in net.parameters().items():
         np.testing.assert_array_equal(value, twin.parameters()[name], err_msg=name)
 
@@ -258,8 +261,18 @@ def test_non_finite_gradient_is_not_applied() -> None:
     actions = rng.integers(0, 6, 32)
     c_logp, c_v, c_h = coefficients(rng, 32)
     c_v[3] = np.nan
-    assert np.isnan(net.step_sparse(indptr, indices, actions, c_logp, c_v, c_h, lr=5e-3,
-                                    max_grad_norm=DEFAULTS.max_grad_norm))
+    assert np.isnan(
+        net.step_sparse(
+            indptr,
+            indices,
+            actions,
+            c_logp,
+            c_v,
+            c_h,
+            lr=5e-3,
+            max_grad_norm=DEFAULTS.max_grad_norm,
+        )
+    )
     assert net.adam_count == 0
     for k, v in net.parameters().items():
         np.testing.assert_array_equal(v, before[k])

@@ -21,21 +21,97 @@ TINY = float(np.finfo(np.float32).smallest_subnormal)
 #: Edge inputs: zeros of both signs, denormals, protection thresholds (exact and just
 #: inside), exp's clamp point, sigmoid's overflow region, huge values.
 EDGE = np.array(
-    [0.0, -0.0, TINY, -TINY, 1e-30, -1e-30, 1e-6, -1e-6, 5e-7, -5e-7, 1e-12, 0.5, -0.5, 1.0,
-     -1.0, 2.0, 80.0, 81.0, 88.0, 89.0, -88.0, -89.0, -100.0, 1e10, -1e10, 3e38, -3e38,
-     F32_MAX, -F32_MAX],
+    [
+        0.0,
+        -0.0,
+        TINY,
+        -TINY,
+        1e-30,
+        -1e-30,
+        1e-6,
+        -1e-6,
+        5e-7,
+        -5e-7,
+        1e-12,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        2.0,
+        80.0,
+        81.0,
+        88.0,
+        89.0,
+        -88.0,
+        -89.0,
+        -100.0,
+        1e10,
+        -1e10,
+        3e38,
+        -3e38,
+        F32_MAX,
+        -F32_MAX,
+    ],
     dtype=np.float32,
 )
 
 #: Ops whose value is bit-exact between numpy and torch (no libm transcendental inside).
-EXACT_VALUE = {"add", "sub", "mul", "div", "neg", "abs", "square", "relu", "sign", "min",
-               "max", "clip", "where", "copy", "mean", "std", "normalize"}
+EXACT_VALUE = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "abs",
+    "square",
+    "relu",
+    "sign",
+    "min",
+    "max",
+    "clip",
+    "where",
+    "copy",
+    "mean",
+    "std",
+    "normalize",
+}
 #: Ops whose partials are bit-exact between numpy and torch autograd.
-EXACT_GRAD = {"add", "sub", "mul", "div", "neg", "abs", "square", "relu", "sign", "min",
-              "max", "clip", "where", "copy", "log"}
+EXACT_GRAD = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "abs",
+    "square",
+    "relu",
+    "sign",
+    "min",
+    "max",
+    "clip",
+    "where",
+    "copy",
+    "log",
+}
 #: Ops promised to return finite values for finite inputs.
-BOUNDED = {"neg", "abs", "sqrt", "exp", "log", "tanh", "sigmoid", "relu", "sign", "min",
-           "max", "clip", "where", "copy", "mean", "std"}
+BOUNDED = {
+    "neg",
+    "abs",
+    "sqrt",
+    "exp",
+    "log",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "sign",
+    "min",
+    "max",
+    "clip",
+    "where",
+    "copy",
+    "mean",
+    "std",
+}
 
 ELEMENTWISE = [op for op in OPS.values() if not op.batch]
 BATCH = [op for op in OPS.values() if op.batch]
@@ -56,8 +132,7 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(a) | np.isnan(b), 2**40, d)
 
 
-def assert_close(a: np.ndarray, b: np.ndarray, maxulp: int, what: str,
-                 atol: float = 0.0) -> None:
+def assert_close(a: np.ndarray, b: np.ndarray, maxulp: int, what: str, atol: float = 0.0) -> None:
     """At most ``maxulp`` ulps apart, or within ``atol`` (for results near 0 obtained by
     cancellation, such as tanh' = 1 - t*t near saturation)."""
     d = ulp_distance(a, b)
@@ -86,8 +161,8 @@ def random_args(op: Op, n: int = 2000, seed: int = 0) -> list[np.ndarray]:
     if op.name == "clip":  # at the bounds, equal bounds, crossed bounds
         k = n // 8
         args[1][:k] = args[0][:k]
-        args[2][k:2 * k] = args[0][k:2 * k]
-        args[2][2 * k:3 * k] = args[1][2 * k:3 * k]
+        args[2][k : 2 * k] = args[0][k : 2 * k]
+        args[2][2 * k : 3 * k] = args[1][2 * k : 3 * k]
     if op.name == "where":
         args[0][: n // 8] = 0.0
     return args
@@ -113,9 +188,29 @@ def test_components_match_program_vocabulary() -> None:
 
 
 def test_required_ops_present() -> None:
-    required = {"add", "sub", "mul", "div", "neg", "abs", "square", "sqrt", "exp", "log",
-                "tanh", "sigmoid", "relu", "sign", "min", "max", "clip", "where", "mean",
-                "std", "normalize"}
+    required = {
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "neg",
+        "abs",
+        "square",
+        "sqrt",
+        "exp",
+        "log",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "sign",
+        "min",
+        "max",
+        "clip",
+        "where",
+        "mean",
+        "std",
+        "normalize",
+    }
     assert required <= set(OPS)
 
 
@@ -135,8 +230,12 @@ def test_arity_matches_functions(op: Op) -> None:
 
 def test_printing_info() -> None:
     assert {(op.name, op.infix, op.prec) for op in OPS.values() if op.infix} == {
-        ("add", "+", ops.PREC_ADD), ("sub", "-", ops.PREC_ADD), ("mul", "*", ops.PREC_MUL),
-        ("div", "/", ops.PREC_MUL), ("neg", "-", ops.PREC_UNARY)}
+        ("add", "+", ops.PREC_ADD),
+        ("sub", "-", ops.PREC_ADD),
+        ("mul", "*", ops.PREC_MUL),
+        ("div", "/", ops.PREC_MUL),
+        ("neg", "-", ops.PREC_UNARY),
+    }
     assert all(op.prec == ops.PREC_ATOM for op in OPS.values() if op.infix is None)
     assert ops.INFIX[("-", 1)] == "neg" and ops.INFIX[("-", 2)] == "sub"
     assert [ops.opcode(n) for n in OPS] == list(range(len(OPS)))
@@ -182,8 +281,7 @@ def test_batch_ops() -> None:
     np.testing.assert_array_equal(ops.np_mean(x), np.full((2, 2), 3.0, np.float32))
     s = np.float32(math.sqrt((4 + 1 + 0 + 9) / 4))
     np.testing.assert_array_equal(ops.np_std(x), np.full((2, 2), s, np.float32))
-    np.testing.assert_array_equal(ops.np_normalize(x),
-                                  (x - np.float32(3)) / (s + np.float32(1e-8)))
+    np.testing.assert_array_equal(ops.np_normalize(x), (x - np.float32(3)) / (s + np.float32(1e-8)))
     np.testing.assert_array_equal(ops.np_normalize(np.full(5, 7.0, np.float32)), np.zeros(5))
     # The exact sum does not depend on order, even with cancellation.
     y = np.array([3e38, 1.0, -3e38, 80.0, 1e-30], dtype=np.float32)
@@ -215,8 +313,13 @@ def test_total_on_edge_inputs(op: Op) -> None:
 
 @pytest.mark.parametrize("op", BATCH, ids=lambda o: o.name)
 def test_batch_ops_total(op: Op) -> None:
-    for x in (EDGE, EDGE[np.abs(EDGE) < 1e30], np.zeros(7, np.float32),
-              np.full(3, F32_MAX, np.float32), np.array([1e-45], np.float32)):
+    for x in (
+        EDGE,
+        EDGE[np.abs(EDGE) < 1e30],
+        np.zeros(7, np.float32),
+        np.full(3, F32_MAX, np.float32),
+        np.array([1e-45], np.float32),
+    ):
         out = op.numpy(x)
         assert out.shape == x.shape and out.dtype == np.float32
         assert not np.isnan(out).any()
@@ -260,8 +363,13 @@ def test_partials_match_torch_autograd(op: Op) -> None:
     for i, t in enumerate(ts):
         got = t.grad.numpy() if t.grad is not None else np.zeros_like(args[i])
         exact = op.name in EXACT_GRAD
-        assert_close(got, want[i], 0 if exact else 4, f"d{op.name}/d{op.params[i]}",
-                     atol=0.0 if exact else 1e-6)
+        assert_close(
+            got,
+            want[i],
+            0 if exact else 4,
+            f"d{op.name}/d{op.params[i]}",
+            atol=0.0 if exact else 1e-6,
+        )
 
 
 @pytest.mark.parametrize(
@@ -297,8 +405,9 @@ def test_partials_match_torch_autograd(op: Op) -> None:
         ("div", (1.0, -1e-7), (-1e6, 0.0)),
     ],
 )
-def test_documented_kink_conventions(name: str, args: tuple[float, ...],
-                                     want: tuple[float, ...]) -> None:
+def test_documented_kink_conventions(
+    name: str, args: tuple[float, ...], want: tuple[float, ...]
+) -> None:
     got = OPS[name].partials(*[np.float32(a) for a in args])
     np.testing.assert_allclose([float(g) for g in got], want, rtol=1e-6)
 

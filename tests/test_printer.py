@@ -16,24 +16,28 @@ def C(op: str, *args: Node) -> Call:  # noqa: N802  (reads like the node it buil
     return Call(op, tuple(args))
 
 
-@pytest.mark.parametrize(("node", "text"), [
-    (C("sub", "r", C("sub", "v", "d")), "r - (v - d)"),  # left-associative
-    (C("sub", C("sub", "r", "v"), "d"), "r - v - d"),
-    (C("mul", C("add", "r", "v"), "d"), "(r + v) * d"),
-    (C("add", "r", C("mul", "v", "d")), "r + v * d"),
-    (C("div", "r", C("mul", "v", "d")), "r / (v * d)"),
-    (C("neg", C("add", "r", "v")), "-(r + v)"),
-    (C("neg", C("neg", "r")), "--r"),
-    (C("neg", 0.5), "-(0.5)"),  # stays neg(0.5), not the literal -0.5
-    (C("mul", -2.0, "r"), "-2 * r"),
-    (C("max", C("add", "r", 1.0), C("neg", "v")), "max(r + 1, -v)"),
-    (C("copy", C("add", "r", "v")), "copy(r + v)"),
-])
+@pytest.mark.parametrize(
+    ("node", "text"),
+    [
+        (C("sub", "r", C("sub", "v", "d")), "r - (v - d)"),  # left-associative
+        (C("sub", C("sub", "r", "v"), "d"), "r - v - d"),
+        (C("mul", C("add", "r", "v"), "d"), "(r + v) * d"),
+        (C("add", "r", C("mul", "v", "d")), "r + v * d"),
+        (C("div", "r", C("mul", "v", "d")), "r / (v * d)"),
+        (C("neg", C("add", "r", "v")), "-(r + v)"),
+        (C("neg", C("neg", "r")), "--r"),
+        (C("neg", 0.5), "-(0.5)"),  # stays neg(0.5), not the literal -0.5
+        (C("mul", -2.0, "r"), "-2 * r"),
+        (C("max", C("add", "r", 1.0), C("neg", "v")), "max(r + 1, -v)"),
+        (C("copy", C("add", "r", "v")), "copy(r + v)"),
+    ],
+)
 def test_evz_text(node: Node, text: str) -> None:
     assert render_expr(node) == text
     # The text parses back to the same tree.
-    p = dsl.parse(f"scan:\n  d = v_next\n  adv = {text}\n  vtarget = v\nobjective:\n"
-                  "  loss = logp\n")
+    p = dsl.parse(
+        f"scan:\n  d = v_next\n  adv = {text}\n  vtarget = v\nobjective:\n  loss = logp\n"
+    )
     assert render_expr(dict(expression_forest(p.scan))["adv"]) == text
 
 
@@ -59,14 +63,14 @@ def test_instruction_text_is_a_flat_call() -> None:
 
 
 def test_python_spellings() -> None:
-    p = dsl.parse("scan:\n  adv = -(-r) + -(0.5) * v\n  vtarget = v\nobjective:\n"
-                  "  loss = logp\n")
+    p = dsl.parse("scan:\n  adv = -(-r) + -(0.5) * v\n  vtarget = v\nobjective:\n  loss = logp\n")
     node = C("add", C("neg", C("neg", "r")), C("mul", C("neg", 0.5), "v"))
     assert NumpyCodegen(p).text(node) == "-(-r) + -np.float32(0.5) * v"
     assert TorchCodegen(p).text(node) == "-(-r) + -0.5 * v"
     assert TorchCodegen(p).text(C("add", 1.0, 2.0)) == "as_f32(1) + 2"
     assert NumpyCodegen(p).text(C("div", "r", C("copy", C("add", "v", "r")))) == (
-        "safe_div(r, v + r)")
+        "safe_div(r, v + r)"
+    )
 
 
 def test_mutation_descriptions_use_the_printer() -> None:

@@ -48,8 +48,9 @@ def run_component(instrs: tuple[Instr, ...], env: dict[str, np.ndarray]) -> dict
     return env
 
 
-def component_env(kind: str, constants: tuple[Const, ...], carries: tuple[Carry, ...],
-                  seed: int = 0) -> dict[str, np.ndarray]:
+def component_env(
+    kind: str, constants: tuple[Const, ...], carries: tuple[Carry, ...], seed: int = 0
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     env = {n: rng.normal(size=16).astype(np.float32) for n in INPUTS[kind]}
     env.update({c.name: np.float32(c.value) for c in constants})
@@ -80,8 +81,11 @@ def simple(**kw: object) -> Program:
     """A small valid program; keyword arguments override parts of it."""
     parts: dict[str, object] = {
         "constants": {"gamma": 0.99, "eps": 0.2, "c_v": 0.5},
-        "scan": [("delta", "sub", "r", "v"), ("adv", "copy", "delta"),
-                 ("vtarget", "add", "delta", "v")],
+        "scan": [
+            ("delta", "sub", "r", "v"),
+            ("adv", "copy", "delta"),
+            ("vtarget", "add", "delta", "v"),
+        ],
         "carries": [],
         "post": [],
         "objective": PPO_OBJECTIVE,
@@ -96,13 +100,24 @@ def simple(**kw: object) -> Program:
 
 def test_vocabulary() -> None:
     assert COMPONENTS == ("scan", "post", "objective")
-    assert INPUTS["scan"] == ("r", "term", "reset", "v", "v_next", "logp", "entropy",
-                              "progress")
+    assert INPUTS["scan"] == ("r", "term", "reset", "v", "v_next", "logp", "entropy", "progress")
     assert INPUTS["post"] == ("adv", "vtarget", "v", "r", "progress")
-    assert INPUTS["objective"] == ("logp", "logp_old", "ratio", "adv", "v", "v_old",
-                                   "vtarget", "entropy", "progress")
-    assert OUTPUTS == {"scan": ("adv", "vtarget"), "post": ("adv", "vtarget"),
-                       "objective": ("loss",)}
+    assert INPUTS["objective"] == (
+        "logp",
+        "logp_old",
+        "ratio",
+        "adv",
+        "v",
+        "v_old",
+        "vtarget",
+        "entropy",
+        "progress",
+    )
+    assert OUTPUTS == {
+        "scan": ("adv", "vtarget"),
+        "post": ("adv", "vtarget"),
+        "objective": ("loss",),
+    }
     assert MAX_CARRIES == 4 and CARRY_INITS == ("0", "v_next")
 
 
@@ -146,8 +161,7 @@ def test_accessors() -> None:
     assert p.component("post") is p.post
     with pytest.raises(KeyError):
         p.component("nope")
-    assert p.constant_values == {"gamma": np.float32(0.99), "eps": np.float32(0.2),
-                                 "c_v": 0.5}
+    assert p.constant_values == {"gamma": np.float32(0.99), "eps": np.float32(0.2), "c_v": 0.5}
     q = p.with_constants({"eps": 0.1})
     assert q.constant_values["eps"] == float(np.float32(0.1)) and q.scan == p.scan
     with pytest.raises(KeyError):
@@ -174,31 +188,51 @@ SCAN_MIN = [("adv", "copy", "r"), ("vtarget", "copy", "r")]
 OBJ_MIN = [("loss", "mul", "logp", "adv")]
 
 BAD_PROGRAMS = [
-    ({"scan": [("adv", "exq", "r"), *SCAN_MIN[1:]]},
-     "unknown op 'exq' in scan; did you mean 'exp'?"),
+    (
+        {"scan": [("adv", "exq", "r"), *SCAN_MIN[1:]]},
+        "unknown op 'exq' in scan; did you mean 'exp'?",
+    ),
     ({"scan": [("adv", "frobnicate", "r"), *SCAN_MIN[1:]]}, "unknown op 'frobnicate' in scan"),
-    ({"scan": [("adv", "clip", "r", 1.0), *SCAN_MIN[1:]]},
-     "clip(x, lo, hi) takes 3 arguments, got 2"),
+    (
+        {"scan": [("adv", "clip", "r", 1.0), *SCAN_MIN[1:]]},
+        "clip(x, lo, hi) takes 3 arguments, got 2",
+    ),
     ({"scan": [("adv", "neg", "r", "v"), *SCAN_MIN[1:]]}, "neg(x) takes 1 argument, got 2"),
-    ({"objective": [("loss", "normalize", "adv")]},
-     "op 'normalize' is not allowed in objective (only in post)"),
-    ({"scan": [("adv", "mean", "r"), *SCAN_MIN[1:]]},
-     "op 'mean' is not allowed in scan (only in post)"),
-    ({"scan": [("adv", "copy", "ratio"), *SCAN_MIN[1:]]},
-     "'ratio' is not an input of scan (it is an input of objective)"),
-    ({"post": [("adv", "mul", "adv", "logp")]},
-     "'logp' is not an input of post (it is an input of scan and objective)"),
-    ({"scan": [("adv", "mul", "gama", "r"), *SCAN_MIN[1:]]},
-     "unknown name 'gama' in scan; did you mean 'gamma'?"),
-    ({"scan": [("adv", "mul", "x", "r"), ("x", "copy", "r"), *SCAN_MIN[1:]]},
-     "'x' is used before it is assigned in scan"),
-    ({"scan": [("adv", "add", "adv", 1.0), *SCAN_MIN[1:]]},
-     "'adv' is used before it is assigned in scan"),
+    (
+        {"objective": [("loss", "normalize", "adv")]},
+        "op 'normalize' is not allowed in objective (only in post)",
+    ),
+    (
+        {"scan": [("adv", "mean", "r"), *SCAN_MIN[1:]]},
+        "op 'mean' is not allowed in scan (only in post)",
+    ),
+    (
+        {"scan": [("adv", "copy", "ratio"), *SCAN_MIN[1:]]},
+        "'ratio' is not an input of scan (it is an input of objective)",
+    ),
+    (
+        {"post": [("adv", "mul", "adv", "logp")]},
+        "'logp' is not an input of post (it is an input of scan and objective)",
+    ),
+    (
+        {"scan": [("adv", "mul", "gama", "r"), *SCAN_MIN[1:]]},
+        "unknown name 'gama' in scan; did you mean 'gamma'?",
+    ),
+    (
+        {"scan": [("adv", "mul", "x", "r"), ("x", "copy", "r"), *SCAN_MIN[1:]]},
+        "'x' is used before it is assigned in scan",
+    ),
+    (
+        {"scan": [("adv", "add", "adv", 1.0), *SCAN_MIN[1:]]},
+        "'adv' is used before it is assigned in scan",
+    ),
     ({"scan": [("adv", "copy", "_1"), *SCAN_MIN[1:]]}, "unknown name '_1' in scan"),
     ({"scan": SCAN_MIN[:1]}, "scan never assigns its output 'vtarget'"),
     ({"objective": [("los", "copy", "adv")]}, "objective never assigns its output 'loss'"),
-    ({"carries": [(f"c{i}", "0") for i in range(5)]},
-     "scan declares 5 carries; at most 4 are allowed"),
+    (
+        {"carries": [(f"c{i}", "0") for i in range(5)]},
+        "scan declares 5 carries; at most 4 are allowed",
+    ),
     ({"carries": [("g", "v")]}, "carry 'g' has initial value 'v'; it must be 0 or v_next"),
     ({"carries": [("g", "0"), ("g", "0")]}, "duplicate carry 'g'"),
     ({"carries": [("v", "0")]}, "carry 'v' has the name of an input of scan"),
@@ -206,11 +240,9 @@ BAD_PROGRAMS = [
     ({"carries": [("gamma", "0")]}, "carry 'gamma' has the name of a constant"),
     ({"carries": [("_2", "0")]}, "'_2' is reserved for anonymous temporaries"),
     ({"constants": [("gamma", 0.9), ("gamma", 0.8)]}, "duplicate constant 'gamma'"),
-    ({"constants": {"ratio": 1.0}},
-     "constant 'ratio' has the name of an input (of objective)"),
+    ({"constants": {"ratio": 1.0}}, "constant 'ratio' has the name of an input (of objective)"),
     ({"constants": {"loss": 1.0}}, "constant 'loss' has the name of an output"),
-    ({"constants": {"lambda": 0.95}},
-     "'lambda' is a Python keyword and cannot be a constant name"),
+    ({"constants": {"lambda": 0.95}}, "'lambda' is a Python keyword and cannot be a constant name"),
     ({"constants": {"exp": 1.0}}, "'exp' is an op and cannot be a constant name"),
     ({"constants": {"1x": 1.0}}, "invalid constant name '1x'"),
     ({"scan": [("gamma", "copy", "r"), *SCAN_MIN]}, "cannot assign to constant 'gamma'"),
@@ -220,8 +252,7 @@ BAD_PROGRAMS = [
 ]
 
 
-@pytest.mark.parametrize(("parts", "message"), BAD_PROGRAMS,
-                         ids=[m for _, m in BAD_PROGRAMS])
+@pytest.mark.parametrize(("parts", "message"), BAD_PROGRAMS, ids=[m for _, m in BAD_PROGRAMS])
 def test_validation_errors(parts: dict[str, object], message: str) -> None:
     kw: dict[str, object] = {"constants": {"gamma": 0.99}, "scan": SCAN_MIN, "objective": OBJ_MIN}
     kw.update(parts)
@@ -234,8 +265,12 @@ def test_validation_errors(parts: dict[str, object], message: str) -> None:
 def test_carries_outside_scan_rejected() -> None:
     post = Component("post", (), (Carry("g", "0"),))
     with pytest.raises(ProgramError, match="carries are only allowed in scan, not in post"):
-        Program((), Component("scan", tuple(Instr(*s[:2], s[2:]) for s in SCAN_MIN)), post,
-                Component("objective", (Instr("loss", "copy", ("adv",)),)))
+        Program(
+            (),
+            Component("scan", tuple(Instr(*s[:2], s[2:]) for s in SCAN_MIN)),
+            post,
+            Component("objective", (Instr("loss", "copy", ("adv",)),)),
+        )
 
 
 def test_component_kind_mismatch() -> None:
@@ -258,20 +293,23 @@ def test_error_carries_location() -> None:
     loc = Loc("x.evz", 4, 9)
     bad = Instr("adv", "mul", ("gama", "r"), loc=Loc("x.evz", 4, 3), arg_locs=(loc, None))
     with pytest.raises(ProgramError) as err:
-        Program.build({"gamma": 1.0}, scan=[bad, ("vtarget", "copy", "r")],
-                      objective=OBJ_MIN)
-    assert str(err.value) == ("x.evz:4:9: unknown name 'gama' in scan; did you mean "
-                              "'gamma'?")
+        Program.build({"gamma": 1.0}, scan=[bad, ("vtarget", "copy", "r")], objective=OBJ_MIN)
+    assert str(err.value) == ("x.evz:4:9: unknown name 'gama' in scan; did you mean 'gamma'?")
 
 
 def test_valid_edge_cases() -> None:
     # post may be empty (outputs pass through); reassigning inputs is allowed; names may
     # be reassigned; a carry that is never reassigned is constant over time.
     p = Program.build(
-        scan=[("v", "mul", "v", 2), ("v", "add", "v", 1), ("adv", "sub", "r", "v"),
-              ("vtarget", "copy", "h")],
+        scan=[
+            ("v", "mul", "v", 2),
+            ("v", "add", "v", 1),
+            ("adv", "sub", "r", "v"),
+            ("vtarget", "copy", "h"),
+        ],
         carries=[("h", "v_next"), ("a", "0"), ("b", "0"), ("c", "v_next")],
-        objective=[("loss", "copy", 0)])
+        objective=[("loss", "copy", 0)],
+    )
     assert len(p.scan.carries) == 4
     assert p.post.instrs == ()
 
@@ -281,9 +319,9 @@ def test_valid_edge_cases() -> None:
 
 def test_temporaries_renumbered_and_reordered() -> None:
     raw = [
-        ("_7", "mul", "r", 2),       # used once, by vtarget: moves down to its use
+        ("_7", "mul", "r", 2),  # used once, by vtarget: moves down to its use
         ("x", "add", "r", 1),
-        ("_3", "exp", "v"),          # used twice: stays a statement
+        ("_3", "exp", "v"),  # used twice: stays a statement
         ("adv", "add", "_3", "_3"),
         ("vtarget", "add", "_7", "x"),
     ]
@@ -299,8 +337,13 @@ def test_temporaries_renumbered_and_reordered() -> None:
 
 def test_unsafe_temporary_not_moved() -> None:
     # _1 reads x, which is reassigned before _1's use: moving _1 would change its value.
-    raw = [("x", "copy", "r"), ("_1", "mul", "x", 2), ("x", "add", "x", 1),
-           ("adv", "add", "_1", "x"), ("vtarget", "copy", "x")]
+    raw = [
+        ("x", "copy", "r"),
+        ("_1", "mul", "x", 2),
+        ("x", "add", "x", 1),
+        ("adv", "add", "_1", "x"),
+        ("vtarget", "copy", "x"),
+    ]
     p = Program.build(scan=raw, objective=OBJ_MIN)
     assert [i.target for i in p.scan.instrs] == ["x", "_1", "x", "adv", "vtarget"]
     forest = expression_forest(p.scan)
@@ -308,11 +351,14 @@ def test_unsafe_temporary_not_moved() -> None:
 
 
 def test_reassigned_temporaries_get_fresh_numbers() -> None:
-    raw = [("_1", "neg", "r"), ("_1", "exp", "_1"), ("adv", "copy", "_1"),
-           ("vtarget", "copy", "r")]
+    raw = [("_1", "neg", "r"), ("_1", "exp", "_1"), ("adv", "copy", "_1"), ("vtarget", "copy", "r")]
     p = Program.build(scan=raw, objective=OBJ_MIN)
     assert [(i.target, i.args) for i in p.scan.instrs] == [
-        ("_1", ("r",)), ("_2", ("_1",)), ("adv", ("_2",)), ("vtarget", ("r",))]
+        ("_1", ("r",)),
+        ("_2", ("_1",)),
+        ("adv", ("_2",)),
+        ("vtarget", ("r",)),
+    ]
 
 
 @pytest.mark.parametrize("seed", range(150))
@@ -340,16 +386,21 @@ def test_normalization_preserves_semantics(seed: int) -> None:
 def test_dead_code_and_complexity() -> None:
     p = Program.build(
         {"gamma": 0.99},
-        scan=[("dead", "exp", "r"),                 # dead
-              ("g", "mul", "gamma", "g"),           # live carry: read before reassigned
-              ("g", "add", "r", "g"),
-              ("h", "add", "h", 1),                 # dead carry h
-              ("adv", "copy", "g"),
-              ("vtarget", "add", "g", "v")],
+        scan=[
+            ("dead", "exp", "r"),  # dead
+            ("g", "mul", "gamma", "g"),  # live carry: read before reassigned
+            ("g", "add", "r", "g"),
+            ("h", "add", "h", 1),  # dead carry h
+            ("adv", "copy", "g"),
+            ("vtarget", "add", "g", "v"),
+        ],
         carries=[("g", "0"), ("h", "v_next")],
-        post=[("vtarget", "mul", "vtarget", 2),     # dead: objective never reads vtarget
-              ("adv", "normalize", "adv")],
-        objective=[("unused", "square", "v"), ("loss", "mul", "logp", "adv")])
+        post=[
+            ("vtarget", "mul", "vtarget", 2),  # dead: objective never reads vtarget
+            ("adv", "normalize", "adv"),
+        ],
+        objective=[("unused", "square", "v"), ("loss", "mul", "logp", "adv")],
+    )
     live = p.live()
     assert [i.target for i in live.scan.instrs] == ["g", "g", "adv", "vtarget"]
     assert live.scan.carry_names == ("g",)
@@ -363,49 +414,67 @@ def test_dead_code_and_complexity() -> None:
 def test_carry_liveness_is_a_fixpoint() -> None:
     # a feeds b feeds adv: b is live directly, a only through b's update.
     p = Program.build(
-        scan=[("b", "add", "b", "a"), ("a", "add", "a", "r"), ("adv", "copy", "b"),
-              ("vtarget", "copy", "r"), ("c", "add", "c", 1)],
+        scan=[
+            ("b", "add", "b", "a"),
+            ("a", "add", "a", "r"),
+            ("adv", "copy", "b"),
+            ("vtarget", "copy", "r"),
+            ("c", "add", "c", 1),
+        ],
         carries=[("a", "0"), ("b", "0"), ("c", "0")],
-        objective=OBJ_MIN)
+        objective=OBJ_MIN,
+    )
     assert p.live().scan.carry_names == ("a", "b")
 
 
 def test_liveness_of_one_component() -> None:
     instrs = Program.build(
         {"gamma": 0.99},
-        scan=[("x", "exp", "r"),              # dead: x is reassigned before any read
-              ("x", "mul", "r", "gamma"),     # live, read by the reassignment below
-              ("x", "add", "x", "v"),         # live: the final binding of x
-              ("y", "neg", "x"),              # dead: y is never read
-              ("adv", "copy", "x"),
-              ("vtarget", "copy", "r")],
-        objective=OBJ_MIN).scan.instrs
-    assert liveness(instrs, ["adv"]) == ComponentLiveness((1, 2, 4), frozenset(
-        {"r", "gamma", "v"}))
+        scan=[
+            ("x", "exp", "r"),  # dead: x is reassigned before any read
+            ("x", "mul", "r", "gamma"),  # live, read by the reassignment below
+            ("x", "add", "x", "v"),  # live: the final binding of x
+            ("y", "neg", "x"),  # dead: y is never read
+            ("adv", "copy", "x"),
+            ("vtarget", "copy", "r"),
+        ],
+        objective=OBJ_MIN,
+    ).scan.instrs
+    assert liveness(instrs, ["adv"]) == ComponentLiveness((1, 2, 4), frozenset({"r", "gamma", "v"}))
     assert liveness(instrs, ["vtarget"]) == ComponentLiveness((5,), frozenset({"r"}))
     # A root that is never assigned (post's pass-through) stays live at entry.
-    assert liveness(instrs, ["logp", "y"]) == ComponentLiveness((1, 2, 3), frozenset(
-        {"logp", "r", "gamma", "v"}))
+    assert liveness(instrs, ["logp", "y"]) == ComponentLiveness(
+        (1, 2, 3), frozenset({"logp", "r", "gamma", "v"})
+    )
     assert liveness((), ["adv"]) == ComponentLiveness((), frozenset({"adv"}))
 
 
 def test_liveness_of_a_program() -> None:
     p = Program.build(
-        scan=[("adv", "copy", "g"),             # reads g's value from t+1: g is live
-              ("g", "add", "g", "h"),           # g's update, live with g; reads h from t+1
-              ("k", "add", "k", 1),             # k is never read: dead
-              ("vtarget", "exp", "r")],         # live: scan's outputs always are
+        scan=[
+            ("adv", "copy", "g"),  # reads g's value from t+1: g is live
+            ("g", "add", "g", "h"),  # g's update, live with g; reads h from t+1
+            ("k", "add", "k", 1),  # k is never read: dead
+            ("vtarget", "exp", "r"),
+        ],  # live: scan's outputs always are
         carries=[("k", "0"), ("h", "0"), ("g", "v_next")],
-        post=[("vtarget", "copy", "v")],       # dead: the objective never reads vtarget;
-        objective=OBJ_MIN)                      # adv passes through post unchanged
+        post=[("vtarget", "copy", "v")],  # dead: the objective never reads vtarget;
+        objective=OBJ_MIN,
+    )  # adv passes through post unchanged
     lv = program_liveness(p)
     assert lv.instrs == {"scan": (0, 1, 3), "post": (), "objective": (0,)}
     # Carries in the order the fixpoint finds them: g (read by adv), then h (by g's update).
-    assert lv.outputs == {"scan": ("adv", "vtarget", "g", "h"), "post": ("adv",),
-                          "objective": ("loss",)}
+    assert lv.outputs == {
+        "scan": ("adv", "vtarget", "g", "h"),
+        "post": ("adv",),
+        "objective": ("loss",),
+    }
     assert lv.carries == ("g", "h")
-    assert lv.live_in == {"scan": frozenset({"g", "h", "r"}), "post": frozenset({"adv"}),
-                          "objective": frozenset({"logp", "adv"})}
+    assert lv.live_in == {
+        "scan": frozenset({"g", "h", "r"}),
+        "post": frozenset({"adv"}),
+        "objective": frozenset({"logp", "adv"}),
+    }
     live = p.live()
     assert live.scan.carry_names == ("h", "g")  # declaration order is kept
     assert [i.target for i in live.scan.instrs] == ["adv", "g", "vtarget"]
@@ -413,8 +482,9 @@ def test_liveness_of_a_program() -> None:
     assert program_liveness(live).instrs == {"scan": (0, 1, 2), "post": (), "objective": (0,)}
 
 
-def _graph_liveness(p: Program) -> tuple[dict[str, set[int]], dict[str, set[str]],
-                                         dict[str, set[str]]]:
+def _graph_liveness(
+    p: Program,
+) -> tuple[dict[str, set[int]], dict[str, set[str]], dict[str, set[str]]]:
     """Liveness read off the dataflow graph (an independent oracle for the analysis)."""
     g = p.graph()
     loss = ("objective", "out", "loss")
@@ -430,15 +500,15 @@ def _graph_liveness(p: Program) -> tuple[dict[str, set[int]], dict[str, set[str]
             break
         carries |= new
         roots |= {("scan", "out", c) for c in new}
-    instrs = {k: {n[1] for n in reached if n[0] == k and isinstance(n[1], int)}
-              for k in COMPONENTS}
-    live_in = {k: {n[2] for n in reached if n[0] == k and n[1] in ("in", "carry")}
-               for k in COMPONENTS}
+    instrs = {k: {n[1] for n in reached if n[0] == k and isinstance(n[1], int)} for k in COMPONENTS}
+    live_in = {
+        k: {n[2] for n in reached if n[0] == k and n[1] in ("in", "carry")} for k in COMPONENTS
+    }
     for kind in COMPONENTS:  # constants are shared nodes: those this component's live code reads
-        live_in[kind] |= {src[1] for i in instrs[kind] for src, _ in g.in_edges((kind, i))
-                          if src[0] == "const"}
-    outputs = {"scan": set(OUTPUTS["scan"]) | carries, "post": post_out,
-               "objective": {"loss"}}
+        live_in[kind] |= {
+            src[1] for i in instrs[kind] for src, _ in g.in_edges((kind, i)) if src[0] == "const"
+        }
+    outputs = {"scan": set(OUTPUTS["scan"]) | carries, "post": post_out, "objective": {"loss"}}
     return instrs, outputs, live_in
 
 
@@ -456,9 +526,11 @@ def test_liveness_agrees_with_the_dataflow_graph(seed: int) -> None:
     lp = p.live()
     again = program_liveness(lp)
     assert {k: len(v) for k, v in again.instrs.items()} == {
-        k: len(lp.component(k).instrs) for k in COMPONENTS}
+        k: len(lp.component(k).instrs) for k in COMPONENTS
+    }
     assert {k: set(v) for k, v in again.outputs.items()} == {
-        k: set(v) for k, v in lv.outputs.items()}
+        k: set(v) for k, v in lv.outputs.items()
+    }
 
 
 def test_reference_complexities() -> None:
@@ -477,8 +549,7 @@ def test_live_program_computes_the_same_outputs(seed: int) -> None:
         env = component_env(kind, p.constants, comp.carries, seed)
         roots = OUTPUTS[kind] + lcomp.carry_names
         if kind == "post":  # only the outputs the objective reads are kept
-            roots = tuple(n for n in roots if any(
-                n in i.args for i in p.live().objective.instrs))
+            roots = tuple(n for n in roots if any(n in i.args for i in p.live().objective.instrs))
         if kind == "objective" or roots:
             want = outputs_of(run_component(comp.instrs, env), roots)
             got = outputs_of(run_component(lcomp.instrs, env), roots)
@@ -490,9 +561,10 @@ def test_live_program_computes_the_same_outputs(seed: int) -> None:
 
 
 def test_graph() -> None:
-    p = simple(carries=[("g", "0")],
-               scan=[("g", "add", "g", "r"), ("adv", "copy", "g"),
-                     ("vtarget", "add", "adv", "adv")])
+    p = simple(
+        carries=[("g", "0")],
+        scan=[("g", "add", "g", "r"), ("adv", "copy", "g"), ("vtarget", "add", "adv", "adv")],
+    )
     g = p.graph()
     assert nx.is_directed_acyclic_graph(g)
     assert g.nodes["scan", 0]["op"] == "add"
@@ -524,14 +596,32 @@ def test_random_programs_are_valid_and_deterministic(seed: int) -> None:
 
 #: Where each public name of ``evozero.program`` is defined (its docstring's map).
 HOMES: dict[str, tuple[str, ...]] = {
-    "evozero.program.vocabulary": ("CARRY_INITS", "COMPONENTS", "DIFF_INPUTS", "INPUTS",
-                                   "MAX_CARRIES", "MAX_DEPTH", "MAX_INSTRUCTIONS", "OUTPUTS"),
+    "evozero.program.vocabulary": (
+        "CARRY_INITS",
+        "COMPONENTS",
+        "DIFF_INPUTS",
+        "INPUTS",
+        "MAX_CARRIES",
+        "MAX_DEPTH",
+        "MAX_INSTRUCTIONS",
+        "OUTPUTS",
+    ),
     "evozero.program.model": ("Arg", "Carry", "Component", "Const", "Instr", "Program"),
     "evozero.program.errors": ("Loc", "ProgramError"),
-    "evozero.program.normal_form": ("Call", "Node", "expression_forest", "inline_plan",
-                                    "is_temp", "normalize_instrs"),
-    "evozero.program.random_programs": ("random_instr", "random_literal", "random_parts",
-                                        "random_program"),
+    "evozero.program.normal_form": (
+        "Call",
+        "Node",
+        "expression_forest",
+        "inline_plan",
+        "is_temp",
+        "normalize_instrs",
+    ),
+    "evozero.program.random_programs": (
+        "random_instr",
+        "random_literal",
+        "random_parts",
+        "random_program",
+    ),
 }
 
 
@@ -563,13 +653,18 @@ def _runtime_imports(body: list[ast.stmt]) -> Iterator[str]:
 
 def test_no_import_cycles() -> None:
     src = Path(importlib.import_module("evozero").__file__).parent.parent
-    modules = {".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
-               for p in sorted((src / "evozero").rglob("*.py"))}
+    modules = {
+        ".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in sorted((src / "evozero").rglob("*.py"))
+    }
     g = nx.DiGraph()
     for name, path in modules.items():
         g.add_node(name)
-        g.add_edges_from((name, m) for m in _runtime_imports(ast.parse(path.read_text()).body)
-                         if m in modules and m != name)
+        g.add_edges_from(
+            (name, m)
+            for m in _runtime_imports(ast.parse(path.read_text()).body)
+            if m in modules and m != name
+        )
     assert nx.is_directed_acyclic_graph(g), nx.find_cycle(g)
     # The program model stands alone: no native code, search, export or CLI below it.
     for name in modules:

@@ -77,21 +77,27 @@ def with_stack(frames: int, fn: Callable[[], object]) -> object:
 # ----------------------------------------------------------------------------- depth
 
 
-@pytest.mark.parametrize("expr, col", [
-    (sum_of(10_001), 10),  # the issue's example: too deep for CPython's own AST builder
-    (sum_of(1_001), 10),  # parsed by CPython, refused before flattening
-    (sum_of(MAX_DEPTH + 2), 10),
-    ("-" * 20_000 + "v", 10),  # unary chains recurse in CPython's parser
-    ("- " * (MAX_DEPTH + 1) + "v", 10 + 2 * MAX_DEPTH),
-    (calls(MAX_DEPTH + 1), after_parens(calls(MAX_DEPTH + 1), MAX_DEPTH)),  # nested calls
-    ("max(v, " * 150 + "v" + ")" * 150, 10 + 7 * MAX_DEPTH),
-], ids=["sum10001", "sum1001", "sum-limit", "unary20000", "unary-limit", "calls", "max"])
+@pytest.mark.parametrize(
+    "expr, col",
+    [
+        (sum_of(10_001), 10),  # the issue's example: too deep for CPython's own AST builder
+        (sum_of(1_001), 10),  # parsed by CPython, refused before flattening
+        (sum_of(MAX_DEPTH + 2), 10),
+        ("-" * 20_000 + "v", 10),  # unary chains recurse in CPython's parser
+        ("- " * (MAX_DEPTH + 1) + "v", 10 + 2 * MAX_DEPTH),
+        (calls(MAX_DEPTH + 1), after_parens(calls(MAX_DEPTH + 1), MAX_DEPTH)),  # nested calls
+        ("max(v, " * 150 + "v" + ")" * 150, 10 + 7 * MAX_DEPTH),
+    ],
+    ids=["sum10001", "sum1001", "sum-limit", "unary20000", "unary-limit", "calls", "max"],
+)
 def test_too_deep_is_one_line_at_file_line_col(expr: str, col: int) -> None:
     err = parse_error(objective(expr))
     assert (err.file, err.line, err.col) == ("deep.evz", LOSS_LINE, col)
-    assert err.message == (f"expression in objective nests deeper than {MAX_DEPTH} operators "
-                           "and calls (the limit); split it into named steps (t = ..., then "
-                           "use t)")
+    assert err.message == (
+        f"expression in objective nests deeper than {MAX_DEPTH} operators "
+        "and calls (the limit); split it into named steps (t = ..., then "
+        "use t)"
+    )
 
 
 def test_depth_counts_what_the_printer_nests() -> None:
@@ -115,23 +121,32 @@ def test_written_temporaries_count_once_inlined() -> None:
 
 def test_python_built_program_hits_the_same_limits() -> None:
     def build(objective: list[Instr]) -> Program:
-        return Program.build(scan=[("adv", "copy", "r"), ("vtarget", "copy", "v")],
-                             objective=objective)
+        return Program.build(
+            scan=[("adv", "copy", "r"), ("vtarget", "copy", "v")], objective=objective
+        )
 
-    chain = [Instr("_1", "exp", ("v",))] + [Instr(f"_{i + 1}", "tanh", (f"_{i}",))
-                                             for i in range(1, MAX_DEPTH)]
+    chain = [Instr("_1", "exp", ("v",))] + [
+        Instr(f"_{i + 1}", "tanh", (f"_{i}",)) for i in range(1, MAX_DEPTH)
+    ]
     deepest = build([*chain[:-1], Instr("loss", "tanh", (f"_{MAX_DEPTH - 1}",))])
     assert dsl.parse(dsl.to_text(deepest)) == deepest
     with pytest.raises(ProgramError, match=f"objective nests deeper than {MAX_DEPTH}"):
         build([*chain, Instr("loss", "neg", (f"_{MAX_DEPTH}",))])
-    with pytest.raises(ProgramError, match=f"objective has more than {MAX_INSTRUCTIONS} "
-                                           "instructions"):
+    with pytest.raises(
+        ProgramError, match=f"objective has more than {MAX_INSTRUCTIONS} instructions"
+    ):
         build([Instr("loss", "add", ("v", "v"))] * (MAX_INSTRUCTIONS + 1))
 
 
-@pytest.mark.parametrize("expr", [sum_of(MAX_DEPTH + 1), calls(MAX_DEPTH),
-                                  "-(" * (MAX_DEPTH - 1) + "v * logp" + ")" * (MAX_DEPTH - 1)],
-                         ids=["sum", "calls", "neg"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sum_of(MAX_DEPTH + 1),
+        calls(MAX_DEPTH),
+        "-(" * (MAX_DEPTH - 1) + "v * logp" + ")" * (MAX_DEPTH - 1),
+    ],
+    ids=["sum", "calls", "neg"],
+)
 def test_program_at_the_depth_limit_works_everywhere(expr: str) -> None:
     """Parser, printers, exports, sympy and both evaluators, with 200 frames of margin."""
     text = objective(expr)
@@ -171,9 +186,11 @@ def test_too_many_instructions_is_an_error_where_the_limit_is_crossed() -> None:
     n = MAX_INSTRUCTIONS // 2
     err = parse_error(HEAD + "  loss = v * 2 + 1\n" * (n + 1), "big.evz")
     assert (err.file, err.line, err.col) == ("big.evz", 4 + n + 1, 10)
-    assert err.message == (f"objective has more than {MAX_INSTRUCTIONS} instructions (the "
-                           "limit per component; every operator and op call counts); make "
-                           "it shorter")
+    assert err.message == (
+        f"objective has more than {MAX_INSTRUCTIONS} instructions (the "
+        "limit per component; every operator and op call counts); make "
+        "it shorter"
+    )
     program = dsl.parse(HEAD + "  loss = v * 2 + 1\n" * n)
     assert len(program.objective) == MAX_INSTRUCTIONS
 
@@ -199,38 +216,48 @@ def test_pathological_lines_parse_in_linear_time(tmp_path: Path) -> None:
     """Lines about MAX_TEXT_BYTES long: long runs of blanks once made the line regexes
     quadratic (hours at this size), and a 5,000-digit temporary name crashed int()."""
     blanks = " " * (MAX_TEXT_BYTES - 200)
-    cases = [f"const a = 1{blanks}2\n{objective('v')}",
-             f"scan:\n  carry c = 0{blanks}x\n  adv = r\n  vtarget = v\nobjective:\n"
-             "  loss = v\n",
-             f"const a = {blanks}1\n{objective('v * a')}",
-             f"{HEAD}  _{'1' * 5000} = v\n  loss = _{'1' * 5000} + v\n"]
+    cases = [
+        f"const a = 1{blanks}2\n{objective('v')}",
+        f"scan:\n  carry c = 0{blanks}x\n  adv = r\n  vtarget = v\nobjective:\n  loss = v\n",
+        f"const a = {blanks}1\n{objective('v * a')}",
+        f"{HEAD}  _{'1' * 5000} = v\n  loss = _{'1' * 5000} + v\n",
+    ]
     paths = []
     for i, text in enumerate(cases):
         paths.append(tmp_path / f"case{i}.evz")
         paths[-1].write_text(text)
-    script = ("import sys\nfrom evozero.program import ProgramError, dsl\n"
-              "for path in sys.argv[1:]:\n"
-              "    try:\n        dsl.load(path)\n        print('ok')\n"
-              "    except ProgramError as e:\n        print(e.message)\n")
-    out = subprocess.run([sys.executable, "-c", script, *map(str, paths)],
-                         capture_output=True, text=True,
-                         timeout=120)  # seconds; the quadratic regexes took hours
+    script = (
+        "import sys\nfrom evozero.program import ProgramError, dsl\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n        dsl.load(path)\n        print('ok')\n"
+        "    except ProgramError as e:\n        print(e.message)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # seconds; the quadratic regexes took hours
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         "expected a number, got '1                                    ...'",
         "carry 'c' has initial value '0                                    ...'; it must be "
         "0 or v_next",
-        "ok", "ok"]
+        "ok",
+        "ok",
+    ]
 
 
 def test_readme_states_the_limits() -> None:
     from evozero.program.mutate import MAX_INSTRS
 
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
-    for fact in (f"a text of at most {MAX_TEXT_BYTES // 1024} KiB",
-                 f"at most {MAX_INSTRUCTIONS:,} instructions per component",
-                 f"nested at most {MAX_DEPTH} operators and calls deep",
-                 f"search grows a component to {MAX_INSTRS} instructions"):
+    for fact in (
+        f"a text of at most {MAX_TEXT_BYTES // 1024} KiB",
+        f"at most {MAX_INSTRUCTIONS:,} instructions per component",
+        f"nested at most {MAX_DEPTH} operators and calls deep",
+        f"search grows a component to {MAX_INSTRS} instructions",
+    ):
         assert fact in readme, fact
 
 
@@ -258,6 +285,7 @@ def _line_events(fn: Callable[[], object]) -> int:
 def test_parse_and_print_do_linear_work() -> None:
     """Each further statement costs the same work (counted, not timed): from 20 to 60
     statements a component as much as from 60 to 100 (quadratic work: 2 times as much)."""
+
     def work(n: int) -> int:
         text = statements_program(n)
         return _line_events(lambda: export.pseudocode(dsl.parse(text)))
@@ -282,10 +310,10 @@ def _deep_files(tmp_path: Path) -> list[Path]:
     return [*files, many, huge]
 
 
-@pytest.mark.parametrize("command", ["show", "show --latex", "show --simplify", "export",
-                                     "eval", "evolve --init"])
-def test_cli_gives_one_line_on_too_deep_or_too_large_programs(tmp_path: Path,
-                                                             command: str) -> None:
+@pytest.mark.parametrize(
+    "command", ["show", "show --latex", "show --simplify", "export", "eval", "evolve --init"]
+)
+def test_cli_gives_one_line_on_too_deep_or_too_large_programs(tmp_path: Path, command: str) -> None:
     for path in _deep_files(tmp_path):
         args = command.split() + [str(path)]
         if command == "export":

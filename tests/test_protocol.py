@@ -36,8 +36,17 @@ TASK = Task("breakout", 10_240, (0, 1), {"num_envs": 8})
 
 
 def record(seed: int = 0, status: Status = Status.OK, final: float | None = 1.5) -> RunRecord:
-    return RunRecord(task=TASK.label, seed=seed, status=status, message="", final_return=final,
-                     auc=0.5, steps=10_240, seconds=0.25, curve=(None, 0.5, 1.0))
+    return RunRecord(
+        task=TASK.label,
+        seed=seed,
+        status=status,
+        message="",
+        final_return=final,
+        auc=0.5,
+        steps=10_240,
+        seconds=0.25,
+        curve=(None, 0.5, 1.0),
+    )
 
 
 def wire(message):  # noqa: ANN001, ANN201
@@ -51,8 +60,11 @@ def wire(message):  # noqa: ANN001, ANN201
 def test_messages_round_trip_through_json():
     hurdle = Hurdle(TASK, 0.3, (0.4, 0.5), (2.5, 2.0))
     messages = [
-        Job("scan:\n", (TASK, TASK.with_seeds([3])), hurdle), Job("x", (TASK,)),
-        RandomJob(TASK), RandomResult((0.25, 1.0)), record(),
+        Job("scan:\n", (TASK, TASK.with_seeds([3])), hurdle),
+        Job("x", (TASK,)),
+        RandomJob(TASK),
+        RandomResult((0.25, 1.0)),
+        record(),
         JobResult((record(),), 0.7, True, {TASK.label: (record(), record(1))}),
         JobResult(None, None, True, {}),
     ]
@@ -64,31 +76,61 @@ def test_messages_round_trip_through_json():
 
 def test_the_wire_format_is_the_documented_json():
     job = Job("text", (TASK,), Hurdle(TASK, 0.3, (0.4,), (2.5,))).to_json()
-    assert job == {"program": "text", "tasks": [TASK.to_json()],
-                   "hurdle": {"task": TASK.to_json(), "threshold": 0.3, "random": [0.4],
-                              "ppo": [2.5]}}
+    assert job == {
+        "program": "text",
+        "tasks": [TASK.to_json()],
+        "hurdle": {"task": TASK.to_json(), "threshold": 0.3, "random": [0.4], "ppo": [2.5]},
+    }
     assert RandomJob(TASK).to_json() == {"random": TASK.to_json()}
     rec = record().to_json()
-    assert rec == {"task": "breakout@10240", "seed": 0, "status": "ok", "message": "",
-                   "final_return": 1.5, "auc": 0.5, "steps": 10_240, "seconds": 0.25,
-                   "curve": [None, 0.5, 1.0]}
+    assert rec == {
+        "task": "breakout@10240",
+        "seed": 0,
+        "status": "ok",
+        "message": "",
+        "final_return": 1.5,
+        "auc": 0.5,
+        "steps": 10_240,
+        "seconds": 0.25,
+        "curve": [None, 0.5, 1.0],
+    }
     assert type(rec["status"]) is str  # plain JSON, not an enum
     assert JobResult(None, None, False, {}).to_json() == {
-        "hurdle": None, "hurdle_score": None, "passed": False, "runs": {}}
+        "hurdle": None,
+        "hurdle_score": None,
+        "passed": False,
+        "runs": {},
+    }
 
 
-@pytest.mark.parametrize(("message", "error"), [
-    ({"tasks": [], "hurdle": None}, "missing field 'program'"),
-    ({"program": 3, "tasks": [], "hurdle": None}, "field 'program': expected str"),
-    ({"program": "x", "tasks": [{"env": "breakout"}], "hurdle": None}, "field 'tasks': not a task"),
-    ({"program": "x", "tasks": [], "hurdle": {"task": TASK.to_json(), "threshold": "high",
-                                              "random": [], "ppo": []}},
-     "field 'threshold': expected int or float"),
-    ({"program": "x", "tasks": [], "hurdle": {"task": TASK.to_json(), "threshold": 0.3,
-                                              "random": ["a"], "ppo": []}},
-     "field 'random': expected a list of numbers"),
-    ([1, 2], "expected a JSON object, got list"),
-])
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ({"tasks": [], "hurdle": None}, "missing field 'program'"),
+        ({"program": 3, "tasks": [], "hurdle": None}, "field 'program': expected str"),
+        (
+            {"program": "x", "tasks": [{"env": "breakout"}], "hurdle": None},
+            "field 'tasks': not a task",
+        ),
+        (
+            {
+                "program": "x",
+                "tasks": [],
+                "hurdle": {"task": TASK.to_json(), "threshold": "high", "random": [], "ppo": []},
+            },
+            "field 'threshold': expected int or float",
+        ),
+        (
+            {
+                "program": "x",
+                "tasks": [],
+                "hurdle": {"task": TASK.to_json(), "threshold": 0.3, "random": ["a"], "ppo": []},
+            },
+            "field 'random': expected a list of numbers",
+        ),
+        ([1, 2], "expected a JSON object, got list"),
+    ],
+)
 def test_malformed_jobs_name_the_field(message, error):
     with pytest.raises(ProtocolError, match=re.escape(error)):
         parse_job(message)
@@ -96,18 +138,25 @@ def test_malformed_jobs_name_the_field(message, error):
         evaluate_job(message)  # the worker refuses it before training anything
 
 
-@pytest.mark.parametrize(("change", "error"), [
-    ({"status": "exploded"}, "unknown status 'exploded'"),
-    ({"seed": True}, "field 'seed': expected int"),
-    ({"seed": 1.5}, "field 'seed': expected int"),
-    ({"final_return": "1"}, "field 'final_return'"),
-    ({"curve": [1, "x"]}, "field 'curve'"),
-])
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"status": "exploded"}, "unknown status 'exploded'"),
+        ({"seed": True}, "field 'seed': expected int"),
+        ({"seed": 1.5}, "field 'seed': expected int"),
+        ({"final_return": "1"}, "field 'final_return'"),
+        ({"curve": [1, "x"]}, "field 'curve'"),
+    ],
+)
 def test_malformed_records_name_the_field(change, error):
     with pytest.raises(ProtocolError, match=re.escape(error)):
         RunRecord.from_json({**record().to_json(), **change})
-    reply = {"hurdle": None, "hurdle_score": None, "passed": True,
-             "runs": {TASK.label: [{**record().to_json(), **change}]}}
+    reply = {
+        "hurdle": None,
+        "hurdle_score": None,
+        "passed": True,
+        "runs": {TASK.label: [{**record().to_json(), **change}]},
+    }
     with pytest.raises(ProtocolError, match=re.escape(error)):
         JobResult.from_json(reply)
 
@@ -149,35 +198,46 @@ def status_literals(source: str) -> list[int]:
         elif isinstance(node, ast.keyword) and node.arg == "status":
             candidates = [node.value]
         elif isinstance(node, ast.Dict):
-            candidates = [v for k, v in zip(node.keys, node.values, strict=True)
-                          if isinstance(k, ast.Constant) and k.value == "status"]
+            candidates = [
+                v
+                for k, v in zip(node.keys, node.values, strict=True)
+                if isinstance(k, ast.Constant) and k.value == "status"
+            ]
         else:
             continue
         for c in candidates:
             elements = c.elts if isinstance(c, (ast.Tuple, ast.List, ast.Set)) else [c]
-            found += [e.lineno for e in elements
-                      if isinstance(e, ast.Constant) and e.value in values]
+            found += [
+                e.lineno for e in elements if isinstance(e, ast.Constant) and e.value in values
+            ]
     return found
 
 
 def test_statuses_are_never_spelled_out_outside_status_py():
-    sample = ('if r["status"] != "ok" or s in ("error", "x"):\n    f(status="culled")\n'
-              'd = {"status": "diverged", "state": "running", "ok": 1}\n"error" in d\n')
+    sample = (
+        'if r["status"] != "ok" or s in ("error", "x"):\n    f(status="culled")\n'
+        'd = {"status": "diverged", "state": "running", "ok": 1}\n"error" in d\n'
+    )
     assert sorted(status_literals(sample)) == [1, 1, 2, 3]  # the check finds what it should
     files = [*SRC.glob("search/*.py"), *SRC.glob("cli/*.py"), SRC / "native" / "train.py"]
-    assert [(f.relative_to(SRC), line) for f in files
-            for line in status_literals(f.read_text())] == []
+    assert [
+        (f.relative_to(SRC), line) for f in files for line in status_literals(f.read_text())
+    ] == []
 
 
 def test_sql_stays_in_the_store():
-    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b.*\b(FROM|INTO|SET)\b|"
-                     r"\bstatus (=|IN|!=|NOT IN) |\bIS (NOT )?NULL\b|\bORDER BY\b|"
-                     r"\bWHERE\b")
-    hits = [f"{f.relative_to(SRC)}:{node.lineno}" for f in SRC.rglob("*.py")
-            if f != SRC / "search" / "store.py"
-            for node in ast.walk(ast.parse(f.read_text()))
-            if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and sql.search(node.value)]
+    sql = re.compile(
+        r"\b(SELECT|INSERT|UPDATE|DELETE)\b.*\b(FROM|INTO|SET)\b|"
+        r"\bstatus (=|IN|!=|NOT IN) |\bIS (NOT )?NULL\b|\bORDER BY\b|"
+        r"\bWHERE\b"
+    )
+    hits = [
+        f"{f.relative_to(SRC)}:{node.lineno}"
+        for f in SRC.rglob("*.py")
+        if f != SRC / "search" / "store.py"
+        for node in ast.walk(ast.parse(f.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and sql.search(node.value)
+    ]
     assert hits == []
 
 
@@ -196,8 +256,16 @@ def test_the_store_answers_named_queries(tmp_path):
         (6, "mutation", 9, CandidateResult(Status.OK, 0.9)),
     ]
     for id, origin, complexity, _ in rows:
-        store.add_candidate(id=id, origin=origin, parent=None, mutation=None, text=f"t{id}",
-                            key=f"k{id}", fingerprint=f"f{id}", complexity=complexity)
+        store.add_candidate(
+            id=id,
+            origin=origin,
+            parent=None,
+            mutation=None,
+            text=f"t{id}",
+            key=f"k{id}",
+            fingerprint=f"f{id}",
+            complexity=complexity,
+        )
     for id, *_, result in [rows[2], rows[0], rows[5], rows[4], rows[1], rows[6]]:
         if result == "dup":
             store.finish_duplicate(id, 0)
@@ -210,20 +278,35 @@ def test_the_store_answers_named_queries(tmp_path):
     assert [c.id for c in store.passed_by_complexity()] == [2, 6, 0]
     assert store.best_initial().id == 0
     counts = store.count_by_status()
-    assert counts == {Status.OK: 3, Status.CULLED: 1, Status.DIVERGED: 1,
-                      Status.DUPLICATE: 1, Status.RUNNING: 1}
+    assert counts == {
+        Status.OK: 3,
+        Status.CULLED: 1,
+        Status.DIVERGED: 1,
+        Status.DUPLICATE: 1,
+        Status.RUNNING: 1,
+    }
     assert store.count(*TRAINED) == 5 and store.count(Status.RUNNING) == 1
     dup = store.candidate(4)
     assert (dup.status, dup.fitness, dup.duplicate_of) == (Status.DUPLICATE, 0.5, 0)
     assert dup.message == "same rule as candidate 0" and store.runs(4) == []
-    assert [(role, c.id) for role, c in report_subjects(store)] == [("best rule", 2),
-                                                                   ("best seed", 0)]
+    assert [(role, c.id) for role, c in report_subjects(store)] == [
+        ("best rule", 2),
+        ("best seed", 0),
+    ]
 
 
 def test_runs_are_stored_as_records(tmp_path):
     store = RunStore.create(tmp_path / "run", {"kind": "test"})
-    store.add_candidate(id=0, origin="init:x", parent=None, mutation=None, text="t", key="k",
-                        fingerprint="f", complexity=1)
+    store.add_candidate(
+        id=0,
+        origin="init:x",
+        parent=None,
+        mutation=None,
+        text="t",
+        key="k",
+        fingerprint="f",
+        complexity=1,
+    )
     runs = [(Phase.HURDLE, record()), (Phase.SEARCH, record(1, Status.DIVERGED, None))]
     store.finish_candidate(0, CandidateResult(Status.DIVERGED, None, runs=runs))
     store.add_runs(0, [(Phase.REPORT, RunRecord.failed(TASK, 1000, "worker died", 3.0))])

@@ -28,9 +28,7 @@ def test_rand_matches_numpy(seed: int) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
-    bounds=st.lists(
-        st.tuples(st.integers(-50, 50), st.integers(1, 40)), min_size=1, max_size=30
-    ),
+    bounds=st.lists(st.tuples(st.integers(-50, 50), st.integers(1, 40)), min_size=1, max_size=30),
 )
 def test_randint_and_rand_interleaved_match_numpy(seed: int, bounds: list) -> None:
     ours = _core.testing.RandomState(seed)

@@ -22,6 +22,7 @@ def test_readme_has_python_examples() -> None:
 def test_readme_python_example_runs(code: str) -> None:
     # Budgets are shrunk so the suite stays fast; the code is otherwise the README's.
     code = code.replace("total_steps=1_000_000", "total_steps=20_000")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr

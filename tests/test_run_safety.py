@@ -49,8 +49,17 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def tiny(**changes) -> SearchConfig:
-    return SearchConfig(**{"budget": 6, "suite": "tiny", "backend": "serial", "workers": 1,
-                           "population": 4, "tournament": 2, **changes})
+    return SearchConfig(
+        **{
+            "budget": 6,
+            "suite": "tiny",
+            "backend": "serial",
+            "workers": 1,
+            "population": 4,
+            "tournament": 2,
+            **changes,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +96,9 @@ def finished_rows(db: Path, ids: range | None = None) -> dict[int, tuple]:
             ids = range(conn.execute("SELECT MAX(id) FROM candidates").fetchone()[0] + 1)
         for i in ids:
             try:
-                row = conn.execute("SELECT * FROM candidates WHERE id = ? AND done_seq IS "
-                                   "NOT NULL", (i,)).fetchone()
+                row = conn.execute(
+                    "SELECT * FROM candidates WHERE id = ? AND done_seq IS NOT NULL", (i,)
+                ).fetchone()
             except (sqlite3.DatabaseError, UnicodeDecodeError):  # a damaged page or schema
                 continue
             if row is not None:
@@ -99,8 +109,7 @@ def finished_rows(db: Path, ids: range | None = None) -> dict[int, tuple]:
 def one_line_error(result: Result, *names: object) -> str:
     """The command ended with exit code 2 and a single error line naming ``names``."""
     assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        result.exception
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     lines = result.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
@@ -128,8 +137,9 @@ def test_a_run_has_one_writer_and_readers_need_no_lock(tmp_path: Path) -> None:
     RunStore.open(tmp_path / "run", for_resume=True).close()
 
 
-def try_to_write(run: Path, start: threading.Barrier, done: threading.Barrier,
-                 outcomes: list[object]) -> None:
+def try_to_write(
+    run: Path, start: threading.Barrier, done: threading.Barrier, outcomes: list[object]
+) -> None:
     """Opens ``run`` for resume when ``start`` lets it, holds it until ``done``."""
     start.wait()
     store = None
@@ -149,9 +159,10 @@ def test_two_writers_opened_at_once_never_both_write(tmp_path: Path, monkeypatch
     for _ in range(40):
         barriers = (threading.Barrier(2), threading.Barrier(2))
         outcomes: list[object] = []
-        threads = [threading.Thread(target=try_to_write,
-                                    args=(tmp_path / "run", *barriers, outcomes))
-                   for _ in range(2)]
+        threads = [
+            threading.Thread(target=try_to_write, args=(tmp_path / "run", *barriers, outcomes))
+            for _ in range(2)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -162,9 +173,17 @@ def test_two_writers_opened_at_once_never_both_write(tmp_path: Path, monkeypatch
 def test_a_lock_dies_with_its_process(tmp_path: Path) -> None:
     RunStore.create(tmp_path / "run", {"kind": "test"}).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom evozero.search.store import RunStore\n"
-         "store = RunStore.open(sys.argv[1], for_resume=True)\nprint('locked', flush=True)\n"
-         "time.sleep(120)\n", str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom evozero.search.store import RunStore\n"
+            "store = RunStore.open(sys.argv[1], for_resume=True)\nprint('locked', flush=True)\n"
+            "time.sleep(120)\n",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunStoreInUse, match=f"in use by process {holder.pid} "):
@@ -182,17 +201,33 @@ def lock_record(run: Path) -> str:
         return ""
 
 
-def test_a_second_evolve_resume_refuses_while_the_first_runs(tmp_path: Path,
-                                                             finished_run: Path) -> None:
+def test_a_second_evolve_resume_refuses_while_the_first_runs(
+    tmp_path: Path, finished_run: Path
+) -> None:
     run = copy_run(finished_run, tmp_path / "run")
     before = finished_rows(run / DB_NAME)
     for _ in range(2):
         # The process backend: Ctrl-C reaches the driver only (a serial run may abort
         # in the native trainer on Ctrl-C, which is not what this test is about).
         first = subprocess.Popen(
-            [sys.executable, "-m", "evozero", "evolve", "--resume", str(run), "--budget",
-             "1000000", "--backend", "process", "--workers", "1", "--json"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                "-m",
+                "evozero",
+                "evolve",
+                "--resume",
+                str(run),
+                "--budget",
+                "1000000",
+                "--backend",
+                "process",
+                "--workers",
+                "1",
+                "--json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 60
             while f'"pid": {first.pid},' not in lock_record(run):  # it holds the run
@@ -219,8 +254,9 @@ def test_a_second_evolve_resume_refuses_while_the_first_runs(tmp_path: Path,
 
 def candidates_page(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'candidates'"
-                            ).fetchone()[0]
+        return conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'candidates'"
+        ).fetchone()[0]
 
 
 def overwrite(db: Path, page: int, offset: int, data: bytes) -> None:
@@ -230,15 +266,19 @@ def overwrite(db: Path, page: int, offset: int, data: bytes) -> None:
 
 
 def test_a_damaged_store_is_one_line_everywhere_and_a_resume_writes_nothing(
-        tmp_path: Path, finished_run: Path) -> None:
+    tmp_path: Path, finished_run: Path
+) -> None:
     bad = copy_run(finished_run, tmp_path / "runs" / "bad")
     copy_run(finished_run, tmp_path / "runs" / "good")
     db = bad / DB_NAME
     overwrite(db, candidates_page(db), 0, np.random.default_rng(0).bytes(4096))
     before = digest(db)
-    for args in (["show", str(bad)], ["show", str(bad), "--json"],
-                 ["export", str(bad), "-o", str(tmp_path / "rule.py")],
-                 ["evolve", "--resume", str(bad)]):
+    for args in (
+        ["show", str(bad)],
+        ["show", str(bad), "--json"],
+        ["export", str(bad), "-o", str(tmp_path / "rule.py")],
+        ["evolve", "--resume", str(bad)],
+    ):
         line = one_line_error(runner.invoke(app, args), db, "is damaged", ".dump")
         assert "Traceback" not in line
     assert digest(db) == before  # the resume refused before writing anything
@@ -256,8 +296,9 @@ def test_the_recovery_line_saves_what_is_readable(tmp_path: Path, finished_run: 
     run = copy_run(finished_run, tmp_path / "run")
     db = run / DB_NAME
     with sqlite3.connect(db) as conn:
-        runs_page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs'"
-                                 ).fetchone()[0]
+        runs_page = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'runs'"
+        ).fetchone()[0]
     overwrite(db, runs_page, 0, b"\xff" * 4096)
     with pytest.raises(RunStoreDamaged) as damaged:
         RunStore.open(run, for_resume=True)
@@ -287,7 +328,8 @@ def fuzz_damage(db: Path, rng: np.random.Generator) -> str:
 
 
 def test_fuzz_damaged_stores_never_give_a_traceback_or_change_a_finished_row(
-        tmp_path: Path, finished_run: Path) -> None:
+    tmp_path: Path, finished_run: Path
+) -> None:
     rng = np.random.default_rng(2024)
     ids = range(max(finished_rows(finished_run / DB_NAME)) + 1)
     copy_run(finished_run, tmp_path / "runs" / "good")
@@ -298,13 +340,17 @@ def test_fuzz_damaged_stores_never_give_a_traceback_or_change_a_finished_row(
         where = fuzz_damage(db, rng)
         readable = finished_rows(db, ids)
         show = ["show", str(run), "--top", "1"] + (["--json"] if trial % 2 else [])
-        for args in (show, ["export", str(run), "-o", str(tmp_path / "rule.py")],
-                     ["evolve", "--resume", str(run), "--json"]):
+        for args in (
+            show,
+            ["export", str(run), "-o", str(tmp_path / "rule.py")],
+            ["evolve", "--resume", str(run), "--json"],
+        ):
             result = runner.invoke(app, args)
             context = f"trial {trial} ({where}): {' '.join(args[:1])}"
             assert result.exit_code in (0, 2), f"{context}: {result.output}"
-            assert result.exception is None or isinstance(result.exception, SystemExit), \
+            assert result.exception is None or isinstance(result.exception, SystemExit), (
                 f"{context}: {result.exception!r}"
+            )
             if result.exit_code == 2:
                 one_line_error(result, run)
             if args[0] == "evolve":
@@ -322,18 +368,24 @@ def test_fuzz_damaged_stores_never_give_a_traceback_or_change_a_finished_row(
 
 def best_id(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT id FROM candidates WHERE status = 'ok' AND fitness IS NOT "
-                            "NULL ORDER BY fitness DESC, complexity, id LIMIT 1").fetchone()[0]
+        return conn.execute(
+            "SELECT id FROM candidates WHERE status = 'ok' AND fitness IS NOT "
+            "NULL ORDER BY fitness DESC, complexity, id LIMIT 1"
+        ).fetchone()[0]
 
 
-@pytest.mark.parametrize(("column", "value", "why"), [
-    ("text", "import os\nos.system('echo hi')\n", "its program does not parse: candidate"),
-    ("scores", "{'breakout': 1", "scores is not valid JSON"),
-    ("status", "great", "status 'great' is unknown"),
-    ("fitness", "high", "fitness is str"),
-])
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("text", "import os\nos.system('echo hi')\n", "its program does not parse: candidate"),
+        ("scores", "{'breakout': 1", "scores is not valid JSON"),
+        ("status", "great", "status 'great' is unknown"),
+        ("fitness", "high", "fitness is str"),
+    ],
+)
 def test_a_damaged_candidate_is_named_and_the_rest_is_shown(
-        tmp_path: Path, finished_run: Path, column: str, value: str, why: str) -> None:
+    tmp_path: Path, finished_run: Path, column: str, value: str, why: str
+) -> None:
     run = copy_run(finished_run, tmp_path / "run")
     db = run / DB_NAME
     bad = best_id(db)
@@ -348,24 +400,30 @@ def test_a_damaged_candidate_is_named_and_the_rest_is_shown(
     assert "hall of fame" in shown.stdout and "state stopped" in shown.stdout
     assert "#2: candidate" in shown.stdout and "objective:" in shown.stdout  # the rest
     assert all(str(n) in shown.stderr.replace("\n", "") for n in named), shown.stderr
-    one_line_error(runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "r.py")]),
-                   *named, "nothing was exported")
+    one_line_error(
+        runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "r.py")]),
+        *named,
+        "nothing was exported",
+    )
     assert not (tmp_path / "r.py").exists()
-    one_line_error(runner.invoke(app, ["evolve", "--resume", str(run)]), *named,
-                   "is not resumed")
+    one_line_error(runner.invoke(app, ["evolve", "--resume", str(run)]), *named, "is not resumed")
     assert digest(db) == before  # the state is still "stopped": nothing was written
 
 
 def test_a_damaged_report_is_left_out(tmp_path: Path, finished_run: Path) -> None:
     run = copy_run(finished_run, tmp_path / "run")
     with sqlite3.connect(run / DB_NAME) as conn:
-        conn.execute("UPDATE meta SET value = replace(value, '\"verdict\"', '\"vErdict\"') "
-                     "WHERE key = 'report'")
+        conn.execute(
+            "UPDATE meta SET value = replace(value, '\"verdict\"', '\"vErdict\"') "
+            "WHERE key = 'report'"
+        )
     shown = runner.invoke(app, ["show", str(run)])
     assert shown.exit_code == 0, shown.output
     assert "fresh seeds" not in shown.stdout
-    assert "meta report is damaged (meta report.comparison has no 'verdict')" in \
-        shown.stderr.replace("\n", "")
+    assert (
+        "meta report is damaged (meta report.comparison has no 'verdict')"
+        in shown.stderr.replace("\n", "")
+    )
     listed = runner.invoke(app, ["runs", str(tmp_path), "--json"])
     assert json.loads(listed.stdout)[0]["state"] == "finished, 1 part(s) damaged"
 
@@ -392,8 +450,10 @@ def read_only(*paths: Path) -> Iterator[None]:
         for p in paths:
             if not root:
                 p.chmod(p.stat().st_mode & ~0o222)
-            elif shutil.which("chattr") is None or subprocess.run(
-                    ["chattr", "+i", str(p)], capture_output=True).returncode:
+            elif (
+                shutil.which("chattr") is None
+                or subprocess.run(["chattr", "+i", str(p)], capture_output=True).returncode
+            ):
                 pytest.skip("root ignores permissions, and chattr +i does not work here")
             done.append(p)
             if os.access(p, os.W_OK):
@@ -412,13 +472,16 @@ def test_a_read_only_run_is_read_but_not_resumed(tmp_path: Path, finished_run: P
         assert json.loads(listed.stdout)[0]["state"] == "finished", listed.output
         exported = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "r.py")])
         assert exported.exit_code == 0 and (tmp_path / "r.py").exists(), exported.output
-        one_line_error(runner.invoke(app, ["evolve", "--resume", str(run)]), run,
-                       "is read-only (the directory is not writable)", "cp -r")
+        one_line_error(
+            runner.invoke(app, ["evolve", "--resume", str(run)]),
+            run,
+            "is read-only (the directory is not writable)",
+            "cp -r",
+        )
     assert sorted(p.name for p in run.iterdir()) == [DB_NAME]  # nothing was written
 
 
-def test_a_read_only_database_is_read_but_not_resumed(tmp_path: Path,
-                                                      finished_run: Path) -> None:
+def test_a_read_only_database_is_read_but_not_resumed(tmp_path: Path, finished_run: Path) -> None:
     run = copy_run(finished_run, tmp_path / "run")
     with read_only(run / DB_NAME):
         assert runner.invoke(app, ["show", str(run)]).exit_code == 0
@@ -460,9 +523,11 @@ def test_in_flight_candidates_are_queued_and_the_budget_is_the_total(tmp_path: P
     search.store.close()
 
     again = Search.resume(tmp_path / "run")
-    assert again.change(budget=2) == ("--budget is the total number of trained candidates; "
-                                      f"this run already has {trained}, so nothing more is "
-                                      "trained")
+    assert again.change(budget=2) == (
+        "--budget is the total number of trained candidates; "
+        f"this run already has {trained}, so nothing more is "
+        "trained"
+    )
     again.run(report=False)
     again.store.close()
     with RunStore.open(tmp_path / "run") as store:
@@ -480,8 +545,16 @@ def test_in_flight_candidates_are_queued_and_the_budget_is_the_total(tmp_path: P
 
 def test_a_killed_run_reads_as_stopped_with_its_candidates_queued(tmp_path: Path) -> None:
     writer = RunStore.create(tmp_path / "run", {"kind": "test"})
-    writer.add_candidate(id=0, origin="init:x", parent=None, mutation=None, text="t",
-                         key="k", fingerprint="f", complexity=1)
+    writer.add_candidate(
+        id=0,
+        origin="init:x",
+        parent=None,
+        mutation=None,
+        text="t",
+        key="k",
+        fingerprint="f",
+        complexity=1,
+    )
     with RunStore.open(tmp_path / "run") as reader:  # the writer is live
         assert reader.candidate(0).status is Status.RUNNING
     writer.close()  # as kill -9 would: the state still says running
@@ -495,8 +568,16 @@ def test_a_result_is_never_overwritten(tmp_path: Path) -> None:
     from evozero.search.protocol import CandidateResult
 
     with RunStore.create(tmp_path / "run", {"kind": "test"}) as store:
-        store.add_candidate(id=0, origin="init:x", parent=None, mutation=None, text="t",
-                            key="k", fingerprint="f", complexity=1)
+        store.add_candidate(
+            id=0,
+            origin="init:x",
+            parent=None,
+            mutation=None,
+            text="t",
+            key="k",
+            fingerprint="f",
+            complexity=1,
+        )
         store.finish_candidate(0, CandidateResult(Status.OK, 0.5))
         first = store.candidate(0)
         with pytest.raises(RunStoreError, match="candidate 0 already has a result"):

@@ -40,19 +40,39 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def tiny(**changes) -> SearchConfig:
-    return SearchConfig(**{"budget": 8, "suite": "tiny", "backend": "serial", "workers": 1,
-                           "population": 6, "tournament": 3, **changes})
+    return SearchConfig(
+        **{
+            "budget": 8,
+            "suite": "tiny",
+            "backend": "serial",
+            "workers": 1,
+            "population": 6,
+            "tournament": 3,
+            **changes,
+        }
+    )
 
 
-def record(final_return: float | None, status: Status = Status.OK, seed: int = 0,
-           task: str = "t") -> RunRecord:
-    return RunRecord(task=task, seed=seed, status=status, message="",
-                     final_return=final_return, auc=None, steps=0, seconds=0.0)
+def record(
+    final_return: float | None, status: Status = Status.OK, seed: int = 0, task: str = "t"
+) -> RunRecord:
+    return RunRecord(
+        task=task,
+        seed=seed,
+        status=status,
+        message="",
+        final_return=final_return,
+        auc=None,
+        steps=0,
+        seconds=0.0,
+    )
 
 
 def table(store: RunStore) -> list[tuple]:
-    return [(c.id, c.text, c.status, c.fitness, c.parent, c.mutation, c.duplicate_of)
-            for c in store.candidates()]
+    return [
+        (c.id, c.text, c.status, c.fitness, c.parent, c.mutation, c.duplicate_of)
+        for c in store.candidates()
+    ]
 
 
 # ----------------------------------------------------------------------------- fitness
@@ -105,10 +125,11 @@ def test_normalizer_cache_keys_on_version_task_and_seed(tmp_path, monkeypatch):
 
 def test_hurdle_culls_before_the_full_suite():
     suite = SUITES["tiny"]
-    payload = {"program": reference_program_text("noop"),
-               "tasks": [t.to_json() for t in suite.tasks],
-               "hurdle": {"task": suite.hurdle.to_json(), "threshold": 0.3,
-                          "random": [0.4], "ppo": [2.5]}}
+    payload = {
+        "program": reference_program_text("noop"),
+        "tasks": [t.to_json() for t in suite.tasks],
+        "hurdle": {"task": suite.hurdle.to_json(), "threshold": 0.3, "random": [0.4], "ppo": [2.5]},
+    }
     out = evaluate_job(payload)
     assert out["passed"] is False and out["runs"] == {}
     assert out["hurdle_score"] < 0.3 and len(out["hurdle"]) == 1
@@ -121,10 +142,19 @@ def test_hall_of_fame_is_the_pareto_front(tmp_path):
     store = RunStore.create(tmp_path / "run", {"kind": "test"})
     rows = [(0, 10, 0.5), (1, 12, 0.4), (2, 12, 0.8), (3, 15, 0.7), (4, 20, 1.2), (5, 8, None)]
     for id, cx, fit in rows:
-        store.add_candidate(id=id, origin="x", parent=None, mutation=None, text=f"t{id}",
-                            key=f"k{id}", fingerprint=f"f{id}", complexity=cx)
-        store.finish_candidate(id, CandidateResult(
-            Status.OK if fit is not None else Status.DIVERGED, fit))
+        store.add_candidate(
+            id=id,
+            origin="x",
+            parent=None,
+            mutation=None,
+            text=f"t{id}",
+            key=f"k{id}",
+            fingerprint=f"f{id}",
+            complexity=cx,
+        )
+        store.finish_candidate(
+            id, CandidateResult(Status.OK if fit is not None else Status.DIVERGED, fit)
+        )
     assert [c.id for c in hall_of_fame(store)] == [4, 2, 0]
 
 
@@ -144,19 +174,21 @@ def test_report_verdicts_follow_the_paired_differences():
     norms = {(task.label, s): (0.0, 10.0) for s in task.seeds}
 
     def runs(values):
-        return [record(v, seed=s, task=task.label)
-                for s, v in zip(task.seeds, values, strict=True)]
+        return [record(v, seed=s, task=task.label) for s, v in zip(task.seeds, values, strict=True)]
 
     subjects = [{"role": "best rule", "id": 1}, {"role": "best seed", "id": 2}]
-    better = summarize(subjects, {1: runs([14, 15, 16, 15]), 2: runs([10, 9, 11, 10])},
-                       [task], [], norms)
+    better = summarize(
+        subjects, {1: runs([14, 15, 16, 15]), 2: runs([10, 9, 11, 10])}, [task], [], norms
+    )
     assert better["comparison"]["verdict"] == "improved"
     assert better["subjects"][0]["train"]["mean"] == pytest.approx(1.5)
-    same = summarize(subjects, {1: runs([10, 12, 8, 10]), 2: runs([11, 9, 10, 10])},
-                     [task], [], norms)
+    same = summarize(
+        subjects, {1: runs([10, 12, 8, 10]), 2: runs([11, 9, 10, 10])}, [task], [], norms
+    )
     assert same["comparison"]["verdict"] == "not significant"
-    worse = summarize(subjects, {1: runs([1, 2, 1, 2]), 2: runs([10, 9, 11, 10])},
-                      [task], [], norms)
+    worse = summarize(
+        subjects, {1: runs([1, 2, 1, 2]), 2: runs([10, 9, 11, 10])}, [task], [], norms
+    )
     assert worse["comparison"]["verdict"] == "worse"
     failed = runs([14, 15, 16, 15])
     failed[0] = record(None, Status.DIVERGED, seed=failed[0].seed, task=task.label)
@@ -214,8 +246,7 @@ def test_duplicates_are_never_trained_twice(tmp_path):
     # The same rule written differently: a dead instruction and reordered constants.
     twin = ppo.replace("objective:\n", "objective:\n  unused = square(adv)\n", 1)
     assert twin != ppo
-    config = tiny(budget=3, init_texts=(("ppo.evz", ppo), ("twin.evz", twin),
-                                        ("ppo2.evz", ppo)))
+    config = tiny(budget=3, init_texts=(("ppo.evz", ppo), ("twin.evz", twin), ("ppo2.evz", ppo)))
     s = Search.create(tmp_path / "run", config)
     s.run()
     store = s.store
@@ -243,8 +274,9 @@ def test_a_fingerprint_match_never_overrides_different_sympy_keys(tmp_path, monk
     assert s.store.count(Status.DUPLICATE) == 0  # different sympy keys: both trained
     # When sympy gives up on one of them, the fingerprint decides: a duplicate.
     no_sympy = dsl.parse(wider)
-    monkeypatch.setattr(driver, "canonical_key", lambda p: "f:x" if p == no_sympy
-                        else canonical_key(p))
+    monkeypatch.setattr(
+        driver, "canonical_key", lambda p: "f:x" if p == no_sympy else canonical_key(p)
+    )
     s = Search.create(tmp_path / "fingerprint", config)
     s.run(report=False)
     dup = s.store.candidate(1)
@@ -292,7 +324,11 @@ def test_run_store_refuses_what_is_not_a_run(tmp_path):
 def test_a_failed_worker_fails_its_candidate_only(tmp_path):
     s = Search.create(tmp_path / "run", tiny(budget=2))
     s._normalizers([SUITES["tiny"].hurdle, *SUITES["tiny"].tasks])
-    out = s.result_of(Outcome(job_id=0, result=None, seconds=1.0,
-                              error="worker died (signal SIGKILL) during the job"))
-    assert out == CandidateResult(Status.ERROR, None, seconds=1.0,
-                                  message="worker died (signal SIGKILL) during the job")
+    out = s.result_of(
+        Outcome(
+            job_id=0, result=None, seconds=1.0, error="worker died (signal SIGKILL) during the job"
+        )
+    )
+    assert out == CandidateResult(
+        Status.ERROR, None, seconds=1.0, message="worker died (signal SIGKILL) during the job"
+    )

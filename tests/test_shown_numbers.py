@@ -53,18 +53,24 @@ def latex_numbers(text: str) -> list[float]:
     expressions, and in the constants' line (written as in ``.evz`` text); other comment
     lines are skipped."""
     lines = text.splitlines()
-    consts = [ln for i, ln in enumerate(lines)
-              if ln.startswith("% const ") or (i and lines[i - 1] == "% constants")]
+    consts = [
+        ln
+        for i, ln in enumerate(lines)
+        if ln.startswith("% const ") or (i and lines[i - 1] == "% constants")
+    ]
     body = "\n".join(ln for ln in lines if not ln.startswith("%") and ln not in consts)
-    return sorted([float(f"{m}e{e or 0}") for m, e in LATEX_NUMBER.findall(body)]
-                  + text_numbers("\n".join(consts)))
+    return sorted(
+        [float(f"{m}e{e or 0}") for m, e in LATEX_NUMBER.findall(body)]
+        + text_numbers("\n".join(consts))
+    )
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate_at(live: Program, seed: int) -> tuple[dict[str, dict[str, float]],
-                                                    dict[tuple[str, str], float]]:
+def evaluate_at(
+    live: Program, seed: int
+) -> tuple[dict[str, dict[str, float]], dict[tuple[str, str], float]]:
     """One random input point per component: the symbols' values by name, and the
     reference evaluator's outputs there. Scan runs one step (T = 1), so each carry's value
     from step t+1 is its initial value; post runs on one element, so mean(x) = x,
@@ -92,8 +98,11 @@ def evaluate_at(live: Program, seed: int) -> tuple[dict[str, dict[str, float]],
 
 def sympy_value(expr: sympy.Expr, env: Mapping[str, float]) -> float:
     """``expr`` at the point ``env`` (30 digits), or NaN where it is not a real number."""
-    expr = (expr.replace(mean, lambda a: a).replace(std, lambda a: sympy.Integer(0))
-            .replace(normalize, lambda a: sympy.Integer(0)))
+    expr = (
+        expr.replace(mean, lambda a: a)
+        .replace(std, lambda a: sympy.Integer(0))
+        .replace(normalize, lambda a: sympy.Integer(0))
+    )
     point = {s: sympy.Float(env[s.name], 30) for s in expr.free_symbols}
     try:
         return float(expr.xreplace(point).evalf(30))
@@ -108,8 +117,9 @@ def close(got: float, want: float, rtol: float, atol: float) -> bool:
 # ----------------------------------------------------------------------------- reading back
 
 
-def read_simplified(text: str, names: set[str]) -> tuple[dict[str, float],
-                                                        dict[tuple[str, str], sympy.Expr]]:
+def read_simplified(
+    text: str, names: set[str]
+) -> tuple[dict[str, float], dict[tuple[str, str], sympy.Expr]]:
     """``simplified_text``'s constants (their float32 values) and expressions, parsed."""
     local: dict[str, object] = {n: sympy.Symbol(n, real=True) for n in names}
     local.update({f"{n}__next": sympy.Symbol(f"{n}[t+1]", real=True) for n in names})
@@ -180,8 +190,12 @@ def check_evz(p: Program, seed: int) -> None:
 # ----------------------------------------------------------------------------- the tests
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(seed=st.integers(0, 2**32 - 1), p_literal=st.sampled_from([0.15, 0.5]))
 def test_shown_numbers_are_computed_numbers(seed: int, p_literal: float) -> None:
     p = random_program(np.random.default_rng(seed), max_instrs=6, p_literal=p_literal)

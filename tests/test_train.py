@@ -53,8 +53,9 @@ def test_every_reference_program_trains() -> None:
 
 
 def test_exploding_program_is_diverged_not_a_crash() -> None:
-    bad = dsl.parse("scan:\n  adv = exp(r * 1e30) * 1e30\n  vtarget = v\n"
-                    "objective:\n  loss = -logp * adv\n")
+    bad = dsl.parse(
+        "scan:\n  adv = exp(r * 1e30) * 1e30\n  vtarget = v\nobjective:\n  loss = -logp * adv\n"
+    )
     r = train(bad, "breakout", SMALL, seed=0)
     assert r.status == "diverged"
     assert "not finite" in r.message
@@ -154,8 +155,7 @@ def test_stop_cancels_a_run_from_another_thread(env: str) -> None:
             threading.Thread(target=stop.set).start()  # as another thread would
 
     with pytest.raises(KeyboardInterrupt):
-        train(PPO, env, SMALL.replace(total_steps=10**12), seed=0, on_progress=progress,
-              stop=stop)
+        train(PPO, env, SMALL.replace(total_steps=10**12), seed=0, on_progress=progress, stop=stop)
     assert 0 < seen[-1] < 10**9
 
 

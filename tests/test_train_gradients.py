@@ -37,7 +37,10 @@ def _torch_nets(params: dict[str, np.ndarray]) -> dict[str, torch.nn.Sequential]
     nets = {}
     for name, out in (("actor", ACTIONS), ("critic", 1)):
         net = torch.nn.Sequential(
-            torch.nn.Linear(OBS, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+            torch.nn.Linear(OBS, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 64),
+            torch.nn.ReLU(),
             torch.nn.Linear(64, out),
         )
         with torch.no_grad():
@@ -67,10 +70,12 @@ def test_native_gradients_equal_torch_autograd(name: str, tmp_path: Path) -> Non
     progress = 0.3
 
     # Native: interpreter coefficients, then the C++ backward pass of the mean loss.
-    out = interpreter.run_objective(program, {"logp": logp, "v": v, "entropy": entropy, **batch},
-                                    progress)
-    native = net.gradients_sparse(indptr, indices, actions, out.dloss_dlogp / N,
-                                  out.dloss_dv / N, out.dloss_dentropy / N)
+    out = interpreter.run_objective(
+        program, {"logp": logp, "v": v, "entropy": entropy, **batch}, progress
+    )
+    native = net.gradients_sparse(
+        indptr, indices, actions, out.dloss_dlogp / N, out.dloss_dv / N, out.dloss_dentropy / N
+    )
 
     # Torch: the exported objective, differentiated by autograd through the same networks.
     rule = _torch_module(program, tmp_path)
@@ -81,12 +86,14 @@ def test_native_gradients_equal_torch_autograd(name: str, tmp_path: Path) -> Non
     t_entropy = -(log_probs.exp() * log_probs).sum(-1)
     t_v = nets["critic"](x)[:, 0]
     tb = {k: torch.from_numpy(a) for k, a in batch.items()}
-    loss = rule.objective(t_logp, tb["logp_old"], tb["adv"], t_v, tb["v_old"], tb["vtarget"],
-                          t_entropy, progress)
+    loss = rule.objective(
+        t_logp, tb["logp_old"], tb["adv"], t_v, tb["v_old"], tb["vtarget"], t_entropy, progress
+    )
     loss.mean().backward()
 
-    np.testing.assert_allclose(float(loss.detach().mean()), float(out.loss.mean()), rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        float(loss.detach().mean()), float(out.loss.mean()), rtol=1e-4, atol=1e-6
+    )
     for key, g in native.items():
         net_name, param = key.split(".", 1)
         expected = dict(nets[net_name].named_parameters())[param].grad.numpy()

@@ -38,8 +38,9 @@ console = Console()
 def fail(message: str) -> None:
     """Exit with a one-line error (no traceback): what is wrong and how to fix it."""
     # soft_wrap: one line whatever the terminal width; escape: messages may hold '[...]'.
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
-                               soft_wrap=True)
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(2)
 
 
@@ -49,8 +50,9 @@ INTERRUPTED = 130
 
 def interrupted(message: str) -> NoReturn:
     """Exit after Ctrl-C with a one-line note of what was kept, code :data:`INTERRUPTED`."""
-    Console(stderr=True).print(f"[bold yellow]interrupted:[/] {escape(message)}",
-                               highlight=False, soft_wrap=True)
+    Console(stderr=True).print(
+        f"[bold yellow]interrupted:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(INTERRUPTED)
 
 
@@ -86,8 +88,9 @@ def load_program(path: Path) -> Program:
 
 def warn(message: str) -> None:
     """A one-line warning on stderr (the command goes on)."""
-    Console(stderr=True).print(f"[yellow]warning:[/] {escape(message)}", highlight=False,
-                               soft_wrap=True)
+    Console(stderr=True).print(
+        f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def warn_damaged(store: RunStore) -> None:

@@ -35,25 +35,43 @@ def candidates_table(cands: Sequence[Candidate], title: str) -> Table:
         table.add_column(col, justify="left" if col == "from" else "right")
     for rank, c in enumerate(cands, 1):
         # The mutation's kind only: its full description is in `show --json`.
-        origin = c.origin if c.parent is None else \
-            f"{c.parent} → {(c.mutation or '').split(' ')[0]}"
-        table.add_row(str(rank), str(c.id), fmt(c.fitness), str(c.complexity),
-                      *(fmt(c.scores.get(k)) for k in labels), Text(origin, overflow="fold"))
+        origin = (
+            c.origin if c.parent is None else f"{c.parent} → {(c.mutation or '').split(' ')[0]}"
+        )
+        table.add_row(
+            str(rank),
+            str(c.id),
+            fmt(c.fitness),
+            str(c.complexity),
+            *(fmt(c.scores.get(k)) for k in labels),
+            Text(origin, overflow="fold"),
+        )
     return table
 
 
 def status_view(s: SearchStatus) -> RenderableType:
     """The live display of a running search."""
     elapsed = time.time() - s.started
-    best = (f"{s.best.fitness:.3f} (candidate {s.best.id}, {s.best.complexity} ops)"
-            if s.best and s.best.fitness is not None else "-")
+    best = (
+        f"{s.best.fitness:.3f} (candidate {s.best.id}, {s.best.complexity} ops)"
+        if s.best and s.best.fitness is not None
+        else "-"
+    )
     head = Table.grid(padding=(0, 2))
-    head.add_row(ProgressBar(total=max(s.budget, 1), completed=s.trained, width=40),
-                 f"trained {s.trained}/{s.budget}", f"[bold]{s.phase}[/]", f"{elapsed:,.0f} s")
+    head.add_row(
+        ProgressBar(total=max(s.budget, 1), completed=s.trained, width=40),
+        f"trained {s.trained}/{s.budget}",
+        f"[bold]{s.phase}[/]",
+        f"{elapsed:,.0f} s",
+    )
     stats = Table.grid(padding=(0, 2))
-    stats.add_row(f"{s.evals_per_hour:,.0f} evals/h", f"in flight {s.in_flight}",
-                  f"duplicates skipped {s.duplicates}", f"culled {s.culled}",
-                  f"failed {s.failed}")
+    stats.add_row(
+        f"{s.evals_per_hour:,.0f} evals/h",
+        f"in flight {s.in_flight}",
+        f"duplicates skipped {s.duplicates}",
+        f"culled {s.culled}",
+        f"failed {s.failed}",
+    )
     parts: list[RenderableType] = [head, stats, Text(f"best fitness {best}")]
     if s.message:
         parts.append(Text(s.message, style="italic"))
@@ -64,21 +82,35 @@ def status_view(s: SearchStatus) -> RenderableType:
 
 def report_view(report: dict[str, Any]) -> RenderableType:
     """The final report: scores on fresh seeds with 95% intervals, and the verdict."""
-    table = Table(title=f"re-evaluated on {len(report['seeds'])} fresh seeds "
-                        "(normalized: random 0, ppo.evz 1; mean [95% CI])", title_justify="left")
+    table = Table(
+        title=f"re-evaluated on {len(report['seeds'])} fresh seeds "
+        "(normalized: random 0, ppo.evz 1; mean [95% CI])",
+        title_justify="left",
+    )
     for col in ("program", "id", "train tasks", "held-out tasks", "gap"):
         table.add_column(col, justify="left" if col == "program" else "right")
 
     def ci(iv: dict[str, Any] | None) -> str:
-        return "-" if not iv or not iv["n"] else \
-            f"{iv['mean']:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}]"
+        return (
+            "-" if not iv or not iv["n"] else f"{iv['mean']:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}]"
+        )
 
     for subj in report["subjects"]:
-        table.add_row(f"{subj['role']} ({subj['origin']})", str(subj["id"]), ci(subj["train"]),
-                      ci(subj["heldout"]), ci(subj["gap"]))
-    parts: list[RenderableType] = [table, Text(
-        f"train: {', '.join(report['train_tasks'])}; held out: "
-        f"{', '.join(report['heldout_tasks']) or '-'}", style="dim")]
+        table.add_row(
+            f"{subj['role']} ({subj['origin']})",
+            str(subj["id"]),
+            ci(subj["train"]),
+            ci(subj["heldout"]),
+            ci(subj["gap"]),
+        )
+    parts: list[RenderableType] = [
+        table,
+        Text(
+            f"train: {', '.join(report['train_tasks'])}; held out: "
+            f"{', '.join(report['heldout_tasks']) or '-'}",
+            style="dim",
+        ),
+    ]
     comp = report["comparison"]
     verdict = comp["text"]
     if "difference" in comp:
@@ -118,8 +150,10 @@ def run_json(store: RunStore, top: int) -> dict[str, Any]:
         "config": meta.get("config"),
         "suite": meta.get("suite"),
         "environment": meta.get("environment"),
-        "normalizers": [{"task": t, "seed": s, "random": r, "ppo": p}
-                        for (t, s), (r, p) in sorted(store.normalizers().items())],
+        "normalizers": [
+            {"task": t, "seed": s, "random": r, "ppo": p}
+            for (t, s), (r, p) in sorted(store.normalizers().items())
+        ],
         "top": [asdict(c) for c in store.best(top)],
         "hall_of_fame": [asdict(c) for c in hall_of_fame(store)],
         "report": meta.get("report"),

@@ -64,8 +64,11 @@ def _one_line_exits() -> Iterator[None]:
         raise
     except _click_errors.UsageError as e:
         param = getattr(e, "param", None)
-        if isinstance(e, _click_errors.BadParameter) and param is not None and \
-                not isinstance(e, _click_errors.MissingParameter):
+        if (
+            isinstance(e, _click_errors.BadParameter)
+            and param is not None
+            and not isinstance(e, _click_errors.MissingParameter)
+        ):
             fail(f"{flag_name(param)}: {e.message}")  # the parsers' messages say what to give
         where = e.ctx.command_path if e.ctx is not None else "evozero"
         fail(f"{e.format_message()} (see `{where} --help`)")

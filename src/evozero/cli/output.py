@@ -42,8 +42,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else str(jsonable(k)): jsonable(v)
-                for k, v in value.items()}
+        return {
+            k if isinstance(k, str) else str(jsonable(k)): jsonable(v) for k, v in value.items()
+        }
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     if isinstance(value, list | tuple | set | frozenset):

@@ -43,8 +43,7 @@ class Integer:
         try:
             n = int(value.strip())
         except ValueError:
-            raise typer.BadParameter(f"{value!r} is not a whole number; {self.expected}") \
-                from None
+            raise typer.BadParameter(f"{value!r} is not a whole number; {self.expected}") from None
         if not self.lo <= n <= self.hi:
             raise typer.BadParameter(f"{n} is out of range; {self.expected}")
         return n
@@ -210,5 +209,10 @@ def _new_directory(path: Path) -> str:
     return _writable_directory(existing)
 
 
-_CHECKS = {"file": _file, "file or directory": _file_or_directory, "directory": _directory,
-           "new file": _new_file, "new directory": _new_directory}
+_CHECKS = {
+    "file": _file,
+    "file or directory": _file_or_directory,
+    "directory": _directory,
+    "new file": _new_file,
+    "new directory": _new_directory,
+}

@@ -17,16 +17,30 @@ PROGRAM_OR_RUN = PathArg("file or directory", "an update program (.evz) or a run
 
 
 def show(
-    program: Path = typer.Argument(..., parser=PROGRAM_OR_RUN, metavar="PROGRAM",
-                                   help="An update program (.evz) or a run directory."),
+    program: Path = typer.Argument(
+        ...,
+        parser=PROGRAM_OR_RUN,
+        metavar="PROGRAM",
+        help="An update program (.evz) or a run directory.",
+    ),
     latex: bool = typer.Option(False, "--latex", help="Print LaTeX instead of pseudocode."),
     simplify: bool = typer.Option(
-        False, "--simplify", help="Print each component's outputs as simplified expressions."),
+        False, "--simplify", help="Print each component's outputs as simplified expressions."
+    ),
     timeout: float = typer.Option(
-        5.0, "--timeout", parser=Seconds(), metavar="SECONDS",
-        help="Seconds allowed to simplify each output (--simplify; 0: none)."),
-    top: int = typer.Option(3, "--top", parser=Integer(1), metavar="K",
-                            help="Run directory: how many of the best rules."),
+        5.0,
+        "--timeout",
+        parser=Seconds(),
+        metavar="SECONDS",
+        help="Seconds allowed to simplify each output (--simplify; 0: none).",
+    ),
+    top: int = typer.Option(
+        3,
+        "--top",
+        parser=Integer(1),
+        metavar="K",
+        help="Run directory: how many of the best rules.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Print PROGRAM's live part (dead code dropped) as pseudocode or LaTeX; or, for a run
@@ -52,16 +66,30 @@ def show(
 
 
 def export_command(
-    program: Path = typer.Argument(..., parser=PROGRAM_OR_RUN, metavar="PROGRAM",
-                                   help="An update program (.evz) or a run directory."),
+    program: Path = typer.Argument(
+        ...,
+        parser=PROGRAM_OR_RUN,
+        metavar="PROGRAM",
+        help="An update program (.evz) or a run directory.",
+    ),
     output: Path = typer.Option(
-        ..., "-o", "--output", parser=PathArg("new file", "a file name such as rule.py"),
-        metavar="FILE", help="The Python file to write."),
-    backend: str = typer.Option("numpy", "--backend", metavar="NAME",
-                                help="numpy (numba-compilable) or torch."),
+        ...,
+        "-o",
+        "--output",
+        parser=PathArg("new file", "a file name such as rule.py"),
+        metavar="FILE",
+        help="The Python file to write.",
+    ),
+    backend: str = typer.Option(
+        "numpy", "--backend", metavar="NAME", help="numpy (numba-compilable) or torch."
+    ),
     top: int = typer.Option(
-        1, "--top", parser=Integer(1), metavar="K", help="Run directory: export the K best "
-        "rules (K > 1 writes FILE_1.py ... FILE_K.py)."),
+        1,
+        "--top",
+        parser=Integer(1),
+        metavar="K",
+        help="Run directory: export the K best rules (K > 1 writes FILE_1.py ... FILE_K.py).",
+    ),
 ) -> None:
     """Write PROGRAM (or a run's best rules) as a standalone Python module with scan, post
     and objective functions."""
@@ -78,8 +106,12 @@ def export_command(
             export.write_export(prog, path, backend, source=source)
         except OSError as e:
             fail(f"cannot write {path}: {e}")
-        console.print(f"wrote {path} ({backend}): scan, post, objective of {source}",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(
+            f"wrote {path} ({backend}): scan, post, objective of {source}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @store_errors
@@ -87,11 +119,13 @@ def run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Pa
     """The ``top`` best rules of a run, each with the file it is exported to (none if one
     of them is damaged)."""
     from evozero.search.store import DamagedCandidate
+
     with open_run(run_dir) as store:
         store.count_by_status()  # notes the rows whose status is damaged: they may be best
         best = store.best(top)  # a damaged row among the best is left out, and noted
-        problems = [f"{run_dir}: {where} is damaged ({why})"
-                    for where, why in store.damaged.items()]
+        problems = [
+            f"{run_dir}: {where} is damaged ({why})" for where, why in store.damaged.items()
+        ]
         programs = []
         for c in best:
             try:
@@ -99,14 +133,19 @@ def run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Pa
             except DamagedCandidate as e:
                 problems.append(str(e))
     if problems:
-        fail(f"{problems[0]}; nothing was exported (`evozero show {run_dir}` lists the "
-             "other rules)")
+        fail(
+            f"{problems[0]}; nothing was exported (`evozero show {run_dir}` lists the other rules)"
+        )
     if not best:
         fail(f"{run_dir} has no rule that passed the full suite yet; nothing to export")
     if len(best) == 1 and top == 1:
         paths = [output]
     else:
-        paths = [output.with_name(f"{output.stem}_{i}{output.suffix or '.py'}")
-                 for i in range(1, len(best) + 1)]
-    return [(prog, p, f"{run_dir} candidate {c.id} (fitness {c.fitness:.3f})")
-            for prog, c, p in zip(programs, best, paths, strict=True)]
+        paths = [
+            output.with_name(f"{output.stem}_{i}{output.suffix or '.py'}")
+            for i in range(1, len(best) + 1)
+        ]
+    return [
+        (prog, p, f"{run_dir} candidate {c.id} (fitness {c.fitness:.3f})")
+        for prog, c, p in zip(programs, best, paths, strict=True)
+    ]

@@ -45,17 +45,24 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
             warn_damaged(store)
             return
         info = display.run_overview(store)
-        console.print(f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
-                      f"{info['budget']} trained, {info['duplicates']} duplicates skipped, "
-                      f"state {info['state']}", highlight=False)
+        console.print(
+            f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
+            f"{info['budget']} trained, {info['duplicates']} duplicates skipped, "
+            f"state {info['state']}",
+            highlight=False,
+        )
         best = store.best(top)
         if not best:
             console.print("no candidate has passed the full suite yet")
-        console.print(display.candidates_table(hall_of_fame(store),
-                                               "hall of fame (best per complexity)"))
+        console.print(
+            display.candidates_table(hall_of_fame(store), "hall of fame (best per complexity)")
+        )
         for rank, c in enumerate(best, 1):
-            console.print(f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
-                          f"{display.fmt(c.fitness)}, {c.complexity} ops", highlight=False)
+            console.print(
+                f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
+                f"{display.fmt(c.fitness)}, {c.complexity} ops",
+                highlight=False,
+            )
             try:
                 program = store.program(c)
             except DamagedCandidate as e:
@@ -76,8 +83,10 @@ def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
     texts = []
     for name in init:
         if name in INITS:
-            fail(f"--init {name} cannot be combined with other --init values; give either "
-                 f"one of {', '.join(INITS)} or .evz files")
+            fail(
+                f"--init {name} cannot be combined with other --init values; give either "
+                f"one of {', '.join(INITS)} or .evz files"
+            )
         path = Path(name)  # checked by its parser: a readable file
         load_program(path)
         texts.append((str(path), path.read_text()))
@@ -86,38 +95,80 @@ def _init_texts(init: list[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 def evolve(
     budget: int = typer.Option(
-        None, "--budget", parser=Integer(*LIMITS["budget"]), metavar="N",
+        None,
+        "--budget",
+        parser=Integer(*LIMITS["budget"]),
+        metavar="N",
         help="Candidates to train (duplicates are not counted). Required for a new run; "
-        "extends a resumed one."),
-    suite: str = typer.Option(None, "--suite", metavar="NAME", help=f"Task suite: "
-                              f"{', '.join(SUITES)} (default {_DEFAULTS['suite']})."),
+        "extends a resumed one.",
+    ),
+    suite: str = typer.Option(
+        None,
+        "--suite",
+        metavar="NAME",
+        help=f"Task suite: {', '.join(SUITES)} (default {_DEFAULTS['suite']}).",
+    ),
     init: list[str] = typer.Option(
-        None, "--init", parser=KeywordOrFile(INITS), metavar="INIT",
-        help="Initial population: seeds (default), noop, random, or .evz files (repeat)."),
+        None,
+        "--init",
+        parser=KeywordOrFile(INITS),
+        metavar="INIT",
+        help="Initial population: seeds (default), noop, random, or .evz files (repeat).",
+    ),
     population: int = typer.Option(
-        None, "--population", parser=Integer(*LIMITS["population"]), metavar="N",
-        help=f"Population size (default {_DEFAULTS['population']})."),
+        None,
+        "--population",
+        parser=Integer(*LIMITS["population"]),
+        metavar="N",
+        help=f"Population size (default {_DEFAULTS['population']}).",
+    ),
     tournament: int = typer.Option(
-        None, "--tournament", parser=Integer(*LIMITS["tournament"]), metavar="N",
-        help=f"Tournament size (default {_DEFAULTS['tournament']})."),
+        None,
+        "--tournament",
+        parser=Integer(*LIMITS["tournament"]),
+        metavar="N",
+        help=f"Tournament size (default {_DEFAULTS['tournament']}).",
+    ),
     workers: int = typer.Option(
-        None, "--workers", parser=Integer(*LIMITS["workers"]), metavar="N",
-        help="Parallel evaluations (default: one per core)."),
-    backend: str = typer.Option(None, "--backend", metavar="NAME", help="process (default), "
-                                "serial (deterministic) or ray."),
-    address: str = typer.Option(None, "--address", metavar="ADDRESS", help="Ray cluster: auto "
-                                "or HOST:PORT (default: a local Ray instance)."),
-    seed: int = typer.Option(None, "--seed", parser=Integer(*LIMITS["seed"]), metavar="SEED",
-                             help=f"Seed of the search (default {_DEFAULTS['seed']})."),
+        None,
+        "--workers",
+        parser=Integer(*LIMITS["workers"]),
+        metavar="N",
+        help="Parallel evaluations (default: one per core).",
+    ),
+    backend: str = typer.Option(
+        None, "--backend", metavar="NAME", help="process (default), serial (deterministic) or ray."
+    ),
+    address: str = typer.Option(
+        None,
+        "--address",
+        metavar="ADDRESS",
+        help="Ray cluster: auto or HOST:PORT (default: a local Ray instance).",
+    ),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        parser=Integer(*LIMITS["seed"]),
+        metavar="SEED",
+        help=f"Seed of the search (default {_DEFAULTS['seed']}).",
+    ),
     out: Path = typer.Option(
-        None, "--out", parser=PathArg("new directory", "a directory for the new run"),
-        metavar="DIR", help="Run directory (default runs/<time>-<suite>)."),
+        None,
+        "--out",
+        parser=PathArg("new directory", "a directory for the new run"),
+        metavar="DIR",
+        help="Run directory (default runs/<time>-<suite>).",
+    ),
     resume: Path = typer.Option(
-        None, "--resume", parser=PathArg("directory", "the directory of a run (`evozero "
-                                         "runs` lists them)"),
-        metavar="DIR", help="Continue the run in this directory."),
-    as_json: bool = typer.Option(False, "--json", help="No live display; print the result "
-                                 f"as JSON ({JSON_NOTE})."),
+        None,
+        "--resume",
+        parser=PathArg("directory", "the directory of a run (`evozero runs` lists them)"),
+        metavar="DIR",
+        help="Continue the run in this directory.",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help=f"No live display; print the result as JSON ({JSON_NOTE})."
+    ),
 ) -> None:
     """Evolve update rules by regularized evolution, then re-evaluate the best one."""
     from rich.live import Live
@@ -126,16 +177,27 @@ def evolve(
     from evozero.search.driver import Search
     from evozero.search.store import RunStoreError
 
-    execution = {k: v for k, v in (("workers", workers), ("backend", backend),
-                                   ("address", address)) if v is not None}
+    execution = {
+        k: v
+        for k, v in (("workers", workers), ("backend", backend), ("address", address))
+        if v is not None
+    }
     try:
         if resume is not None:
-            fixed = {"--suite": suite, "--init": init, "--population": population,
-                     "--tournament": tournament, "--seed": seed, "--out": out}
+            fixed = {
+                "--suite": suite,
+                "--init": init,
+                "--population": population,
+                "--tournament": tournament,
+                "--seed": seed,
+                "--out": out,
+            }
             given = [k for k, v in fixed.items() if v not in (None, [])]
             if given:
-                fail(f"{', '.join(given)} cannot change when resuming; drop them (only "
-                     "--budget, --workers, --backend and --address may)")
+                fail(
+                    f"{', '.join(given)} cannot change when resuming; drop them (only "
+                    "--budget, --workers, --backend and --address may)"
+                )
             search = Search.resume(resume)
             changes = dict(execution)
             if budget is not None:
@@ -148,13 +210,22 @@ def evolve(
             if budget is None:
                 fail("--budget is required: how many candidates to train, e.g. --budget 20")
             init_kind, texts = _init_texts(init or [_DEFAULTS["init"]])
-            search_settings = {k: v for k, v in (("suite", suite), ("population", population),
-                                                 ("tournament", tournament), ("seed", seed))
-                               if v is not None}
-            config = SearchConfig(budget=budget, init=init_kind, init_texts=texts,
-                                  **search_settings, **execution)
+            search_settings = {
+                k: v
+                for k, v in (
+                    ("suite", suite),
+                    ("population", population),
+                    ("tournament", tournament),
+                    ("seed", seed),
+                )
+                if v is not None
+            }
+            config = SearchConfig(
+                budget=budget, init=init_kind, init_texts=texts, **search_settings, **execution
+            )
             run_dir = out or DEFAULT_RUNS_ROOT / (
-                f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}")
+                f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}"
+            )
             search = Search.create(run_dir, config)
     except (ValueError, RunStoreError, ProgramError) as e:
         fail(str(e))
@@ -165,13 +236,16 @@ def evolve(
             search.run()
         else:
             # transient: the summary below shows the hall of fame once, in full.
-            with Live(display.status_view(search.status), console=console,
-                      refresh_per_second=4, transient=True) as live:
+            with Live(
+                display.status_view(search.status),
+                console=console,
+                refresh_per_second=4,
+                transient=True,
+            ) as live:
                 search.on_status = lambda s: live.update(display.status_view(s))
                 search.run()
     except KeyboardInterrupt:
-        interrupted(f"everything finished is saved; resume with: evozero evolve --resume "
-                    f"{run_dir}")
+        interrupted(f"everything finished is saved; resume with: evozero evolve --resume {run_dir}")
     except (RuntimeError, RunStoreError) as e:
         fail(str(e))
     finally:
@@ -180,15 +254,22 @@ def evolve(
         show_run(run_dir, 3, as_json=True)
         return
     show_run(run_dir, 3, as_json=False)
-    console.print(f"\nrun stored in [bold]{run_dir}[/]; `evozero show {run_dir}`, "
-                  f"`evozero export {run_dir} --top 1 -o rule.py`", highlight=False)
+    console.print(
+        f"\nrun stored in [bold]{run_dir}[/]; `evozero show {run_dir}`, "
+        f"`evozero export {run_dir} --top 1 -o rule.py`",
+        highlight=False,
+    )
 
 
 def runs(
     root: Path = typer.Argument(
-        DEFAULT_RUNS_ROOT, parser=PathArg("directory", "the folder that holds your runs "
-                                          "(evolve --out decides where they go)"),
-        metavar="ROOT", help="Where to look for runs."),
+        DEFAULT_RUNS_ROOT,
+        parser=PathArg(
+            "directory", "the folder that holds your runs (evolve --out decides where they go)"
+        ),
+        metavar="ROOT",
+        help="Where to look for runs.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """List the search runs under ROOT (default ./runs)."""
@@ -196,8 +277,10 @@ def runs(
     from evozero.search.store import RunStore, RunStoreError, find_runs
 
     if not root.is_dir():  # the default, ./runs, may not exist yet
-        fail(f"{root} is not a directory; give the folder that holds your runs "
-             "(evolve --out decides where they go; the default is ./runs)")
+        fail(
+            f"{root} is not a directory; give the folder that holds your runs "
+            "(evolve --out decides where they go; the default is ./runs)"
+        )
     rows = []
     for run_dir in find_runs(root):
         try:
@@ -207,8 +290,7 @@ def runs(
                     row["state"] = f"{row['state']}, {len(store.damaged)} part(s) damaged"
                 rows.append(row)
         except RunStoreError as e:
-            rows.append({"run": str(run_dir), "state": f"unreadable: {e.summary}",
-                         "error": str(e)})
+            rows.append({"run": str(run_dir), "state": f"unreadable: {e.summary}", "error": str(e)})
     if as_json:
         print_json(rows)
         return
@@ -217,12 +299,18 @@ def runs(
         return
     table = Table(title=f"runs under {root}", title_justify="left")
     for col in ("run", "created", "suite", "state", "trained", "dups", "best", "verdict"):
-        table.add_column(col, justify="left" if col in ("run", "state", "verdict") else "right",
-                         overflow="fold")
+        table.add_column(
+            col, justify="left" if col in ("run", "state", "verdict") else "right", overflow="fold"
+        )
     for r in rows:
-        table.add_row(str(Path(r["run"]).relative_to(root)), r.get("created", "-"),
-                      str(r.get("suite", "-")), str(r.get("state")),
-                      f"{r.get('trained', '-')}/{r.get('budget', '-')}",
-                      str(r.get("duplicates", "-")), display.fmt(r.get("best_fitness")),
-                      str(r.get("verdict") or "-"))
+        table.add_row(
+            str(Path(r["run"]).relative_to(root)),
+            r.get("created", "-"),
+            str(r.get("suite", "-")),
+            str(r.get("state")),
+            f"{r.get('trained', '-')}/{r.get('budget', '-')}",
+            str(r.get("duplicates", "-")),
+            display.fmt(r.get("best_fitness")),
+            str(r.get("verdict") or "-"),
+        )
     console.print(table)

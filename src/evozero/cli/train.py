@@ -27,12 +27,23 @@ MAX_SEEDS = 10_000
 
 
 def games(
-    steps: int = typer.Option(200_000, "--steps", parser=Integer(1), metavar="STEPS",
-                              help="Env steps per game (random policy)."),
-    num_envs: int = typer.Option(256, "--num-envs", parser=Integer(1, MAX_NUM_ENVS),
-                                 metavar="N", help="Envs stepped together."),
-    seed: int = typer.Option(0, "--seed", parser=Integer(0), metavar="SEED",
-                             help="Seed of env 0 (env i gets seed + i)."),
+    steps: int = typer.Option(
+        200_000,
+        "--steps",
+        parser=Integer(1),
+        metavar="STEPS",
+        help="Env steps per game (random policy).",
+    ),
+    num_envs: int = typer.Option(
+        256,
+        "--num-envs",
+        parser=Integer(1, MAX_NUM_ENVS),
+        metavar="N",
+        help="Envs stepped together.",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", parser=Integer(0), metavar="SEED", help="Seed of env 0 (env i gets seed + i)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Play every native game with a uniformly random policy: returns and speed."""
@@ -70,27 +81,46 @@ def games(
         table.add_column(col, justify="left" if col == "game" else "right")
     for r in rows:
         table.add_row(
-            r["game"], f"{r['steps']:,}", f"{r['episodes']:,}", f"{r['mean_return']:.2f}",
+            r["game"],
+            f"{r['steps']:,}",
+            f"{r['episodes']:,}",
+            f"{r['mean_return']:.2f}",
             f"{r['steps_per_s']:,.0f}",
         )
     console.print(table)
 
 
 def eval_command(
-    program: Path = typer.Argument(..., parser=PathArg("file", "an update program (.evz)"),
-                                   metavar="PROGRAM", help="The update program (.evz)."),
-    env: str = typer.Option("breakout", "--env", metavar="ENV",
-                            help="A MinAtar game or a gymnasium id."),
-    steps: int = typer.Option(1_000_000, "--steps", parser=Integer(1), metavar="STEPS",
-                              help="Env steps per run."),
-    seeds: int = typer.Option(3, "--seeds", parser=Integer(1, MAX_SEEDS), metavar="K",
-                              help="Number of runs (seeds 0..K-1)."),
-    workers: int = typer.Option(0, "--workers", parser=Integer(0), metavar="N",
-                                help="Runs in parallel (0: one per core)."),
+    program: Path = typer.Argument(
+        ...,
+        parser=PathArg("file", "an update program (.evz)"),
+        metavar="PROGRAM",
+        help="The update program (.evz).",
+    ),
+    env: str = typer.Option(
+        "breakout", "--env", metavar="ENV", help="A MinAtar game or a gymnasium id."
+    ),
+    steps: int = typer.Option(
+        1_000_000, "--steps", parser=Integer(1), metavar="STEPS", help="Env steps per run."
+    ),
+    seeds: int = typer.Option(
+        3,
+        "--seeds",
+        parser=Integer(1, MAX_SEEDS),
+        metavar="K",
+        help="Number of runs (seeds 0..K-1).",
+    ),
+    workers: int = typer.Option(
+        0, "--workers", parser=Integer(0), metavar="N", help="Runs in parallel (0: one per core)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
     plot: Path | None = typer.Option(
-        None, "--plot", parser=PathArg("new file", "a file name such as curves.png"),
-        metavar="FILE", help="Save learning curves to this PNG."),
+        None,
+        "--plot",
+        parser=PathArg("new file", "a file name such as curves.png"),
+        metavar="FILE",
+        help="Save learning curves to this PNG.",
+    ),
 ) -> None:
     """Train an agent with PROGRAM on ENV for each seed and summarize the returns.
 
@@ -106,11 +136,18 @@ def eval_command(
     done = [0] * seeds
     stop = threading.Event()  # set on Ctrl-C or an error: the other runs are cancelled
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=True, disable=as_json,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
     ) as bar:
-        task = bar.add_task(f"{program.name} on {env}", total=seeds * config.num_updates
-                            * config.num_envs * config.num_steps)
+        task = bar.add_task(
+            f"{program.name} on {env}",
+            total=seeds * config.num_updates * config.num_envs * config.num_steps,
+        )
 
         def run(seed: int) -> TrainResult:
             def tick(n: int) -> None:
@@ -134,17 +171,27 @@ def eval_command(
         finally:
             stop.set()  # after a normal end this cancels nothing
             pool.shutdown(wait=True, cancel_futures=True)
-    results = [f.result() for f in futures
-               if f.done() and not f.cancelled() and f.exception() is None]
+    results = [
+        f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None
+    ]
     if results or not stopped:
         _report(results, program, env, config, as_json, plot, stopped)
     if stopped:
-        interrupted(f"{len(results)} of {seeds} seed(s) finished"
-                    + ("; the summary covers those" if results else ""))
+        interrupted(
+            f"{len(results)} of {seeds} seed(s) finished"
+            + ("; the summary covers those" if results else "")
+        )
 
 
-def _report(results: list[TrainResult], program: Path, env: str, config: TrainConfig,
-            as_json: bool, plot: Path | None, stopped: bool) -> None:
+def _report(
+    results: list[TrainResult],
+    program: Path,
+    env: str,
+    config: TrainConfig,
+    as_json: bool,
+    plot: Path | None,
+    stopped: bool,
+) -> None:
     """The summary of finished runs: a table (or JSON), and the learning curves."""
     finals = np.array([r.final_return for r in results])
     summary = {
@@ -165,11 +212,24 @@ def _report(results: list[TrainResult], program: Path, env: str, config: TrainCo
     for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s"):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(str(r.seed), r.status, f"{r.final_return:.2f}", f"{r.auc:.2f}",
-                      f"{r.episode_returns.size:,}", f"{r.steps_per_second:,.0f}")
+        table.add_row(
+            str(r.seed),
+            r.status,
+            f"{r.final_return:.2f}",
+            f"{r.auc:.2f}",
+            f"{r.episode_returns.size:,}",
+            f"{r.steps_per_second:,.0f}",
+        )
     if summary["final_return_mean"] is not None:
-        table.add_row("mean ± std", "", f"{summary['final_return_mean']:.2f} ± "
-                      f"{summary['final_return_std']:.2f}", "", "", "", style="bold")
+        table.add_row(
+            "mean ± std",
+            "",
+            f"{summary['final_return_mean']:.2f} ± {summary['final_return_std']:.2f}",
+            "",
+            "",
+            "",
+            style="bold",
+        )
     console.print(table)
     for r in results:
         if r.status != Status.OK:

@@ -66,10 +66,33 @@ def _reserved() -> frozenset[str]:
     of them (or to a Python builtin) is written with a trailing underscore."""
     return frozenset(
         set(dir(builtins))
-        | {"np", "torch", "numba", "_jitable", "as_f32", "as_batch", "scan", "scan_step",
-           "post", "objective", "constants", "Rule", "DIV_EPS", "LOG_EPS", "EXP_MAX",
-           "NORM_EPS", "T", "B", "t", "shape", "adv_t", "vtarget_t"}
-        | set(runtime("runtime_numpy").functions) | set(runtime("runtime_torch").functions))
+        | {
+            "np",
+            "torch",
+            "numba",
+            "_jitable",
+            "as_f32",
+            "as_batch",
+            "scan",
+            "scan_step",
+            "post",
+            "objective",
+            "constants",
+            "Rule",
+            "DIV_EPS",
+            "LOG_EPS",
+            "EXP_MAX",
+            "NORM_EPS",
+            "T",
+            "B",
+            "t",
+            "shape",
+            "adv_t",
+            "vtarget_t",
+        }
+        | set(runtime("runtime_numpy").functions)
+        | set(runtime("runtime_torch").functions)
+    )
 
 
 def python_names(program: Program) -> dict[str, str]:
@@ -98,8 +121,7 @@ def wrap_call(prefix: str, args: Sequence[str], indent: str, width: int = 96) ->
     if len(one) <= width:
         return [one]
     inner = indent + "    "
-    wrapped = textwrap.wrap(", ".join(args) + ")", width=width - len(inner),
-                            break_on_hyphens=False)
+    wrapped = textwrap.wrap(", ".join(args) + ")", width=width - len(inner), break_on_hyphens=False)
     return [f"{indent}{prefix}(", *(inner + w for w in wrapped)]
 
 
@@ -172,10 +194,10 @@ class Codegen(Printer):
     def protection_block(self) -> str:
         """The protection constants of :mod:`evozero.program.ops`, as the helpers read
         them."""
-        values = {"DIV_EPS": DIV_EPS, "LOG_EPS": LOG_EPS, "EXP_MAX": EXP_MAX,
-                  "NORM_EPS": NORM_EPS}
+        values = {"DIV_EPS": DIV_EPS, "LOG_EPS": LOG_EPS, "EXP_MAX": EXP_MAX, "NORM_EPS": NORM_EPS}
         return "# Op helpers (evozero's exact float32 definitions).\n" + "\n".join(
-            f"{k} = {self.literal(float(v))[0]}" for k, v in values.items())
+            f"{k} = {self.literal(float(v))[0]}" for k, v in values.items()
+        )
 
     def tail(self) -> list[str]:
         """Blocks after the functions."""
@@ -239,8 +261,16 @@ class Codegen(Printer):
         """Names read by the component's live code."""
         return {a for ins in self.program.component(kind).instrs for a in ins.names()}
 
-    def function(self, kind: str, signature: str, doc: str, setup: list[str],
-                 returns: Sequence[str], shape_of: str, decorator: str = "") -> str:
+    def function(
+        self,
+        kind: str,
+        signature: str,
+        doc: str,
+        setup: list[str],
+        returns: Sequence[str],
+        shape_of: str,
+        decorator: str = "",
+    ) -> str:
         """One function: ``signature``, docstring, setup, the component's statements and
         ``return`` of ``returns`` (``shape_of``: an argument of the batch's shape)."""
         self.need_shape = False
@@ -267,20 +297,31 @@ class Codegen(Printer):
             f"scan_step({SCAN_ARGS}{extra}{self.constants_param})",
             "One step t of scan: inputs at t (shape (B,)) and each carry's value at t+1;\n"
             "returns adv and vtarget at t, then each carry's value at t.",
-            [], ["adv", "vtarget", *comp.carry_names], "r", decorator=self.step_decorator)
-        lines = [f"def scan({SCAN_ARGS}{self.constants_param}):",
-                 '    """Run scan backwards over t = T-1..0; inputs (T, B) -> adv, vtarget '
-                 '(T, B)."""']
+            [],
+            ["adv", "vtarget", *comp.carry_names],
+            "r",
+            decorator=self.step_decorator,
+        )
+        lines = [
+            f"def scan({SCAN_ARGS}{self.constants_param}):",
+            '    """Run scan backwards over t = T-1..0; inputs (T, B) -> adv, vtarget (T, B)."""',
+        ]
         lines += self.progress_setup("scan")
         lines.append("    T, B = r.shape")
         lines += self.scan_outputs()
         for c in comp.carries:
-            init = self.zeros() if c.init == "0" else (
-                f"{self.last_v_next()} if T > 0 else {self.zeros()}")
+            init = (
+                self.zeros()
+                if c.init == "0"
+                else (f"{self.last_v_next()} if T > 0 else {self.zeros()}")
+            )
             code = f"    {self.py[c.name]} = {init}"
             comment = f"# carry {c.name} = {c.init} at t = T-1"
-            lines += ([f"{code}  {comment}"] if len(code) + len(comment) < 98
-                      else [f"    {comment}", code])
+            lines += (
+                [f"{code}  {comment}"]
+                if len(code) + len(comment) < 98
+                else [f"    {comment}", code]
+            )
         args = [f"{n}[t]" for n in INPUTS["scan"] if n != "progress"]
         args += ["progress", *carries]
         lines.append("    for t in range(T - 1, -1, -1):")
@@ -288,18 +329,26 @@ class Codegen(Printer):
 
     def post_function(self) -> str:
         return self.function(
-            "post", f"post({POST_ARGS}{self.constants_param})",
+            "post",
+            f"post({POST_ARGS}{self.constants_param})",
             "Post-process the whole rollout: inputs of one shape -> adv, vtarget.",
-            self.progress_setup("post"), ["adv", "vtarget"], "adv")
+            self.progress_setup("post"),
+            ["adv", "vtarget"],
+            "adv",
+        )
 
     def objective_function(self) -> str:
         setup = self.progress_setup("objective")
         if "ratio" in self.used("objective"):
             setup.append(f"    ratio = {self.exp_module}.exp(logp - logp_old)")
         return self.function(
-            "objective", f"objective({OBJECTIVE_ARGS}{self.constants_param})",
+            "objective",
+            f"objective({OBJECTIVE_ARGS}{self.constants_param})",
             "Per-sample loss (to be minimized, e.g. as its mean); inputs (N,) -> loss (N,).",
-            setup, ["loss"], "logp")
+            setup,
+            ["loss"],
+            "logp",
+        )
 
     def functions(self) -> list[str]:
         """The module's functions: ``scan_step``, ``scan``, ``post``, ``objective``."""

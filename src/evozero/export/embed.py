@@ -35,7 +35,8 @@ def _from_evozero(node: ast.stmt) -> bool:
     if isinstance(node, ast.ImportFrom):
         return (node.module or "").split(".")[0] == "evozero"
     return isinstance(node, ast.Import) and any(
-        a.name.split(".")[0] == "evozero" for a in node.names)
+        a.name.split(".")[0] == "evozero" for a in node.names
+    )
 
 
 @functools.cache
@@ -57,5 +58,5 @@ def runtime(module: str) -> Runtime:
         elif isinstance(node, ast.FunctionDef):
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
             assert node.end_lineno is not None
-            functions[node.name] = "\n".join(lines[first - 1:node.end_lineno]) + "\n"
+            functions[node.name] = "\n".join(lines[first - 1 : node.end_lineno]) + "\n"
     return Runtime("\n\n".join(prelude), functions)

@@ -46,8 +46,7 @@ class _LatexPrinter(LatexPrinter):
         return _power(rf"\exp\left({self._print(expr.args[0])}\right)", exp)
 
     def _batch(self, name: str, expr: sympy.Expr, exp: str | None) -> str:
-        return _power(rf"\operatorname{{{name}}}\left({self._print(expr.args[0])}\right)",
-                      exp)
+        return _power(rf"\operatorname{{{name}}}\left({self._print(expr.args[0])}\right)", exp)
 
     def _print_mean(self, expr: sympy.Expr, exp: str | None = None) -> str:
         return self._batch("mean", expr, exp)
@@ -103,8 +102,11 @@ def latex_expr(expr: sympy.Basic) -> str:
 def _latex_text(expr: sympy.Basic, *, keep_order: bool = False) -> str:
     """LaTeX of an expression whose numbers are already shown as they should print."""
     # Carry values from step t+1 (symbolic.carry_symbol) print as g_{t+1}.
-    names = {s: f"{LatexPrinter().doprint(sympy.Symbol(s.name[:-5]))}_{{t+1}}"
-             for s in expr.free_symbols if s.name.endswith("[t+1]")}
+    names = {
+        s: f"{LatexPrinter().doprint(sympy.Symbol(s.name[:-5]))}_{{t+1}}"
+        for s in expr.free_symbols
+        if s.name.endswith("[t+1]")
+    }
     settings: dict[str, Any] = {"mul_symbol": "dot", "symbol_names": names}
     if keep_order:
         settings["order"] = "none"
@@ -118,25 +120,32 @@ def latex(program: Program) -> str:
     a carry read before it is rebound is its value from step t+1.
     """
     live = live_program(program)
-    lines = [r"% div, log, sqrt and exp are protected (evozero.ops): |b| >= 1e-6 in a / b,"
-             r" log|x| >= log(1e-6), sqrt|x|, exp(min(x, 80))"]
+    lines = [
+        r"% div, log, sqrt and exp are protected (evozero.ops): |b| >= 1e-6 in a / b,"
+        r" log|x| >= log(1e-6), sqrt|x|, exp(min(x, 80))"
+    ]
     if live.constants:
         consts = r",\quad ".join(
             f"{_latex_text(_latex_symbol(c.name))} = {format_literal(c.value)}"
-            for c in live.constants)
+            for c in live.constants
+        )
         lines += ["% constants", consts]
     for kind in COMPONENTS:
         comp = live.component(kind)
         forest = expression_forest(comp)
-        note = {"scan": "backwards over t = T-1, ..., 0",
-                "post": "once over the whole rollout",
-                "objective": "per sample, minimized"}[kind]
+        note = {
+            "scan": "backwards over t = T-1, ..., 0",
+            "post": "once over the whole rollout",
+            "objective": "per sample, minimized",
+        }[kind]
         carries = "".join(f"; carry {c.name} = {c.init} at t = T-1" for c in comp.carries)
         lines.append(f"% {kind}: {note}{carries}")
         if not forest:
             lines.append(r"% (outputs pass through)")
             continue
-        rows = [f"{_latex_text(_latex_symbol(target))} &\\leftarrow {_statement_latex(node)}"
-                for target, node in forest]
+        rows = [
+            f"{_latex_text(_latex_symbol(target))} &\\leftarrow {_statement_latex(node)}"
+            for target, node in forest
+        ]
         lines += [r"\begin{aligned}", " \\\\\n".join(rows), r"\end{aligned}"]
     return "\n".join(lines) + "\n"

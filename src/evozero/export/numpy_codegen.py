@@ -62,16 +62,28 @@ class NumpyCodegen(Codegen):
         return "v_next[T - 1].copy()"
 
     def scan_outputs(self) -> list[str]:
-        return ["    adv = np.empty((T, B), dtype=np.float32)",
-                "    vtarget = np.empty((T, B), dtype=np.float32)"]
+        return [
+            "    adv = np.empty((T, B), dtype=np.float32)",
+            "    vtarget = np.empty((T, B), dtype=np.float32)",
+        ]
 
     def scan_loop(self, carries: str, args: list[str]) -> list[str]:
-        return [*wrap_call(f"adv_t, vtarget_t{carries} = scan_step", args, " " * 8),
-                "        adv[t] = adv_t", "        vtarget[t] = vtarget_t",
-                "    return adv, vtarget"]
+        return [
+            *wrap_call(f"adv_t, vtarget_t{carries} = scan_step", args, " " * 8),
+            "        adv[t] = adv_t",
+            "        vtarget[t] = vtarget_t",
+            "    return adv, vtarget",
+        ]
 
     def constants_block(self) -> str | None:
         if not self.program.constants:
             return None
-        return "\n".join(["# Constants (float32).", *[
-            f"{self.py[c.name]} = {self.literal(c.value)[0]}" for c in self.program.constants]])
+        return "\n".join(
+            [
+                "# Constants (float32).",
+                *[
+                    f"{self.py[c.name]} = {self.literal(c.value)[0]}"
+                    for c in self.program.constants
+                ],
+            ]
+        )

@@ -135,8 +135,7 @@ def exact_sum(x):
             if lo != 0.0:
                 break
         # Round half-even across partials: a half-ulp lo is settled by the next partial.
-        if n > 0 and ((lo < 0.0 and partials[n - 1] < 0.0)
-                      or (lo > 0.0 and partials[n - 1] > 0.0)):
+        if n > 0 and ((lo < 0.0 and partials[n - 1] < 0.0) or (lo > 0.0 and partials[n - 1] > 0.0)):
             b = lo * 2.0
             a = hi + b
             if b == a - hi:

@@ -47,8 +47,9 @@ class SimplifiedOutput:
     simplified: bool
 
 
-def simplified(program: Program, *, timeout: float = 5.0, max_degree: int = 64
-               ) -> dict[str, dict[str, SimplifiedOutput]]:
+def simplified(
+    program: Program, *, timeout: float = 5.0, max_degree: int = 64
+) -> dict[str, dict[str, SimplifiedOutput]]:
     """Each component's live outputs as simplified sympy expressions.
 
     Symbolic execution is :func:`evozero.symbolic.component_exprs` (constants stay
@@ -65,8 +66,7 @@ def simplified(program: Program, *, timeout: float = 5.0, max_degree: int = 64
         except ExpressionTooLarge:
             out[kind] = {n: SimplifiedOutput(None, False) for n in live.component(kind).outputs}
             continue
-        out[kind] = {n: SimplifiedOutput(*_simplify_bounded(e, timeout))
-                     for n, e in exprs.items()}
+        out[kind] = {n: SimplifiedOutput(*_simplify_bounded(e, timeout)) for n, e in exprs.items()}
     return out
 
 

@@ -35,14 +35,18 @@ def _docstring(program: Program, backend: str, name: str, source: str | None) ->
     where = f"Source: {source}\n\n" if source else ""
     extra = ""
     if backend == "numpy":
-        extra = ("\nAll arrays are float32. The functions compile with numba.njit (for\n"
-                 "example numba.njit(scan)); numba freezes the module's constants at\n"
-                 "compile time.\n")
+        extra = (
+            "\nAll arrays are float32. The functions compile with numba.njit (for\n"
+            "example numba.njit(scan)); numba freezes the module's constants at\n"
+            "compile time.\n"
+        )
     else:
-        extra = ("\nAll tensors are float32. The constants are float32 tensors in the dict\n"
-                 "`constants`; every function takes constants=... (any dict of tensors with\n"
-                 "the same keys), so constants that require grad receive gradients. `Rule`\n"
-                 "is the same rule as an nn.Module whose constants are nn.Parameters.\n")
+        extra = (
+            "\nAll tensors are float32. The constants are float32 tensors in the dict\n"
+            "`constants`; every function takes constants=... (any dict of tensors with\n"
+            "the same keys), so constants that require grad receive gradients. `Rule`\n"
+            "is the same rule as an nn.Module whose constants are nn.Parameters.\n"
+        )
     ctor = "torch.Tensor" if backend == "torch" else "np.ndarray"
     name = " ".join(name.split()) or "rule"  # the first line is one sentence
     text = f"""{name}: an RL update rule exported by evozero {evozero.__version__} ({backend}).
@@ -69,8 +73,9 @@ the training budget used, a float in [0, 1]):
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
-def export_source(program: Program, backend: str = "numpy", *, name: str = "rule",
-                  source: str | None = None) -> str:
+def export_source(
+    program: Program, backend: str = "numpy", *, name: str = "rule", source: str | None = None
+) -> str:
     """A standalone Python module implementing ``program``'s live code.
 
     Args:
@@ -103,8 +108,14 @@ def export_source(program: Program, backend: str = "numpy", *, name: str = "rule
     return f'"""{doc}"""\n\n{rt.prelude}{gap}{body}\n'
 
 
-def write_export(program: Program, path: str | os.PathLike[str], backend: str = "numpy", *,
-                 name: str | None = None, source: str | None = None) -> None:
+def write_export(
+    program: Program,
+    path: str | os.PathLike[str],
+    backend: str = "numpy",
+    *,
+    name: str | None = None,
+    source: str | None = None,
+) -> None:
     """Write :func:`export_source` to ``path``.
 
     ``name`` defaults to the stem of ``source`` when that is a file (``ppo`` for

@@ -71,8 +71,11 @@ class TorchCodegen(Codegen):
         copied)."""
         if isinstance(node, float):
             return True
-        return (isinstance(node, Call) and node.op in ("neg", "copy")
-                and self.is_py_number(node.args[0]))
+        return (
+            isinstance(node, Call)
+            and node.op in ("neg", "copy")
+            and self.is_py_number(node.args[0])
+        )
 
     def argument(self, node: Node) -> str:
         text = self.text(node)
@@ -90,8 +93,11 @@ class TorchCodegen(Codegen):
 
     def constant_lines(self, kind: str) -> list[str]:
         used = self.used(kind)
-        return [f"    {self.py[c.name]} = constants[{c.name!r}]"
-                for c in self.program.constants if c.name in used]
+        return [
+            f"    {self.py[c.name]} = constants[{c.name!r}]"
+            for c in self.program.constants
+            if c.name in used
+        ]
 
     def zeros(self) -> str:
         return "r.new_zeros(B)"
@@ -103,17 +109,23 @@ class TorchCodegen(Codegen):
         return ["    adv = [None] * T", "    vtarget = [None] * T"]
 
     def scan_loop(self, carries: str, args: list[str]) -> list[str]:
-        return [*wrap_call(f"adv[t], vtarget[t]{carries} = scan_step", [*args, "constants"],
-                           " " * 8),
-                "    if T == 0:", "        return torch.zeros_like(r), torch.zeros_like(r)",
-                "    return torch.stack(adv), torch.stack(vtarget)"]
+        return [
+            *wrap_call(f"adv[t], vtarget[t]{carries} = scan_step", [*args, "constants"], " " * 8),
+            "    if T == 0:",
+            "        return torch.zeros_like(r), torch.zeros_like(r)",
+            "    return torch.stack(adv), torch.stack(vtarget)",
+        ]
 
     def constants_block(self) -> str:
-        items = "".join(f"\n    {c.name!r}: torch.tensor({literal_text(c.value)}, "
-                        "dtype=torch.float32)," for c in self.program.constants)
-        return ("#: The rule's constants (float32 tensors); call .requires_grad_() on them to\n"
-                "#: differentiate through the rule, or pass another dict as constants=... .\n"
-                + (f"constants = {{{items}\n}}" if items else "constants = {}"))
+        items = "".join(
+            f"\n    {c.name!r}: torch.tensor({literal_text(c.value)}, dtype=torch.float32),"
+            for c in self.program.constants
+        )
+        return (
+            "#: The rule's constants (float32 tensors); call .requires_grad_() on them to\n"
+            "#: differentiate through the rule, or pass another dict as constants=... .\n"
+            + (f"constants = {{{items}\n}}" if items else "constants = {}")
+        )
 
     def tail(self) -> list[str]:
         return [_rule_class(self.program)]
@@ -122,8 +134,7 @@ class TorchCodegen(Codegen):
 def _rule_class(program: Program) -> str:
     """The ``Rule`` nn.Module: the functions with the module's constants as parameters."""
     module_attrs = _module_attributes()
-    keys = {c.name: c.name + "_" if c.name in module_attrs else c.name
-            for c in program.constants}
+    keys = {c.name: c.name + "_" if c.name in module_attrs else c.name for c in program.constants}
     items = "".join(f"\n        {k!r}: {v!r}," for k, v in keys.items())
     keys_text = f"{{{items}\n    }}" if items else "{}"
     return f'''class Rule(torch.nn.Module):
@@ -168,8 +179,34 @@ def _module_attributes() -> frozenset[str]:
     try:
         import torch
     except ImportError:  # generating code does not need torch; a conservative list
-        return frozenset({"keys", "values", "items", "update", "get", "pop", "clear",
-                          "forward", "training", "type", "float", "double", "half", "cuda",
-                          "cpu", "to", "train", "eval", "apply", "setdefault", "fromkeys",
-                          "popitem", "parameters", "buffers", "children", "modules"})
+        return frozenset(
+            {
+                "keys",
+                "values",
+                "items",
+                "update",
+                "get",
+                "pop",
+                "clear",
+                "forward",
+                "training",
+                "type",
+                "float",
+                "double",
+                "half",
+                "cuda",
+                "cpu",
+                "to",
+                "train",
+                "eval",
+                "apply",
+                "setdefault",
+                "fromkeys",
+                "popitem",
+                "parameters",
+                "buffers",
+                "children",
+                "modules",
+            }
+        )
     return frozenset(dir(torch.nn.ParameterDict()))

@@ -34,8 +34,16 @@ from evozero.program.ops import OPS
 from evozero.program.vocabulary import COMPONENTS, MAX_CARRIES, OUTPUTS
 from evozero.status import TRAINING
 
-__all__ = ["GENERATED_DIR", "main", "render", "repo_root", "stale", "tables", "tables_digest",
-           "write"]
+__all__ = [
+    "GENERATED_DIR",
+    "main",
+    "render",
+    "repo_root",
+    "stale",
+    "tables",
+    "tables_digest",
+    "write",
+]
 
 #: Where the generated headers live, relative to the repository root.
 GENERATED_DIR = Path("csrc/generated")
@@ -66,8 +74,13 @@ def tables() -> dict[str, Any]:
     """The generated facts as plain data (what :func:`tables_digest` hashes)."""
     return {
         "ops": [
-            {"name": name, "opcode": OPCODES[name], "arity": op.arity, "batch": op.batch,
-             "components": [c for c in COMPONENTS if op.allowed_in(c)]}
+            {
+                "name": name,
+                "opcode": OPCODES[name],
+                "arity": op.arity,
+                "batch": op.batch,
+                "components": [c for c in COMPONENTS if op.allowed_in(c)],
+            }
             for name, op in OPS.items()
         ],
         "components": list(COMPONENTS),
@@ -102,7 +115,8 @@ def _ops_hpp() -> str:
     rows = "\n".join(
         f'    {{"{op.name}", {op.arity}, {str(op.batch).lower()}, '
         f"{_components_mask([c for c in COMPONENTS if op.allowed_in(c)])}}},"
-        for op in ops)
+        for op in ops
+    )
     elementwise = [op for op in ops if not op.batch]
     cases = [f"  X(k{_camel(op.name)}, {_kernel(op.name)})" for op in elementwise]
     width = max(len(c) for c in cases) + 1
@@ -159,16 +173,19 @@ def _slots_hpp() -> str:
         if "progress" not in slots:
             raise ValueError(f"component {c} has no progress input: {dict(slots)}")
         slot_lines.append(f"// {c}: " + ", ".join(slots))
-        slot_lines += [f"inline constexpr int {_kind(c)}{_camel(n)} = {i};"
-                       for n, i in slots.items()]
+        slot_lines += [
+            f"inline constexpr int {_kind(c)}{_camel(n)} = {i};" for n, i in slots.items()
+        ]
         slot_lines.append("")
     per_kind = {
         "kNumInputs": [len(INPUT_SLOTS[c]) for c in COMPONENTS],
         "kProgressSlot": [INPUT_SLOTS[c]["progress"] for c in COMPONENTS],
         "kNumFixedOutputs": [len(OUTPUTS[c]) for c in COMPONENTS],
     }
-    arrays = "\n".join(f"inline constexpr int {name}[kNumKinds] = {{{', '.join(map(str, v))}}};"
-                       for name, v in per_kind.items())
+    arrays = "\n".join(
+        f"inline constexpr int {name}[kNumKinds] = {{{', '.join(map(str, v))}}};"
+        for name, v in per_kind.items()
+    )
     outputs = "; ".join(f"{c}: {', '.join(OUTPUTS[c])}" for c in COMPONENTS)
     inits = ", ".join(f"{_carry_init(i)} = {code}" for i, code in CARRY_INIT_CODES.items())
     return f"""{_HEADER}//
@@ -241,8 +258,12 @@ inline constexpr const char kTablesDigest[] = "{tables_digest()}";
 
 def render() -> dict[str, str]:
     """The generated files, by name in :data:`GENERATED_DIR`, as they should read now."""
-    return {"ops.hpp": _ops_hpp(), "slots.hpp": _slots_hpp(), "status.hpp": _status_hpp(),
-            "digest.hpp": _digest_hpp()}
+    return {
+        "ops.hpp": _ops_hpp(),
+        "slots.hpp": _slots_hpp(),
+        "status.hpp": _status_hpp(),
+        "digest.hpp": _digest_hpp(),
+    }
 
 
 def repo_root() -> Path:
@@ -253,8 +274,11 @@ def repo_root() -> Path:
 def stale(root: Path | None = None) -> list[Path]:
     """The generated files under ``root`` that are missing or differ from :func:`render`."""
     out = (root or repo_root()) / GENERATED_DIR
-    return [out / name for name, text in render().items()
-            if not (out / name).is_file() or (out / name).read_text() != text]
+    return [
+        out / name
+        for name, text in render().items()
+        if not (out / name).is_file() or (out / name).read_text() != text
+    ]
 
 
 def write(root: Path | None = None) -> list[Path]:
@@ -269,12 +293,18 @@ def write(root: Path | None = None) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: write (or with ``--check`` only compare) the generated files."""
-    parser = argparse.ArgumentParser(prog="python -m evozero.native.codegen",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a generated file is stale")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="repository root (default: the one this module is in)")
+    parser = argparse.ArgumentParser(
+        prog="python -m evozero.native.codegen", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a generated file is stale"
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="repository root (default: the one this module is in)",
+    )
     args = parser.parse_args(argv)
     if args.check:
         paths = stale(args.root)

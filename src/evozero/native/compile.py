@@ -61,10 +61,12 @@ CARRY_INIT_CODES: Mapping[str, int] = {init: i for i, init in enumerate(CARRY_IN
 
 #: The register (slot) of each input of each component: its index in ``INPUTS[kind]``.
 #: The C++ slot numbers are generated from it (csrc/generated/slots.hpp).
-INPUT_SLOTS: Mapping[str, Mapping[str, int]] = MappingProxyType({
-    kind: MappingProxyType({name: i for i, name in enumerate(INPUTS[kind])})
-    for kind in COMPONENTS
-})
+INPUT_SLOTS: Mapping[str, Mapping[str, int]] = MappingProxyType(
+    {
+        kind: MappingProxyType({name: i for i, name in enumerate(INPUTS[kind])})
+        for kind in COMPONENTS
+    }
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,8 +95,9 @@ class CompiledComponent:
             args = ", ".join(f"r{s}:{self.registers[s]}" for s in src if s >= 0)
             lines.append(f"  r{dst} = {names[op]}({args})  # {self.registers[dst]}")
         outs = OUTPUTS[self.kind] + self.carry_names
-        lines.append("  outputs: " + ", ".join(f"{n}=r{r}" for n, r in zip(outs, self.outputs,
-                                                                         strict=True)))
+        lines.append(
+            "  outputs: " + ", ".join(f"{n}=r{r}" for n, r in zip(outs, self.outputs, strict=True))
+        )
         return "\n".join(lines)
 
 
@@ -109,9 +112,12 @@ class CompiledProgram:
     def arrays(self) -> dict[str, np.ndarray]:
         """Keyword arguments of ``_core.Interpreter``."""
         return {
-            "scan_code": self.scan.code, "scan_consts": self.scan.consts,
-            "scan_outputs": self.scan.outputs, "scan_carry_init": self.scan.carry_init,
-            "post_code": self.post.code, "post_consts": self.post.consts,
+            "scan_code": self.scan.code,
+            "scan_consts": self.scan.consts,
+            "scan_outputs": self.scan.outputs,
+            "scan_carry_init": self.scan.carry_init,
+            "post_code": self.post.code,
+            "post_consts": self.post.consts,
             "post_outputs": self.post.outputs,
             "objective_code": self.objective.code,
             "objective_consts": self.objective.consts,
@@ -174,10 +180,14 @@ def _lower(comp: Component, constants: Mapping[str, float]) -> CompiledComponent
         registers.append(ins.target)
     outputs = np.array([env[n] for n in OUTPUTS[kind] + carries], dtype=np.int32)
     return CompiledComponent(
-        kind=kind, code=code, consts=np.array(const_values, dtype=np.float32),
+        kind=kind,
+        code=code,
+        consts=np.array(const_values, dtype=np.float32),
         outputs=outputs,
         carry_init=np.array([CARRY_INIT_CODES[c.init] for c in comp.carries], dtype=np.int32),
-        carry_names=carries, registers=tuple(registers))
+        carry_names=carries,
+        registers=tuple(registers),
+    )
 
 
 def compile_program(program: Program, *, live: bool = True) -> CompiledProgram:
@@ -216,4 +226,5 @@ def check_native_tables() -> None:
         raise RuntimeError(
             f"the native core was built from other tables (digest {built}) than "
             f"evozero.program.ops and vocabulary (digest {ours}): run "
-            "python -m evozero.native.codegen, then rebuild the core")
+            "python -m evozero.native.codegen, then rebuild the core"
+        )

@@ -41,8 +41,17 @@ from gymnasium.vector.utils import batch_space
 from evozero import _core
 from evozero.native.gym_ids import GAMES, check_game, gym_id, register_envs
 
-__all__ = ["DIFFICULTY_RAMPING", "GAMES", "STICKY_ACTION_PROB", "MinAtarEnv", "MinAtarVecEnv",
-           "active_cells", "gym_id", "make_vec", "register_envs"]
+__all__ = [
+    "DIFFICULTY_RAMPING",
+    "GAMES",
+    "STICKY_ACTION_PROB",
+    "MinAtarEnv",
+    "MinAtarVecEnv",
+    "active_cells",
+    "gym_id",
+    "make_vec",
+    "register_envs",
+]
 
 #: The reference's (``minatar.Environment``) settings: the defaults of the native envs
 #: here and of :class:`evozero.TrainConfig` (the C++ core has none of its own).

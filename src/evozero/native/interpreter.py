@@ -33,8 +33,9 @@ from evozero.program.vocabulary import OUTPUTS
 __all__ = ["NativeProgram", "native", "run_objective", "run_post", "run_scan"]
 
 
-def _arrays(inputs: Mapping[str, np.ndarray], names: tuple[str, ...],
-            what: str) -> list[np.ndarray]:
+def _arrays(
+    inputs: Mapping[str, np.ndarray], names: tuple[str, ...], what: str
+) -> list[np.ndarray]:
     missing = [n for n in names if n not in inputs]
     if missing:
         raise ValueError(f"{what}: missing inputs {missing}")
@@ -55,27 +56,25 @@ class NativeProgram:
         self.compiled: CompiledProgram = compile_program(program, live=live)
         self.interpreter = _core.Interpreter(**self.compiled.arrays())
 
-    def run_scan(self, inputs: Mapping[str, np.ndarray], progress: float
-                 ) -> dict[str, np.ndarray]:
+    def run_scan(self, inputs: Mapping[str, np.ndarray], progress: float) -> dict[str, np.ndarray]:
         args = _arrays(inputs, SCAN_INPUTS, "run_scan")
         if args[0].ndim != 2:
-            raise ValueError(f"run_scan: inputs must have 2 dimensions; got shape "
-                             f"{args[0].shape}")
+            raise ValueError(f"run_scan: inputs must have 2 dimensions; got shape {args[0].shape}")
         adv, vtarget, carries = self.interpreter.run_scan(*args, float(progress))
         out = {"adv": adv, "vtarget": vtarget}
         out.update(zip(self.compiled.scan.carry_names, carries, strict=True))
         return out
 
-    def run_post(self, inputs: Mapping[str, np.ndarray], progress: float
-                 ) -> dict[str, np.ndarray]:
-        adv, vtarget = self.interpreter.run_post(*_arrays(inputs, POST_INPUTS, "run_post"),
-                                                 float(progress))
+    def run_post(self, inputs: Mapping[str, np.ndarray], progress: float) -> dict[str, np.ndarray]:
+        adv, vtarget = self.interpreter.run_post(
+            *_arrays(inputs, POST_INPUTS, "run_post"), float(progress)
+        )
         return dict(zip(OUTPUTS["post"], (adv, vtarget), strict=True))
 
-    def run_objective(self, inputs: Mapping[str, np.ndarray], progress: float
-                      ) -> ObjectiveResult:
+    def run_objective(self, inputs: Mapping[str, np.ndarray], progress: float) -> ObjectiveResult:
         res = self.interpreter.run_objective(
-            *_arrays(inputs, OBJECTIVE_INPUTS, "run_objective"), float(progress))
+            *_arrays(inputs, OBJECTIVE_INPUTS, "run_objective"), float(progress)
+        )
         return ObjectiveResult(*res)
 
 
@@ -85,19 +84,22 @@ def native(program: Program, *, live: bool = False) -> NativeProgram:
     return NativeProgram(program, live=live)
 
 
-def run_scan(program: Program, inputs: Mapping[str, np.ndarray],
-             progress: float) -> dict[str, np.ndarray]:
+def run_scan(
+    program: Program, inputs: Mapping[str, np.ndarray], progress: float
+) -> dict[str, np.ndarray]:
     """As :func:`evozero.evaluate.run_scan`, natively."""
     return native(program).run_scan(inputs, progress)
 
 
-def run_post(program: Program, inputs: Mapping[str, np.ndarray],
-             progress: float) -> dict[str, np.ndarray]:
+def run_post(
+    program: Program, inputs: Mapping[str, np.ndarray], progress: float
+) -> dict[str, np.ndarray]:
     """As :func:`evozero.evaluate.run_post`, natively."""
     return native(program).run_post(inputs, progress)
 
 
-def run_objective(program: Program, inputs: Mapping[str, np.ndarray],
-                  progress: float) -> ObjectiveResult:
+def run_objective(
+    program: Program, inputs: Mapping[str, np.ndarray], progress: float
+) -> ObjectiveResult:
     """As :func:`evozero.evaluate.run_objective`, natively."""
     return native(program).run_objective(inputs, progress)

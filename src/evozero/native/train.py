@@ -37,19 +37,26 @@ CURVE_BINS = 20
 
 #: The :class:`TrainConfig` fields that configure the envs. The C++ trainer reads every
 #: other field and has no defaults of its own (tests/test_defaults.py checks both).
-ENV_FIELDS: frozenset[str] = frozenset({
-    "num_envs", "sticky_action_prob", "difficulty_ramping", "minimal_action_set",
-    "max_episode_steps",
-})
+ENV_FIELDS: frozenset[str] = frozenset(
+    {
+        "num_envs",
+        "sticky_action_prob",
+        "difficulty_ramping",
+        "minimal_action_set",
+        "max_episode_steps",
+    }
+)
 
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
 #: The positive integer fields and the largest value of each one's C++ type
 #: (csrc/trainer/trainer.hpp: total_steps is int64_t, the rest int).
 _INT_FIELDS: dict[str, int] = {
-    "total_steps": _INT64_MAX, **dict.fromkeys(
+    "total_steps": _INT64_MAX,
+    **dict.fromkeys(
         ("num_envs", "num_steps", "update_epochs", "num_minibatches", "hidden"),
-        int(np.iinfo(np.int32).max)),
+        int(np.iinfo(np.int32).max),
+    ),
 }
 
 
@@ -95,8 +102,10 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
             if value > most:
-                raise ValueError(f"TrainConfig.{name} must be at most {most:,} (the native "
-                                 f"trainer's integer type), got {value:,}")
+                raise ValueError(
+                    f"TrainConfig.{name} must be at most {most:,} (the native "
+                    f"trainer's integer type), got {value:,}"
+                )
         for name in ("lr", "adam_eps", "max_grad_norm"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
@@ -265,9 +274,7 @@ def _gym_vector_env(env: str | gym.vector.VectorEnv, config: TrainConfig) -> gym
     if not isinstance(act, gym.spaces.Discrete):
         raise ValueError(f"the trainer supports Discrete action spaces only, got {act}")
     if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
-        raise ValueError(
-            f"the trainer supports flat Box observations (shape (n,)) only, got {obs}"
-        )
+        raise ValueError(f"the trainer supports flat Box observations (shape (n,)) only, got {obs}")
     return venv
 
 
@@ -328,8 +335,9 @@ def train(
         ``diverged``; it never raises for that.
     """
     config = config or TrainConfig()
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
-            not 0 <= seed < 2**64:  # the native trainer's uint64
+    if (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64
+    ):  # the native trainer's uint64
         raise ValueError(f"seed must be a non-negative integer below 2**64, got {seed!r}")
     prog = _as_program(program)
     check_native_tables()
@@ -339,16 +347,25 @@ def train(
     if isinstance(env, str) and env in GAMES:
         name = env
         call = functools.partial(
-            _core.train_minatar, env, config.num_envs, config.sticky_action_prob,
-            config.difficulty_ramping, config.minimal_action_set, config.max_episode_steps or 0,
+            _core.train_minatar,
+            env,
+            config.num_envs,
+            config.sticky_action_prob,
+            config.difficulty_ramping,
+            config.minimal_action_set,
+            config.max_episode_steps or 0,
         )
     else:
         venv = _gym_vector_env(env, config)
         name = env if isinstance(env, str) else str(venv.spec.id if venv.spec else venv)
         adapter = _GymAdapter(venv)
         call = functools.partial(
-            _core.train_python_env, adapter.reset, adapter.step, adapter.num_envs,
-            adapter.obs_size, adapter.num_actions,
+            _core.train_python_env,
+            adapter.reset,
+            adapter.step,
+            adapter.num_envs,
+            adapter.obs_size,
+            adapter.num_actions,
         )
     out: dict[str, Any] = {}
 

@@ -118,6 +118,7 @@ DEFAULT_TIMEOUT = 2.0
 #: Largest degree bound (see :func:`evozero.symbolic.component_exprs`) sympy is given.
 MAX_DEGREE = 128
 
+
 class CanonUnavailable(Exception):  # noqa: N818  (it is a result, not a bug)
     """The sympy canonical form could not be computed (too large, or sympy failed)."""
 
@@ -146,9 +147,16 @@ class CanonicalForm:
 
     def serialize(self) -> str:
         """A stable text serialization (what :func:`canonical_key` hashes)."""
-        return json.dumps({"canon": CANON_VERSION, "objective": self.objective,
-                           "post": self.post, "scan": self.scan, "carries": self.carries},
-                          separators=(",", ":"))
+        return json.dumps(
+            {
+                "canon": CANON_VERSION,
+                "objective": self.objective,
+                "post": self.post,
+                "scan": self.scan,
+                "carries": self.carries,
+            },
+            separators=(",", ":"),
+        )
 
     def digest(self) -> str:
         """sha256 hex digest of :meth:`serialize`."""
@@ -157,8 +165,16 @@ class CanonicalForm:
 
 def _normal(expr: sympy.Expr) -> sympy.Expr:
     """The cheap deterministic normal form of one expression."""
-    return sympy.expand(expr, deep=True, mul=True, multinomial=True, power_exp=True,
-                        power_base=True, log=False, basic=True)
+    return sympy.expand(
+        expr,
+        deep=True,
+        mul=True,
+        multinomial=True,
+        power_exp=True,
+        power_base=True,
+        log=False,
+        basic=True,
+    )
 
 
 def _free_names(exprs: Mapping[str, sympy.Expr] | list[sympy.Expr]) -> set[str]:
@@ -169,8 +185,14 @@ def _free_names(exprs: Mapping[str, sympy.Expr] | list[sympy.Expr]) -> set[str]:
 def _exprs(program: Program, kind: str, outputs: list[str]) -> dict[str, sympy.Expr]:
     if not outputs:
         return {}
-    raw = component_exprs(program, kind, substitute_constants=True, outputs=outputs,
-                          fold_numbers=True, max_degree=MAX_DEGREE)
+    raw = component_exprs(
+        program,
+        kind,
+        substitute_constants=True,
+        outputs=outputs,
+        fold_numbers=True,
+        max_degree=MAX_DEGREE,
+    )
     return {n: _normal(e) for n, e in raw.items()}
 
 
@@ -178,8 +200,9 @@ def _placeholder(i: int) -> sympy.Symbol:
     return sympy.Symbol(f"${i}[t+1]", real=True)
 
 
-def _canonical_scan(program: Program, outputs: list[str]
-                    ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+def _canonical_scan(
+    program: Program, outputs: list[str]
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     comp = program.scan
     init = {c.name: c.init for c in comp.carries}
     sym = {c: carry_symbol(c) for c in init}
@@ -187,8 +210,9 @@ def _canonical_scan(program: Program, outputs: list[str]
     exprs = _exprs(program, "scan", outputs)
 
     def carries_read(names: list[str]) -> list[str]:
-        return sorted(by_symbol[n] for n in _free_names([exprs[o] for o in names])
-                      if n in by_symbol)
+        return sorted(
+            by_symbol[n] for n in _free_names([exprs[o] for o in names]) if n in by_symbol
+        )
 
     # Live carries: the closure of the carries the live outputs read; a carry never
     # updated with initial value 0 is the constant 0 (substituted, then start over).
@@ -218,8 +242,10 @@ def _canonical_scan(program: Program, outputs: list[str]
         def ser(e: sympy.Expr, reps: dict = reps) -> str:
             return sympy.srepr(_normal(e.xreplace(reps)) if reps else e)
 
-        cand = (tuple((o, ser(exprs[o])) for o in outputs),
-                tuple((init[c], ser(exprs[c])) for c in perm))
+        cand = (
+            tuple((o, ser(exprs[o])) for o in outputs),
+            tuple((init[c], ser(exprs[c])) for c in perm),
+        )
         if best is None or cand < best:
             best = cand
     assert best is not None  # permutations of [] yield one empty tuple
@@ -237,7 +263,9 @@ def _canonical_form(program: Program) -> CanonicalForm:
     return CanonicalForm(
         objective=tuple((n, sympy.srepr(e)) for n, e in obj.items()),
         post=tuple((n, sympy.srepr(e)) for n, e in post.items()),
-        scan=scan, carries=carries)
+        scan=scan,
+        carries=carries,
+    )
 
 
 def canonical_form(program: Program, timeout: float | None = DEFAULT_TIMEOUT) -> CanonicalForm:
@@ -328,8 +356,10 @@ def _signed(x: np.ndarray) -> np.ndarray:
 #: edges' sign from their range.
 _WIDE = _signed(_log_grid(1e-4, 1e4))
 _RANGES: dict[str, tuple[np.ndarray, ...]] = {
-    "reward": (np.repeat([0.0, 1.0, -1.0, 2.0, 3.0, 5.0, 10.0], [600, 200, 50, 20, 20, 20, 20]),
-               _WIDE),
+    "reward": (
+        np.repeat([0.0, 1.0, -1.0, 2.0, 3.0, 5.0, 10.0], [600, 200, 50, 20, 20, 20, 20]),
+        _WIDE,
+    ),
     "value": (np.linspace(-10.0, 300.0, 1241), _WIDE),
     "adv": (np.linspace(-10.0, 10.0, 801), _signed(np.linspace(10.0, 100.0, 181)), _WIDE),
     "logp": (-np.linspace(0.0, math.log(6), 361), -_log_grid(1e-4, 1e3)),
@@ -341,8 +371,9 @@ _RANGES: dict[str, tuple[np.ndarray, ...]] = {
 }
 
 
-def _column(rng: np.random.Generator, size: int, kind: str, edges: bool = True,
-            sample: bool = False) -> np.ndarray:
+def _column(
+    rng: np.random.Generator, size: int, kind: str, edges: bool = True, sample: bool = False
+) -> np.ndarray:
     """``size`` float32 values in random order: every value of ``kind``'s range and tails
     (and the edges), then random values in their gaps; ``sample``: a random subset."""
     parts = list(_RANGES[kind])
@@ -400,23 +431,34 @@ def probe_batch() -> ProbeBatch:
     term[T - 1, 1] = reset[T - 1, 1] = 1.0  # a boundary at the last step
     reset[3, 2], term[3, 2] = 1.0, 0.0  # a truncation
 
-    def rollout(shape: tuple[int, ...], sample: bool = False, **kinds: str
-                ) -> dict[str, np.ndarray]:
-        return {n: _column(rng, math.prod(shape), k, sample=sample).reshape(shape)
-                for n, k in kinds.items()}
+    def rollout(
+        shape: tuple[int, ...], sample: bool = False, **kinds: str
+    ) -> dict[str, np.ndarray]:
+        return {
+            n: _column(rng, math.prod(shape), k, sample=sample).reshape(shape)
+            for n, k in kinds.items()
+        }
 
-    scan = {**rollout((T, B), r="reward", v="value", v_next="value", logp="logp",
-                      entropy="entropy"), "term": term, "reset": reset}
-    post = {"wide": rollout(_POST_SHAPE, adv="value", vtarget="value", v="value", r="reward"),
-            "sweep": rollout(_POST_SWEEP_SHAPE, sample=True, adv="value", vtarget="value",
-                             v="value", r="reward")}
+    scan = {
+        **rollout((T, B), r="reward", v="value", v_next="value", logp="logp", entropy="entropy"),
+        "term": term,
+        "reset": reset,
+    }
+    post = {
+        "wide": rollout(_POST_SHAPE, adv="value", vtarget="value", v="value", r="reward"),
+        "sweep": rollout(
+            _POST_SWEEP_SHAPE, sample=True, adv="value", vtarget="value", v="value", r="reward"
+        ),
+    }
     normalized = rollout(_NORMALIZED_SHAPE, vtarget="value", v="value", r="reward")
     normalized["adv"] = _normalized_advantages(rng, math.prod(_NORMALIZED_SHAPE)).reshape(
-        _NORMALIZED_SHAPE)
+        _NORMALIZED_SHAPE
+    )
     post["normalized"] = normalized
     N, M = _OBJECTIVE_N, _OBJECTIVE_NEAR
-    objective = rollout((N,), logp="logp", adv="adv", v="value", v_old="value",
-                        vtarget="value", entropy="entropy")
+    objective = rollout(
+        (N,), logp="logp", adv="adv", v="value", v_old="value", vtarget="value", entropy="entropy"
+    )
     # logp_old from the ratio's own spread, so ratio = exp(logp - logp_old) covers it.
     ratio = _column(rng, N, "ratio", edges=False)
     objective["logp_old"] = (objective["logp"] - np.log(ratio)).astype(np.float32)
@@ -425,15 +467,24 @@ def probe_batch() -> ProbeBatch:
     near = {n: x[:M].copy() for n, x in objective.items()}
     for name in ("v_old", "vtarget"):
         near[name] = near["v"] + _column(rng, M, "diff", edges=False, sample=True)
-    objective = {n: np.concatenate([x, near[n]]).astype(np.float32)
-                 for n, x in objective.items()}
+    objective = {n: np.concatenate([x, near[n]]).astype(np.float32) for n, x in objective.items()}
     N += M
     batch = ProbeBatch(
-        scan=scan, scan_progress=rng.permutation(np.linspace(0, 1, B, dtype=np.float32)),
-        post=post, post_progress=0.625, post_sweep=POST_PROGRESS, objective=objective,
-        objective_progress=rng.permutation(np.linspace(0, 1, N, dtype=np.float32)))
-    for a in (*scan.values(), *(x for r in post.values() for x in r.values()),
-              *objective.values(), batch.scan_progress, batch.objective_progress):
+        scan=scan,
+        scan_progress=rng.permutation(np.linspace(0, 1, B, dtype=np.float32)),
+        post=post,
+        post_progress=0.625,
+        post_sweep=POST_PROGRESS,
+        objective=objective,
+        objective_progress=rng.permutation(np.linspace(0, 1, N, dtype=np.float32)),
+    )
+    for a in (
+        *scan.values(),
+        *(x for r in post.values() for x in r.values()),
+        *objective.values(),
+        batch.scan_progress,
+        batch.objective_progress,
+    ):
         a.setflags(write=False)
     return batch
 
@@ -568,8 +619,9 @@ def same_keys(a: RuleKeys, b: RuleKeys) -> bool:
     return a.key == b.key or (not _both_sympy(a.key, b.key) and a.fingerprint == b.fingerprint)
 
 
-def duplicate_keys(rule: RuleKeys) -> tuple[tuple[tuple[str, str], ...],
-                                            tuple[tuple[str, str], ...]]:
+def duplicate_keys(
+    rule: RuleKeys,
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     """:func:`same_keys` as hashable keys, for lookups in a table of trained rules:
     ``(published, probes)``. ``same_keys(a, b)`` holds exactly when a probe of ``a`` is
     among the published keys of ``b`` (tests/test_canon.py checks every case).
@@ -586,8 +638,7 @@ def duplicate_keys(rule: RuleKeys) -> tuple[tuple[tuple[str, str], ...],
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-6,
-                                                   equal_nan=True))
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True))
 
 
 def same_rule(p: Program, q: Program, timeout: float | None = DEFAULT_TIMEOUT) -> bool:

@@ -66,8 +66,7 @@ from evozero.program.ops import OPS
 from evozero.program.printer import format_literal, render_expr
 from evozero.program.vocabulary import COMPONENTS, MAX_DEPTH, MAX_INSTRUCTIONS
 
-__all__ = ["MAX_TEXT_BYTES", "dump", "format_literal", "load", "parse", "render_expr",
-           "to_text"]
+__all__ = ["MAX_TEXT_BYTES", "dump", "format_literal", "load", "parse", "render_expr", "to_text"]
 
 #: A program text (a ``.evz`` file, a stored candidate) is at most this many bytes: far
 #: above any real rule (the reference programs are under 2 kB) and above a text with
@@ -126,8 +125,15 @@ _ASSIGN_RE = re.compile(r"([^\s=]+)\s*=(?!=)(.*)\Z")
 
 _BINOPS: dict[type, str] = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
 _BINOP_TEXT: dict[type, str] = {
-    ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.LShift: "<<",
-    ast.RShift: ">>", ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^",
+    ast.Pow: "**",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.MatMult: "@",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitOr: "|",
+    ast.BitAnd: "&",
+    ast.BitXor: "^",
 }
 _EXPECTED = "expected names, numbers, + - * /, unary -, and op calls"
 
@@ -177,8 +183,11 @@ class _Parser:
             if col == 0:
                 section = self._top_level(code, section)
             elif section is None:
-                raise self.error("indented line outside a section; expected 'scan:', "
-                                 "'post:' or 'objective:' first", col)
+                raise self.error(
+                    "indented line outside a section; expected 'scan:', "
+                    "'post:' or 'objective:' first",
+                    col,
+                )
             else:
                 self._body_line(section, stripped, col)
         for kind in ("scan", "objective"):
@@ -206,8 +215,11 @@ class _Parser:
             return section
         m = _HEADER_RE.match(code)
         if m is None:
-            raise self.error("expected 'const ...', 'scan:', 'post:' or 'objective:' "
-                             "(section bodies are indented)", 0)
+            raise self.error(
+                "expected 'const ...', 'scan:', 'post:' or 'objective:' "
+                "(section bodies are indented)",
+                0,
+            )
         kind = m.group(1)
         if kind not in COMPONENTS:
             raise self.error(f"unknown section {kind!r}{_suggest(kind, COMPONENTS)}", 0)
@@ -280,8 +292,9 @@ class _Parser:
         if sec.kind != "scan":
             raise self.error(f"carries are only allowed in scan, not in {sec.kind}", col)
         if sec.instrs:
-            raise self.error("carry declarations must come before the first instruction "
-                             "of scan", col)
+            raise self.error(
+                "carry declarations must come before the first instruction of scan", col
+            )
         msg = check_name_syntax(name, "carry name")
         if msg is not None:
             raise self.error(msg, col + m.start(1))
@@ -289,8 +302,9 @@ class _Parser:
         if init in ("0", "0.0", "0.", "v_next"):
             init = "0" if init != "v_next" else init
         else:
-            raise self.error(f"carry {name!r} has initial value {excerpt(init)!r}; it must be 0 or "
-                             "v_next", icol)
+            raise self.error(
+                f"carry {name!r} has initial value {excerpt(init)!r}; it must be 0 or v_next", icol
+            )
         sec.carries.append(Carry(name, init, self.loc(col)))
 
     # -- expressions
@@ -324,8 +338,11 @@ class _Parser:
                 children = [node.left, node.right]
             elif isinstance(node, ast.Call):
                 children = list(node.args)
-            elif (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
-                  and not self._is_literal(node)):
+            elif (
+                isinstance(node, ast.UnaryOp)
+                and isinstance(node.op, ast.USub)
+                and not self._is_literal(node)
+            ):
                 children = [node.operand]
             else:  # a name or number; anything else _flatten rejects where it stands
                 continue
@@ -343,8 +360,15 @@ class _Parser:
             self.temp += 1
         return f"_{self.temp}"
 
-    def _emit(self, sec: _Section, target: str | None, op: str, args: list[str | float],
-              locs: list[Loc], node: ast.AST) -> str:
+    def _emit(
+        self,
+        sec: _Section,
+        target: str | None,
+        op: str,
+        args: list[str | float],
+        locs: list[Loc],
+        node: ast.AST,
+    ) -> str:
         if len(sec.instrs) == MAX_INSTRUCTIONS:
             raise ProgramError(msg_too_many_instructions(sec.kind), self._node_loc(node))
         t = target if target is not None else self._fresh()
@@ -364,15 +388,18 @@ class _Parser:
             if isinstance(node.op, ast.USub):
                 return self._call(sec, "neg", [node.operand], node, target)
             sym = {ast.Not: "not", ast.Invert: "~"}[type(node.op)]
-            raise self.error(f"operator {sym!r} is not supported; {_EXPECTED}",
-                             self.col0 + node.col_offset)
+            raise self.error(
+                f"operator {sym!r} is not supported; {_EXPECTED}", self.col0 + node.col_offset
+            )
         if isinstance(node, ast.BinOp):
             op = _BINOPS.get(type(node.op))
             if op is None:
                 sym = _BINOP_TEXT.get(type(node.op), type(node.op).__name__)
                 hint = "; use square(x), sqrt(x) or exp/log" if sym == "**" else ""
-                raise self.error(f"operator {sym!r} is not supported{hint}; {_EXPECTED}",
-                                 self.col0 + node.col_offset)
+                raise self.error(
+                    f"operator {sym!r} is not supported{hint}; {_EXPECTED}",
+                    self.col0 + node.col_offset,
+                )
             return self._call(sec, op, [node.left, node.right], node, target)
         if isinstance(node, ast.Call):
             return self._op_call(sec, node, target)
@@ -387,18 +414,19 @@ class _Parser:
             raise self.error(msg_unknown_op(name, sec.kind), col)
         if node.keywords:
             kw = node.keywords[0]
-            raise self.error(f"{name}() takes positional arguments only",
-                             self.col0 + kw.col_offset)
+            raise self.error(f"{name}() takes positional arguments only", self.col0 + kw.col_offset)
         for a in node.args:
             if isinstance(a, ast.Starred):
-                raise self.error(f"{name}() takes positional arguments only",
-                                 self.col0 + a.col_offset)
+                raise self.error(
+                    f"{name}() takes positional arguments only", self.col0 + a.col_offset
+                )
         if len(node.args) != OPS[name].arity:
             raise self.error(msg_arity(name, len(node.args)), col)
         return self._call(sec, name, list(node.args), node, target)
 
-    def _call(self, sec: _Section, op: str, operands: list[ast.expr], node: ast.AST,
-              target: str | None) -> str:
+    def _call(
+        self, sec: _Section, op: str, operands: list[ast.expr], node: ast.AST, target: str | None
+    ) -> str:
         args: list[str | float] = []
         locs: list[Loc] = []
         for a in operands:
@@ -410,10 +438,13 @@ class _Parser:
         if isinstance(node, ast.Constant):
             return True  # validated in _literal_value
         # '-<number>' with nothing in between is a negative literal; '-(0.5)' is neg(0.5).
-        return (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
-                and isinstance(node.operand, ast.Constant)
-                and _is_number(node.operand.value)
-                and "(" not in self.src[node.col_offset:node.operand.col_offset])
+        return (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and _is_number(node.operand.value)
+            and "(" not in self.src[node.col_offset : node.operand.col_offset]
+        )
 
     def _literal_value(self, node: ast.expr) -> float:
         col = self.col0 + node.col_offset
@@ -427,20 +458,24 @@ class _Parser:
         return self._float32(node.value, self._text(node), col)
 
     def _text(self, node: ast.expr) -> str:
-        return self.src[node.col_offset:node.end_col_offset]
+        return self.src[node.col_offset : node.end_col_offset]
 
     @staticmethod
     def _unsupported(node: ast.expr) -> str:
         if isinstance(node, ast.Compare):
-            return ("comparisons are not supported; use where(c, a, b), which picks a "
-                    "where c > 0")
+            return "comparisons are not supported; use where(c, a, b), which picks a where c > 0"
         if isinstance(node, ast.IfExp):
             return "conditional expressions are not supported; use where(c, a, b)"
         if isinstance(node, ast.BoolOp):
             return "'and'/'or' are not supported; use min, max or where"
-        what = {ast.Attribute: "attribute access", ast.Subscript: "subscripts",
-                ast.Lambda: "lambda", ast.Tuple: "tuples", ast.List: "lists",
-                ast.NamedExpr: "assignment expressions"}
+        what = {
+            ast.Attribute: "attribute access",
+            ast.Subscript: "subscripts",
+            ast.Lambda: "lambda",
+            ast.Tuple: "tuples",
+            ast.List: "lists",
+            ast.NamedExpr: "assignment expressions",
+        }
         return f"{what.get(type(node), type(node).__name__)} not supported; {_EXPECTED}"
 
 
@@ -452,9 +487,11 @@ def _too_long(head: str, filename: str) -> ProgramError:
     """The error for a text longer than :data:`MAX_TEXT_BYTES` (``head`` is its start),
     at the first character past the limit."""
     lines = (head[:MAX_TEXT_BYTES] + "x").splitlines()
-    return ProgramError(f"program text is longer than {MAX_TEXT_BYTES} bytes (the limit); "
-                        "a rule is a few kB: is this the right file?",
-                        Loc(filename, len(lines), len(lines[-1])))
+    return ProgramError(
+        f"program text is longer than {MAX_TEXT_BYTES} bytes (the limit); "
+        "a rule is a few kB: is this the right file?",
+        Loc(filename, len(lines), len(lines[-1])),
+    )
 
 
 def parse(text: str, filename: str = "<string>") -> Program:

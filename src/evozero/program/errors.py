@@ -50,8 +50,15 @@ class ProgramError(ValueError):
     that are unknown are left out). ``err.message`` is the bare message.
     """
 
-    def __init__(self, message: str, loc: Loc | None = None, *, file: str | None = None,
-                 line: int | None = None, col: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        loc: Loc | None = None,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+    ) -> None:
         self.message = message
         self.file = loc.file if loc is not None else file
         self.line = loc.line if loc is not None else line
@@ -73,8 +80,9 @@ class ProgramError(ValueError):
         return (_rebuild_error, (self.message, self.file, self.line, self.col))
 
 
-def _rebuild_error(message: str, file: str | None, line: int | None,
-                   col: int | None) -> ProgramError:
+def _rebuild_error(
+    message: str, file: str | None, line: int | None, col: int | None
+) -> ProgramError:
     return ProgramError(message, file=file, line=line, col=col)
 
 
@@ -104,20 +112,24 @@ def msg_arity(name: str, got: int) -> str:
 
 def msg_too_deep(component: str) -> str:
     """Message for an expression tree deeper than :data:`MAX_DEPTH`."""
-    return (f"expression in {component} nests deeper than {MAX_DEPTH} operators and calls "
-            "(the limit); split it into named steps (t = ..., then use t)")
+    return (
+        f"expression in {component} nests deeper than {MAX_DEPTH} operators and calls "
+        "(the limit); split it into named steps (t = ..., then use t)"
+    )
 
 
 def msg_too_many_instructions(component: str) -> str:
     """Message for a component with more than :data:`MAX_INSTRUCTIONS` instructions."""
-    return (f"{component} has more than {MAX_INSTRUCTIONS} instructions (the limit per "
-            "component; every operator and op call counts); make it shorter")
+    return (
+        f"{component} has more than {MAX_INSTRUCTIONS} instructions (the limit per "
+        "component; every operator and op call counts); make it shorter"
+    )
 
 
 def excerpt(text: str, limit: int = 40) -> str:
     """``text``, cut to ``limit`` characters with ``...``: messages quote source text, and
     a message stays one readable line however long the text."""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_name_syntax(name: str, what: str = "name") -> str | None:

@@ -84,7 +84,8 @@ __all__ = [
 SCAN_INPUTS: tuple[str, ...] = tuple(n for n in INPUTS["scan"] if n != "progress")
 POST_INPUTS: tuple[str, ...] = tuple(n for n in INPUTS["post"] if n != "progress")
 OBJECTIVE_INPUTS: tuple[str, ...] = tuple(
-    n for n in INPUTS["objective"] if n not in ("progress", "ratio"))
+    n for n in INPUTS["objective"] if n not in ("progress", "ratio")
+)
 
 _F32 = np.float32
 
@@ -102,8 +103,9 @@ class ObjectiveResult:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _inputs(inputs: Mapping[str, np.ndarray], names: Sequence[str], what: str,
-            ndim: int | None = None) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
+def _inputs(
+    inputs: Mapping[str, np.ndarray], names: Sequence[str], what: str, ndim: int | None = None
+) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
     """Check presence and identical shapes; convert to float32 arrays."""
     missing = [n for n in names if n not in inputs]
     if missing:
@@ -151,8 +153,9 @@ def _full(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 # ----------------------------------------------------------------------------- scan
 
 
-def run_scan(program: Program, inputs: Mapping[str, np.ndarray],
-             progress: float | np.ndarray) -> dict[str, np.ndarray]:
+def run_scan(
+    program: Program, inputs: Mapping[str, np.ndarray], progress: float | np.ndarray
+) -> dict[str, np.ndarray]:
     """Run the scan component backwards over a ``(T, B)`` rollout.
 
     Args:
@@ -176,8 +179,9 @@ def run_scan(program: Program, inputs: Mapping[str, np.ndarray],
     carry: dict[str, np.ndarray] = {}
     if T:
         for c in comp.carries:
-            carry[c.name] = (np.zeros(B, dtype=_F32) if c.init == "0"
-                             else arrays["v_next"][T - 1].copy())
+            carry[c.name] = (
+                np.zeros(B, dtype=_F32) if c.init == "0" else arrays["v_next"][T - 1].copy()
+            )
     with np.errstate(all="ignore"):
         for t in range(T - 1, -1, -1):
             env = dict(consts)
@@ -194,8 +198,9 @@ def run_scan(program: Program, inputs: Mapping[str, np.ndarray],
 # ----------------------------------------------------------------------------- post
 
 
-def run_post(program: Program, inputs: Mapping[str, np.ndarray],
-             progress: float) -> dict[str, np.ndarray]:
+def run_post(
+    program: Program, inputs: Mapping[str, np.ndarray], progress: float
+) -> dict[str, np.ndarray]:
     """Run the post component once over the whole rollout.
 
     Args:
@@ -236,8 +241,9 @@ def _combine(partials: Sequence[np.ndarray], tangents: Iterable[_Tangents]) -> _
     return tuple(out)
 
 
-def run_objective(program: Program, inputs: Mapping[str, np.ndarray],
-                  progress: float | np.ndarray) -> ObjectiveResult:
+def run_objective(
+    program: Program, inputs: Mapping[str, np.ndarray], progress: float | np.ndarray
+) -> ObjectiveResult:
     """Run the objective with forward-mode tangents w.r.t. ``logp``, ``v`` and ``entropy``.
 
     Args:
@@ -276,6 +282,7 @@ def run_objective(program: Program, inputs: Mapping[str, np.ndarray],
             else:
                 partials = OPS[ins.op].partials(*args)
                 tan[ins.target] = _combine(partials, arg_tan)
-    dloss = [np.zeros(shape, dtype=_F32) if t is None else _full(t, shape)
-             for t in tan.get("loss", none)]
+    dloss = [
+        np.zeros(shape, dtype=_F32) if t is None else _full(t, shape) for t in tan.get("loss", none)
+    ]
     return ObjectiveResult(_full(env["loss"], shape), *dloss)

@@ -66,7 +66,7 @@ class ProgramLiveness(NamedTuple):
     @property
     def carries(self) -> tuple[str, ...]:
         """The live carries, in the order the fixpoint finds them."""
-        return self.outputs["scan"][len(OUTPUTS["scan"]):]
+        return self.outputs["scan"][len(OUTPUTS["scan"]) :]
 
 
 def program_liveness(program: Program) -> ProgramLiveness:
@@ -84,12 +84,12 @@ def program_liveness(program: Program) -> ProgramLiveness:
     scan_out = OUTPUTS["scan"]
     while True:
         scan = liveness(program.scan.instrs, scan_out)
-        new = tuple(c for c in program.scan.carry_names
-                    if c in scan.live_in and c not in scan_out)
+        new = tuple(c for c in program.scan.carry_names if c in scan.live_in and c not in scan_out)
         if not new:
             break
         scan_out += new
     return ProgramLiveness(
         instrs={"scan": scan.instrs, "post": post.instrs, "objective": obj.instrs},
         outputs={"scan": scan_out, "post": post_out, "objective": OUTPUTS["objective"]},
-        live_in={"scan": scan.live_in, "post": post.live_in, "objective": obj.live_in})
+        live_in={"scan": scan.live_in, "post": post.live_in, "objective": obj.live_in},
+    )

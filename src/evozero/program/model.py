@@ -54,8 +54,7 @@ Arg = str | float
 
 def _literal(x: object) -> float:
     """Normalize a numeric literal to the python float of its float32 value (-0.0 -> 0.0)."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer,
-                                                             np.floating)):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise ProgramError(f"literal {x!r} is not a number")
     if type(x) is float or type(x) is int:
         return _literal_cached(x)
@@ -184,8 +183,9 @@ class Component:
 # ----------------------------------------------------------------------------- program
 
 
-def _constants(constants: Mapping[str, float] | Iterable[Const | tuple[str, float]]
-               ) -> tuple[Const, ...]:
+def _constants(
+    constants: Mapping[str, float] | Iterable[Const | tuple[str, float]],
+) -> tuple[Const, ...]:
     if isinstance(constants, Mapping):
         return tuple(Const(k, v) for k, v in constants.items())
     return tuple(c if isinstance(c, Const) else Const(*c) for c in constants)
@@ -231,10 +231,15 @@ class Program:
     # -- construction helpers
 
     @classmethod
-    def build(cls, constants: Mapping[str, float] | Iterable[Const | tuple[str, float]] = (),
-              *, scan: Iterable[Instr | tuple] = (), carries: Iterable[Carry | tuple] = (),
-              post: Iterable[Instr | tuple] = (), objective: Iterable[Instr | tuple] = ()
-              ) -> Program:
+    def build(
+        cls,
+        constants: Mapping[str, float] | Iterable[Const | tuple[str, float]] = (),
+        *,
+        scan: Iterable[Instr | tuple] = (),
+        carries: Iterable[Carry | tuple] = (),
+        post: Iterable[Instr | tuple] = (),
+        objective: Iterable[Instr | tuple] = (),
+    ) -> Program:
         """Build a program from plain data.
 
         Instructions may be :class:`Instr` or tuples ``(target, op, arg, ...)``; carries
@@ -244,13 +249,15 @@ class Program:
         """
 
         def instrs(xs: Iterable[Instr | tuple]) -> tuple[Instr, ...]:
-            return tuple(x if isinstance(x, Instr) else Instr(x[0], x[1], tuple(x[2:]))
-                         for x in xs)
+            return tuple(x if isinstance(x, Instr) else Instr(x[0], x[1], tuple(x[2:])) for x in xs)
 
         return cls(
             _constants(constants),
-            Component("scan", instrs(scan),
-                      tuple(c if isinstance(c, Carry) else Carry(*c) for c in carries)),
+            Component(
+                "scan",
+                instrs(scan),
+                tuple(c if isinstance(c, Carry) else Carry(*c) for c in carries),
+            ),
             Component("post", instrs(post)),
             Component("objective", instrs(objective)),
         )
@@ -278,9 +285,12 @@ class Program:
         unknown = set(values) - {c.name for c in self.constants}
         if unknown:
             raise KeyError(f"unknown constants: {sorted(unknown)}")
-        return replace(self, constants=tuple(
-            replace(c, value=values[c.name]) if c.name in values else c
-            for c in self.constants))
+        return replace(
+            self,
+            constants=tuple(
+                replace(c, value=values[c.name]) if c.name in values else c for c in self.constants
+            ),
+        )
 
     def with_component(self, comp: Component) -> Program:
         """A copy with one component replaced (validated and normalized)."""
@@ -302,8 +312,10 @@ class Program:
         for kind in COMPONENTS:
             comp = getattr(self, kind)
             comps[kind] = replace(
-                comp, instrs=tuple(comp.instrs[i] for i in lv.instrs[kind]),
-                carries=tuple(c for c in comp.carries if c.name in carries))
+                comp,
+                instrs=tuple(comp.instrs[i] for i in lv.instrs[kind]),
+                carries=tuple(c for c in comp.carries if c.name in carries),
+            )
         return replace(self, **comps)
 
     def complexity(self) -> int:
@@ -342,14 +354,14 @@ class Program:
                 g.add_node(env[name], kind="input", component=kind, name=name)
             for c in comp.carries:
                 env[c.name] = (kind, "carry", c.name)
-                g.add_node(env[c.name], kind="carry", component=kind, name=c.name,
-                           init=c.init)
+                g.add_node(env[c.name], kind="carry", component=kind, name=c.name, init=c.init)
             for c in self.constants:
                 env.setdefault(c.name, ("const", c.name))
             for i, ins in enumerate(comp.instrs):
                 node = (kind, i)
-                g.add_node(node, kind="instr", component=kind, op=ins.op, target=ins.target,
-                           args=ins.args)
+                g.add_node(
+                    node, kind="instr", component=kind, op=ins.op, target=ins.target, args=ins.args
+                )
                 for j, a in enumerate(ins.args):
                     if isinstance(a, str):
                         src = env[a]

@@ -52,8 +52,16 @@ from evozero.program.vocabulary import CARRY_INITS, COMPONENTS, INPUTS, MAX_CARR
 __all__ = ["MAX_INSTRS", "MUTATIONS", "Mutation", "mutate"]
 
 #: The mutation kinds, in the order of the dispatcher table.
-MUTATIONS: tuple[str, ...] = ("insert", "remove", "change_op", "rewire", "perturb_constant",
-                              "replace_literal", "rebind_output", "randomize_component")
+MUTATIONS: tuple[str, ...] = (
+    "insert",
+    "remove",
+    "change_op",
+    "rewire",
+    "perturb_constant",
+    "replace_literal",
+    "rebind_output",
+    "randomize_component",
+)
 
 #: Default cap on instructions per component: insert never grows a component past it.
 MAX_INSTRS: int = 24
@@ -115,8 +123,12 @@ def _scope(program: Program, kind: str, instrs: Sequence[Instr], i: int) -> list
     return names
 
 
-def _random_arg(rng: np.random.Generator, scope: Sequence[str], exclude: Arg | None = None,
-                p_literal: float = _P_LITERAL) -> Arg:
+def _random_arg(
+    rng: np.random.Generator,
+    scope: Sequence[str],
+    exclude: Arg | None = None,
+    p_literal: float = _P_LITERAL,
+) -> Arg:
     """A name from ``scope`` (not ``exclude``) or, with probability ``p_literal``, a literal."""
     names = [n for n in scope if n != exclude]
     if not names or rng.random() < p_literal:
@@ -131,8 +143,9 @@ def _nice_or_random(rng: np.random.Generator) -> float:
     return random_literal(rng)
 
 
-def _fresh_name(rng: np.random.Generator, program: Program, kind: str,
-                instrs: Sequence[Instr]) -> str:
+def _fresh_name(
+    rng: np.random.Generator, program: Program, kind: str, instrs: Sequence[Instr]
+) -> str:
     """A user name not used in ``kind`` (nor a constant, input, output or op name)."""
     used = set(_RESERVED) | {c.name for c in program.constants}
     used |= set(program.component(kind).carry_names) | {ins.target for ins in instrs}
@@ -202,15 +215,23 @@ class _Ctx:
         return kind, _pick(self.rng, self.live[kind]), self.instrs(kind)
 
     def live_constants(self) -> list[str]:
-        read = {a for k in COMPONENTS for i in self.live[k]
-                for a in self.program.component(k).instrs[i].names()}
+        read = {
+            a
+            for k in COMPONENTS
+            for i in self.live[k]
+            for a in self.program.component(k).instrs[i].names()
+        }
         return [c.name for c in self.program.constants if c.name in read]
 
     def literal_sites(self) -> list[tuple[str, int, int]]:
         """(component, instruction, argument) of every literal in live code."""
-        return [(k, i, j) for k in COMPONENTS for i in self.live[k]
-                for j, a in enumerate(self.program.component(k).instrs[i].args)
-                if not isinstance(a, str)]
+        return [
+            (k, i, j)
+            for k in COMPONENTS
+            for i in self.live[k]
+            for j, a in enumerate(self.program.component(k).instrs[i].args)
+            if not isinstance(a, str)
+        ]
 
 
 _Result = tuple[Program, Mutation] | None
@@ -222,8 +243,9 @@ _Result = tuple[Program, Mutation] | None
 def _insert(ctx: _Ctx) -> _Result:
     """Insert a random instruction whose value is likely to be read."""
     rng, program = ctx.rng, ctx.program
-    kinds = [k for k in COMPONENTS
-             if len(program.component(k)) < ctx.max_instrs and ctx.live_outputs[k]]
+    kinds = [
+        k for k in COMPONENTS if len(program.component(k)) < ctx.max_instrs and ctx.live_outputs[k]
+    ]
     if not kinds:
         return None
     kind = _pick(rng, kinds)
@@ -234,29 +256,34 @@ def _insert(ctx: _Ctx) -> _Result:
         # either wraps that argument (reads it) or replaces a named/literal argument.
         j = _pick(rng, ctx.live[kind] or list(range(n)))
         old = instrs[j]
-        target = (_fresh_temp(instrs) if rng.random() < 0.5
-                  else _fresh_name(rng, program, kind, instrs))
+        target = (
+            _fresh_temp(instrs) if rng.random() < 0.5 else _fresh_name(rng, program, kind, instrs)
+        )
         named = [k for k, x in enumerate(old.args) if not (isinstance(x, str) and is_temp(x))]
         wrap = not named or rng.random() < 0.5
         a = int(rng.integers(len(old.args))) if wrap else _pick(rng, named)
         pos = j if wrap else int(rng.integers(j + 1))
-        new = random_instr(rng, kind, target, _scope(program, kind, instrs, pos),
-                           p_literal=_P_LITERAL)
+        new = random_instr(
+            rng, kind, target, _scope(program, kind, instrs, pos), p_literal=_P_LITERAL
+        )
         if wrap:
             b = int(rng.integers(len(new.args)))
             new = _with_args(new, [old.args[a] if k == b else x for k, x in enumerate(new.args)])
         instrs[j] = _with_args(old, [target if k == a else x for k, x in enumerate(old.args)])
         instrs.insert(pos, new)
-        detail = (f"{kind}: `{instruction_text(new)}` at {pos}, "
-                  f"read by `{instruction_text(old)}` as arg {a}")
+        detail = (
+            f"{kind}: `{instruction_text(new)}` at {pos}, "
+            f"read by `{instruction_text(old)}` as arg {a}"
+        )
         return _child(program, kind, instrs), Mutation("insert", kind, detail)
     # Reassign a live output or a name live code reads, possibly reading its old value.
     consts = {c.name for c in program.constants}
     outputs = ctx.live_outputs[kind]
     targets = list(outputs)
     for i in ctx.live[kind]:
-        targets += [a for a in instrs[i].names()
-                    if not is_temp(a) and a not in consts and a not in targets]
+        targets += [
+            a for a in instrs[i].names() if not is_temp(a) and a not in consts and a not in targets
+        ]
     target = _pick(rng, targets)
     if target in outputs:
         pos = n if rng.random() < 0.5 else int(rng.integers(n + 1))
@@ -283,7 +310,7 @@ def _bypass(instrs: Sequence[Instr], i: int, value: Arg) -> list[Instr]:
     t = instrs[i].target
     out = list(instrs[:i])
     rebound = False
-    for ins in instrs[i + 1:]:
+    for ins in instrs[i + 1 :]:
         if not rebound and t in ins.args:
             ins = _with_args(ins, [value if a == t else a for a in ins.args])
         rebound = rebound or ins.target == t
@@ -303,9 +330,8 @@ def _remove(ctx: _Ctx) -> _Result:
         kind, i = sites[int(s)]
         instrs = ctx.instrs(kind)
         ins = instrs[i]
-        candidates = [instrs[:i] + instrs[i + 1:]]
-        candidates += [_bypass(instrs, i, ins.args[int(a)])
-                       for a in rng.permutation(len(ins.args))]
+        candidates = [instrs[:i] + instrs[i + 1 :]]
+        candidates += [_bypass(instrs, i, ins.args[int(a)]) for a in rng.permutation(len(ins.args))]
         for cand in candidates:
             try:
                 child = _child(program, kind, cand)
@@ -332,8 +358,7 @@ def _change_op(ctx: _Ctx) -> _Result:
         args = [ins.args[k] for k in keep]
     else:
         scope = _scope(program, kind, instrs, i)
-        args = list(ins.args) + [_random_arg(rng, scope)
-                                 for _ in range(op.arity - len(ins.args))]
+        args = list(ins.args) + [_random_arg(rng, scope) for _ in range(op.arity - len(ins.args))]
     instrs[i] = Instr(ins.target, op.name, tuple(args))
     if op.arity == len(ins.args):
         detail = f"{kind}: `{instruction_text(ins)}` -> op {op.name}"
@@ -383,8 +408,9 @@ def _fresh_value(rng: np.random.Generator, x: float) -> float | None:
     return None
 
 
-def _set_value(ctx: _Ctx, kind: str, new_value: Callable[[np.random.Generator, float],
-                                                          float | None]) -> _Result:
+def _set_value(
+    ctx: _Ctx, kind: str, new_value: Callable[[np.random.Generator, float], float | None]
+) -> _Result:
     """Give a live named constant or a live literal argument ``new_value(rng, old)``."""
     rng, program = ctx.rng, ctx.program
     consts, literals = ctx.live_constants(), ctx.literal_sites()
@@ -406,8 +432,9 @@ def _set_value(ctx: _Ctx, kind: str, new_value: Callable[[np.random.Generator, f
     if y is None:
         return None
     instrs[i] = _with_args(ins, [y if k == j else x for k, x in enumerate(ins.args)])
-    detail = (f"{comp}: `{instruction_text(ins)}` literal "
-              f"{format_literal(old)} -> {format_literal(y)}")
+    detail = (
+        f"{comp}: `{instruction_text(ins)}` literal {format_literal(old)} -> {format_literal(y)}"
+    )
     return _child(program, comp, instrs), Mutation(kind, comp, detail)
 
 
@@ -439,13 +466,19 @@ def _rebind_output(ctx: _Ctx) -> _Result:
         detail = f"{kind}: {out} -> {src} (appended)"
         return _child(program, kind, instrs), Mutation("rebind_output", kind, detail)
     old = instrs[final]
-    temps = [a for a in old.names()
-             if is_temp(a) and sum(x == a for ins in instrs for x in ins.args) == 1]
+    temps = [
+        a
+        for a in old.names()
+        if is_temp(a) and sum(x == a for ins in instrs for x in ins.args) == 1
+    ]
     if temps and rng.random() < 0.6:
         # Promote a direct subexpression: its instruction now assigns the output.
         temp = _pick(rng, temps)
-        instrs = [Instr(out, ins.op, ins.args) if ins.target == temp else ins
-                  for k, ins in enumerate(instrs) if k != final]
+        instrs = [
+            Instr(out, ins.op, ins.args) if ins.target == temp else ins
+            for k, ins in enumerate(instrs)
+            if k != final
+        ]
         detail = f"{kind}: {out} -> argument {old.args.index(temp)} of `{instruction_text(old)}`"
         return _child(program, kind, instrs), Mutation("rebind_output", kind, detail)
     src = _random_arg(rng, _scope(program, kind, instrs, final), exclude=out, p_literal=0.0)
@@ -467,8 +500,9 @@ def _random_carries(rng: np.random.Generator, program: Program) -> tuple[Carry, 
     return tuple(Carry(n, _pick(rng, CARRY_INITS)) for n in names)
 
 
-def _random_component(rng: np.random.Generator, program: Program, kind: str,
-                      max_instrs: int) -> Component | None:
+def _random_component(
+    rng: np.random.Generator, program: Program, kind: str, max_instrs: int
+) -> Component | None:
     """A random component of ``kind`` reading the program's constants (<= max_instrs)."""
     consts = [c.name for c in program.constants]
     carries = _random_carries(rng, program) if kind == "scan" else ()
@@ -534,8 +568,14 @@ def _attempt(ctx: _Ctx, kind: str) -> tuple[Program, Mutation] | None:
     return result
 
 
-def mutate(program: Program, rng: np.random.Generator, *, kinds: Sequence[str] = MUTATIONS,
-           max_instrs: int = MAX_INSTRS, max_tries: int = 50) -> tuple[Program, Mutation]:
+def mutate(
+    program: Program,
+    rng: np.random.Generator,
+    *,
+    kinds: Sequence[str] = MUTATIONS,
+    max_instrs: int = MAX_INSTRS,
+    max_tries: int = 50,
+) -> tuple[Program, Mutation]:
     """A valid child of ``program`` that differs from it in its live code, and the mutation.
 
     Each try picks a kind uniformly from ``kinds``; a try that fails (not applicable,
@@ -559,5 +599,7 @@ def mutate(program: Program, rng: np.random.Generator, *, kinds: Sequence[str] =
         result = _attempt(ctx, "randomize_component")
         if result is not None:
             return result
-    raise RuntimeError(f"no mutation of this program changes its live code "
-                       f"({max_tries} tries and {_FALLBACK_TRIES} random components)")
+    raise RuntimeError(
+        f"no mutation of this program changes its live code "
+        f"({max_tries} tries and {_FALLBACK_TRIES} random components)"
+    )

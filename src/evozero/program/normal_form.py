@@ -56,8 +56,13 @@ def _with(ins: Instr, target: str, args: tuple[Arg, ...]) -> Instr:
         return ins
     # Skips Instr.__post_init__ (the args are already normalized): this is a hot path.
     new = object.__new__(type(ins))
-    for f, v in (("target", target), ("op", ins.op), ("args", args), ("loc", ins.loc),
-                 ("arg_locs", ins.arg_locs)):
+    for f, v in (
+        ("target", target),
+        ("op", ins.op),
+        ("args", args),
+        ("loc", ins.loc),
+        ("arg_locs", ins.arg_locs),
+    ):
         object.__setattr__(new, f, v)
     return new
 
@@ -103,8 +108,7 @@ def inline_plan(instrs: Sequence[Instr]) -> list[int | None]:
     return parent
 
 
-def _check_depth(instrs: Sequence[Instr], parent: Sequence[int | None], component: str
-                 ) -> None:
+def _check_depth(instrs: Sequence[Instr], parent: Sequence[int | None], component: str) -> None:
     """Raise :class:`ProgramError` if a tree of ``parent`` is deeper than :data:`MAX_DEPTH`.
 
     Iterative (a parent comes after its children). The error is at the leftmost node one
@@ -119,8 +123,7 @@ def _check_depth(instrs: Sequence[Instr], parent: Sequence[int | None], componen
         raise ProgramError(msg_too_deep(component), instrs[level.index(MAX_DEPTH + 1)].loc)
 
 
-def normalize_instrs(instrs: Sequence[Instr], component: str = "a component"
-                     ) -> tuple[Instr, ...]:
+def normalize_instrs(instrs: Sequence[Instr], component: str = "a component") -> tuple[Instr, ...]:
     """The normal form of a (valid) component body; see the module docstring.
 
     Raises :class:`ProgramError` (naming ``component``) if an expression tree would nest

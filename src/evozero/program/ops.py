@@ -572,8 +572,14 @@ class normalize(_RealFunction):  # noqa: N801
 
 def sympy_functions() -> dict[str, type[sympy.Function]]:
     """The sympy Function classes used by op sympy forms, by name (for sympify/parsing)."""
-    return {"pdiv": pdiv, "plog": plog, "pexp": pexp, "mean": mean, "std": std,
-            "normalize": normalize}
+    return {
+        "pdiv": pdiv,
+        "plog": plog,
+        "pexp": pexp,
+        "mean": mean,
+        "std": std,
+        "normalize": normalize,
+    }
 
 
 def _sp_sigmoid(x: sympy.Expr) -> sympy.Expr:
@@ -597,8 +603,9 @@ def _torch() -> Any:
 def _tt(*xs: Any) -> list[Any]:
     """Convert python/numpy scalars to float32 tensors (literals in exported code)."""
     torch = _torch()
-    return [x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=torch.float32)
-            for x in xs]
+    return [
+        x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=torch.float32) for x in xs
+    ]
 
 
 def t_add(a: Any, b: Any) -> Any:
@@ -736,14 +743,33 @@ def t_normalize(x: Any) -> Any:
 # ----------------------------------------------------------------------------- the table
 
 
-def _op(name: str, arity: int, np_fn: Callable[..., Any], d_fn: Callable[..., Any] | None,
-        sp_fn: Callable[..., Any], t_fn: Callable[..., Any], *, infix: str | None = None,
-        prec: int = PREC_ATOM, components: frozenset[str] = ALL_COMPONENTS,
-        doc: str = "") -> Op:
-    return Op(name=name, arity=arity, components=components, numpy=np_fn, partials=d_fn,
-              sympy=sp_fn, torch=t_fn, infix=infix, prec=prec,
-              batch=components == _POST_ONLY, doc=doc or (np_fn.__doc__ or "").strip(),
-              params=tuple(inspect.signature(np_fn).parameters))
+def _op(
+    name: str,
+    arity: int,
+    np_fn: Callable[..., Any],
+    d_fn: Callable[..., Any] | None,
+    sp_fn: Callable[..., Any],
+    t_fn: Callable[..., Any],
+    *,
+    infix: str | None = None,
+    prec: int = PREC_ATOM,
+    components: frozenset[str] = ALL_COMPONENTS,
+    doc: str = "",
+) -> Op:
+    return Op(
+        name=name,
+        arity=arity,
+        components=components,
+        numpy=np_fn,
+        partials=d_fn,
+        sympy=sp_fn,
+        torch=t_fn,
+        infix=infix,
+        prec=prec,
+        batch=components == _POST_ONLY,
+        doc=doc or (np_fn.__doc__ or "").strip(),
+        params=tuple(inspect.signature(np_fn).parameters),
+    )
 
 
 _TABLE: tuple[Op, ...] = (

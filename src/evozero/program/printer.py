@@ -115,4 +115,3 @@ def render_expr(node: Node) -> str:
 def instruction_text(ins: Instr) -> str:
     """One instruction as ``target = op(args)``, literals printed as in ``.evz`` text."""
     return f"{ins.target} = {_CALLS.text(Call(ins.op, ins.args))}"
-

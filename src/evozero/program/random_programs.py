@@ -29,8 +29,7 @@ __all__ = [
 #: Names of new values (besides temporaries and outputs).
 NAME_POOL: tuple[str, ...] = ("a", "b", "c", "d", "x", "y", "z", "u", "w", "delta", "tmp", "k")
 #: Names of constants.
-CONST_POOL: tuple[str, ...] = ("gamma", "lam", "eps", "c_v", "c_h", "alpha", "beta", "k1",
-                               "k2")
+CONST_POOL: tuple[str, ...] = ("gamma", "lam", "eps", "c_v", "c_h", "alpha", "beta", "k1", "k2")
 #: Names of carries.
 CARRY_POOL: tuple[str, ...] = ("g", "h", "acc", "m")
 
@@ -57,8 +56,15 @@ def random_literal(rng: np.random.Generator) -> float:
     return _literal(x) if math.isfinite(float(np.float32(x))) else 1.0
 
 
-def random_instr(rng: np.random.Generator, kind: str, target: str, scope: Sequence[str],
-                 *, p_literal: float = 0.15, ops: Sequence[str] | None = None) -> Instr:
+def random_instr(
+    rng: np.random.Generator,
+    kind: str,
+    target: str,
+    scope: Sequence[str],
+    *,
+    p_literal: float = 0.15,
+    ops: Sequence[str] | None = None,
+) -> Instr:
     """A random instruction ``target = op(...)`` valid in ``kind`` reading from ``scope``."""
     names = list(ops) if ops is not None else [op.name for op in ops_for(kind)]
     op = OPS[names[int(rng.integers(len(names)))]]
@@ -71,24 +77,44 @@ def random_instr(rng: np.random.Generator, kind: str, target: str, scope: Sequen
     return Instr(target, op.name, tuple(args))
 
 
-def random_program(rng: np.random.Generator, *, max_constants: int = 4,
-                   max_instrs: int = 10, max_carries: int = 2, p_literal: float = 0.15,
-                   p_temp: float = 0.4, p_reassign: float = 0.15) -> Program:
+def random_program(
+    rng: np.random.Generator,
+    *,
+    max_constants: int = 4,
+    max_instrs: int = 10,
+    max_carries: int = 2,
+    p_literal: float = 0.15,
+    p_temp: float = 0.4,
+    p_reassign: float = 0.15,
+) -> Program:
     """A random valid program (for search seeds, fuzzing and property tests).
 
     Temporaries are placed at random (so normalization has work to do), names are
     reassigned with probability ``p_reassign``, literals cover the whole float32 range,
     and dead code is common.
     """
-    constants, comps = random_parts(rng, max_constants=max_constants, max_instrs=max_instrs,
-                                    max_carries=max_carries, p_literal=p_literal,
-                                    p_temp=p_temp, p_reassign=p_reassign)
+    constants, comps = random_parts(
+        rng,
+        max_constants=max_constants,
+        max_instrs=max_instrs,
+        max_carries=max_carries,
+        p_literal=p_literal,
+        p_temp=p_temp,
+        p_reassign=p_reassign,
+    )
     return Program(constants, comps["scan"], comps["post"], comps["objective"])
 
 
-def random_parts(rng: np.random.Generator, *, max_constants: int = 4, max_instrs: int = 10,
-                 max_carries: int = 2, p_literal: float = 0.15, p_temp: float = 0.4,
-                 p_reassign: float = 0.15) -> tuple[tuple[Const, ...], dict[str, Component]]:
+def random_parts(
+    rng: np.random.Generator,
+    *,
+    max_constants: int = 4,
+    max_instrs: int = 10,
+    max_carries: int = 2,
+    p_literal: float = 0.15,
+    p_temp: float = 0.4,
+    p_reassign: float = 0.15,
+) -> tuple[tuple[Const, ...], dict[str, Component]]:
     """The constants and raw (not yet normalized) components of :func:`random_program`."""
     n_const = int(rng.integers(0, max_constants + 1))
     const_names = list(rng.choice(CONST_POOL, size=n_const, replace=False))
@@ -100,7 +126,8 @@ def random_parts(rng: np.random.Generator, *, max_constants: int = 4, max_instrs
             k = int(rng.integers(0, max_carries + 1))
             carries = tuple(
                 Carry(str(n), CARRY_INITS[int(rng.integers(2))])
-                for n in rng.choice(CARRY_POOL, size=min(k, len(CARRY_POOL)), replace=False))
+                for n in rng.choice(CARRY_POOL, size=min(k, len(CARRY_POOL)), replace=False)
+            )
         scope = list(INPUTS[kind]) + [c.name for c in constants] + [c.name for c in carries]
         assignable = [n for n in scope if n not in const_names]
         instrs: list[Instr] = []

@@ -98,10 +98,16 @@ def _fold(op: str, args: Sequence[sympy.Expr], res: sympy.Expr) -> sympy.Expr:
     return literal(out) if math.isfinite(out) else res
 
 
-def component_exprs(program: Program, kind: str, *, substitute_constants: bool = False,
-                    outputs: Iterable[str] | None = None, fold_numbers: bool = False,
-                    max_degree: int | None = None, max_depth: int | None = MAX_DEPTH
-                    ) -> dict[str, sympy.Expr]:
+def component_exprs(
+    program: Program,
+    kind: str,
+    *,
+    substitute_constants: bool = False,
+    outputs: Iterable[str] | None = None,
+    fold_numbers: bool = False,
+    max_degree: int | None = None,
+    max_depth: int | None = MAX_DEPTH,
+) -> dict[str, sympy.Expr]:
     """Symbolically execute component ``kind`` of ``program``.
 
     Returns ``{output: expression}`` for each output of the component in order: scan gives
@@ -156,14 +162,15 @@ def component_exprs(program: Program, kind: str, *, substitute_constants: bool =
             d = 1 + max((depth[a] for a in ins.args if isinstance(a, str)), default=0)
             if d > max_depth:
                 raise ExpressionTooLarge(
-                    f"{kind}: {ins.target} = {ins.op}(...) nests {d} > {max_depth} deep")
+                    f"{kind}: {ins.target} = {ins.op}(...) nests {d} > {max_depth} deep"
+                )
             depth[ins.target] = d
         if max_degree is not None:
             d = _degree(ins.op, [degree[a] if isinstance(a, str) else 1 for a in ins.args])
             if d > max_degree:
                 raise ExpressionTooLarge(
-                    f"{kind}: {ins.target} = {ins.op}(...) has degree bound {d} > "
-                    f"{max_degree}")
+                    f"{kind}: {ins.target} = {ins.op}(...) has degree bound {d} > {max_degree}"
+                )
             degree[ins.target] = d
         args = [env[a] if isinstance(a, str) else literal(a) for a in ins.args]
         res = OPS[ins.op].sympy(*args)
@@ -223,8 +230,9 @@ def display_numbers(expr: sympy.Basic) -> sympy.Basic:
     put in place unevaluated: sympy arithmetic on them would lose precision.
     """
     evaluated = _evaluated(expr)
-    reps = {f: display_number(float(f)) for f in evaluated.atoms(sympy.Float)
-            if math.isfinite(float(f))}
+    reps = {
+        f: display_number(float(f)) for f in evaluated.atoms(sympy.Float) if math.isfinite(float(f))
+    }
     if not reps:
         return evaluated
     with sympy.evaluate(False):

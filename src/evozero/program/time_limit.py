@@ -118,8 +118,9 @@ class _Job(Generic[_T]):
                 return False
             # Never called with NULL to "clear" a pending exception: on CPython 3.11 that
             # leaves the eval breaker set for good, and a traced interpreter then spins.
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.tid),
-                                                       ctypes.py_object(_Cancelled))
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self.tid), ctypes.py_object(_Cancelled)
+            )
             self.fired += 1
             return True
 
@@ -133,8 +134,9 @@ class _Job(Generic[_T]):
         """Cancel the work; wait :data:`_GRACE_S` at most for it to stop."""
         self.cancel()
         if not self.done.wait(_GRACE_S):
-            threading.Thread(target=self.keep_cancelling, name="evozero-time-limit-cancel",
-                             daemon=True).start()
+            threading.Thread(
+                target=self.keep_cancelling, name="evozero-time-limit-cancel", daemon=True
+            ).start()
 
 
 def call_with_time_limit(fn: Callable[[], _T], timeout: float | None) -> _T:

@@ -79,21 +79,20 @@ def validate_component(comp: Component, kind: str, constants: frozenset[str]) ->
     if comp.kind != kind:
         raise ProgramError(f"component of kind {comp.kind!r} given as {kind}", comp.loc)
     if len(comp.instrs) > MAX_INSTRUCTIONS:
-        raise ProgramError(msg_too_many_instructions(kind),
-                           comp.instrs[MAX_INSTRUCTIONS].loc or comp.loc)
+        raise ProgramError(
+            msg_too_many_instructions(kind), comp.instrs[MAX_INSTRUCTIONS].loc or comp.loc
+        )
     inputs = INPUTS[kind]
     # Carries.
     if comp.carries and kind != "scan":
-        raise ProgramError(f"carries are only allowed in scan, not in {kind}",
-                           comp.carries[0].loc)
+        raise ProgramError(f"carries are only allowed in scan, not in {kind}", comp.carries[0].loc)
     seen: set[str] = set()
     for i, c in enumerate(comp.carries):
         msg = check_name_syntax(c.name, "carry name")
         if msg is None and is_temp(c.name):
             msg = f"{c.name!r} is reserved for anonymous temporaries"
         if msg is None and i >= MAX_CARRIES:
-            msg = (f"scan declares {len(comp.carries)} carries; at most {MAX_CARRIES} are"
-                   " allowed")
+            msg = f"scan declares {len(comp.carries)} carries; at most {MAX_CARRIES} are allowed"
         if msg is None and c.name in seen:
             msg = f"duplicate carry {c.name!r}"
         if msg is None and c.name in inputs:
@@ -122,8 +121,9 @@ def validate_component(comp: Component, kind: str, constants: frozenset[str]) ->
             raise ProgramError(msg_arity(ins.op, len(ins.args)), ins.loc)
         for j, a in enumerate(ins.args):
             if isinstance(a, str) and a not in scope:
-                raise ProgramError(_msg_unknown_name(a, kind, scope, targets_later, i),
-                                   ins.arg_loc(j))
+                raise ProgramError(
+                    _msg_unknown_name(a, kind, scope, targets_later, i), ins.arg_loc(j)
+                )
         t = ins.target
         if not is_temp(t):
             msg = check_name_syntax(t, "name")
@@ -137,13 +137,13 @@ def validate_component(comp: Component, kind: str, constants: frozenset[str]) ->
             raise ProgramError(f"{kind} never assigns its output {out!r}", comp.loc)
 
 
-def _msg_unknown_name(name: str, kind: str, scope: set[str], first_target: dict[str, int],
-                      at: int) -> str:
+def _msg_unknown_name(
+    name: str, kind: str, scope: set[str], first_target: dict[str, int], at: int
+) -> str:
     if first_target.get(name, -1) >= at:
         return f"{name!r} is used before it is assigned in {kind}"
     owners = [c for c in COMPONENTS if c != kind and name in INPUTS[c]]
     if owners:
-        return (f"{name!r} is not an input of {kind} (it is an input of "
-                f"{' and '.join(owners)})")
+        return f"{name!r} is not an input of {kind} (it is an input of {' and '.join(owners)})"
     visible = {n for n in scope if not is_temp(n)}
     return f"unknown name {name!r} in {kind}{_suggest(name, visible)}"

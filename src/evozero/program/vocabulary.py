@@ -24,20 +24,32 @@ __all__ = [
 COMPONENTS: tuple[str, ...] = ("scan", "post", "objective")
 
 #: Inputs of each component (carries come on top of scan's).
-INPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "scan": ("r", "term", "reset", "v", "v_next", "logp", "entropy", "progress"),
-    "post": ("adv", "vtarget", "v", "r", "progress"),
-    "objective": (
-        "logp", "logp_old", "ratio", "adv", "v", "v_old", "vtarget", "entropy", "progress",
-    ),
-})
+INPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "scan": ("r", "term", "reset", "v", "v_next", "logp", "entropy", "progress"),
+        "post": ("adv", "vtarget", "v", "r", "progress"),
+        "objective": (
+            "logp",
+            "logp_old",
+            "ratio",
+            "adv",
+            "v",
+            "v_old",
+            "vtarget",
+            "entropy",
+            "progress",
+        ),
+    }
+)
 
 #: Outputs of each component (scan also outputs each carry's value at t).
-OUTPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "scan": ("adv", "vtarget"),
-    "post": ("adv", "vtarget"),
-    "objective": ("loss",),
-})
+OUTPUTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "scan": ("adv", "vtarget"),
+        "post": ("adv", "vtarget"),
+        "objective": ("loss",),
+    }
+)
 
 #: Objective inputs that the interpreter carries tangents for (d ratio / d logp = ratio).
 DIFF_INPUTS: tuple[str, ...] = ("logp", "v", "entropy")

@@ -275,8 +275,7 @@ def _exit_with_parent() -> None:
 def _worker_main(conn: connection.Connection, fn: Job) -> None:
     """A worker process: reads JSON jobs from ``conn`` and answers each, until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    threading.Thread(target=_exit_with_parent, name="evozero-exit-with-parent",
-                     daemon=True).start()
+    threading.Thread(target=_exit_with_parent, name="evozero-exit-with-parent", daemon=True).start()
     try:
         conn.send_bytes(json.dumps({"ready": os.getpid()}).encode())
         while True:
@@ -651,8 +650,7 @@ class RayBackend(_PoolBackend):
                 log_to_driver=False, logging_level=logging.WARNING, configure_logging=True
             )
             if address in (None, "local"):
-                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                         **quiet)
+                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, **quiet)
             else:
                 ray.init(address=address, **quiet)
             self._owns_ray = True

@@ -71,14 +71,17 @@ class SearchConfig:
                 raise ValueError(f"--{name} must be at most {hi:,}, got {value:,}")
         get_suite(self.suite)
         if self.init not in INITS:
-            raise ValueError(f"unknown --init {self.init!r}; choose one of {', '.join(INITS)} "
-                             "or give .evz files")
+            raise ValueError(
+                f"unknown --init {self.init!r}; choose one of {', '.join(INITS)} or give .evz files"
+            )
         if self.backend not in BACKENDS:
-            raise ValueError(f"unknown --backend {self.backend!r}; choose one of "
-                             f"{', '.join(BACKENDS)}")
+            raise ValueError(
+                f"unknown --backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
         if self.tournament > self.population:
-            raise ValueError(f"--tournament ({self.tournament}) cannot exceed --population "
-                             f"({self.population})")
+            raise ValueError(
+                f"--tournament ({self.tournament}) cannot exceed --population ({self.population})"
+            )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -95,12 +98,15 @@ class SearchConfig:
 def initial_programs(config: SearchConfig) -> list[tuple[str, Program]]:
     """``(origin, program)`` of the initial population."""
     if config.init_texts:
-        return [(f"{INIT_ORIGIN}{Path(name).name}", dsl.parse(text, filename=name))
-                for name, text in config.init_texts]
+        return [
+            (f"{INIT_ORIGIN}{Path(name).name}", dsl.parse(text, filename=name))
+            for name, text in config.init_texts
+        ]
     if config.init == "seeds":
         return [(f"{INIT_ORIGIN}{n}", reference_program(n)) for n in SEED_PROGRAMS]
     if config.init == "noop":
         return [(f"{INIT_ORIGIN}noop", reference_program("noop"))]
-    return [(f"{INIT_ORIGIN}random",
-             random_program(np.random.default_rng([config.seed, 2**31 + i])))
-            for i in range(config.population)]
+    return [
+        (f"{INIT_ORIGIN}random", random_program(np.random.default_rng([config.seed, 2**31 + i])))
+        for i in range(config.population)
+    ]

@@ -75,8 +75,9 @@ class Rule:
 
     @classmethod
     def of(cls, program: Program) -> Rule:
-        return cls(dsl.to_text(program), canonical_key(program), fingerprint(program),
-                   program.complexity())
+        return cls(
+            dsl.to_text(program), canonical_key(program), fingerprint(program), program.complexity()
+        )
 
     def keys(self) -> tuple[tuple[str, str], ...]:
         """What this rule is known by once trained (:func:`~evozero.program.canon.same_keys`
@@ -96,8 +97,16 @@ def mutate_rule(rule: Rule, rng: np.random.Generator) -> tuple[Rule, str]:
 
 def individual(c: Candidate) -> Individual[Rule]:
     """A stored candidate as the evolution sees it."""
-    return Individual(c.id, Rule(c.text, c.key, c.fingerprint, c.complexity), c.origin,
-                      c.parent, c.mutation, c.status, c.fitness, c.duplicate_of)
+    return Individual(
+        c.id,
+        Rule(c.text, c.key, c.fingerprint, c.complexity),
+        c.origin,
+        c.parent,
+        c.mutation,
+        c.status,
+        c.fitness,
+        c.duplicate_of,
+    )
 
 
 @dataclass
@@ -130,9 +139,15 @@ class Search(Journal[Rule, CandidateResult]):
     :meth:`duplicate`: the run store).
     """
 
-    def __init__(self, store: RunStore, config: SearchConfig, suite: Suite, *,
-                 on_status: Callable[[SearchStatus], None] | None = None,
-                 cache: NormalizerCache | None = None) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        config: SearchConfig,
+        suite: Suite,
+        *,
+        on_status: Callable[[SearchStatus], None] | None = None,
+        cache: NormalizerCache | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.suite = suite
@@ -151,8 +166,9 @@ class Search(Journal[Rule, CandidateResult]):
     def create(cls, run_dir: str | Path, config: SearchConfig, **kwargs: Any) -> Search:
         """A new run in ``run_dir``."""
         suite = get_suite(config.suite)
-        store = RunStore.create(run_dir, {"config": config.to_json(),
-                                          "suite": suite.to_json(), "kind": "evolve"})
+        store = RunStore.create(
+            run_dir, {"config": config.to_json(), "suite": suite.to_json(), "kind": "evolve"}
+        )
         return cls(store, config, suite, **kwargs)
 
     @classmethod
@@ -169,8 +185,12 @@ class Search(Journal[Rule, CandidateResult]):
                 if meta.get("kind") != "evolve":
                     raise RunStoreError(f"{run_dir} is not an evolve run")
                 try:
-                    search = cls(store, SearchConfig.from_json(meta["config"]),
-                                 Suite.from_json(meta["suite"]), **kwargs)
+                    search = cls(
+                        store,
+                        SearchConfig.from_json(meta["config"]),
+                        Suite.from_json(meta["suite"]),
+                        **kwargs,
+                    )
                 except (KeyError, TypeError, ValueError) as e:  # ProgramError included
                     raise damaged(store.db, f"its search settings do not decode: {e}") from None
                 search._check_programs()
@@ -178,16 +198,18 @@ class Search(Journal[Rule, CandidateResult]):
                 store.close()
                 raise
         except DamagedCandidate as e:
-            raise RunStoreDamaged(f"{e}; a run with a damaged candidate is not resumed: "
-                                  "restore its run.sqlite from a backup, or start a new "
-                                  "run") from None
+            raise RunStoreDamaged(
+                f"{e}; a run with a damaged candidate is not resumed: "
+                "restore its run.sqlite from a backup, or start a new "
+                "run"
+            ) from None
         return search
 
     def _check_programs(self) -> None:
         """The stored programs a resume reads parse (DamagedCandidate if one does not): the
         population's (the parents of what comes next), the queued candidates', and the final
         report's subjects'."""
-        population = self.store.finished()[-self.config.population:]
+        population = self.store.finished()[-self.config.population :]
         subjects = [c for _, c in report_subjects(self.store)]
         for c in (*population, *self.store.unfinished(), *subjects):
             self.store.program(c)
@@ -202,9 +224,11 @@ class Search(Journal[Rule, CandidateResult]):
             trained = self.store.count(*TRAINED)
             more = changes["budget"] - trained
             changes["budget"] = max(changes["budget"], trained)
-            note = ("--budget is the total number of trained candidates; this run "
-                    + (f"already has {trained}, so nothing more is trained" if more <= 0 else
-                       f"has {trained}, so {more} more will be trained"))
+            note = "--budget is the total number of trained candidates; this run " + (
+                f"already has {trained}, so nothing more is trained"
+                if more <= 0
+                else f"has {trained}, so {more} more will be trained"
+            )
         self.config = replace(self.config, **changes)
         self.status.budget = self.config.budget
         self.store.set_meta({"config": self.config.to_json()})
@@ -216,10 +240,13 @@ class Search(Journal[Rule, CandidateResult]):
         self.store.set_meta({"state": "running"})
         self.store.requeue()  # the candidates a killed session left running
         try:  # Ctrl-C while the workers start is a stop too
-            self.backend = make_backend(self.config.backend, evaluate_job,
-                                        workers=self.config.workers,
-                                        time_limit=self.suite.time_limit,
-                                        address=self.config.address)
+            self.backend = make_backend(
+                self.config.backend,
+                evaluate_job,
+                workers=self.config.workers,
+                time_limit=self.suite.time_limit,
+                address=self.config.address,
+            )
             self._normalizers([t for t in (self.suite.hurdle, *self.suite.tasks) if t])
             self._evolve()
             if report:
@@ -231,8 +258,9 @@ class Search(Journal[Rule, CandidateResult]):
                 self.store.requeue()
                 self.store.set_meta({"state": "stopped"})
             if isinstance(e, KeyboardInterrupt):
-                self._emit("stopped", "stopped by Ctrl-C; resume with --resume "
-                           f"{self.store.directory}")
+                self._emit(
+                    "stopped", f"stopped by Ctrl-C; resume with --resume {self.store.directory}"
+                )
             raise
         finally:
             if self.backend is not None:
@@ -243,22 +271,34 @@ class Search(Journal[Rule, CandidateResult]):
         """A candidate's verdict from its worker's outcome; a failed job is an ``error``."""
         if outcome.error is None:
             try:
-                return candidate_result(JobResult.from_json(outcome.result), self.suite,
-                                        self.normalizer_values, outcome.seconds)
+                return candidate_result(
+                    JobResult.from_json(outcome.result),
+                    self.suite,
+                    self.normalizer_values,
+                    outcome.seconds,
+                )
             except ProtocolError as e:
                 outcome = replace(outcome, error=f"malformed reply from the worker: {e}")
-        return CandidateResult(Status.ERROR, None, message=outcome.error or "",
-                               seconds=outcome.seconds)
+        return CandidateResult(
+            Status.ERROR, None, message=outcome.error or "", seconds=outcome.seconds
+        )
 
     # -- the evolution
 
     def _evolve(self) -> None:
         self.evolution = RegularizedEvolution(
-            [(origin, Rule.of(program)) for origin, program in self.init], mutate_rule,
-            population_size=self.config.population, tournament_size=self.config.tournament,
-            rng=proposal_rng(self.config.seed), keys=Rule.keys, probes=Rule.probes, journal=self)
-        self.evolution.restore(map(individual, self.store.finished()),
-                               map(individual, self.store.unfinished()))
+            [(origin, Rule.of(program)) for origin, program in self.init],
+            mutate_rule,
+            population_size=self.config.population,
+            tournament_size=self.config.tournament,
+            rng=proposal_rng(self.config.seed),
+            keys=Rule.keys,
+            probes=Rule.probes,
+            journal=self,
+        )
+        self.evolution.restore(
+            map(individual, self.store.finished()), map(individual, self.store.unfinished())
+        )
         self.status.phase = "search"
         self._clock = (float(self.store.meta().get("search_seconds", 0.0)), time.time())
         self._counts()
@@ -288,16 +328,21 @@ class Search(Journal[Rule, CandidateResult]):
         assert self.backend is not None and self.evolution is not None
         self._tick()
         self._emit("search", self._stall_message() if self.evolution.stalled else "")
-        return [(out.job_id, self.result_of(out))
-                for out in self.backend.wait(timeout=0.5)]
+        return [(out.job_id, self.result_of(out)) for out in self.backend.wait(timeout=0.5)]
 
     def proposed(self, child: Individual[Rule]) -> None:
         """Records a proposed candidate (``running``)."""
         rule = child.genome
         self.store.add_candidate(
-            id=child.id, origin=child.origin, parent=child.parent, mutation=child.mutation,
-            text=rule.text, key=rule.key, fingerprint=rule.fingerprint,
-            complexity=rule.complexity)
+            id=child.id,
+            origin=child.origin,
+            parent=child.parent,
+            mutation=child.mutation,
+            text=rule.text,
+            key=rule.key,
+            fingerprint=rule.fingerprint,
+            complexity=rule.complexity,
+        )
 
     def evaluated(self, individual: Individual[Rule], result: CandidateResult) -> None:
         """Records a trained candidate's result and runs."""
@@ -311,14 +356,14 @@ class Search(Journal[Rule, CandidateResult]):
         hurdle = None
         if self.suite.hurdle is not None:
             rand, ppo = normalizer_lists(self.normalizer_values, self.suite.hurdle)
-            hurdle = Hurdle(self.suite.hurdle, self.suite.hurdle_threshold, tuple(rand),
-                            tuple(ppo))
+            hurdle = Hurdle(self.suite.hurdle, self.suite.hurdle_threshold, tuple(rand), tuple(ppo))
         return Job(text, self.suite.tasks, hurdle)
 
     def _stall_message(self) -> str:
         assert self.evolution is not None
-        return (f"stalled: {self.evolution.streak} proposals in a row were duplicates; "
-                "stopping early")
+        return (
+            f"stalled: {self.evolution.streak} proposals in a row were duplicates; stopping early"
+        )
 
     def _tick(self) -> None:
         """Records the search time so far and refreshes the counts."""
@@ -356,8 +401,11 @@ class Search(Journal[Rule, CandidateResult]):
                 else:
                     missing.append((task, seed))
         if missing:
-            self._emit("normalizers", f"measuring random and ppo.evz on {len(missing)} "
-                       "task seed(s) (cached for later runs)")
+            self._emit(
+                "normalizers",
+                f"measuring random and ppo.evz on {len(missing)} "
+                "task seed(s) (cached for later runs)",
+            )
             ppo = reference_program_text("ppo")
             jobs: list[Job | RandomJob] = []
             for task, seed in missing:
@@ -367,13 +415,17 @@ class Search(Journal[Rule, CandidateResult]):
             for i, (task, seed) in enumerate(missing):
                 r_out, p_out = outcomes[2 * i], outcomes[2 * i + 1]
                 if r_out.error or p_out.error:
-                    raise RuntimeError(f"measuring the normalizers of {task.label} seed {seed} "
-                                       f"failed: {r_out.error or p_out.error}")
+                    raise RuntimeError(
+                        f"measuring the normalizers of {task.label} seed {seed} "
+                        f"failed: {r_out.error or p_out.error}"
+                    )
                 rand = RandomResult.from_json(r_out.result).returns[0]
                 rec = JobResult.from_json(p_out.result).runs[task.label][0]
                 if rec.status != Status.OK or rec.final_return is None:
-                    raise RuntimeError(f"ppo.evz did not train on {task.label} seed {seed}: "
-                                       f"{rec.status} {rec.message}")
+                    raise RuntimeError(
+                        f"ppo.evz did not train on {task.label} seed {seed}: "
+                        f"{rec.status} {rec.message}"
+                    )
                 self.cache.put(task, seed, "random", rand)
                 self.cache.put(task, seed, "ppo", rec.final_return)
                 self.store.set_normalizer(task.label, seed, rand, rec.final_return)
@@ -406,8 +458,10 @@ class Search(Journal[Rule, CandidateResult]):
             return
         train_tasks, heldout = self.suite.report_tasks()
         tasks = [*train_tasks, *heldout]
-        self._emit("report", f"re-evaluating {len(subjects)} program(s) on "
-                   f"{self.suite.report_seeds} fresh seeds")
+        self._emit(
+            "report",
+            f"re-evaluating {len(subjects)} program(s) on {self.suite.report_seeds} fresh seeds",
+        )
         self._normalizers(tasks)
         jobs = pending_jobs(self.store, subjects, tasks)
         record_runs(self.store, jobs, self._run_all([job for _, job in jobs]))

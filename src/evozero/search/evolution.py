@@ -111,8 +111,9 @@ def fitness_key(individual: Individual | Scored) -> float:
     return -math.inf if f is None or math.isnan(f) else f
 
 
-def tournament_select(population: Sequence[Individual[G]], size: int,
-                      rng: np.random.Generator) -> Individual[G]:
+def tournament_select(
+    population: Sequence[Individual[G]], size: int, rng: np.random.Generator
+) -> Individual[G]:
     """The fittest of ``size`` individuals drawn without replacement (all if fewer);
     ties go to the oldest."""
     k = min(size, len(population))
@@ -141,17 +142,23 @@ class RegularizedEvolution(Generic[G, R]):
         ValueError: a size below 1.
     """
 
-    def __init__(self, initial: Sequence[tuple[str, G]],
-                 mutate: Callable[[G, np.random.Generator], tuple[G, str]], *,
-                 population_size: int, tournament_size: int,
-                 rng: Callable[[int], np.random.Generator],
-                 keys: Callable[[G], Iterable[Hashable]] = lambda genome: (genome,),
-                 probes: Callable[[G], Iterable[Hashable]] | None = None,
-                 journal: Journal[G, R] | None = None,
-                 max_duplicate_streak: int = MAX_DUPLICATE_STREAK) -> None:
+    def __init__(
+        self,
+        initial: Sequence[tuple[str, G]],
+        mutate: Callable[[G, np.random.Generator], tuple[G, str]],
+        *,
+        population_size: int,
+        tournament_size: int,
+        rng: Callable[[int], np.random.Generator],
+        keys: Callable[[G], Iterable[Hashable]] = lambda genome: (genome,),
+        probes: Callable[[G], Iterable[Hashable]] | None = None,
+        journal: Journal[G, R] | None = None,
+        max_duplicate_streak: int = MAX_DUPLICATE_STREAK,
+    ) -> None:
         if min(population_size, tournament_size, max_duplicate_streak) < 1:
-            raise ValueError("population_size, tournament_size and max_duplicate_streak "
-                             "must be at least 1")
+            raise ValueError(
+                "population_size, tournament_size and max_duplicate_streak must be at least 1"
+            )
         self.initial = list(initial)
         self.mutate = mutate
         self.population_size = population_size
@@ -179,8 +186,11 @@ class RegularizedEvolution(Generic[G, R]):
         """Evolves until ``budget`` individuals are trained (duplicates are free) or the
         search stalls, and the evaluations in flight have come back."""
         while True:
-            while (self.trained + len(self.in_flight) < budget and not self.stalled
-                   and len(self.in_flight) < evaluator.slots):
+            while (
+                self.trained + len(self.in_flight) < budget
+                and not self.stalled
+                and len(self.in_flight) < evaluator.slots
+            ):
                 child = self._unfinished.popleft() if self._unfinished else self.propose()
                 if child is None:
                     break  # nothing to breed from until a result arrives
@@ -222,8 +232,14 @@ class RegularizedEvolution(Generic[G, R]):
         known = [self._known[k] for k in keys if k in self._known]
         if known:
             return min(known, key=lambda individual: individual.id)
-        return next((other for other in self.in_flight.values()
-                     if keys.intersection(self.keys(other.genome))), None)
+        return next(
+            (
+                other
+                for other in self.in_flight.values()
+                if keys.intersection(self.keys(other.genome))
+            ),
+            None,
+        )
 
     def inherit(self, child: Individual[G], original: Individual[G]) -> None:
         """Settles duplicate ``child`` with ``original``'s result (once it has one)."""
@@ -246,8 +262,9 @@ class RegularizedEvolution(Generic[G, R]):
         for child in self._waiting.pop(id, []):
             self.inherit(child, individual)
 
-    def restore(self, finished: Iterable[Individual[G]],
-                unfinished: Iterable[Individual[G]] = ()) -> None:
+    def restore(
+        self, finished: Iterable[Individual[G]], unfinished: Iterable[Individual[G]] = ()
+    ) -> None:
         """Continues a stopped run (call it first): ``finished`` individuals in the order
         their results came (the population is the youngest of them), and ``unfinished``
         ones (proposed, no result) in proposal order, which :meth:`run` dispatches before

@@ -53,8 +53,11 @@ def reference_program_text(name: str) -> str:
     """The text of a reference program shipped with evozero (``ppo``, ``a2c``, ``noop`` ...)."""
     path = resources.files("evozero.programs") / f"{name}.evz"
     if not path.is_file():
-        known = sorted(p.name[:-4] for p in resources.files("evozero.programs").iterdir()
-                       if p.name.endswith(".evz"))
+        known = sorted(
+            p.name[:-4]
+            for p in resources.files("evozero.programs").iterdir()
+            if p.name.endswith(".evz")
+        )
         raise ValueError(f"no reference program {name!r}; known: {', '.join(known)}")
     return path.read_text()
 
@@ -75,13 +78,20 @@ def random_return(task: Task, seed: int) -> float:
     returns: list[float] = []
     if task.env in GAMES:
         venv: gym.vector.VectorEnv = MinAtarVecEnv(
-            task.env, num_envs=cfg.num_envs, sticky_action_prob=cfg.sticky_action_prob,
+            task.env,
+            num_envs=cfg.num_envs,
+            sticky_action_prob=cfg.sticky_action_prob,
             difficulty_ramping=cfg.difficulty_ramping,
             minimal_action_set=cfg.minimal_action_set,
-            max_episode_steps=cfg.max_episode_steps)
+            max_episode_steps=cfg.max_episode_steps,
+        )
     else:
-        venv = gym.make_vec(task.env, num_envs=cfg.num_envs, vectorization_mode="sync",
-                            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+        venv = gym.make_vec(
+            task.env,
+            num_envs=cfg.num_envs,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        )
     try:
         venv.reset(seed=seed)
         n = int(venv.single_action_space.n)
@@ -89,7 +99,8 @@ def random_return(task: Task, seed: int) -> float:
         acc = np.zeros(cfg.num_envs)
         for _ in range(max(1, steps // cfg.num_envs)):
             _, reward, terminated, truncated, _ = venv.step(
-                rng.integers(0, n, size=cfg.num_envs) + start)
+                rng.integers(0, n, size=cfg.num_envs) + start
+            )
             acc += reward
             done = np.logical_or(terminated, truncated)
             returns.extend(acc[done].tolist())
@@ -108,17 +119,26 @@ def run_task(program: Program, task: Task) -> list[RunRecord]:
     records = []
     for seed in task.seeds:
         result = train(program, task.env, task.train_config(), seed)
-        _, curve = learning_curve(result.episode_returns, result.episode_end_steps,
-                                  result.total_steps)
+        _, curve = learning_curve(
+            result.episode_returns, result.episode_end_steps, result.total_steps
+        )
         final = result.final_return
         status, message = result.status, result.message
         if status == Status.OK and not math.isfinite(final):
             status, message = Status.ERROR, "no episode ended in the last 10% of the run"
-        records.append(RunRecord(
-            task=task.label, seed=seed, status=status, message=message,
-            final_return=final if math.isfinite(final) else None, auc=result.auc,
-            steps=result.steps, seconds=result.seconds,
-            curve=tuple(None if math.isnan(c) else float(c) for c in curve)))
+        records.append(
+            RunRecord(
+                task=task.label,
+                seed=seed,
+                status=status,
+                message=message,
+                final_return=final if math.isfinite(final) else None,
+                auc=result.auc,
+                steps=result.steps,
+                seconds=result.seconds,
+                curve=tuple(None if math.isnan(c) else float(c) for c in curve),
+            )
+        )
         if status != Status.OK:
             break
     return records
@@ -170,8 +190,9 @@ def normalizer_lists(normalizers: Normalizers, task: Task) -> tuple[list[float],
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def task_score(records: Sequence[RunRecord], random: Sequence[float],
-               ppo: Sequence[float]) -> float | None:
+def task_score(
+    records: Sequence[RunRecord], random: Sequence[float], ppo: Sequence[float]
+) -> float | None:
     """Normalized score of a task's seed records (None if a run failed or is missing)."""
     if len(records) != len(random) or any(r.status != Status.OK for r in records):
         return None
@@ -179,8 +200,9 @@ def task_score(records: Sequence[RunRecord], random: Sequence[float],
     return normalized(value, float(np.mean(random)), float(np.mean(ppo)))
 
 
-def candidate_result(reply: JobResult, suite: Suite, normalizers: Normalizers,
-                     seconds: float) -> CandidateResult:
+def candidate_result(
+    reply: JobResult, suite: Suite, normalizers: Normalizers, seconds: float
+) -> CandidateResult:
     """A candidate's verdict from its worker's reply: ``diverged`` or ``error`` if a run
     failed, ``culled`` (fitness: the hurdle score) below the hurdle, else ``ok`` with the
     mean normalized score over the suite's tasks as its fitness."""
@@ -188,19 +210,36 @@ def candidate_result(reply: JobResult, suite: Suite, normalizers: Normalizers,
     failed = next((r for _, r in runs if r.status != Status.OK), None)
     if failed is not None:
         status = Status.DIVERGED if failed.status == Status.DIVERGED else Status.ERROR
-        return CandidateResult(status, None, reply.hurdle_score, runs=runs, seconds=seconds,
-                               message=f"{failed.task} seed {failed.seed}: {failed.status} "
-                                       f"{failed.message}".strip())
+        return CandidateResult(
+            status,
+            None,
+            reply.hurdle_score,
+            runs=runs,
+            seconds=seconds,
+            message=f"{failed.task} seed {failed.seed}: {failed.status} {failed.message}".strip(),
+        )
     if not reply.passed:
-        return CandidateResult(Status.CULLED, reply.hurdle_score, reply.hurdle_score,
-                               runs=runs, seconds=seconds,
-                               message=f"below the hurdle ({suite.hurdle_threshold:g})")
-    scores = {task.label: task_score(reply.runs[task.label],
-                                     *normalizer_lists(normalizers, task))
-              for task in suite.tasks}
+        return CandidateResult(
+            Status.CULLED,
+            reply.hurdle_score,
+            reply.hurdle_score,
+            runs=runs,
+            seconds=seconds,
+            message=f"below the hurdle ({suite.hurdle_threshold:g})",
+        )
+    scores = {
+        task.label: task_score(reply.runs[task.label], *normalizer_lists(normalizers, task))
+        for task in suite.tasks
+    }
     values = [s for s in scores.values() if s is not None]
-    return CandidateResult(Status.OK, float(np.mean(values)) if values else None,
-                           reply.hurdle_score, scores, runs=runs, seconds=seconds)
+    return CandidateResult(
+        Status.OK,
+        float(np.mean(values)) if values else None,
+        reply.hurdle_score,
+        scores,
+        runs=runs,
+        seconds=seconds,
+    )
 
 
 # ----------------------------------------------------------------------------- normalizer cache
@@ -230,7 +269,8 @@ class NormalizerCache:
     @staticmethod
     def key(task: Task, seed: int, which: str) -> str:
         digest = hashlib.sha256(
-            f"{evozero.__version__}|{ppo_digest()}|{task.spec_json()}".encode()).hexdigest()
+            f"{evozero.__version__}|{ppo_digest()}|{task.spec_json()}".encode()
+        ).hexdigest()
         return f"{which}:{digest[:24]}:{seed}"
 
     def _read(self) -> dict[str, float]:
@@ -262,7 +302,15 @@ def ppo_digest() -> str:
 
 
 __all__ = [
-    "NormalizerCache", "Normalizers", "candidate_result", "evaluate_job", "normalized",
-    "normalizer_lists", "random_return", "reference_program", "reference_program_text",
-    "run_task", "task_score",
+    "NormalizerCache",
+    "Normalizers",
+    "candidate_result",
+    "evaluate_job",
+    "normalized",
+    "normalizer_lists",
+    "random_return",
+    "reference_program",
+    "reference_program_text",
+    "run_task",
+    "task_score",
 ]

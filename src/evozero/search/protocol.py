@@ -58,8 +58,7 @@ def finite_or_none(x: float | None) -> float | None:
 # ----------------------------------------------------------------------------- reading JSON
 
 
-def _field(data: Any, name: str, kinds: type | tuple[type, ...], *,
-           optional: bool = False) -> Any:
+def _field(data: Any, name: str, kinds: type | tuple[type, ...], *, optional: bool = False) -> Any:
     """``data[name]``, checked to be of ``kinds`` (None allowed when ``optional``)."""
     if not isinstance(data, Mapping):
         raise ProtocolError(f"expected a JSON object, got {type(data).__name__}")
@@ -129,13 +128,21 @@ class Hurdle:
     ppo: tuple[float, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"task": self.task.to_json(), "threshold": self.threshold,
-                "random": list(self.random), "ppo": list(self.ppo)}
+        return {
+            "task": self.task.to_json(),
+            "threshold": self.threshold,
+            "random": list(self.random),
+            "ppo": list(self.ppo),
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Hurdle:
-        return cls(_task(data, "task"), _number(data, "threshold"),  # type: ignore[arg-type]
-                   _numbers(data, "random"), _numbers(data, "ppo"))
+        return cls(
+            _task(data, "task"),
+            _number(data, "threshold"),  # type: ignore[arg-type]
+            _numbers(data, "random"),
+            _numbers(data, "ppo"),
+        )
 
 
 @dataclass(frozen=True)
@@ -147,16 +154,21 @@ class Job:
     hurdle: Hurdle | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"program": self.program, "tasks": [t.to_json() for t in self.tasks],
-                "hurdle": self.hurdle.to_json() if self.hurdle else None}
+        return {
+            "program": self.program,
+            "tasks": [t.to_json() for t in self.tasks],
+            "hurdle": self.hurdle.to_json() if self.hurdle else None,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Job:
         specs = _field(data, "tasks", list)
         hurdle = _field(data, "hurdle", dict, optional=True)
-        return cls(_field(data, "program", str),
-                   tuple(_to_task(s, "tasks") for s in specs),
-                   Hurdle.from_json(hurdle) if hurdle is not None else None)
+        return cls(
+            _field(data, "program", str),
+            tuple(_to_task(s, "tasks") for s in specs),
+            Hurdle.from_json(hurdle) if hurdle is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -215,23 +227,36 @@ class RunRecord:
         return cls(task.label, seed, Status.ERROR, message, None, None, 0, seconds)
 
     def to_json(self) -> dict[str, Any]:
-        return {"task": self.task, "seed": self.seed, "status": self.status.value,
-                "message": self.message, "final_return": self.final_return, "auc": self.auc,
-                "steps": self.steps, "seconds": self.seconds, "curve": list(self.curve)}
+        return {
+            "task": self.task,
+            "seed": self.seed,
+            "status": self.status.value,
+            "message": self.message,
+            "final_return": self.final_return,
+            "auc": self.auc,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "curve": list(self.curve),
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
         curve = _field(data, "curve", list)
-        if not all(c is None or (isinstance(c, (int, float)) and not isinstance(c, bool))
-                   for c in curve):
+        if not all(
+            c is None or (isinstance(c, (int, float)) and not isinstance(c, bool)) for c in curve
+        ):
             raise ProtocolError("field 'curve': expected a list of numbers or nulls")
         return cls(
-            task=_field(data, "task", str), seed=_field(data, "seed", int),
-            status=_status(data), message=_field(data, "message", str),
+            task=_field(data, "task", str),
+            seed=_field(data, "seed", int),
+            status=_status(data),
+            message=_field(data, "message", str),
             final_return=_number(data, "final_return", optional=True),
-            auc=_number(data, "auc", optional=True), steps=_field(data, "steps", int),
+            auc=_number(data, "auc", optional=True),
+            steps=_field(data, "steps", int),
             seconds=_number(data, "seconds"),  # type: ignore[arg-type]
-            curve=tuple(None if c is None else float(c) for c in curve))
+            curve=tuple(None if c is None else float(c) for c in curve),
+        )
 
 
 def _records(data: Any, name: str) -> tuple[RunRecord, ...]:
@@ -257,13 +282,18 @@ class JobResult:
 
     def records(self) -> list[tuple[Phase, RunRecord]]:
         """Every run with its phase: the hurdle's first, then the tasks' in order."""
-        return [*((Phase.HURDLE, r) for r in self.hurdle or ()),
-                *((Phase.SEARCH, r) for rs in self.runs.values() for r in rs)]
+        return [
+            *((Phase.HURDLE, r) for r in self.hurdle or ()),
+            *((Phase.SEARCH, r) for rs in self.runs.values() for r in rs),
+        ]
 
     def to_json(self) -> dict[str, Any]:
-        return {"hurdle": None if self.hurdle is None else [r.to_json() for r in self.hurdle],
-                "hurdle_score": self.hurdle_score, "passed": self.passed,
-                "runs": {k: [r.to_json() for r in rs] for k, rs in self.runs.items()}}
+        return {
+            "hurdle": None if self.hurdle is None else [r.to_json() for r in self.hurdle],
+            "hurdle_score": self.hurdle_score,
+            "passed": self.passed,
+            "runs": {k: [r.to_json() for r in rs] for k, rs in self.runs.items()},
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> JobResult:
@@ -273,7 +303,8 @@ class JobResult:
             hurdle=None if hurdle is None else _records(data, "hurdle"),
             hurdle_score=_number(data, "hurdle_score", optional=True),
             passed=_field(data, "passed", bool),
-            runs={str(k): _records(runs, k) for k in runs})
+            runs={str(k): _records(runs, k) for k in runs},
+        )
 
 
 @dataclass(frozen=True)

@@ -55,43 +55,66 @@ def report_subjects(store: RunStore) -> list[tuple[str, Candidate]]:
     return list(zip(ROLES, subjects, strict=False))
 
 
-def pending_jobs(store: RunStore, subjects: Sequence[tuple[str, Candidate]],
-                 tasks: Sequence[Task]) -> list[tuple[int, Job]]:
+def pending_jobs(
+    store: RunStore, subjects: Sequence[tuple[str, Candidate]], tasks: Sequence[Task]
+) -> list[tuple[int, Job]]:
     """``(candidate id, job)`` of the re-evaluations still to run: one per subject, task
     and seed not recorded yet (so a report stopped midway carries on)."""
     jobs = []
     for _, c in subjects:
         done = {(r.task, r.seed) for r in store.runs(c.id, Phase.REPORT)}
-        jobs += [(c.id, Job(c.text, (t.with_seeds([s]),))) for t in tasks for s in t.seeds
-                 if (t.label, s) not in done]
+        jobs += [
+            (c.id, Job(c.text, (t.with_seeds([s]),)))
+            for t in tasks
+            for s in t.seeds
+            if (t.label, s) not in done
+        ]
     return jobs
 
 
-def record_runs(store: RunStore, jobs: Sequence[tuple[int, Job]],
-                outcomes: Sequence[Outcome]) -> None:
+def record_runs(
+    store: RunStore, jobs: Sequence[tuple[int, Job]], outcomes: Sequence[Outcome]
+) -> None:
     """Record the outcomes of :func:`pending_jobs`; a failed job fails its runs."""
     for (cid, job), out in zip(jobs, outcomes, strict=True):
         (task,) = job.tasks
         if out.error is not None:
             records: Sequence[RunRecord] = [
-                RunRecord.failed(task, s, out.error, out.seconds) for s in task.seeds]
+                RunRecord.failed(task, s, out.error, out.seconds) for s in task.seeds
+            ]
         else:
             records = JobResult.from_json(out.result).runs[task.label]
         store.add_runs(cid, [(Phase.REPORT, r) for r in records])
 
 
-def final_report(store: RunStore, subjects: Sequence[tuple[str, Candidate]],
-                 train_tasks: Sequence[Task], heldout_tasks: Sequence[Task]) -> dict[str, Any]:
+def final_report(
+    store: RunStore,
+    subjects: Sequence[tuple[str, Candidate]],
+    train_tasks: Sequence[Task],
+    heldout_tasks: Sequence[Task],
+) -> dict[str, Any]:
     """The report (:func:`summarize`) of the subjects' recorded re-evaluations."""
     return summarize(
-        [{"role": role, "id": c.id, "origin": c.origin, "fitness": c.fitness,
-          "complexity": c.complexity} for role, c in subjects],
+        [
+            {
+                "role": role,
+                "id": c.id,
+                "origin": c.origin,
+                "fitness": c.fitness,
+                "complexity": c.complexity,
+            }
+            for role, c in subjects
+        ],
         {c.id: store.runs(c.id, Phase.REPORT) for _, c in subjects},
-        train_tasks, heldout_tasks, store.normalizers())
+        train_tasks,
+        heldout_tasks,
+        store.normalizers(),
+    )
 
 
-def bootstrap_ci(values: Sequence[float], level: float = LEVEL,
-                 samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], level: float = LEVEL, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (deterministic: fixed resampling seed)."""
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
@@ -107,13 +130,20 @@ def bootstrap_ci(values: Sequence[float], level: float = LEVEL,
 def interval(values: Sequence[float]) -> dict[str, Any]:
     """Mean, 95% interval and the values behind them."""
     lo, hi = bootstrap_ci(values)
-    return {"mean": float(np.mean(values)) if len(values) else float("nan"),
-            "lo": lo, "hi": hi, "n": len(values), "values": [float(v) for v in values]}
+    return {
+        "mean": float(np.mean(values)) if len(values) else float("nan"),
+        "lo": lo,
+        "hi": hi,
+        "n": len(values),
+        "values": [float(v) for v in values],
+    }
 
 
-def per_seed_scores(runs: Sequence[RunRecord], tasks: Sequence[Task],
-                    normalizers: Mapping[tuple[str, int], tuple[float, float]]
-                    ) -> tuple[list[float], dict[str, float | None], list[str]]:
+def per_seed_scores(
+    runs: Sequence[RunRecord],
+    tasks: Sequence[Task],
+    normalizers: Mapping[tuple[str, int], tuple[float, float]],
+) -> tuple[list[float], dict[str, float | None], list[str]]:
     """Per-seed score (mean normalized score over ``tasks``), per-task mean scores, and
     the failures (a seed is left out when one of its runs did not finish ``ok``)."""
     by = {(r.task, r.seed): r for r in runs}
@@ -138,16 +168,21 @@ def per_seed_scores(runs: Sequence[RunRecord], tasks: Sequence[Task],
     return per_seed, {k: float(np.mean(v)) if v else None for k, v in per_task.items()}, failures
 
 
-def summarize(subjects: Sequence[Mapping[str, Any]], runs: Mapping[int, Sequence[RunRecord]],
-              train_tasks: Sequence[Task], heldout_tasks: Sequence[Task],
-              normalizers: Mapping[tuple[str, int], tuple[float, float]]) -> dict[str, Any]:
+def summarize(
+    subjects: Sequence[Mapping[str, Any]],
+    runs: Mapping[int, Sequence[RunRecord]],
+    train_tasks: Sequence[Task],
+    heldout_tasks: Sequence[Task],
+    normalizers: Mapping[tuple[str, int], tuple[float, float]],
+) -> dict[str, Any]:
     """The report: per subject (``{"role", "id", ...}``) train and held-out intervals and
     the generalization gap; then the paired comparison of the first two subjects."""
     out: dict[str, Any] = {
         "train_tasks": [t.label for t in train_tasks],
         "heldout_tasks": [t.label for t in heldout_tasks],
         "seeds": list(train_tasks[0].seeds) if train_tasks else [],
-        "level": LEVEL, "subjects": [],
+        "level": LEVEL,
+        "subjects": [],
     }
     per_seed: dict[int, list[float]] = {}
     for subject in subjects:
@@ -169,24 +204,33 @@ def summarize(subjects: Sequence[Mapping[str, Any]], runs: Mapping[int, Sequence
     return out
 
 
-def _compare(subjects: Sequence[Mapping[str, Any]],
-             per_seed: Mapping[int, list[float]]) -> dict[str, Any]:
+def _compare(
+    subjects: Sequence[Mapping[str, Any]], per_seed: Mapping[int, list[float]]
+) -> dict[str, Any]:
     if len(subjects) < 2:
-        return {"verdict": "same program",
-                "text": "the best rule is the best initial program: the search did not "
-                        "improve on its seeds"}
+        return {
+            "verdict": "same program",
+            "text": "the best rule is the best initial program: the search did not "
+            "improve on its seeds",
+        }
     best, seed = per_seed[subjects[0]["id"]], per_seed[subjects[1]["id"]]
     if not best or len(best) != len(seed):
-        return {"verdict": "undecided",
-                "text": "a re-evaluation run failed, so the two cannot be compared seed by "
-                        "seed"}
+        return {
+            "verdict": "undecided",
+            "text": "a re-evaluation run failed, so the two cannot be compared seed by seed",
+        }
     diff = interval([a - b for a, b in zip(best, seed, strict=True)])
     if diff["lo"] > 0:
         verdict, text = "improved", "the search improved on its seeds"
     elif diff["hi"] < 0:
-        verdict, text = "worse", "the best rule scores below the best seed on fresh seeds " \
-                                 "(its search fitness did not hold up)"
+        verdict, text = (
+            "worse",
+            "the best rule scores below the best seed on fresh seeds "
+            "(its search fitness did not hold up)",
+        )
     else:
-        verdict, text = "not significant", "no significant difference from the best seed " \
-                                           "on fresh seeds"
+        verdict, text = (
+            "not significant",
+            "no significant difference from the best seed on fresh seeds",
+        )
     return {"verdict": verdict, "text": text, "difference": diff}

@@ -182,7 +182,8 @@ def damaged(db: Path, why: str) -> RunStoreDamaged:
     return RunStoreDamaged(
         f"{db} is damaged ({why}); copy what is readable into a new run directory with: "
         f"mkdir {new} && sqlite3 {shlex.quote(str(db))} .dump | "
-        f"sed 's/^ROLLBACK; -- due to errors$/COMMIT;/' | sqlite3 {new}/{DB_NAME}")
+        f"sed 's/^ROLLBACK; -- due to errors$/COMMIT;/' | sqlite3 {new}/{DB_NAME}"
+    )
 
 
 def _read_only(directory: Path, why: str, todo: str) -> RunStoreReadOnly:
@@ -190,17 +191,34 @@ def _read_only(directory: Path, why: str, todo: str) -> RunStoreReadOnly:
 
 
 #: What to do with a read-only run that was to be resumed.
-_COPY_TO_RESUME = ("show, export and runs read it as it is; to resume it, copy it somewhere "
-                   "writable: cp -r {dir} NEW && chmod -R u+w NEW && evozero evolve --resume NEW")
+_COPY_TO_RESUME = (
+    "show, export and runs read it as it is; to resume it, copy it somewhere "
+    "writable: cp -r {dir} NEW && chmod -R u+w NEW && evozero evolve --resume NEW"
+)
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html) that the store tells apart.
 _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _CONSTRAINT, _NOTADB = (
-    5, 6, 8, 10, 11, 13, 14, 19, 26)
+    5,
+    6,
+    8,
+    10,
+    11,
+    13,
+    14,
+    19,
+    26,
+)
 #: Python < 3.11 has no ``sqlite_errorcode``: the code from SQLite's message instead.
-_CODE_OF_MESSAGE = (("malformed", _CORRUPT), ("not a database", _NOTADB),
-                    ("readonly", _READONLY), ("locked", _BUSY), ("full", _FULL),
-                    ("unable to open", _CANTOPEN), ("disk i/o", _IOERR),
-                    ("constraint", _CONSTRAINT))
+_CODE_OF_MESSAGE = (
+    ("malformed", _CORRUPT),
+    ("not a database", _NOTADB),
+    ("readonly", _READONLY),
+    ("locked", _BUSY),
+    ("full", _FULL),
+    ("unable to open", _CANTOPEN),
+    ("disk i/o", _IOERR),
+    ("constraint", _CONSTRAINT),
+)
 
 
 def _sqlite_code(e: sqlite3.Error) -> int | None:
@@ -222,20 +240,25 @@ def _store_error(e: Exception, db: Path) -> RunStoreError:
         return damaged(db, "its schema holds text that is not UTF-8")
     code = _sqlite_code(e)
     if code == _NOTADB:
-        return RunStoreDamaged(f"{db} is not a readable run database ({e}): it was not "
-                               "written by evozero, or its header is damaged; restore it from "
-                               "a backup")
+        return RunStoreDamaged(
+            f"{db} is not a readable run database ({e}): it was not "
+            "written by evozero, or its header is damaged; restore it from "
+            "a backup"
+        )
     if code in (_CORRUPT, _CONSTRAINT):
         # A constraint fails only on rows the single writer did not put there.
         return damaged(db, str(e))
     if code == _READONLY:
         return _read_only(db.parent, str(e), _COPY_TO_RESUME.format(dir=db.parent))
     if code in (_BUSY, _LOCKED):
-        return RunStoreError(f"{db} is locked by another program ({e}); close it (an open "
-                             "sqlite3 shell?) and try again")
+        return RunStoreError(
+            f"{db} is locked by another program ({e}); close it (an open "
+            "sqlite3 shell?) and try again"
+        )
     if code == _FULL:
-        return RunStoreError(f"cannot write {db}: the disk is full; free some space, then "
-                             "resume the run")
+        return RunStoreError(
+            f"cannot write {db}: the disk is full; free some space, then resume the run"
+        )
     return RunStoreError(f"cannot use {db}: {e}")
 
 
@@ -244,7 +267,8 @@ T = TypeVar("T")
 
 
 def _guarded(
-        method: Callable[Concatenate[RunStore, P], T]) -> Callable[Concatenate[RunStore, P], T]:
+    method: Callable[Concatenate[RunStore, P], T],
+) -> Callable[Concatenate[RunStore, P], T]:
     """Turns the SQLite errors of a :class:`RunStore` method into :class:`RunStoreError`
     (a programming error, :class:`sqlite3.ProgrammingError`, stays what it is)."""
 
@@ -274,26 +298,72 @@ _OPT_INT = (int, _NULL)
 _OPT_STR = (str, _NULL)
 _INTERVAL = {"mean": _NUM, "lo": _NUM, "hi": _NUM, "n": int, "values": [_NUM]}
 _REPORT = {
-    "train_tasks": [str], "heldout_tasks": [str], "seeds": [int], "level": _NUM,
-    "subjects": [{"role": str, "id": int, "origin": str, "fitness": _OPT_NUM,
-                  "complexity": int, "train": _INTERVAL, "heldout": _Either((_NULL, _INTERVAL)),
-                  "gap": _Either((_NULL, _INTERVAL)), "task_scores": {str: _OPT_NUM},
-                  "failures": [str]}],
+    "train_tasks": [str],
+    "heldout_tasks": [str],
+    "seeds": [int],
+    "level": _NUM,
+    "subjects": [
+        {
+            "role": str,
+            "id": int,
+            "origin": str,
+            "fitness": _OPT_NUM,
+            "complexity": int,
+            "train": _INTERVAL,
+            "heldout": _Either((_NULL, _INTERVAL)),
+            "gap": _Either((_NULL, _INTERVAL)),
+            "task_scores": {str: _OPT_NUM},
+            "failures": [str],
+        }
+    ],
     "comparison": {"verdict": str, "text": str, "?difference": _INTERVAL},
 }
 #: The shape of each metadata value that readers use (see :func:`_mismatch`); the search
 #: config and suite are checked in full by the driver when it resumes a run.
-_META = {"schema": int, "created_at": _NUM, "environment": {str: str}, "state": str,
-         "kind": str, "search_seconds": _NUM, "config": dict, "suite": dict,
-         "report": _Either((_NULL, _REPORT))}
-_CANDIDATE = {"id": int, "origin": str, "parent": _OPT_INT, "mutation": _OPT_STR,
-              "text": str, "key": str, "fingerprint": str, "complexity": int, "status": str,
-              "duplicate_of": _OPT_INT, "fitness": _OPT_NUM, "hurdle_score": _OPT_NUM,
-              "scores": _OPT_STR, "message": str, "seconds": _OPT_NUM, "proposed_at": _NUM,
-              "finished_at": _OPT_NUM, "done_seq": _OPT_INT}
-_RUN = {"candidate": int, "phase": str, "task": str, "seed": int, "status": str,
-        "message": str, "final_return": _OPT_NUM, "auc": _OPT_NUM, "steps": _OPT_INT,
-        "seconds": _OPT_NUM, "curve": _OPT_STR}
+_META = {
+    "schema": int,
+    "created_at": _NUM,
+    "environment": {str: str},
+    "state": str,
+    "kind": str,
+    "search_seconds": _NUM,
+    "config": dict,
+    "suite": dict,
+    "report": _Either((_NULL, _REPORT)),
+}
+_CANDIDATE = {
+    "id": int,
+    "origin": str,
+    "parent": _OPT_INT,
+    "mutation": _OPT_STR,
+    "text": str,
+    "key": str,
+    "fingerprint": str,
+    "complexity": int,
+    "status": str,
+    "duplicate_of": _OPT_INT,
+    "fitness": _OPT_NUM,
+    "hurdle_score": _OPT_NUM,
+    "scores": _OPT_STR,
+    "message": str,
+    "seconds": _OPT_NUM,
+    "proposed_at": _NUM,
+    "finished_at": _OPT_NUM,
+    "done_seq": _OPT_INT,
+}
+_RUN = {
+    "candidate": int,
+    "phase": str,
+    "task": str,
+    "seed": int,
+    "status": str,
+    "message": str,
+    "final_return": _OPT_NUM,
+    "auc": _OPT_NUM,
+    "steps": _OPT_INT,
+    "seconds": _OPT_NUM,
+    "curve": _OPT_STR,
+}
 _NORMALIZER = {"task": str, "seed": int, "random": _NUM, "ppo": _NUM}
 
 
@@ -308,34 +378,44 @@ def _mismatch(value: Any, shape: Any, where: str = "") -> str | None:
     if isinstance(shape, (type, tuple)):
         if isinstance(value, shape):
             return None
-        names = " or ".join("null" if t is _NULL else t.__name__
-                            for t in (shape if isinstance(shape, tuple) else (shape,)))
+        names = " or ".join(
+            "null" if t is _NULL else t.__name__
+            for t in (shape if isinstance(shape, tuple) else (shape,))
+        )
         return f"{where or 'the value'} is {type(value).__name__}, not {names}"
     if isinstance(shape, list):
         if not isinstance(value, list):
             return f"{where or 'the value'} is {type(value).__name__}, not a list"
-        return next((m for i, item in enumerate(value)
-                     if (m := _mismatch(item, shape[0], f"{where}[{i}]"))), None)
+        return next(
+            (
+                m
+                for i, item in enumerate(value)
+                if (m := _mismatch(item, shape[0], f"{where}[{i}]"))
+            ),
+            None,
+        )
     if not isinstance(value, dict):
         return f"{where or 'the value'} is {type(value).__name__}, not an object"
     prefix = f"{where}." if where else ""
     if str in shape:
-        return next((m for k, item in value.items()
-                     if (m := _mismatch(item, shape[str], f"{prefix}{k}"))), None)
+        return next(
+            (m for k, item in value.items() if (m := _mismatch(item, shape[str], f"{prefix}{k}"))),
+            None,
+        )
     for key, sub in shape.items():
         name = key.lstrip("?")
         if name not in value:
             if key.startswith("?"):
                 continue
             return f"{where or 'the row'} has no {name!r}"
-        if (m := _mismatch(value[name], sub, f"{prefix}{name}")):
+        if m := _mismatch(value[name], sub, f"{prefix}{name}"):
             return m
     return None
 
 
 def _checked(value: Any, shape: Any, where: str) -> Any:
     """``value``, if it has ``shape``; else ValueError saying where it does not."""
-    if (m := _mismatch(value, shape, where)):
+    if m := _mismatch(value, shape, where):
         raise ValueError(m)
     return value
 
@@ -391,8 +471,7 @@ class Candidate:
     def from_row(cls, row: sqlite3.Row) -> Candidate:
         """The candidate of a row; ValueError saying which value does not decode."""
         data = _checked(dict(row), _CANDIDATE, "")
-        data["scores"] = _json(data["scores"], {str: _OPT_NUM}, "scores") \
-            if data["scores"] else {}
+        data["scores"] = _json(data["scores"], {str: _OPT_NUM}, "scores") if data["scores"] else {}
         data["status"] = _enum(Status, data["status"], "status")
         if set(data) != set(_CANDIDATE):
             raise ValueError(f"columns {sorted(data)} are not the store's")
@@ -405,9 +484,16 @@ def _run_record(row: sqlite3.Row) -> tuple[Phase, RunRecord]:
     r = _checked(dict(row), _RUN, "")
     curve = _json(r["curve"], [_OPT_NUM], "curve") if r["curve"] else []
     return _enum(Phase, r["phase"], "phase"), RunRecord(
-        task=r["task"], seed=r["seed"], status=_enum(Status, r["status"], "status"),
-        message=r["message"], final_return=r["final_return"], auc=r["auc"],
-        steps=r["steps"], seconds=r["seconds"], curve=tuple(curve))
+        task=r["task"],
+        seed=r["seed"],
+        status=_enum(Status, r["status"], "status"),
+        message=r["message"],
+        final_return=r["final_return"],
+        auc=r["auc"],
+        steps=r["steps"],
+        seconds=r["seconds"],
+        curve=tuple(curve),
+    )
 
 
 def environment() -> dict[str, str]:
@@ -416,6 +502,7 @@ def environment() -> dict[str, str]:
     import sympy
 
     from evozero import _core
+
     return {
         "evozero": evozero.__version__,
         "python": sys.version.split()[0],
@@ -446,8 +533,9 @@ class _RunLock:
             file = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+b")
         except OSError as e:
             if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-                raise _read_only(directory, f"cannot create {LOCK_NAME}: {e.strerror}",
-                                 todo) from None
+                raise _read_only(
+                    directory, f"cannot create {LOCK_NAME}: {e.strerror}", todo
+                ) from None
             raise RunStoreError(f"cannot open {path}: {e.strerror}") from None
         deadline = time.monotonic() + LOCK_PATIENCE
         while True:
@@ -460,14 +548,17 @@ class _RunLock:
                     continue
                 holder = _holder(file)
                 file.close()
-                raise RunStoreInUse(f"{directory} is in use by {holder}; one process at a "
-                                    "time writes a run: wait for it to end, or stop it "
-                                    "(Ctrl-C), then try again") from None
+                raise RunStoreInUse(
+                    f"{directory} is in use by {holder}; one process at a "
+                    "time writes a run: wait for it to end, or stop it "
+                    "(Ctrl-C), then try again"
+                ) from None
             except OSError as e:
                 file.close()
                 raise RunStoreError(
                     f"cannot lock {path} ({e.strerror}): this file system has no locks "
-                    "(NFS without a lock service?); copy the run to a local disk") from None
+                    "(NFS without a lock service?); copy the run to a local disk"
+                ) from None
         record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         file.truncate(0)
         file.write(json.dumps(record).encode())
@@ -577,9 +668,15 @@ class RunStore:
     decode is left out of its answers and listed in :attr:`damaged`.
     """
 
-    def __init__(self, directory: Path, conn: sqlite3.Connection, *,
-                 lock: _RunLock | None = None, live: bool = False,
-                 scratch: tempfile.TemporaryDirectory[str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        conn: sqlite3.Connection,
+        *,
+        lock: _RunLock | None = None,
+        live: bool = False,
+        scratch: tempfile.TemporaryDirectory[str] | None = None,
+    ) -> None:
         self.directory = directory
         self.db = directory / DB_NAME
         self.conn = conn
@@ -601,8 +698,10 @@ class RunStore:
         """A new run in ``directory`` (created and locked; it must not hold a run already)."""
         directory = Path(directory)
         db = directory / DB_NAME
-        holds_a_run = RunStoreError(f"{directory} already holds a run; resume it with "
-                                    f"--resume {directory} or choose another --out")
+        holds_a_run = RunStoreError(
+            f"{directory} already holds a run; resume it with "
+            f"--resume {directory} or choose another --out"
+        )
         if db.exists():
             raise holds_a_run
         if directory.exists() and not directory.is_dir():
@@ -610,8 +709,9 @@ class RunStore:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise RunStoreError(f"cannot create the run directory {directory}: {e.strerror}; "
-                                "choose another --out") from None
+            raise RunStoreError(
+                f"cannot create the run directory {directory}: {e.strerror}; choose another --out"
+            ) from None
         lock = _RunLock.acquire(directory, "choose another --out")
         try:
             if db.exists():  # another process created it meanwhile
@@ -626,8 +726,15 @@ class RunStore:
             lock.release()
             raise
         store = cls(directory, conn, lock=lock)
-        store.set_meta({"schema": SCHEMA_VERSION, "created_at": time.time(),
-                        "environment": environment(), "state": "running", **meta})
+        store.set_meta(
+            {
+                "schema": SCHEMA_VERSION,
+                "created_at": time.time(),
+                "environment": environment(),
+                "state": "running",
+                **meta,
+            }
+        )
         return store
 
     @classmethod
@@ -638,11 +745,14 @@ class RunStore:
         directory = Path(directory)
         db = directory / DB_NAME
         if not directory.is_dir():
-            raise RunStoreError(f"{directory} is not a directory; give the directory of a run "
-                                "(`evozero runs` lists them)")
+            raise RunStoreError(
+                f"{directory} is not a directory; give the directory of a run "
+                "(`evozero runs` lists them)"
+            )
         if not db.is_file():
-            raise RunStoreError(f"{directory} is not an evozero run (no {DB_NAME}); "
-                                "`evozero runs` lists the runs")
+            raise RunStoreError(
+                f"{directory} is not an evozero run (no {DB_NAME}); `evozero runs` lists the runs"
+            )
         todo = _COPY_TO_RESUME.format(dir=directory)
         lock = None
         try:
@@ -672,19 +782,23 @@ class RunStore:
     def _check_version(self, for_resume: bool) -> None:
         meta = self.meta()
         if "schema" not in meta:
-            raise damaged(self.db, "it has no readable schema version: "
-                          f"{self.damaged.get('meta schema', 'missing')}")
+            raise damaged(
+                self.db,
+                f"it has no readable schema version: {self.damaged.get('meta schema', 'missing')}",
+            )
         schema = meta["schema"]
         made_by = meta.get("environment", {}).get("evozero", "unknown")
         if schema != SCHEMA_VERSION:
             raise RunStoreError(
                 f"{self.directory} is a run of evozero {made_by} (store schema {schema}); this "
                 f"evozero {evozero.__version__} reads schema {SCHEMA_VERSION}: use evozero "
-                f"{made_by} to read it")
+                f"{made_by} to read it"
+            )
         if for_resume and made_by != evozero.__version__:
             raise RunStoreError(
                 f"{self.directory} was made by evozero {made_by}, this is "
-                f"{evozero.__version__}: resume it with evozero {made_by}, or start a new run")
+                f"{evozero.__version__}: resume it with evozero {made_by}, or start a new run"
+            )
 
     @_guarded
     def _check_whole(self) -> None:
@@ -698,8 +812,7 @@ class RunStore:
         self.count_by_status()
         self.normalizers()
         # Of the training runs, a resume reads the final report's only.
-        for row in self.conn.execute("SELECT * FROM runs WHERE phase = ?",
-                                     (Phase.REPORT.value,)):
+        for row in self.conn.execute("SELECT * FROM runs WHERE phase = ?", (Phase.REPORT.value,)):
             self._decode(_run_record, row, f"a report run of candidate {row['candidate']}")
 
     @_guarded
@@ -736,8 +849,14 @@ class RunStore:
         else:
             raise damaged(self.db, f"{where}: {why}")
 
-    def _decode(self, decode: Callable[[sqlite3.Row], T], row: sqlite3.Row, where: str, *,
-                candidate: object = None) -> T | None:
+    def _decode(
+        self,
+        decode: Callable[[sqlite3.Row], T],
+        row: sqlite3.Row,
+        where: str,
+        *,
+        candidate: object = None,
+    ) -> T | None:
         """``decode(row)``, or None (see :meth:`_damage`) if it does not decode."""
         try:
             return decode(row)
@@ -765,8 +884,9 @@ class RunStore:
             return dsl.parse(c.text, filename=f"candidate {c.id}")
         except (ProgramError, RecursionError) as e:
             why = str(e) if isinstance(e, ProgramError) else "it is nested too deeply"
-            raise DamagedCandidate(self.directory, c.id,
-                                   f"its program does not parse: {why}") from None
+            raise DamagedCandidate(
+                self.directory, c.id, f"its program does not parse: {why}"
+            ) from None
 
     # -- meta
 
@@ -778,7 +898,8 @@ class RunStore:
             self.conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [(k, json.dumps(v, sort_keys=True)) for k, v in values.items()])
+                [(k, json.dumps(v, sort_keys=True)) for k, v in values.items()],
+            )
 
     @_guarded
     def meta(self) -> dict[str, Any]:
@@ -787,8 +908,11 @@ class RunStore:
         out = {}
         for row in self.conn.execute("SELECT key, value FROM meta").fetchall():
             where = f"meta {row['key']}"
-            value = self._decode(lambda r: (_json(r["value"], _META.get(r["key"], object),
-                                                  f"meta {r['key']}"),), row, where)
+            value = self._decode(
+                lambda r: (_json(r["value"], _META.get(r["key"], object), f"meta {r['key']}"),),
+                row,
+                where,
+            )
             if value is not None:
                 out[row["key"]] = value[0]
         if out.get("state") == _LIVE_STATE and not (self.writable or self._live):
@@ -802,16 +926,37 @@ class RunStore:
             raise RuntimeError(f"{self.db} was opened for reading")
 
     @_guarded
-    def add_candidate(self, *, id: int, origin: str, parent: int | None, mutation: str | None,
-                      text: str, key: str, fingerprint: str, complexity: int) -> None:
+    def add_candidate(
+        self,
+        *,
+        id: int,
+        origin: str,
+        parent: int | None,
+        mutation: str | None,
+        text: str,
+        key: str,
+        fingerprint: str,
+        complexity: int,
+    ) -> None:
         """Record a proposed candidate (``running`` until its result comes)."""
         self._writer_only()
         with self.conn:
             self.conn.execute(
                 "INSERT INTO candidates (id, origin, parent, mutation, text, key, fingerprint, "
                 "complexity, status, proposed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (id, origin, parent, mutation, text, key, fingerprint, complexity,
-                 Status.RUNNING.value, time.time()))
+                (
+                    id,
+                    origin,
+                    parent,
+                    mutation,
+                    text,
+                    key,
+                    fingerprint,
+                    complexity,
+                    Status.RUNNING.value,
+                    time.time(),
+                ),
+            )
 
     @_guarded
     def requeue(self) -> None:
@@ -819,24 +964,37 @@ class RunStore:
         trains them first."""
         self._writer_only()
         with self.conn:
-            self.conn.execute("UPDATE candidates SET status = ? WHERE status = ?",
-                              (Status.QUEUED.value, Status.RUNNING.value))
+            self.conn.execute(
+                "UPDATE candidates SET status = ? WHERE status = ?",
+                (Status.QUEUED.value, Status.RUNNING.value),
+            )
 
     @_guarded
     def dispatch(self, id: int) -> None:
         """Queued candidate ``id`` is being trained again (``running``)."""
         self._writer_only()
         with self.conn:
-            self.conn.execute("UPDATE candidates SET status = ? WHERE id = ? AND status = ?",
-                              (Status.RUNNING.value, id, Status.QUEUED.value))
+            self.conn.execute(
+                "UPDATE candidates SET status = ? WHERE id = ? AND status = ?",
+                (Status.RUNNING.value, id, Status.QUEUED.value),
+            )
 
     def finish_candidate(self, id: int, result: CandidateResult) -> int:
         """Record a trained candidate's result and its training runs in one transaction.
 
         Returns the candidate's ``done_seq`` (its age in the population).
         """
-        return self._finish(id, result.status, result.fitness, result.hurdle_score,
-                            result.scores, result.message, result.seconds, None, result.runs)
+        return self._finish(
+            id,
+            result.status,
+            result.fitness,
+            result.hurdle_score,
+            result.scores,
+            result.message,
+            result.seconds,
+            None,
+            result.runs,
+        )
 
     def finish_duplicate(self, id: int, original: int) -> int:
         """Record that candidate ``id`` is the same rule as the trained candidate
@@ -845,29 +1003,59 @@ class RunStore:
         Returns the candidate's ``done_seq``.
         """
         o = self.candidate(original)
-        return self._finish(id, Status.DUPLICATE, o.fitness, o.hurdle_score, o.scores,
-                            f"same rule as candidate {o.id}", 0.0, o.id, ())
+        return self._finish(
+            id,
+            Status.DUPLICATE,
+            o.fitness,
+            o.hurdle_score,
+            o.scores,
+            f"same rule as candidate {o.id}",
+            0.0,
+            o.id,
+            (),
+        )
 
     @_guarded
-    def _finish(self, id: int, status: Status, fitness: float | None,
-                hurdle_score: float | None, scores: Mapping[str, float | None], message: str,
-                seconds: float | None, duplicate_of: int | None,
-                runs: Iterable[tuple[Phase, RunRecord]]) -> int:
+    def _finish(
+        self,
+        id: int,
+        status: Status,
+        fitness: float | None,
+        hurdle_score: float | None,
+        scores: Mapping[str, float | None],
+        message: str,
+        seconds: float | None,
+        duplicate_of: int | None,
+        runs: Iterable[tuple[Phase, RunRecord]],
+    ) -> int:
         self._writer_only()
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             seq = self.conn.execute(
-                "SELECT COALESCE(MAX(done_seq), -1) + 1 FROM candidates").fetchone()[0]
+                "SELECT COALESCE(MAX(done_seq), -1) + 1 FROM candidates"
+            ).fetchone()[0]
             updated = self.conn.execute(
                 "UPDATE candidates SET status = ?, fitness = ?, hurdle_score = ?, scores = ?, "
                 "message = ?, seconds = ?, duplicate_of = ?, finished_at = ?, done_seq = ? "
                 f"WHERE id = ? AND {_UNFINISHED}",
-                (Status(status).value, finite_or_none(fitness), finite_or_none(hurdle_score),
-                 json.dumps(dict(scores), sort_keys=True), message, seconds, duplicate_of,
-                 time.time(), seq, id)).rowcount
+                (
+                    Status(status).value,
+                    finite_or_none(fitness),
+                    finite_or_none(hurdle_score),
+                    json.dumps(dict(scores), sort_keys=True),
+                    message,
+                    seconds,
+                    duplicate_of,
+                    time.time(),
+                    seq,
+                    id,
+                ),
+            ).rowcount
             if updated != 1:  # a result is never overwritten
-                raise RunStoreError(f"{self.db}: candidate {id} already has a result or "
-                                    "does not exist, so this one is not recorded")
+                raise RunStoreError(
+                    f"{self.db}: candidate {id} already has a result or "
+                    "does not exist, so this one is not recorded"
+                )
             self._insert_runs(id, runs)
         return int(seq)
 
@@ -883,9 +1071,23 @@ class RunStore:
         self.conn.executemany(  # plain INSERT: a recorded run is never replaced
             "INSERT INTO runs (candidate, phase, task, seed, status, message, "
             "final_return, auc, steps, seconds, curve) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(candidate, Phase(phase).value, r.task, r.seed, r.status.value, r.message,
-              finite_or_none(r.final_return), finite_or_none(r.auc), r.steps, r.seconds,
-              json.dumps(list(r.curve))) for phase, r in runs])
+            [
+                (
+                    candidate,
+                    Phase(phase).value,
+                    r.task,
+                    r.seed,
+                    r.status.value,
+                    r.message,
+                    finite_or_none(r.final_return),
+                    finite_or_none(r.auc),
+                    r.steps,
+                    r.seconds,
+                    json.dumps(list(r.curve)),
+                )
+                for phase, r in runs
+            ],
+        )
 
     # -- candidates: named queries
 
@@ -929,9 +1131,11 @@ class RunStore:
 
     def best_initial(self) -> Candidate | None:
         """The fittest initial program with a result (failed ones last), if any."""
-        found = self._select("substr(origin, 1, ?) = ? AND done_seq IS NOT NULL "
-                             "ORDER BY fitness IS NULL, fitness DESC, id LIMIT 1",
-                             (len(INIT_ORIGIN), INIT_ORIGIN))
+        found = self._select(
+            "substr(origin, 1, ?) = ? AND done_seq IS NOT NULL "
+            "ORDER BY fitness IS NULL, fitness DESC, id LIMIT 1",
+            (len(INIT_ORIGIN), INIT_ORIGIN),
+        )
         return found[0] if found else None
 
     @_guarded
@@ -943,8 +1147,9 @@ class RunStore:
             try:
                 counts[self._status(Status(value))] += n
             except ValueError:
-                for (id,) in self.conn.execute("SELECT id FROM candidates WHERE status IS ?",
-                                               (value,)).fetchall():
+                for (id,) in self.conn.execute(
+                    "SELECT id FROM candidates WHERE status IS ?", (value,)
+                ).fetchall():
                     self._damage(f"candidate {id}", f"status {value!r} is unknown", id)
         return counts
 
@@ -967,8 +1172,7 @@ class RunStore:
             sql += " AND phase = ?"
             params += (Phase(phase).value,)
         rows = self.conn.execute(sql + " ORDER BY phase, task, seed", params).fetchall()
-        records = [self._decode(_run_record, r, f"a run of candidate {candidate}")
-                   for r in rows]
+        records = [self._decode(_run_record, r, f"a run of candidate {candidate}") for r in rows]
         return [record for _, record in filter(None, records)]
 
     # -- normalizers
@@ -977,17 +1181,26 @@ class RunStore:
     def set_normalizer(self, task: str, seed: int, random: float, ppo: float) -> None:
         self._writer_only()
         with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO normalizers VALUES (?, ?, ?, ?)",
-                              (task, seed, random, ppo))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO normalizers VALUES (?, ?, ?, ?)", (task, seed, random, ppo)
+            )
 
     @_guarded
     def normalizers(self) -> dict[tuple[str, int], tuple[float, float]]:
         rows = self.conn.execute("SELECT task, seed, random, ppo FROM normalizers").fetchall()
-        decoded = [self._decode(lambda r: _checked(dict(r), _NORMALIZER, ""), r,
-                                f"the normalizers of {r['task']!r} seed {r['seed']!r}")
-                   for r in rows]
-        return {(n["task"], n["seed"]): (float(n["random"]), float(n["ppo"]))
-                for n in decoded if n is not None}
+        decoded = [
+            self._decode(
+                lambda r: _checked(dict(r), _NORMALIZER, ""),
+                r,
+                f"the normalizers of {r['task']!r} seed {r['seed']!r}",
+            )
+            for r in rows
+        ]
+        return {
+            (n["task"], n["seed"]): (float(n["random"]), float(n["ppo"]))
+            for n in decoded
+            if n is not None
+        }
 
 
 def find_runs(root: str | Path) -> Iterator[Path]:

@@ -56,18 +56,24 @@ class Task:
         return Task(self.env, self.steps, tuple(seeds), self.config)
 
     def to_json(self) -> dict[str, Any]:
-        return {"env": self.env, "steps": self.steps, "seeds": list(self.seeds),
-                "config": dict(self.config)}
+        return {
+            "env": self.env,
+            "steps": self.steps,
+            "seeds": list(self.seeds),
+            "config": dict(self.config),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Task:
-        return cls(str(data["env"]), int(data["steps"]), tuple(data["seeds"]),
-                   dict(data.get("config", {})))
+        return cls(
+            str(data["env"]), int(data["steps"]), tuple(data["seeds"]), dict(data.get("config", {}))
+        )
 
     def spec_json(self) -> str:
         """Canonical JSON of everything but the seeds (what a normalizer depends on)."""
-        return json.dumps({"env": self.env, "steps": self.steps, "config": self.config},
-                          sort_keys=True)
+        return json.dumps(
+            {"env": self.env, "steps": self.steps, "config": self.config}, sort_keys=True
+        )
 
 
 @dataclass(frozen=True)
@@ -99,28 +105,34 @@ class Suite:
     def report_tasks(self) -> tuple[tuple[Task, ...], tuple[Task, ...]]:
         """``(train, heldout)`` tasks of the final report, on fresh seeds."""
         seeds = range(1000, 1000 + self.report_seeds)
-        return (tuple(t.with_seeds(seeds) for t in self.tasks),
-                tuple(t.with_seeds(seeds) for t in self.heldout))
+        return (
+            tuple(t.with_seeds(seeds) for t in self.tasks),
+            tuple(t.with_seeds(seeds) for t in self.heldout),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "description": self.description,
+            "name": self.name,
+            "description": self.description,
             "tasks": [t.to_json() for t in self.tasks],
             "hurdle": self.hurdle.to_json() if self.hurdle else None,
             "hurdle_threshold": self.hurdle_threshold,
             "heldout": [t.to_json() for t in self.heldout],
-            "report_seeds": self.report_seeds, "time_limit": self.time_limit,
+            "report_seeds": self.report_seeds,
+            "time_limit": self.time_limit,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Suite:
         return cls(
-            name=data["name"], description=data["description"],
+            name=data["name"],
+            description=data["description"],
             tasks=tuple(Task.from_json(t) for t in data["tasks"]),
             hurdle=Task.from_json(data["hurdle"]) if data.get("hurdle") else None,
             hurdle_threshold=float(data["hurdle_threshold"]),
             heldout=tuple(Task.from_json(t) for t in data["heldout"]),
-            report_seeds=int(data["report_seeds"]), time_limit=float(data["time_limit"]),
+            report_seeds=int(data["report_seeds"]),
+            time_limit=float(data["time_limit"]),
         )
 
 
@@ -132,7 +144,7 @@ SUITES: Mapping[str, Suite] = {
     "quick": Suite(
         name="quick",
         description="breakout and space_invaders at 500k steps after a 200k breakout "
-                    "hurdle; held out: freeway and CartPole-v1",
+        "hurdle; held out: freeway and CartPole-v1",
         hurdle=Task("breakout", 200_000),
         hurdle_threshold=0.3,
         tasks=(Task("breakout", 500_000), Task("space_invaders", 500_000)),
@@ -143,22 +155,28 @@ SUITES: Mapping[str, Suite] = {
     "standard": Suite(
         name="standard",
         description="breakout, space_invaders and asterix at 2M steps, 2 seeds, after a "
-                    "500k breakout hurdle; held out: freeway, seaquest, CartPole-v1, "
-                    "Acrobot-v1",
+        "500k breakout hurdle; held out: freeway, seaquest, CartPole-v1, "
+        "Acrobot-v1",
         hurdle=Task("breakout", 500_000),
         hurdle_threshold=0.3,
-        tasks=(Task("breakout", 2_000_000, (0, 1)), Task("space_invaders", 2_000_000, (0, 1)),
-               Task("asterix", 2_000_000, (0, 1))),
-        heldout=(Task("freeway", 2_000_000), Task("seaquest", 2_000_000),
-                 Task("CartPole-v1", 200_000, config=_SMALL_GYM),
-                 Task("Acrobot-v1", 200_000, config=_SMALL_GYM)),
+        tasks=(
+            Task("breakout", 2_000_000, (0, 1)),
+            Task("space_invaders", 2_000_000, (0, 1)),
+            Task("asterix", 2_000_000, (0, 1)),
+        ),
+        heldout=(
+            Task("freeway", 2_000_000),
+            Task("seaquest", 2_000_000),
+            Task("CartPole-v1", 200_000, config=_SMALL_GYM),
+            Task("Acrobot-v1", 200_000, config=_SMALL_GYM),
+        ),
         report_seeds=5,
         time_limit=600.0,
     ),
     "tiny": Suite(
         name="tiny",
         description="seconds-long smoke test: breakout at 40k steps with 8 envs; "
-                    "held out: CartPole-v1 at 8k steps",
+        "held out: CartPole-v1 at 8k steps",
         hurdle=Task("breakout", 10_240, config=_TINY),
         hurdle_threshold=0.3,
         tasks=(Task("breakout", 40_960, config=_TINY),),
