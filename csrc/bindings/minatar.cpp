@@ -330,7 +330,7 @@ py::tuple step_gym(BoundVecEnv& b, const py::handle& actions) {
   auto* mask = reinterpret_cast<uint8_t*>(ended.mutable_data());
   std::memset(mask, 0, n);
   b.mark_ended(mask);
-  py::array final_obs(py::dtype("O"), std::vector<py::ssize_t>{n});
+  py::array final_obs(py::dtype(py::detail::npy_api::NPY_OBJECT_), std::vector<py::ssize_t>{n});
   b.put_final_obs(static_cast<PyObject**>(final_obs.mutable_data()));
   return py::make_tuple(obs, reward, terminated, truncated, final_obs, ended);
 }
