@@ -125,19 +125,29 @@ class BoundVecEnv {
     return obs_pool_->bool_array({env_->num_envs(), 10, 10, env_->channels()});
   }
 
-  // Where the core writes final observations: row i for env i, if it ended.
+  // Where the core writes final observations, packed: row j for the j-th env that ended.
   uint8_t* final_rows() { return final_rows_.data(); }
 
-  // Sets items[i] to a new reference to env i's final observation (from final_rows) for
-  // each env that ended (mask[i]), to None for the others. Each goes out in an array the
-  // caller gets for itself: the one env i's last final observation went out in if the
-  // caller has dropped it, else a new one. Making a numpy array costs several times
-  // filling one, and a batch of 4096 breakout envs ends ~360 episodes a step.
-  void put_final_obs(const uint8_t* mask, PyObject** items) {
-    const int n = env_->num_envs();
+  // Collects the envs that ended this step; returns how many.
+  int collect_ended(const uint8_t* terminated, const uint8_t* truncated) {
     ended_.clear();
+    const int n = env_->num_envs();  // a virtual call: not in the loop condition
     for (int i = 0; i < n; ++i)
-      if (mask[i]) ended_.push_back(i);
+      if (terminated[i] | truncated[i]) ended_.push_back(i);
+    return static_cast<int>(ended_.size());
+  }
+
+  // Sets mask[i] for the envs that ended, leaves the others (zeroed by the caller).
+  void mark_ended(uint8_t* mask) const {
+    for (int i : ended_) mask[i] = 1;
+  }
+
+  // Sets items[i] to a new reference to env i's final observation (from final_rows) for
+  // each env that ended, to None for the others. Each goes out in an array the caller
+  // gets for itself: the one env i's last final observation went out in if the caller
+  // has dropped it, else a new one. Making a numpy array costs several times filling
+  // one, and a batch of 4096 breakout envs ends ~360 episodes a step.
+  void put_final_obs(PyObject** items) {
     // After a large step the cached arrays are out of cache: load them all before using
     // any, so that the misses overlap (the header first, then what it points to).
     for (int i : ended_)
@@ -148,6 +158,7 @@ class BoundVecEnv {
         __builtin_prefetch(weaklist(a));
       }
     const std::size_t size = env_->obs_size();
+    const uint8_t* row = final_rows_.data();
     for (int i : ended_) {
       PyObject*& slot = final_arrays_[i];
       if (!reusable(slot)) {
@@ -155,14 +166,19 @@ class BoundVecEnv {
         Py_XDECREF(slot);  // the caller's now, if they kept it
         slot = fresh;
       }
-      std::memcpy(py::detail::array_proxy(slot)->data, final_rows_.data() + i * size, size);
+      std::memcpy(py::detail::array_proxy(slot)->data, row, size);
+      row += size;
     }
+    const int n = env_->num_envs();
     for (int i = 0; i < n; ++i) {
-      PyObject* item = mask[i] ? final_arrays_[i] : Py_None;
-      Py_INCREF(item);
-      PyObject* old = items[i];  // numpy fills a new object array with NULL or None
-      items[i] = item;
-      Py_XDECREF(old);
+      Py_XDECREF(items[i]);  // numpy fills a new object array with NULL or None
+      Py_INCREF(Py_None);
+      items[i] = Py_None;
+    }
+    for (int i : ended_) {
+      Py_DECREF(Py_None);
+      Py_INCREF(final_arrays_[i]);
+      items[i] = final_arrays_[i];
     }
   }
 
@@ -306,17 +322,16 @@ py::tuple step_gym(BoundVecEnv& b, const py::handle& actions) {
   auto* trunc = reinterpret_cast<uint8_t*>(truncated.mutable_data());
   without_gil(e, [&] {
     e.step(a, {static_cast<uint8_t*>(obs.mutable_data()), reward.mutable_data(), term, trunc,
-               b.final_rows()});
+               b.final_rows(), /*pack_final_obs=*/true});
   });
-  int ended_count = 0;
-  for (int i = 0; i < n; ++i) ended_count += term[i] | trunc[i];
-  if (ended_count == 0)
+  if (b.collect_ended(term, trunc) == 0)
     return py::make_tuple(obs, reward, terminated, truncated, py::none(), py::none());
   py::array_t<bool> ended(n);
   auto* mask = reinterpret_cast<uint8_t*>(ended.mutable_data());
-  for (int i = 0; i < n; ++i) mask[i] = term[i] | trunc[i];
-  py::array final_obs(py::dtype("O"), std::vector<py::ssize_t>{n});
-  b.put_final_obs(mask, static_cast<PyObject**>(final_obs.mutable_data()));
+  std::memset(mask, 0, n);
+  b.mark_ended(mask);
+  py::array final_obs(py::dtype(py::detail::npy_api::NPY_OBJECT_), std::vector<py::ssize_t>{n});
+  b.put_final_obs(static_cast<PyObject**>(final_obs.mutable_data()));
   return py::make_tuple(obs, reward, terminated, truncated, final_obs, ended);
 }
 

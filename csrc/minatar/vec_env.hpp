@@ -30,6 +30,9 @@ struct StepOutput {
   uint8_t* terminated;
   uint8_t* truncated;
   uint8_t* final_obs;  // written only for envs that ended this step; may be null
+  // Where env i's final observation goes: row i of final_obs, or, packed, row j for the
+  // j-th env (in index order) that ended, so that a few endings touch a few rows.
+  bool pack_final_obs = false;
 };
 
 class VecEnv {

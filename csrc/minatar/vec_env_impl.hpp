@@ -51,6 +51,7 @@ class GameVecEnv final : public VecEnv {
   void step(const int64_t* actions, const StepOutput& out) override {
     const int n = num_envs(), size = obs_size();
     std::memset(out.obs, 0, static_cast<size_t>(n) * size);
+    size_t final_row = 0;
     for (int i = 0; i < n; ++i) {
       if (i + kAhead < n) {
         rngs_[i + kAhead].prefetch();
@@ -70,7 +71,7 @@ class GameVecEnv final : public VecEnv {
       uint8_t* obs = out.obs + static_cast<size_t>(i) * size;
       if (term || trunc) {
         if (out.final_obs) {
-          uint8_t* fin = out.final_obs + static_cast<size_t>(i) * size;
+          uint8_t* fin = out.final_obs + (out.pack_final_obs ? final_row++ : i) * size;
           std::memset(fin, 0, size);
           g.render(fin);
         }
