@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 _MARK = "ctrl-c sent at "
 
@@ -93,5 +92,4 @@ def _main(condition: str, args: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     _main(sys.argv[1], sys.argv[2:])

@@ -355,7 +355,11 @@ def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> N
         # A job may finish just before the kill lands; then try another (at most 3).
         if status.phase != "search" or status.trained < 3 or len(killed) >= 3:
             return
-        if any(c.status == Status.ERROR for c in map(search.store.candidate, killed)):
+        # One kill at a time: wait for its outcome; kill again only if the job had finished.
+        if any(
+            c.status in (Status.ERROR, Status.RUNNING, Status.QUEUED)
+            for c in map(search.store.candidate, killed)
+        ):
             return
         busy = {
             job: pid
