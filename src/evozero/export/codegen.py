@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import functools
 import textwrap
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -125,7 +126,7 @@ def wrap_call(prefix: str, args: Sequence[str], indent: str, width: int = 96) ->
     return [f"{indent}{prefix}(", *(inner + w for w in wrapped)]
 
 
-class Codegen(Printer):
+class Codegen(Printer, ABC):
     """Renders a live program's components as Python source for one backend.
 
     Subclasses set the class attributes and implement the methods marked *backend*.
@@ -158,9 +159,9 @@ class Codegen(Printer):
 
     # -- backend spellings
 
+    @abstractmethod
     def broadcast(self, text: str) -> str:
         """*backend*: a scalar's text as a full batch of ``shape``."""
-        raise NotImplementedError
 
     def argument(self, node: Node) -> str:
         """A node rendered as an argument of a helper or of a returned tuple."""
@@ -170,26 +171,26 @@ class Codegen(Printer):
         """Lines binding the constants a function reads (none: they are module globals)."""
         return []
 
+    @abstractmethod
     def scan_outputs(self) -> list[str]:
         """*backend*: lines allocating scan's outputs ``adv`` and ``vtarget`` (T, B)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def scan_loop(self, carries: str, args: list[str]) -> list[str]:
         """*backend*: the body of scan's loop over t, a call of ``scan_step(*args)`` that
         also returns ``carries`` (each with a leading comma), and scan's return."""
-        raise NotImplementedError
 
+    @abstractmethod
     def zeros(self) -> str:
         """*backend*: a (B,) float32 zero vector like ``r[0]``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def last_v_next(self) -> str:
         """*backend*: ``v_next[T - 1]`` as a carry's own (B,) value."""
-        raise NotImplementedError
 
+    @abstractmethod
     def constants_block(self) -> str | None:
         """*backend*: the module's constants, or None when it writes none."""
-        raise NotImplementedError
 
     def protection_block(self) -> str:
         """The protection constants of :mod:`evozero.program.ops`, as the helpers read
