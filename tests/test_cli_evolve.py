@@ -34,7 +34,7 @@ from evozero.search.config import SearchConfig  # noqa: E402
 from evozero.search.driver import Search  # noqa: E402
 from evozero.search.store import RunStore  # noqa: E402
 from evozero.search.tasks import get_suite  # noqa: E402
-from evozero.status import TRAINED, Status  # noqa: E402
+from evozero.status import TRAINED, UNFINISHED, Status  # noqa: E402
 
 runner = CliRunner()
 TINY = ["--suite", "tiny", "--population", "6", "--tournament", "3"]
@@ -344,7 +344,7 @@ def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None
         assert store.meta()["state"] == "finished"
 
 
-def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> None:
+def test_a_worker_killed_mid_evaluation_fails_only_its_job(tmp_path: Path) -> None:
     config = SearchConfig(
         budget=10, suite="tiny", backend="process", workers=2, population=6, tournament=3
     )
@@ -357,8 +357,7 @@ def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> N
             return
         # One kill at a time: wait for its outcome; kill again only if the job had finished.
         if any(
-            c.status in (Status.ERROR, Status.RUNNING, Status.QUEUED)
-            for c in map(search.store.candidate, killed)
+            c.status in (Status.ERROR, *UNFINISHED) for c in map(search.store.candidate, killed)
         ):
             return
         busy = {
@@ -376,9 +375,12 @@ def test_a_worker_killed_mid_evaluation_fails_one_candidate(tmp_path: Path) -> N
     assert killed
     store = search.store
     errors = store.candidates(Status.ERROR)
-    assert len(errors) == 1, [(c.id, c.message) for c in errors]
-    assert errors[0].id in killed
-    assert errors[0].message == "worker died (signal SIGKILL) during the job"
+    # Each kill fails at most one job: the one its worker ran, or, when that job had just
+    # finished, the next one sent to the worker before its death was seen. No other job
+    # fails, and the search goes on to its budget.
+    assert 1 <= len(errors) <= len(killed), ([(c.id, c.message) for c in errors], killed)
+    assert {c.message for c in errors} == {"worker died (signal SIGKILL) during the job"}
+    assert any(c.id in killed for c in errors)
     assert store.count(*TRAINED) == 10
     assert store.meta()["state"] == "finished"
 
