@@ -475,3 +475,21 @@ def test_a_store_from_before_rungs_opens_as_a_single_rung(tmp_path):
     assert sqlite3.connect(run / DB_NAME).execute(
         "SELECT value FROM meta WHERE key='schema'"
     ).fetchone() == ("2",)
+
+
+def test_max_time_counts_the_search_time_of_every_session(tmp_path):
+    first = Search.create(tmp_path / "run", tiny(budget=2))
+    first.run(report=False)
+    spent = first.store.meta()["search_seconds"]
+    first.store.close()
+    assert spent > 0.001
+    again = Search.resume(tmp_path / "run")
+    again.change(budget=1000, max_time=0.001)  # already spent: nothing more starts
+    seen = []
+    again.on_status = seen.append
+    again.run(report=False)
+    assert again.store.count(*TRAINED) == 2 and again.store.unfinished_promotions() == []
+    assert seen[-1].message == "--max-time (0.001 s) reached"
+    assert again.store.meta()["config"]["max_time"] == 0.001
+    with pytest.raises(ValueError, match="--max-time must be a positive duration"):
+        tiny(max_time=0)

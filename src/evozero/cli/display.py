@@ -56,8 +56,9 @@ def candidates_table(cands: Sequence[Candidate], title: str) -> Table:
 def status_view(s: SearchStatus) -> RenderableType:
     """The live display of a running search."""
     elapsed = time.time() - s.started
+    at = f"rung {s.best.rung}, " if s.best and len(s.rungs) > 1 else ""
     best = (
-        f"{s.best.fitness:.3f} (candidate {s.best.id}, {s.best.complexity} ops)"
+        f"{s.best.fitness:.3f} (candidate {s.best.id}, {at}{s.best.complexity} ops)"
         if s.best and s.best.fitness is not None
         else "-"
     )

@@ -52,6 +52,8 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
             f"state {info['state']}",
             highlight=False,
         )
+        if len(info["rungs"]) > 1:
+            console.print(display.rungs_table(info["rungs"]))
         best = store.best(top)
         if not best:
             console.print("no candidate has passed the full suite yet")
@@ -61,7 +63,9 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
         for rank, c in enumerate(best, 1):
             console.print(
                 f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
-                f"{display.fmt(c.fitness)}, {c.complexity} ops",
+                f"{display.fmt(c.fitness)}"
+                + (f" at rung {c.rung}" if len(info["rungs"]) > 1 else "")
+                + f", {c.complexity} ops",
                 highlight=False,
             )
             try:
