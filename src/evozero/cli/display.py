@@ -115,19 +115,12 @@ def steps_label(steps: int) -> str:
 def suite_json(suite: Suite, cost: dict[str, Any]) -> dict[str, Any]:
     """A suite as ``evozero suites --json`` prints it: its definition and its cost."""
     return {
-        "name": suite.name,
-        "description": suite.description,
+        **suite.to_json(),
         "rungs": [
             {"steps": max(t.steps for t in tasks), "tasks": [t.to_json() for t in tasks]}
             for tasks in suite.rungs
         ],
-        "promote": suite.promote,
-        "hurdle": suite.hurdle.to_json() if suite.hurdle else None,
-        "hurdle_threshold": suite.hurdle_threshold,
-        "heldout": [t.to_json() for t in suite.heldout],
         "target_steps": suite.target_steps,
-        "target": [t.to_json() for t in suite.target],
-        "report_seeds": suite.report_seeds,
         "cost": cost,
     }
 

@@ -63,9 +63,7 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
         for rank, c in enumerate(best, 1):
             console.print(
                 f"\n[bold]#{rank}: candidate {c.id}[/], fitness "
-                f"{display.fmt(c.fitness)}"
-                + (f" at rung {c.rung}" if len(info["rungs"]) > 1 else "")
-                + f", {c.complexity} ops",
+                f"{display.fmt(c.fitness)}, {c.complexity} ops",
                 highlight=False,
             )
             try:
