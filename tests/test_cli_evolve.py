@@ -31,7 +31,7 @@ from evozero.cli import app  # noqa: E402
 from evozero.export.pseudocode import live_program  # noqa: E402
 from evozero.program import dsl  # noqa: E402
 from evozero.search.config import SearchConfig  # noqa: E402
-from evozero.search.driver import Search  # noqa: E402
+from evozero.search.driver import RUNG_BITS, Search  # noqa: E402
 from evozero.search.store import RunStore  # noqa: E402
 from evozero.search.tasks import get_suite  # noqa: E402
 from evozero.status import TRAINED, UNFINISHED, Status  # noqa: E402
@@ -296,6 +296,18 @@ def finished(db: Path) -> dict[int, tuple]:
         return {}
 
 
+def rung_results(db: Path) -> dict[tuple[int, int], tuple]:
+    """Every recorded result per candidate and rung."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return {
+            (row[0], row[1]): row[2:]
+            for row in conn.execute(
+                "SELECT candidate, rung, status, fitness, scores, finished_at FROM rungs "
+                "WHERE finished_at IS NOT NULL"
+            )
+        }
+
+
 def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [
@@ -331,13 +343,18 @@ def test_resume_after_kill_9_loses_nothing_that_finished(tmp_path: Path) -> None
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, mid-flight
         proc.wait()
     before = finished(db)
+    results_before = rung_results(db)
     assert len(before) >= 4
     # Fewer workers than jobs that were in flight: they queue.
     result = runner.invoke(app, ["evolve", "--resume", str(out), "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output
     assert strict_json(result.stdout)["state"] == "finished"
+    # finished results, at every rung, are kept as they were (a promotion since then
+    # raised some candidates' standing, not their earlier results)
     after = finished(db)
-    assert {k: after[k] for k in before} == before  # finished results are kept as they were
+    assert {k: after[k][0] for k in before} == {k: v[0] for k, v in before.items()}
+    results = rung_results(db)
+    assert {k: results[k] for k in results_before} == results_before
     with RunStore.open(out) as store:
         assert store.count(*TRAINED) == 14
         assert store.count(Status.RUNNING) == 0
@@ -349,7 +366,7 @@ def test_a_worker_killed_mid_evaluation_fails_only_its_job(tmp_path: Path) -> No
         budget=10, suite="tiny", backend="process", workers=2, population=6, tournament=3
     )
     search = Search.create(tmp_path / "run", config)
-    killed: dict[int, int] = {}  # job (candidate id) -> pid
+    killed: dict[int, int] = {}  # candidate id -> pid
 
     def kill_a_busy_worker(status) -> None:
         # A job may finish just before the kill lands; then try another (at most 3).
@@ -360,10 +377,10 @@ def test_a_worker_killed_mid_evaluation_fails_only_its_job(tmp_path: Path) -> No
             c.status in (Status.ERROR, *UNFINISHED) for c in map(search.store.candidate, killed)
         ):
             return
-        busy = {
-            job: pid
+        busy = {  # candidate id -> pid (a job id carries the candidate and its rung)
+            job >> RUNG_BITS: pid
             for pid, job in search.backend.worker_jobs().items()
-            if job is not None and job not in killed
+            if job is not None and job >> RUNG_BITS not in killed
         }
         if busy:
             job = min(busy)

@@ -56,21 +56,26 @@ class FakeEvaluator:
         slots: int = 1,
         order: str = "fifo",
         stop_after: int | None = None,
+        at_rung: Callable[[Genome, int], float | None] | None = None,
     ) -> None:
-        self.fitness = fitness
+        self.fitness = at_rung or (lambda genome, rung: fitness(genome))
         self.slots = slots
         self.order = order
         self.stop_after = stop_after
-        self.running: list[Individual[Genome]] = []
-        self.evaluated: list[Genome] = []  # every genome submitted, in order
+        self.running: list[tuple[Individual[Genome], int]] = []
+        self.evaluated: list[Genome] = []  # every genome submitted at rung 0, in order
+        self.promotions: list[tuple[int, int]] = []  # (id, rung) submitted above rung 0
         self.results = 0
         self.waits = 0
         self.most_in_flight = 0
 
-    def submit(self, individual: Individual[Genome]) -> None:
+    def submit(self, individual: Individual[Genome], rung: int) -> None:
         assert len(self.running) < self.slots
-        self.running.append(individual)
-        self.evaluated.append(individual.genome)
+        self.running.append((individual, rung))
+        if rung:
+            self.promotions.append((individual.id, rung))
+        else:
+            self.evaluated.append(individual.genome)
         self.most_in_flight = max(self.most_in_flight, len(self.running))
 
     def wait(self) -> list[tuple[int, Score]]:
@@ -79,9 +84,9 @@ class FakeEvaluator:
             raise KeyboardInterrupt
         if self.order == "slow" and self.waits % 2:
             return []
-        individual = self.running.pop(-1 if self.order == "lifo" else 0)
+        individual, rung = self.running.pop(-1 if self.order == "lifo" else 0)
         self.results += 1
-        f = self.fitness(individual.genome)
+        f = self.fitness(individual.genome, rung)
         return [(individual.id, Score(Status.OK if f is not None else Status.ERROR, f))]
 
 
@@ -92,6 +97,7 @@ class Record(Journal[Genome, Score]):
         self.events: list[tuple] = []
         self.individuals: dict[int, Individual[Genome]] = {}
         self.done: list[int] = []  # ids in the order their results came
+        self.promoting: dict[int, int] = {}  # id -> rung, promoted without a result yet
 
     def proposed(self, child: Individual[Genome]) -> None:
         self.events.append(("proposed", child.id, child.genome, child.parent, child.mutation))
@@ -108,9 +114,21 @@ class Record(Journal[Genome, Score]):
         self.events.append(("duplicate", child.id, original.id))
         self.done.append(child.id)
 
+    def promoted(self, individual: Individual[Genome], rung: int) -> None:
+        self.events.append(("promoted", individual.id, rung))
+        self.promoting[individual.id] = rung
+
+    def rung_evaluated(self, individual: Individual[Genome], rung: int, result: Score) -> None:
+        assert individual.rung == rung and individual.fitness == result.fitness
+        self.events.append(("rung", individual.id, rung, result.fitness))
+        del self.promoting[individual.id]
+
     def stored(self) -> tuple[list[Individual[Genome]], list[Individual[Genome]]]:
         """Fresh copies of (finished in result order, unfinished in proposal order)."""
-        finished = [dataclasses.replace(self.individuals[i]) for i in self.done]
+        finished = [
+            dataclasses.replace(self.individuals[i], ladder=dict(self.individuals[i].ladder))
+            for i in self.done
+        ]
         unfinished = [
             dataclasses.replace(ind, status=Status.RUNNING)
             for i, ind in sorted(self.individuals.items())
@@ -381,3 +399,137 @@ def test_bad_sizes_are_refused():
         evolution(population=0)
     with pytest.raises(ValueError, match="at least 1"):
         evolution(tournament=0)
+
+
+# ----------------------------------------------------------------------------- promotion (ASHA)
+
+
+def noisy(genome: Genome, rung: int) -> float:
+    """OneMax plus a genome- and rung-dependent wobble: rankings differ between rungs."""
+    return onemax(genome) + ((hash(genome) + 7 * rung) % 5) / 10
+
+
+def ladder_run(budget: int, slots: int = 1, order: str = "fifo", seed: int = 0, **kwargs):
+    record = Record()
+    evo = evolution(journal=record, seed=seed, population=6, rungs=3, promote=0.5, **kwargs)
+    evaluator = FakeEvaluator(slots=slots, order=order, at_rung=noisy)
+    evo.run(evaluator, budget=budget)
+    return record, evo, evaluator
+
+
+def top(evo: RegularizedEvolution, rung: int) -> set[int]:
+    """Ids of the best floor(n * promote) ok individuals evaluated at ``rung``."""
+    done = evo.evaluated_at[rung]
+    ranked = sorted(done, key=lambda i: (-i.ladder[rung][1], i.id))
+    return {i.id for i in ranked[: int(len(done) * evo.promote)]}
+
+
+@pytest.mark.parametrize("slots,order", [(1, "fifo"), (3, "lifo"), (2, "slow")])
+def test_each_promotion_is_from_the_top_fraction_of_its_rung(slots: int, order: str):
+    record = Record()
+    evo = evolution(journal=record, population=6, rungs=3, promote=0.5)
+    evaluator = FakeEvaluator(slots=slots, order=order, at_rung=noisy)
+    results: dict[int, dict[int, float]] = {0: {}, 1: {}, 2: {}}  # rung -> id -> fitness
+    evo.run(evaluator, budget=24)
+    for event in record.events:  # replayed: each promotion against the results before it
+        if event[0] == "evaluated":
+            results[0][event[1]] = event[2]
+        elif event[0] == "rung":
+            results[event[2]][event[1]] = event[3]
+        elif event[0] == "promoted":
+            id, rung = event[1], event[2]
+            below = results[rung - 1]
+            ranked = sorted(below, key=lambda i: (-below[i], i))
+            assert id in ranked[: int(len(below) * 0.5)]  # in the top half at the time
+    # promotions go on after the budget is spent until none is left: each rung's final
+    # top half was promoted, and nothing reached a rung without passing the one below
+    assert evo.trained == 24 and not evo.in_flight and not record.promoting
+    for rung in (0, 1):
+        assert top(evo, rung) <= evo.promoted_from[rung]
+        assert {i.id for i in evo.evaluated_at[rung + 1]} == evo.promoted_from[rung]
+    assert len(evaluator.evaluated) == 24  # promotions do not count towards the budget
+    assert len(evo.evaluated_at[1]) >= 12 and len(evo.evaluated_at[2]) >= 6
+    assert evaluator.promotions and all(r in (1, 2) for _, r in evaluator.promotions)
+
+
+def test_selection_ranks_by_the_highest_rung_then_its_score():
+    def ind(id: int, rung: int, fitness: float | None) -> Individual[Genome]:
+        status = Status.OK if fitness is not None else Status.DIVERGED
+        return Individual(id, (id,), "x", status=status, fitness=fitness, rung=rung)
+
+    high_but_short, low_but_long, failed_long = ind(0, 0, 5.0), ind(1, 1, 0.1), ind(2, 2, None)
+    rng = np.random.default_rng(0)
+    assert tournament_select([high_but_short, low_but_long], 2, rng).id == 1
+    assert tournament_select([failed_long, high_but_short], 2, rng).id == 0  # failed: last
+    assert tournament_select([ind(3, 1, 0.2), low_but_long], 2, rng).id == 3
+
+
+def test_a_promoted_failure_loses_its_standing_and_is_not_promoted_further():
+    # genomes with an odd number of ones blow up at rung 1 (a rule that collapses at a
+    # long horizon)
+    evo2 = evolution(population=6, rungs=3, promote=0.5)
+    evaluator = FakeEvaluator(at_rung=lambda g, r: None if r and sum(g) % 2 else onemax(g))
+    evo2.run(evaluator, budget=16)
+    blown = [i for i in evo2.evaluated_at[1] if i.ladder[1][0] is Status.ERROR]
+    assert blown
+    for i in blown:
+        assert i.rung == 1 and i.fitness is None and i.id not in evo2.promoted_from[1]
+
+
+def test_a_duplicate_of_a_promoted_individual_is_settled_at_once():
+    # (1,1) is promoted while a duplicate of it arrives: it does not wait for rung 1
+    record = Record()
+    same = (1, 1)
+    evo = evolution([same, (0, 0), (0, 1), same, (1, 0)], journal=record, rungs=2, promote=0.5)
+    evaluator = FakeEvaluator(slots=2)
+    evo.run(evaluator, budget=4)
+    events = [e[:3] for e in record.events]
+    assert events.index(("duplicate", 3, 0)) < events.index(("rung", 0, 1))
+    assert (0, 1) in evaluator.promotions and not evo.in_flight
+
+
+@pytest.mark.parametrize("slots,order", [(1, "fifo"), (3, "lifo"), (2, "slow")])
+def test_a_multi_fidelity_run_is_reproduced_by_its_seed(slots: int, order: str):
+    def events(seed: int) -> list[tuple]:
+        return ladder_run(20, slots, order, seed)[0].events
+
+    assert events(4) == events(4)
+    assert events(4) != events(5)
+
+
+@pytest.mark.parametrize("stop_after", [3, 9, 14, 22, 27])
+def test_a_multi_fidelity_run_resumes_identically(stop_after: int):
+    whole, _, _ = ladder_run(16)
+    first = Record()
+    with pytest.raises(KeyboardInterrupt):
+        evolution(journal=first, population=6, rungs=3, promote=0.5).run(
+            FakeEvaluator(at_rung=noisy, stop_after=stop_after), budget=16
+        )
+    finished, unfinished = first.stored()
+    promotions = list(first.promoting.items())
+    assert promotions or unfinished  # something was in flight at the stop
+    second = Record()
+    second.promoting = dict(first.promoting)
+    resumed = evolution(journal=second, population=6, rungs=3, promote=0.5)
+    resumed.restore(finished, unfinished, promotions)
+    evaluator = FakeEvaluator(at_rung=noisy)
+    resumed.run(evaluator, budget=16)
+    assert first.events + second.events == whole.events
+    # nothing trained twice at the same rung across the two sessions
+    trained = [e[1:3] for e in first.events + second.events if e[0] == "rung"]
+    assert len(trained) == len(set(trained))
+
+
+def test_stop_ends_dispatching_and_waits_for_those_in_flight():
+    evo = evolution(population=6, rungs=2, promote=0.5)
+    evaluator = FakeEvaluator(slots=3, order="slow")
+    evo.run(evaluator, budget=1000, stop=lambda: evaluator.results >= 5)
+    assert not evo.in_flight and 5 <= evaluator.results < 5 + 3
+    assert len(evaluator.evaluated) + len(evaluator.promotions) == evaluator.results
+
+
+def test_bad_rungs_are_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        evolution(rungs=0)
+    with pytest.raises(ValueError, match="promote"):
+        evolution(rungs=2, promote=0.0)

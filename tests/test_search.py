@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,15 +21,17 @@ from evozero.search.config import SearchConfig
 from evozero.search.driver import Search
 from evozero.search.fitness import (
     NormalizerCache,
+    aggregate,
+    candidate_result,
     evaluate_job,
     normalized,
     random_return,
     reference_program_text,
     task_score,
 )
-from evozero.search.protocol import CandidateResult, Phase, RunRecord
+from evozero.search.protocol import CandidateResult, JobResult, Phase, RunRecord
 from evozero.search.report import bootstrap_ci, hall_of_fame, summarize
-from evozero.search.store import RunStore, RunStoreError
+from evozero.search.store import DB_NAME, RunStore, RunStoreError
 from evozero.search.tasks import SUITES, Suite, Task
 from evozero.status import TRAINED, Status
 
@@ -229,8 +232,12 @@ def test_every_number_behind_a_result_is_stored(tmp_path):
     for c in ok:
         runs = store.runs(c.id, Phase.SEARCH)
         assert runs and all(len(r.curve) == 20 for r in runs)
-        assert set(c.scores) == {t.label for t in SUITES["tiny"].tasks}
-        assert c.fitness == pytest.approx(np.mean(list(c.scores.values())))
+        assert set(c.scores) == {t.label for t in SUITES["tiny"].rungs[c.rung]}
+        assert c.fitness == pytest.approx(min(c.scores.values()))
+        for rung in range(c.rung + 1):  # every rung's runs are kept
+            assert {r.task for r in store.runs(c.id, Phase.SEARCH, rung)} == {
+                t.label for t in SUITES["tiny"].rungs[rung]
+            }
         dsl.parse(c.text)  # stored text parses back
     for c in store.candidates(Status.CULLED):
         assert c.fitness == c.hurdle_score < SUITES["tiny"].hurdle_threshold
@@ -255,7 +262,9 @@ def test_duplicates_are_never_trained_twice(tmp_path):
     for c in dups:
         original = store.candidate(c.duplicate_of)
         assert original.status != Status.DUPLICATE
-        assert c.fitness == original.fitness and c.scores == original.scores
+        # its standing is the original's when it was proposed (which a promotion may
+        # have raised since)
+        assert c.fitness == store.ladders()[original.id][c.rung][1]
         assert store.runs(c.id) == []  # nothing was trained for it
     assert store.count(*TRAINED) == 3
     keys = [c.key for c in store.candidates() if c.status != Status.DUPLICATE]
@@ -332,3 +341,155 @@ def test_a_failed_worker_fails_its_candidate_only(tmp_path):
     assert out == CandidateResult(
         Status.ERROR, None, seconds=1.0, message="worker died (signal SIGKILL) during the job"
     )
+
+
+# ----------------------------------------------------------------------------- rungs
+
+
+def ladder_table(store: RunStore) -> list[tuple]:
+    """Every candidate's standing, its result per rung, and its search runs per rung."""
+    ladders = store.ladders()
+    return [
+        (
+            *row,
+            store.candidate(row[0]).rung,
+            sorted(ladders.get(row[0], {}).items()),
+            [(r.task, r.seed, r.final_return) for r in store.runs(row[0], Phase.SEARCH)],
+        )
+        for row in table(store)
+    ]
+
+
+def test_a_serial_run_stopped_during_a_promotion_resumes_to_the_same_run(tmp_path):
+    whole = Search.create(tmp_path / "whole", tiny(seed=7))
+    whole.run(report=False)
+    expected = ladder_table(whole.store)
+    promoted = [c for c in whole.store.candidates() if c.rung == 1]
+    assert promoted and all(c.status != Status.DUPLICATE for c in promoted)
+    assert whole.store.unfinished_promotions() == []
+
+    stopped = Search.create(tmp_path / "run", tiny(seed=7))
+
+    def ctrl_c(status) -> None:
+        if status.phase == "search" and status.rungs and status.rungs[1]["in_flight"]:
+            raise KeyboardInterrupt
+
+    stopped.on_status = ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run(report=False)
+    pending = stopped.store.unfinished_promotions()
+    assert pending  # the promotion in flight is queued for the resume
+    stopped.store.close()
+    with RunStore.open(tmp_path / "run") as reader:
+        assert reader.rung_summary()[1]["in_flight"] == len(pending)
+
+    resumed = Search.resume(tmp_path / "run")
+    resumed.run(report=False)
+    assert ladder_table(resumed.store) == expected
+    # nothing trained twice: one run per rung's task and seed of each trained candidate
+    for c in resumed.store.candidates():
+        runs = resumed.store.runs(c.id, Phase.SEARCH)
+        assert len(runs) == len({(r.task, r.seed) for r in runs})
+    summary = resumed.store.rung_summary()
+    assert [r["evaluated"] for r in summary] == [8, len(promoted)]
+    assert summary[1]["best"] == max(c.fitness for c in promoted if c.status == Status.OK)
+
+
+def test_the_robust_fitness_does_not_let_one_game_hide_a_collapse():
+    # The issue's measurement at 5M steps: the rule halves breakout and doubles
+    # space_invaders; ppo.evz is the normalizer (score 1 on each game).
+    rule = {"breakout": 15.4, "space_invaders": 373.0}
+    ppo = {"breakout": 29.3, "space_invaders": 164.5}
+    random = {"breakout": 0.3, "space_invaders": 2.9}
+    scores = [normalized(rule[g], random[g], ppo[g]) for g in rule]
+    ppo_scores = [normalized(ppo[g], random[g], ppo[g]) for g in ppo]
+    assert np.mean(scores) > np.mean(ppo_scores)  # the mean would call it better
+    assert aggregate(scores) < aggregate(ppo_scores) == pytest.approx(1.0)
+    # and through the candidate's verdict, with two seeds per game
+    tasks = (Task("breakout", 10**6, (0, 1)), Task("space_invaders", 10**6, (0, 1)))
+    suite = Suite("t", "t", rungs=(tasks,))
+    norms = {(t.label, s): (random[t.env], ppo[t.env]) for t in tasks for s in t.seeds}
+
+    def verdict(returns: dict[str, float]) -> float | None:
+        runs = {
+            t.label: tuple(record(returns[t.env], seed=s, task=t.label) for s in t.seeds)
+            for t in tasks
+        }
+        return candidate_result(JobResult(None, None, True, runs), suite, norms, 0.0).fitness
+
+    assert verdict(rule) < verdict(ppo) == pytest.approx(1.0)
+    better_everywhere = {g: 1.2 * v for g, v in ppo.items()}
+    assert verdict(better_everywhere) > verdict(ppo)
+
+
+def runs_of(store: RunStore, id: int) -> list[tuple]:
+    return sorted((r.task, r.seed, r.final_return) for r in store.runs(id))
+
+
+def downgrade_to_schema_1(db: Path) -> None:
+    """Rewrites a store as evozero wrote it before rungs existed (schema 1)."""
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """
+        BEGIN;
+        DROP TABLE rungs;
+        CREATE TABLE runs_1 AS SELECT candidate, phase, task, seed, status, message,
+            final_return, auc, steps, seconds, curve FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_1 RENAME TO runs;
+        ALTER TABLE candidates DROP COLUMN rung;
+        UPDATE meta SET value = '1' WHERE key = 'schema';
+        COMMIT;
+        """
+    )
+    conn.close()
+
+
+def test_a_store_from_before_rungs_opens_as_a_single_rung(tmp_path):
+    run = tmp_path / "run"
+    s = Search.create(run, tiny(budget=3, population=3, tournament=2))
+    s.run(report=False)
+    s.store.close()
+    with RunStore.open(run) as store:
+        before = [(c.id, c.status, c.fitness) for c in store.candidates()]
+        runs = {c.id: runs_of(store, c.id) for c in store.candidates()}
+    downgrade_to_schema_1(run / DB_NAME)
+    db = sqlite3.connect(run / DB_NAME)
+    meta = json.loads(db.execute("SELECT value FROM meta WHERE key='suite'").fetchone()[0])
+    with RunStore.open(run) as reader:  # read-only: migrated in memory, the file unchanged
+        assert [(c.id, c.status, c.fitness) for c in reader.candidates()] == before
+        assert {c.id: runs_of(reader, c.id) for c in reader.candidates()} == runs
+        assert set(reader.ladders()) == {c[0] for c in before if c[1] != Status.DUPLICATE}
+    assert sqlite3.connect(run / DB_NAME).execute(
+        "SELECT value FROM meta WHERE key='schema'"
+    ).fetchone() == ("1",)
+    # a suite stored before rungs (its tasks, no rungs) reads as one rung
+    old_suite = {k: v for k, v in meta.items() if k not in ("rungs", "promote", "target")}
+    old_suite["tasks"] = meta["rungs"][0]
+    assert Suite.from_json(old_suite).rungs == (tuple(Task.from_json(t) for t in meta["rungs"][0]),)
+    resumed = Search.resume(run)  # the writer migrates the file
+    resumed.change(budget=4)
+    resumed.run(report=False)
+    assert resumed.store.count(*TRAINED) == 4
+    resumed.store.close()
+    assert sqlite3.connect(run / DB_NAME).execute(
+        "SELECT value FROM meta WHERE key='schema'"
+    ).fetchone() == ("2",)
+
+
+def test_max_time_counts_the_search_time_of_every_session(tmp_path):
+    first = Search.create(tmp_path / "run", tiny(budget=2))
+    first.run(report=False)
+    spent = first.store.meta()["search_seconds"]
+    first.store.close()
+    assert spent > 0.001
+    again = Search.resume(tmp_path / "run")
+    again.change(budget=1000, max_time=0.001)  # already spent: nothing more starts
+    seen = []
+    again.on_status = seen.append
+    again.run(report=False)
+    assert again.store.count(*TRAINED) == 2 and again.store.unfinished_promotions() == []
+    assert seen[-1].message == "--max-time (0.001 s) reached"
+    assert again.store.meta()["config"]["max_time"] == 0.001
+    with pytest.raises(ValueError, match="--max-time must be a positive duration"):
+        tiny(max_time=0)

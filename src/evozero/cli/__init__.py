@@ -3,7 +3,7 @@
 :mod:`~evozero.cli.app` holds the app and the helpers the commands share, and
 :mod:`~evozero.cli.output` how they print programs and JSON;
 :mod:`~evozero.cli.train` has ``games`` and ``eval``, :mod:`~evozero.cli.program` has
-``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve`` and ``runs``.
+``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve``, ``runs`` and ``suites``.
 """
 
 from evozero.cli import program, search, train
@@ -17,5 +17,6 @@ app.command("export", cls=Command)(program.export_command)
 app.command("eval", cls=Command)(train.eval_command)
 app.command(cls=Command)(search.evolve)
 app.command(cls=Command)(search.runs)
+app.command(cls=Command)(search.suites)
 
 __all__ = ["app"]

@@ -17,6 +17,7 @@ from rich.text import Text
 from evozero.search.driver import SearchStatus
 from evozero.search.report import hall_of_fame
 from evozero.search.store import Candidate, RunStore
+from evozero.search.tasks import Suite
 from evozero.status import TRAINED, Status
 
 
@@ -28,10 +29,12 @@ def fmt(x: float | None, digits: int = 3) -> str:
 
 
 def candidates_table(cands: Sequence[Candidate], title: str) -> Table:
-    """Rank, id, fitness, complexity, per-task scores and origin of candidates."""
+    """Rank, id, rung (of a multi-fidelity run), fitness (at that rung), complexity,
+    per-task scores and origin of candidates."""
     labels = sorted({k for c in cands for k in c.scores})
+    rungs = any(c.rung for c in cands)
     table = Table(title=title, title_justify="left")
-    for col in ("#", "id", "fitness", "ops", *labels, "from"):
+    for col in ("#", "id", *(("rung",) if rungs else ()), "fitness", "ops", *labels, "from"):
         table.add_column(col, justify="left" if col == "from" else "right")
     for rank, c in enumerate(cands, 1):
         # The mutation's kind only: its full description is in `show --json`.
@@ -41,6 +44,7 @@ def candidates_table(cands: Sequence[Candidate], title: str) -> Table:
         table.add_row(
             str(rank),
             str(c.id),
+            *((str(c.rung),) if rungs else ()),
             fmt(c.fitness),
             str(c.complexity),
             *(fmt(c.scores.get(k)) for k in labels),
@@ -52,8 +56,9 @@ def candidates_table(cands: Sequence[Candidate], title: str) -> Table:
 def status_view(s: SearchStatus) -> RenderableType:
     """The live display of a running search."""
     elapsed = time.time() - s.started
+    at = f"rung {s.best.rung}, " if s.best and len(s.rungs) > 1 else ""
     best = (
-        f"{s.best.fitness:.3f} (candidate {s.best.id}, {s.best.complexity} ops)"
+        f"{s.best.fitness:.3f} (candidate {s.best.id}, {at}{s.best.complexity} ops)"
         if s.best and s.best.fitness is not None
         else "-"
     )
@@ -73,11 +78,78 @@ def status_view(s: SearchStatus) -> RenderableType:
         f"failed {s.failed}",
     )
     parts: list[RenderableType] = [head, stats, Text(f"best fitness {best}")]
+    if len(s.rungs) > 1:
+        parts.append(rungs_table(s.rungs))
     if s.message:
         parts.append(Text(s.message, style="italic"))
     if s.hall_of_fame:
         parts.append(candidates_table(s.hall_of_fame[:6], "hall of fame (best per complexity)"))
     return Panel(Group(*parts), title="evozero evolve", title_align="left")
+
+
+def rungs_table(rungs: Sequence[dict[str, Any]]) -> Table:
+    """Per rung of a multi-fidelity search: its budget, candidates evaluated there and in
+    flight, and the best fitness there."""
+    table = Table(title="rungs", title_justify="left")
+    for col in ("rung", "steps", "evaluated", "in flight", "best"):
+        table.add_column(col, justify="right")
+    for r in rungs:
+        table.add_row(
+            str(r["rung"]),
+            steps_label(r["steps"]) if r.get("steps") else "-",
+            str(r["evaluated"]),
+            str(r["in_flight"]),
+            fmt(r["best"]),
+        )
+    return table
+
+
+def steps_label(steps: int) -> str:
+    """``500k``, ``2M``, ``10M``, or the number."""
+    for unit, name in ((1_000_000, "M"), (1_000, "k")):
+        if steps % unit == 0:
+            return f"{steps // unit}{name}"
+    return str(steps)
+
+
+def suite_json(suite: Suite, cost: dict[str, Any]) -> dict[str, Any]:
+    """A suite as ``evozero suites --json`` prints it: its definition and its cost."""
+    return {
+        **suite.to_json(),
+        "rungs": [
+            {"steps": max(t.steps for t in tasks), "tasks": [t.to_json() for t in tasks]}
+            for tasks in suite.rungs
+        ],
+        "target_steps": suite.target_steps,
+        "cost": cost,
+    }
+
+
+def suites_view(rows: Sequence[dict[str, Any]]) -> RenderableType:
+    """The table of ``evozero suites``."""
+    table = Table(
+        title="task suites (cost: estimated seconds of one worker per candidate on this "
+        "machine; expected includes promotions)",
+        title_justify="left",
+    )
+    for col in ("suite", "rungs (promote)", "tasks", "target", "held out", "rung 0", "expected"):
+        table.add_column(col, justify="right" if col in ("rung 0", "expected") else "left")
+    for r in rows:
+        rung0 = r["cost"]["hurdle_seconds"] + r["cost"]["rung_seconds"][0]
+        table.add_row(
+            r["name"],
+            " → ".join(steps_label(x["steps"]) for x in r["rungs"])
+            + (f" ({r['promote']:g})" if len(r["rungs"]) > 1 else ""),
+            ", ".join(
+                f"{t['env']}×{len(t['seeds'])}" if len(t["seeds"]) > 1 else t["env"]
+                for t in r["rungs"][-1]["tasks"]
+            ),
+            f"{steps_label(r['target_steps'])}, {r['report_seeds']} seeds",
+            ", ".join(t["env"] for t in r["heldout"]) or "-",
+            f"{rung0:,.0f} s",
+            f"{r['cost']['expected_seconds']:,.0f} s",
+        )
+    return Group(table, Text("descriptions: evozero suites --json", style="dim"))
 
 
 def report_view(report: dict[str, Any]) -> RenderableType:
@@ -137,6 +209,8 @@ def run_overview(store: RunStore) -> dict[str, Any]:
         "duplicates": store.count(Status.DUPLICATE),
         "best_fitness": best[0].fitness if best else None,
         "best_id": best[0].id if best else None,
+        "best_rung": best[0].rung if best else None,
+        "rungs": store.rung_summary(),
         "verdict": (meta.get("report") or {}).get("comparison", {}).get("verdict"),
         "evozero": meta.get("environment", {}).get("evozero"),
     }

@@ -1,4 +1,5 @@
-"""``evozero evolve`` and ``evozero runs``: search runs, and the view of one."""
+"""``evozero evolve``, ``evozero runs`` and ``evozero suites``: search runs, the view of
+one, and the suites a search can use."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from evozero.cli.app import (
     warn_damaged,
 )
 from evozero.cli.output import JSON_NOTE, print_json, print_program
-from evozero.cli.params import Integer, KeywordOrFile, PathArg
+from evozero.cli.params import Integer, KeywordOrFile, PathArg, Seconds
 from evozero.program.errors import ProgramError
 from evozero.search.config import INITS, LIMITS, SearchConfig
 from evozero.search.tasks import SUITES
@@ -51,6 +52,8 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
             f"state {info['state']}",
             highlight=False,
         )
+        if len(info["rungs"]) > 1:
+            console.print(display.rungs_table(info["rungs"]))
         best = store.best(top)
         if not best:
             console.print("no candidate has passed the full suite yet")
@@ -99,14 +102,23 @@ def evolve(
         "--budget",
         parser=Integer(*LIMITS["budget"]),
         metavar="N",
-        help="Candidates to train (duplicates are not counted). Required for a new run; "
-        "extends a resumed one.",
+        help="Candidates to train at the first rung (duplicates and promotions are not "
+        "counted). Required for a new run; extends a resumed one.",
+    ),
+    max_time: float = typer.Option(
+        None,
+        "--max-time",
+        parser=Seconds(hi=366 * 86_400.0),
+        metavar="SECONDS",
+        help="Stop starting candidates and promotions after this much search time (over "
+        "all sessions of the run), e.g. 7200 for two hours; then report.",
     ),
     suite: str = typer.Option(
         None,
         "--suite",
-        metavar="NAME",
-        help=f"Task suite: {', '.join(SUITES)} (default {_DEFAULTS['suite']}).",
+        metavar="NAME|FILE",
+        help=f"Task suite: {', '.join(SUITES)} (default {_DEFAULTS['suite']}), or a suite "
+        "file (.toml; see examples/suite.toml). `evozero suites` lists them.",
     ),
     init: list[str] = typer.Option(
         None,
@@ -179,7 +191,12 @@ def evolve(
 
     execution = {
         k: v
-        for k, v in (("workers", workers), ("backend", backend), ("address", address))
+        for k, v in (
+            ("workers", workers),
+            ("backend", backend),
+            ("address", address),
+            ("max_time", max_time),
+        )
         if v is not None
     }
     try:
@@ -196,7 +213,7 @@ def evolve(
             if given:
                 fail(
                     f"{', '.join(given)} cannot change when resuming; drop them (only "
-                    "--budget, --workers, --backend and --address may)"
+                    "--budget, --max-time, --workers, --backend and --address may)"
                 )
             search = Search.resume(resume)
             changes = dict(execution)
@@ -224,7 +241,7 @@ def evolve(
                 budget=budget, init=init_kind, init_texts=texts, **search_settings, **execution
             )
             run_dir = out or DEFAULT_RUNS_ROOT / (
-                f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}"
+                f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(config.suite).stem}-s{config.seed}"
             )
             search = Search.create(run_dir, config)
     except (ValueError, RunStoreError, ProgramError) as e:
@@ -314,3 +331,31 @@ def runs(
             str(r.get("verdict") or "-"),
         )
     console.print(table)
+
+
+def suites(
+    names: list[str] = typer.Argument(
+        None,
+        metavar="[NAME|FILE]...",
+        help="Suites to describe: built-in names or suite files (default: the built-ins).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
+) -> None:
+    """List the task suites: their rungs, tasks and estimated cost per candidate here.
+
+    The cost is env steps divided by the trainer's speed on this machine (ppo.evz trained
+    once per env and settings for a few seconds, then cached): seconds of one worker.
+    """
+    from evozero.cli import display
+    from evozero.search.cost import suite_cost
+    from evozero.search.tasks import get_suite
+
+    try:
+        chosen = [get_suite(name) for name in names or SUITES]
+    except ValueError as e:
+        fail(str(e))
+    rows = [display.suite_json(suite, suite_cost(suite)) for suite in chosen]
+    if as_json:
+        print_json(rows)
+        return
+    console.print(display.suites_view(rows))

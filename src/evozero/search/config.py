@@ -38,7 +38,8 @@ class SearchConfig:
     """Settings of a search run (all recorded in the run store).
 
     Attributes:
-        budget: trained candidates to evaluate (duplicates are not counted).
+        budget: candidates to train at rung 0 (duplicates are not counted; promotions
+            to higher rungs are not either).
         suite: the task suite fitness is measured on (see ``tasks.SUITES``).
         init: ``seeds`` (the reference programs), ``noop`` or ``random``; ignored when
             ``init_texts`` is given.
@@ -49,6 +50,8 @@ class SearchConfig:
         backend: ``serial`` (deterministic), ``process`` or ``ray``.
         address: Ray cluster address (``auto``, ``HOST:PORT``) for the ray backend.
         seed: seeds every random choice of the search.
+        max_time: seconds of search (over all sessions of the run) after which no more
+            candidates or promotions start; None: no limit.
     """
 
     budget: int
@@ -61,6 +64,7 @@ class SearchConfig:
     backend: str = "process"
     address: str | None = None
     seed: int = 0
+    max_time: float | None = None
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in LIMITS.items():
@@ -69,7 +73,12 @@ class SearchConfig:
                 raise ValueError(f"--{name} must be an integer >= {lo}, got {value!r}")
             if value > hi:
                 raise ValueError(f"--{name} must be at most {hi:,}, got {value:,}")
-        get_suite(self.suite)
+        if not self.suite.endswith(".toml"):  # a suite file is read by Search.create
+            get_suite(self.suite)
+        if self.max_time is not None and not (
+            isinstance(self.max_time, (int, float)) and self.max_time > 0
+        ):
+            raise ValueError(f"--max-time must be a positive duration, got {self.max_time!r}")
         if self.init not in INITS:
             raise ValueError(
                 f"unknown --init {self.init!r}; choose one of {', '.join(INITS)} or give .evz files"

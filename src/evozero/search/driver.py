@@ -1,10 +1,12 @@
 """The search driver: regularized evolution over update rules, trained on a backend and
 recorded in a run store.
 
-The algorithm is :class:`~evozero.search.evolution.RegularizedEvolution`; this layer
-feeds it. It measures the normalizers the suite needs, trains each candidate the
-evolution submits as one worker job (the hurdle, then the suite's tasks: see
-:mod:`~evozero.search.protocol`) and scores the reply (:func:`fitness.candidate_result`),
+The algorithm is :class:`~evozero.search.evolution.RegularizedEvolution` with
+asynchronous successive halving over the suite's rungs; this layer feeds it. It measures
+the normalizers every rung needs, trains each candidate the evolution submits as one
+worker job (at rung 0 the hurdle, then rung 0's tasks; a promotion trains the next rung's
+tasks: see :mod:`~evozero.search.protocol`) and scores the reply
+(:func:`fitness.candidate_result`),
 records every proposal and result in the run store as it happens (so a stopped run,
 ``kill -9`` included, resumes exactly where it stood), and at the end re-evaluates the
 best rule and the best initial program for the final report
@@ -95,8 +97,15 @@ def mutate_rule(rule: Rule, rng: np.random.Generator) -> tuple[Rule, str]:
     return Rule.of(program), str(mutation)
 
 
-def individual(c: Candidate) -> Individual[Rule]:
-    """A stored candidate as the evolution sees it."""
+#: A backend job id is ``candidate id << RUNG_BITS | rung`` (a candidate is trained at
+#: each rung at most once).
+RUNG_BITS = 4
+
+
+def individual(
+    c: Candidate, ladder: dict[int, tuple[Status, float | None]] | None = None
+) -> Individual[Rule]:
+    """A stored candidate (with its results per rung) as the evolution sees it."""
     return Individual(
         c.id,
         Rule(c.text, c.key, c.fingerprint, c.complexity),
@@ -106,6 +115,8 @@ def individual(c: Candidate) -> Individual[Rule]:
         c.status,
         c.fitness,
         c.duplicate_of,
+        c.rung,
+        dict(ladder or {}),
     )
 
 
@@ -125,6 +136,9 @@ class SearchStatus:
     best: Candidate | None = None
     message: str = ""
     hall_of_fame: list[Candidate] = field(default_factory=list)
+    #: per rung: ``rung``, ``steps`` (its largest task budget), ``evaluated``,
+    #: ``in_flight`` and ``best`` (fitness of the best ``ok`` one there)
+    rungs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def evals_per_hour(self) -> float:
@@ -158,13 +172,15 @@ class Search(Journal[Rule, CandidateResult]):
         self.backend: Backend | None = None
         self.evolution: RegularizedEvolution[Rule, CandidateResult] | None = None
         self.normalizer_values: dict[tuple[str, int], tuple[float, float]] = {}
+        self._requeued: list[tuple[int, int]] = []  # promotions a stopped session left
         self._clock = (0.0, 0.0)  # (search seconds of earlier sessions, this one's start)
 
     # -- public
 
     @classmethod
     def create(cls, run_dir: str | Path, config: SearchConfig, **kwargs: Any) -> Search:
-        """A new run in ``run_dir``."""
+        """A new run in ``run_dir`` (its suite: a built-in name or a suite file, read now
+        and stored with the run)."""
         suite = get_suite(config.suite)
         store = RunStore.create(
             run_dir, {"config": config.to_json(), "suite": suite.to_json(), "kind": "evolve"}
@@ -215,7 +231,8 @@ class Search(Journal[Rule, CandidateResult]):
             self.store.program(c)
 
     def change(self, **changes: Any) -> str | None:
-        """Changes a resumed run's ``budget``, ``workers``, ``backend`` or ``address`` and
+        """Changes a resumed run's ``budget``, ``max_time``, ``workers``, ``backend`` or
+        ``address`` and
         records them; returns the line that says what the budget means for this run, when
         it changes. The budget counts trained candidates over the whole run; one below the
         number already trained becomes that number."""
@@ -247,7 +264,7 @@ class Search(Journal[Rule, CandidateResult]):
                 time_limit=self.suite.time_limit,
                 address=self.config.address,
             )
-            self._normalizers([t for t in (self.suite.hurdle, *self.suite.tasks) if t])
+            self._normalizers([t for t in (self.suite.hurdle, *self._rung_tasks()) if t])
             self._evolve()
             if report:
                 self._report()
@@ -267,8 +284,9 @@ class Search(Journal[Rule, CandidateResult]):
                 self.backend.close()
         return self.status
 
-    def result_of(self, outcome: Outcome) -> CandidateResult:
-        """A candidate's verdict from its worker's outcome; a failed job is an ``error``."""
+    def result_of(self, outcome: Outcome, rung: int = 0) -> CandidateResult:
+        """A candidate's verdict at ``rung`` from its worker's outcome; a failed job is an
+        ``error``."""
         if outcome.error is None:
             try:
                 return candidate_result(
@@ -276,6 +294,7 @@ class Search(Journal[Rule, CandidateResult]):
                     self.suite,
                     self.normalizer_values,
                     outcome.seconds,
+                    self.suite.rungs[rung],
                 )
             except ProtocolError as e:
                 outcome = replace(outcome, error=f"malformed reply from the worker: {e}")
@@ -295,19 +314,40 @@ class Search(Journal[Rule, CandidateResult]):
             keys=Rule.keys,
             probes=Rule.probes,
             journal=self,
+            rungs=len(self.suite.rungs),
+            promote=self.suite.promote,
         )
+        ladders = self.store.ladders()
+        self._requeued = self.store.unfinished_promotions()
         self.evolution.restore(
-            map(individual, self.store.finished()), map(individual, self.store.unfinished())
+            (individual(c, ladders.get(c.id)) for c in self.store.finished()),
+            map(individual, self.store.unfinished()),
+            self._requeued,
         )
         self.status.phase = "search"
         self._clock = (float(self.store.meta().get("search_seconds", 0.0)), time.time())
         self._counts()
-        self.evolution.run(self, self.config.budget)
+        self.evolution.run(self, self.config.budget, stop=self._out_of_time)
         self._tick()
         if self.evolution.stalled:
             self._emit("search", self._stall_message())
         self.store.set_meta({"state": "searched"})
-        self._emit("search", "budget reached")
+        self._emit(
+            "search",
+            f"--max-time ({self.config.max_time:g} s) reached"
+            if self._out_of_time()
+            else "budget reached",
+        )
+
+    def _out_of_time(self) -> bool:
+        """Whether the search has run ``--max-time`` seconds (over all its sessions)."""
+        if self.config.max_time is None:
+            return False
+        spent, start = self._clock
+        return spent + time.time() - start >= self.config.max_time
+
+    def _rung_tasks(self) -> list[Task]:
+        return [t for rung in self.suite.rungs for t in rung]
 
     @property
     def slots(self) -> int:
@@ -315,20 +355,28 @@ class Search(Journal[Rule, CandidateResult]):
         assert self.backend is not None
         return self.backend.slots
 
-    def submit(self, individual: Individual[Rule]) -> None:
-        """Starts training a candidate on the backend."""
+    def submit(self, individual: Individual[Rule], rung: int) -> None:
+        """Starts training a candidate at ``rung`` on the backend."""
         assert self.backend is not None
-        if individual.status is Status.QUEUED:  # from a stopped session
+        if rung == 0 and individual.status is Status.QUEUED:  # from a stopped session
             self.store.dispatch(individual.id)
             individual.status = Status.RUNNING
-        self.backend.submit(individual.id, self._job(individual.genome.text).to_json())
+        if (individual.id, rung) in self._requeued:  # a promotion of a stopped session
+            self._requeued.remove((individual.id, rung))
+            self.store.dispatch(individual.id, rung)
+        job = self._job(individual.genome.text, rung)
+        self.backend.submit(individual.id << RUNG_BITS | rung, job.to_json())
 
     def wait(self) -> list[tuple[int, CandidateResult]]:
         """Records the progress, then waits up to half a second for trained candidates."""
         assert self.backend is not None and self.evolution is not None
         self._tick()
         self._emit("search", self._stall_message() if self.evolution.stalled else "")
-        return [(out.job_id, self.result_of(out)) for out in self.backend.wait(timeout=0.5)]
+        mask = (1 << RUNG_BITS) - 1
+        return [
+            (out.job_id >> RUNG_BITS, self.result_of(out, out.job_id & mask))
+            for out in self.backend.wait(timeout=0.5)
+        ]
 
     def proposed(self, child: Individual[Rule]) -> None:
         """Records a proposed candidate (``running``)."""
@@ -352,7 +400,19 @@ class Search(Journal[Rule, CandidateResult]):
         """Records a duplicate: it inherits ``original``'s result."""
         self.store.finish_duplicate(child.id, original.id)
 
-    def _job(self, text: str) -> Job:
+    def promoted(self, individual: Individual[Rule], rung: int) -> None:
+        """Records a promotion (the candidate trains at ``rung`` next)."""
+        self.store.promote(individual.id, rung)
+
+    def rung_evaluated(
+        self, individual: Individual[Rule], rung: int, result: CandidateResult
+    ) -> None:
+        """Records a promoted candidate's result at ``rung`` and its runs."""
+        self.store.finish_rung(individual.id, rung, result)
+
+    def _job(self, text: str, rung: int = 0) -> Job:
+        if rung:
+            return Job(text, self.suite.rungs[rung], None)
         hurdle = None
         if self.suite.hurdle is not None:
             rand, ppo = normalizer_lists(self.normalizer_values, self.suite.hurdle)
@@ -383,6 +443,18 @@ class Search(Journal[Rule, CandidateResult]):
         best = self.store.best(1)
         s.best = best[0] if best else None
         s.hall_of_fame = hall_of_fame(self.store)
+        stored = {r["rung"]: r for r in self.store.rung_summary()}
+        flying = self.evolution.in_flight_rung.values() if self.evolution else ()
+        s.rungs = [
+            {
+                "rung": k,
+                "steps": max(t.steps for t in tasks),
+                "evaluated": stored.get(k, {}).get("evaluated", 0),
+                "in_flight": sum(1 for r in flying if r == k),
+                "best": stored.get(k, {}).get("best"),
+            }
+            for k, tasks in enumerate(self.suite.rungs)
+        ]
 
     # -- jobs outside the evolution: normalizers and the final report
 

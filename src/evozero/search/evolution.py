@@ -10,6 +10,16 @@ When a result comes back, the child joins the population and the oldest individu
 After ``max_duplicate_streak`` duplicates in a row the search has stalled and proposes no
 more.
 
+Multi-fidelity (asynchronous successive halving, ASHA: Li et al. 2020, "A System for
+Massively Parallel Hyperparameter Tuning"). Evaluations happen at rungs ``0 .. rungs-1``
+(longer training at each). A new child is evaluated at rung 0. Whenever a slot is free,
+before proposing a child, the highest rung ``k`` with a promotable individual promotes
+one: an individual is promotable from rung ``k`` when it is ``ok`` there, among the best
+``floor(n_k * promote)`` of the ``n_k`` individuals evaluated at rung ``k`` (ties to the
+older), and not promoted yet. An individual ranks by the highest rung it reached, then its
+fitness there (:func:`fitness_key`); a failure at any rung ranks it last. The budget counts
+rung-0 evaluations; once it is spent, promotions go on until none is left.
+
 Every random choice behind proposal ``i`` comes from ``rng(i)`` (:func:`proposal_rng`:
 ``default_rng([seed, i])``), so a run with one evaluation at a time is reproduced by its
 seed, and a run resumes exactly where it stood (:meth:`RegularizedEvolution.restore`
@@ -25,7 +35,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -54,8 +64,10 @@ class Scored(Protocol):
 class Individual(Generic[G]):
     """One proposal: an initial genome (``origin`` names it) or a mutant of ``parent``.
 
-    ``status`` is ``running`` until its result comes; a duplicate gets ``duplicate``, the
-    fitness of the individual it duplicates and that one's id in ``duplicate_of``.
+    ``status`` and ``fitness`` are those of its result at ``rung``, the highest rung it was
+    evaluated at (``running`` until its first result comes); ``ladder`` holds every rung's
+    ``(status, fitness)``. A duplicate gets ``duplicate``, the standing of the individual
+    it duplicates and that one's id in ``duplicate_of``; it is never promoted.
     """
 
     id: int
@@ -66,6 +78,13 @@ class Individual(Generic[G]):
     status: Status = Status.RUNNING
     fitness: float | None = None
     duplicate_of: int | None = None
+    rung: int = 0
+    ladder: dict[int, tuple[Status, float | None]] = field(default_factory=dict)
+
+    def settle(self, rung: int, status: Status, fitness: float | None) -> None:
+        """Its result at ``rung`` came: it is now its standing."""
+        self.ladder[rung] = (status, fitness)
+        self.rung, self.status, self.fitness = rung, status, fitness
 
 
 class Evaluator(Protocol[G, R]):
@@ -76,8 +95,8 @@ class Evaluator(Protocol[G, R]):
         """How many evaluations may be in flight at once."""
         ...
 
-    def submit(self, individual: Individual[G]) -> None:
-        """Starts evaluating ``individual`` (a slot is free)."""
+    def submit(self, individual: Individual[G], rung: int) -> None:
+        """Starts evaluating ``individual`` at ``rung`` (a slot is free)."""
         ...
 
     def wait(self) -> Iterable[tuple[int, R]]:
@@ -93,7 +112,13 @@ class Journal(Generic[G, R]):
         """``child`` was proposed (it has its id; it is not evaluated yet)."""
 
     def evaluated(self, individual: Individual[G], result: R) -> None:
-        """``individual``'s result came back; it joins the population next."""
+        """``individual``'s rung-0 result came back; it joins the population next."""
+
+    def promoted(self, individual: Individual[G], rung: int) -> None:
+        """``individual`` is promoted: it is evaluated at ``rung`` next."""
+
+    def rung_evaluated(self, individual: Individual[G], rung: int, result: R) -> None:
+        """``individual``'s result at ``rung`` (1 or more) came back."""
 
     def duplicate(self, child: Individual[G], original: Individual[G]) -> None:
         """``child`` duplicates ``original`` and inherits its result; it joins the
@@ -105,10 +130,13 @@ def proposal_rng(seed: int) -> Callable[[int], np.random.Generator]:
     return lambda i: np.random.default_rng([seed, i])
 
 
-def fitness_key(individual: Individual | Scored) -> float:
-    """Tournament order: fitness, failed individuals (fitness None) last."""
+def fitness_key(individual: Individual | Scored) -> tuple[float, float]:
+    """Tournament order: the highest rung reached, then the fitness there; failed
+    individuals (fitness None) last."""
     f = individual.fitness
-    return -math.inf if f is None or math.isnan(f) else f
+    if f is None or math.isnan(f):
+        return (-math.inf, -math.inf)
+    return (float(getattr(individual, "rung", 0)), f)
 
 
 def tournament_select(
@@ -137,9 +165,11 @@ class RegularizedEvolution(Generic[G, R]):
             same; a separate ``probes`` expresses an asymmetric rule).
         journal: told of each proposal and result.
         max_duplicate_streak: consecutive duplicates after which no more are proposed.
+        rungs: fidelities an individual can be evaluated at (1: no promotion).
+        promote: fraction of each rung promoted to the next (ASHA's ``1/eta``).
 
     Raises:
-        ValueError: a size below 1.
+        ValueError: a size below 1, or ``promote`` outside (0, 1].
     """
 
     def __init__(
@@ -154,11 +184,18 @@ class RegularizedEvolution(Generic[G, R]):
         probes: Callable[[G], Iterable[Hashable]] | None = None,
         journal: Journal[G, R] | None = None,
         max_duplicate_streak: int = MAX_DUPLICATE_STREAK,
+        rungs: int = 1,
+        promote: float = 0.25,
     ) -> None:
-        if min(population_size, tournament_size, max_duplicate_streak) < 1:
+        if min(population_size, tournament_size, max_duplicate_streak, rungs) < 1:
             raise ValueError(
-                "population_size, tournament_size and max_duplicate_streak must be at least 1"
+                "population_size, tournament_size, max_duplicate_streak and rungs must be at "
+                "least 1"
             )
+        if not 0 < promote <= 1:
+            raise ValueError(f"promote must be in (0, 1], got {promote}")
+        self.rungs = rungs
+        self.promote = promote
         self.initial = list(initial)
         self.mutate = mutate
         self.population_size = population_size
@@ -170,7 +207,12 @@ class RegularizedEvolution(Generic[G, R]):
         self.max_duplicate_streak = max_duplicate_streak
         self.population: deque[Individual[G]] = deque()  # oldest first
         self.in_flight: dict[int, Individual[G]] = {}  # in submission order
-        self.trained = 0  # individuals with a result of their own
+        self.in_flight_rung: dict[int, int] = {}  # in-flight id -> the rung it is at
+        self.trained = 0  # individuals with a rung-0 result of their own
+        # Per rung: the individuals evaluated there, and the ids promoted from there.
+        self.evaluated_at: list[list[Individual[G]]] = [[] for _ in range(rungs)]
+        self.promoted_from: list[set[int]] = [set() for _ in range(rungs)]
+        self._promotions: deque[tuple[Individual[G], int]] = deque()  # from a stopped run
         self.next_id = 0
         self.streak = 0  # duplicates proposed since the last submission
         self._unfinished: deque[Individual[G]] = deque()  # from a stopped run: they go first
@@ -182,22 +224,29 @@ class RegularizedEvolution(Generic[G, R]):
         """Whether the last ``max_duplicate_streak`` proposals were all duplicates."""
         return self.streak >= self.max_duplicate_streak
 
-    def run(self, evaluator: Evaluator[G, R], budget: int) -> None:
-        """Evolves until ``budget`` individuals are trained (duplicates are free) or the
-        search stalls, and the evaluations in flight have come back."""
+    def run(
+        self,
+        evaluator: Evaluator[G, R],
+        budget: int,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Evolves until ``budget`` individuals are trained at rung 0 (duplicates are
+        free) or the search stalls, and no promotion is left, or until ``stop()`` says
+        so; then waits for the evaluations in flight."""
         while True:
-            while (
-                self.trained + len(self.in_flight) < budget
-                and not self.stalled
-                and len(self.in_flight) < evaluator.slots
-            ):
+            while len(self.in_flight) < evaluator.slots and not stop():
+                promotion = self.next_promotion()
+                if promotion is not None:
+                    self._submit(evaluator, *promotion)
+                    continue
+                if self.trained + self._new_in_flight() >= budget or self.stalled:
+                    break
                 child = self._unfinished.popleft() if self._unfinished else self.propose()
                 if child is None:
                     break  # nothing to breed from until a result arrives
                 original = self.lookup(child)
                 if original is None:
-                    evaluator.submit(child)
-                    self.in_flight[child.id] = child
+                    self._submit(evaluator, child, 0)
                     self.streak = 0
                 else:
                     self.inherit(child, original)
@@ -206,6 +255,36 @@ class RegularizedEvolution(Generic[G, R]):
                 return
             for id, result in evaluator.wait():
                 self.finish(id, result)
+
+    def next_promotion(self) -> tuple[Individual[G], int] | None:
+        """``(individual, rung)``: a promotion left by a stopped run, else the best
+        promotable individual of the highest rung that has one (see the module's
+        docstring), marked promoted; None when there is none."""
+        if self._promotions:
+            return self._promotions.popleft()
+        for k in range(self.rungs - 2, -1, -1):
+            done = self.evaluated_at[k]
+            ok = [i for i in done if i.ladder[k][0] is Status.OK and i.ladder[k][1] is not None]
+            ok.sort(key=lambda i: (-(i.ladder[k][1] or 0.0), i.id))
+            for individual in ok[: math.floor(len(done) * self.promote)]:
+                if individual.id not in self.promoted_from[k]:
+                    self.promoted_from[k].add(individual.id)
+                    self.journal.promoted(individual, k + 1)
+                    return individual, k + 1
+        return None
+
+    def _submit(self, evaluator: Evaluator[G, R], individual: Individual[G], rung: int) -> None:
+        evaluator.submit(individual, rung)
+        self.in_flight[individual.id] = individual
+        self.in_flight_rung[individual.id] = rung
+
+    def _new_in_flight(self) -> int:
+        return sum(1 for rung in self.in_flight_rung.values() if rung == 0)
+
+    def _unsettled(self, individual: Individual[G]) -> bool:
+        """Whether ``individual`` is in flight for its first result (a promoted one has
+        one already)."""
+        return self.in_flight_rung.get(individual.id) == 0
 
     def propose(self) -> Individual[G] | None:
         """The next child: the next initial genome, else a mutant of a tournament's
@@ -236,26 +315,32 @@ class RegularizedEvolution(Generic[G, R]):
             (
                 other
                 for other in self.in_flight.values()
-                if keys.intersection(self.keys(other.genome))
+                if self._unsettled(other) and keys.intersection(self.keys(other.genome))
             ),
             None,
         )
 
     def inherit(self, child: Individual[G], original: Individual[G]) -> None:
         """Settles duplicate ``child`` with ``original``'s result (once it has one)."""
-        if original.id in self.in_flight:
+        if self._unsettled(original):
             self._waiting.setdefault(original.id, []).append(child)
             return
         child.status, child.fitness = Status.DUPLICATE, original.fitness
-        child.duplicate_of = original.id
+        child.rung, child.duplicate_of = original.rung, original.id
         self.journal.duplicate(child, original)
         self._join(child)
 
     def finish(self, id: int, result: R) -> None:
-        """Individual ``id``'s result came back: it joins the population, and so do the
-        duplicates that waited for it."""
+        """Individual ``id``'s result came back. At rung 0 it joins the population, and so
+        do the duplicates that waited for it; at a higher rung it only changes its
+        standing."""
         individual = self.in_flight.pop(id)
-        individual.status, individual.fitness = result.status, result.fitness
+        rung = self.in_flight_rung.pop(id)
+        individual.settle(rung, result.status, result.fitness)
+        self.evaluated_at[rung].append(individual)
+        if rung:
+            self.journal.rung_evaluated(individual, rung, result)
+            return
         self.journal.evaluated(individual, result)
         self._remember(individual)
         self._join(individual)
@@ -263,20 +348,35 @@ class RegularizedEvolution(Generic[G, R]):
             self.inherit(child, individual)
 
     def restore(
-        self, finished: Iterable[Individual[G]], unfinished: Iterable[Individual[G]] = ()
+        self,
+        finished: Iterable[Individual[G]],
+        unfinished: Iterable[Individual[G]] = (),
+        promotions: Iterable[tuple[int, int]] = (),
     ) -> None:
         """Continues a stopped run (call it first): ``finished`` individuals in the order
-        their results came (the population is the youngest of them), and ``unfinished``
-        ones (proposed, no result) in proposal order, which :meth:`run` dispatches before
-        proposing anything new."""
+        their rung-0 results came (the population is the youngest of them; each with its
+        ``ladder``), ``unfinished`` ones (proposed, no result) in proposal order, and the
+        ``(id, rung)`` promotions that had no result; :meth:`run` dispatches the
+        promotions, then the unfinished, before anything new."""
         if self.next_id or self.population or self.in_flight:
             raise RuntimeError("restore() is for a fresh RegularizedEvolution")
         ids = [-1]
+        by_id: dict[int, Individual[G]] = {}
         for individual in finished:
             if individual.status is not Status.DUPLICATE:
+                if not individual.ladder:  # a run stored before rungs existed
+                    individual.ladder[0] = (individual.status, individual.fitness)
                 self._remember(individual)
+                by_id[individual.id] = individual
+                for rung in sorted(individual.ladder):
+                    self.evaluated_at[rung].append(individual)
+                    if rung:
+                        self.promoted_from[rung - 1].add(individual.id)
             self._join(individual)
             ids.append(individual.id)
+        for id, rung in promotions:
+            self.promoted_from[rung - 1].add(id)
+            self._promotions.append((by_id[id], rung))
         self._unfinished.extend(unfinished)
         self.next_id = 1 + max(ids + [u.id for u in self._unfinished])
 

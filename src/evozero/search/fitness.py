@@ -4,7 +4,8 @@ A rule's score on a task (:mod:`~evozero.search.tasks`) is its final return norm
 against a uniform-random policy and ``programs/ppo.evz`` on the same task and seeds:
 ``(R - R_random) / (R_ppo - R_random)``, so random scores 0 and PPO scores 1. Both
 normalizers are measured by evozero itself and cached per task and seed (see
-:class:`NormalizerCache`).
+:class:`NormalizerCache`). A candidate's fitness over several tasks is the minimum of
+its task scores (:func:`aggregate`; why: the README, "Fitness").
 
 Everything that crosses a process boundary here is plain JSON (the worker protocol,
 :mod:`~evozero.search.protocol`); nothing is pickled.
@@ -200,12 +201,28 @@ def task_score(
     return normalized(value, float(np.mean(random)), float(np.mean(ppo)))
 
 
+def aggregate(scores: Sequence[float]) -> float:
+    """A candidate's fitness from its normalized task scores: the minimum over tasks.
+
+    A mean lets one game hide a collapse in another (a rule that halves breakout and
+    doubles space_invaders averages 1.25, above ppo.evz's 1.0); an IQM or a trimmed mean
+    trims nothing from the 1 to 5 tasks of a suite's rung. The minimum ranks a rule by its
+    worst game, which is what the final verdict asks (improved only with no task lost).
+    """
+    return float(min(scores))
+
+
 def candidate_result(
-    reply: JobResult, suite: Suite, normalizers: Normalizers, seconds: float
+    reply: JobResult,
+    suite: Suite,
+    normalizers: Normalizers,
+    seconds: float,
+    tasks: Sequence[Task] | None = None,
 ) -> CandidateResult:
     """A candidate's verdict from its worker's reply: ``diverged`` or ``error`` if a run
     failed, ``culled`` (fitness: the hurdle score) below the hurdle, else ``ok`` with the
-    mean normalized score over the suite's tasks as its fitness."""
+    :func:`aggregate` of its normalized scores on ``tasks`` (default: the suite's rung 0)
+    as its fitness."""
     runs = reply.records()
     failed = next((r for _, r in runs if r.status != Status.OK), None)
     if failed is not None:
@@ -228,13 +245,13 @@ def candidate_result(
             message=f"below the hurdle ({suite.hurdle_threshold:g})",
         )
     scores = {
-        task.label: task_score(reply.runs[task.label], *normalizer_lists(normalizers, task))
-        for task in suite.tasks
+        task.label: task_score(reply.runs.get(task.label, ()), *normalizer_lists(normalizers, task))
+        for task in (suite.tasks if tasks is None else tasks)
     }
     values = [s for s in scores.values() if s is not None]
     return CandidateResult(
         Status.OK,
-        float(np.mean(values)) if values else None,
+        aggregate(values) if len(values) == len(scores) else None,
         reply.hurdle_score,
         scores,
         runs=runs,
@@ -304,6 +321,7 @@ def ppo_digest() -> str:
 __all__ = [
     "NormalizerCache",
     "Normalizers",
+    "aggregate",
     "candidate_result",
     "evaluate_job",
     "normalized",

@@ -37,7 +37,7 @@ def hall_of_fame(store: RunStore) -> list[Candidate]:
     no simpler rule beats, over every candidate that passed the full suite; fittest first."""
     front: list[Candidate] = []
     for c in store.passed_by_complexity():
-        if not front or c.fitness > front[-1].fitness:  # type: ignore[operator]
+        if not front or c.rank > front[-1].rank:  # highest rung, then fitness
             if front and front[-1].complexity == c.complexity:
                 continue
             front.append(c)

@@ -32,9 +32,18 @@ Tables:
     then ``ok``, ``culled``, ``diverged``, ``error`` or ``duplicate``), fitness, per-task
     scores, seconds, and ``done_seq``, the order in which results entered the population
     (regularized evolution's age).
+``rungs``
+    every result of a trained candidate at each rung of a multi-fidelity search (rung 0
+    is its first result; a promotion adds the next): status (``running`` or ``queued``
+    while a promotion trains), fitness, per-task scores, message, seconds. A candidate's
+    own ``rung``, status, fitness and scores are those of its highest rung.
 ``runs``
-    every training run: candidate, phase (``hurdle``, ``search``, ``report``), task,
-    seed, status, final return, area under the curve, steps, seconds, learning curve.
+    every training run: candidate, phase (``hurdle``, ``search``, ``report``), rung,
+    task, seed, status, final return, area under the curve, steps, seconds, learning
+    curve.
+
+Schema 1 (before rungs) is read as schema 2 with every result at rung 0: a writer
+migrates the file when it opens it, a reader migrates an in-memory copy.
 ``normalizers``
     ``R_random`` and ``R_ppo`` per task and seed as used by this run.
 """
@@ -69,7 +78,7 @@ from evozero.program.model import Program
 from evozero.search.protocol import CandidateResult, Phase, RunRecord, finite_or_none
 from evozero.status import UNFINISHED, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "run.sqlite"
 #: The writer's lock file in a run directory (see the module's docstring).
 LOCK_NAME = "run.lock"
@@ -97,13 +106,24 @@ CREATE TABLE candidates (
     seconds REAL,
     proposed_at REAL NOT NULL,
     finished_at REAL,
-    done_seq INTEGER UNIQUE
+    done_seq INTEGER UNIQUE,
+    rung INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX candidates_key ON candidates(key);
 CREATE INDEX candidates_fingerprint ON candidates(fingerprint);
-CREATE TABLE runs (
+{runs}
+{rungs}CREATE TABLE normalizers (
+    task TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    random REAL NOT NULL,
+    ppo REAL NOT NULL,
+    PRIMARY KEY (task, seed)
+);
+"""
+_RUNS_TABLE = """CREATE TABLE {name} (
     candidate INTEGER NOT NULL REFERENCES candidates(id),
     phase TEXT NOT NULL,
+    rung INTEGER NOT NULL DEFAULT 0,
     task TEXT NOT NULL,
     seed INTEGER NOT NULL,
     status TEXT NOT NULL,
@@ -113,15 +133,36 @@ CREATE TABLE runs (
     steps INTEGER,
     seconds REAL,
     curve TEXT,
-    PRIMARY KEY (candidate, phase, task, seed)
-);
-CREATE TABLE normalizers (
-    task TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    random REAL NOT NULL,
-    ppo REAL NOT NULL,
-    PRIMARY KEY (task, seed)
-);
+    PRIMARY KEY (candidate, phase, rung, task, seed)
+);"""
+_RUNGS_TABLE = """CREATE TABLE rungs (
+    candidate INTEGER NOT NULL REFERENCES candidates(id),
+    rung INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    fitness REAL,
+    scores TEXT,
+    message TEXT NOT NULL DEFAULT '',
+    seconds REAL,
+    finished_at REAL,
+    PRIMARY KEY (candidate, rung)
+);"""
+_SCHEMA = _SCHEMA.format(runs=_RUNS_TABLE.format(name="runs"), rungs=_RUNGS_TABLE)
+#: Schema 1 -> 2: a ``rung`` for candidates and runs (0), and the ``rungs`` table holding
+#: each trained candidate's result as its rung-0 result.
+_MIGRATE_1 = f"""
+ALTER TABLE candidates ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;
+{_RUNS_TABLE.format(name="runs_2")}
+INSERT INTO runs_2 (candidate, phase, rung, task, seed, status, message, final_return, auc,
+    steps, seconds, curve)
+    SELECT candidate, phase, 0, task, seed, status, message, final_return, auc, steps,
+    seconds, curve FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_2 RENAME TO runs;
+{_RUNGS_TABLE}
+INSERT INTO rungs (candidate, rung, status, fitness, scores, message, seconds, finished_at)
+    SELECT id, 0, status, fitness, scores, message, seconds, finished_at FROM candidates
+    WHERE done_seq IS NOT NULL AND status != 'duplicate';
+UPDATE meta SET value = '2' WHERE key = 'schema';
 """
 
 
@@ -350,10 +391,12 @@ _CANDIDATE = {
     "proposed_at": _NUM,
     "finished_at": _OPT_NUM,
     "done_seq": _OPT_INT,
+    "rung": int,
 }
 _RUN = {
     "candidate": int,
     "phase": str,
+    "rung": int,
     "task": str,
     "seed": int,
     "status": str,
@@ -365,6 +408,7 @@ _RUN = {
     "curve": _OPT_STR,
 }
 _NORMALIZER = {"task": str, "seed": int, "random": _NUM, "ppo": _NUM}
+_RUNG = {"candidate": int, "rung": int, "status": str, "fitness": _OPT_NUM}
 
 
 def _mismatch(value: Any, shape: Any, where: str = "") -> str | None:
@@ -466,6 +510,14 @@ class Candidate:
     proposed_at: float
     finished_at: float | None
     done_seq: int | None
+    rung: int = 0
+
+    @property
+    def rank(self) -> tuple[int, float]:
+        """How the search ranks it: the highest rung it reached, then its fitness there
+        (no fitness: last)."""
+        f = self.fitness
+        return (self.rung, f) if f is not None else (-1, float("-inf"))
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Candidate:
@@ -771,6 +823,7 @@ class RunStore:
             raise
         try:
             store._check_version(for_resume)
+            store._migrate()
             if for_resume:
                 store._check_whole()
                 store._start_writing()
@@ -788,7 +841,7 @@ class RunStore:
             )
         schema = meta["schema"]
         made_by = meta.get("environment", {}).get("evozero", "unknown")
-        if schema != SCHEMA_VERSION:
+        if schema not in (1, SCHEMA_VERSION):
             raise RunStoreError(
                 f"{self.directory} is a run of evozero {made_by} (store schema {schema}); this "
                 f"evozero {evozero.__version__} reads schema {SCHEMA_VERSION}: use evozero "
@@ -801,6 +854,19 @@ class RunStore:
             )
 
     @_guarded
+    def _migrate(self) -> None:
+        """Brings a schema-1 store to schema 2: the writer's file in place, a reader's
+        in-memory copy (its file stays as it is)."""
+        if self.meta()["schema"] == SCHEMA_VERSION:
+            return
+        if not self.writable:
+            copy = _connect(":memory:")
+            self.conn.backup(copy)
+            self.conn.close()
+            self.conn = copy
+        self.conn.executescript(f"BEGIN;\n{_MIGRATE_1}\nCOMMIT;")
+
+    @_guarded
     def _check_whole(self) -> None:
         """The writer's check before it writes: SQLite's structures are intact and every
         row the writer will read decodes (else RunStoreDamaged naming the first damage)."""
@@ -811,6 +877,7 @@ class RunStore:
         self.candidates()
         self.count_by_status()
         self.normalizers()
+        self.ladders()
         # Of the training runs, a resume reads the final report's only.
         for row in self.conn.execute("SELECT * FROM runs WHERE phase = ?", (Phase.REPORT.value,)):
             self._decode(_run_record, row, f"a report run of candidate {row['candidate']}")
@@ -964,20 +1031,60 @@ class RunStore:
         trains them first."""
         self._writer_only()
         with self.conn:
+            for table in ("candidates", "rungs"):
+                self.conn.execute(
+                    f"UPDATE {table} SET status = ? WHERE status = ?",
+                    (Status.QUEUED.value, Status.RUNNING.value),
+                )
+
+    @_guarded
+    def dispatch(self, id: int, rung: int = 0) -> None:
+        """Queued candidate ``id`` is being trained again (``running``) at ``rung``."""
+        self._writer_only()
+        table, where = ("candidates", "id = ?") if rung == 0 else ("rungs", "candidate = ?")
+        with self.conn:
             self.conn.execute(
-                "UPDATE candidates SET status = ? WHERE status = ?",
-                (Status.QUEUED.value, Status.RUNNING.value),
+                f"UPDATE {table} SET status = ? WHERE {where} AND status = ? "
+                + ("" if rung == 0 else "AND rung = ?"),
+                (Status.RUNNING.value, id, Status.QUEUED.value, *(() if rung == 0 else (rung,))),
             )
 
     @_guarded
-    def dispatch(self, id: int) -> None:
-        """Queued candidate ``id`` is being trained again (``running``)."""
+    def promote(self, id: int, rung: int) -> None:
+        """Trained candidate ``id`` is promoted: it trains at ``rung`` (``running``)."""
         self._writer_only()
         with self.conn:
             self.conn.execute(
-                "UPDATE candidates SET status = ? WHERE id = ? AND status = ?",
-                (Status.RUNNING.value, id, Status.QUEUED.value),
+                "INSERT INTO rungs (candidate, rung, status) VALUES (?, ?, ?)",
+                (id, rung, Status.RUNNING.value),
             )
+
+    @_guarded
+    def finish_rung(self, id: int, rung: int, result: CandidateResult) -> None:
+        """Record promoted candidate ``id``'s result at ``rung`` (1 or more) and its
+        runs; it becomes the candidate's standing."""
+        self._writer_only()
+        scores = json.dumps(dict(result.scores), sort_keys=True)
+        fitness = finite_or_none(result.fitness)
+        status = Status(result.status).value
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            updated = self.conn.execute(
+                "UPDATE rungs SET status = ?, fitness = ?, scores = ?, message = ?, seconds = ?, "
+                f"finished_at = ? WHERE candidate = ? AND rung = ? AND {_UNFINISHED}",
+                (status, fitness, scores, result.message, result.seconds, time.time(), id, rung),
+            ).rowcount
+            if updated != 1:
+                raise RunStoreError(
+                    f"{self.db}: candidate {id} was not promoted to rung {rung} or already has "
+                    "a result there, so this one is not recorded"
+                )
+            self.conn.execute(
+                "UPDATE candidates SET rung = ?, status = ?, fitness = ?, scores = ?, "
+                "message = ? WHERE id = ?",
+                (rung, status, fitness, scores, result.message, id),
+            )
+            self._insert_runs(id, result.runs, rung)
 
     def finish_candidate(self, id: int, result: CandidateResult) -> int:
         """Record a trained candidate's result and its training runs in one transaction.
@@ -1013,6 +1120,7 @@ class RunStore:
             0.0,
             o.id,
             (),
+            o.rung,
         )
 
     @_guarded
@@ -1027,6 +1135,7 @@ class RunStore:
         seconds: float | None,
         duplicate_of: int | None,
         runs: Iterable[tuple[Phase, RunRecord]],
+        rung: int = 0,
     ) -> int:
         self._writer_only()
         with self.conn:
@@ -1036,8 +1145,8 @@ class RunStore:
             ).fetchone()[0]
             updated = self.conn.execute(
                 "UPDATE candidates SET status = ?, fitness = ?, hurdle_score = ?, scores = ?, "
-                "message = ?, seconds = ?, duplicate_of = ?, finished_at = ?, done_seq = ? "
-                f"WHERE id = ? AND {_UNFINISHED}",
+                "message = ?, seconds = ?, duplicate_of = ?, finished_at = ?, done_seq = ?, "
+                f"rung = ? WHERE id = ? AND {_UNFINISHED}",
                 (
                     Status(status).value,
                     finite_or_none(fitness),
@@ -1048,6 +1157,7 @@ class RunStore:
                     duplicate_of,
                     time.time(),
                     seq,
+                    rung,
                     id,
                 ),
             ).rowcount
@@ -1055,6 +1165,13 @@ class RunStore:
                 raise RunStoreError(
                     f"{self.db}: candidate {id} already has a result or "
                     "does not exist, so this one is not recorded"
+                )
+            if duplicate_of is None:
+                self.conn.execute(
+                    "INSERT INTO rungs (candidate, rung, status, fitness, scores, message, "
+                    "seconds, finished_at) SELECT id, 0, status, fitness, scores, message, "
+                    "seconds, finished_at FROM candidates WHERE id = ?",
+                    (id,),
                 )
             self._insert_runs(id, runs)
         return int(seq)
@@ -1067,14 +1184,18 @@ class RunStore:
             self.conn.execute("BEGIN")
             self._insert_runs(candidate, runs)
 
-    def _insert_runs(self, candidate: int, runs: Iterable[tuple[Phase, RunRecord]]) -> None:
+    def _insert_runs(
+        self, candidate: int, runs: Iterable[tuple[Phase, RunRecord]], rung: int = 0
+    ) -> None:
         self.conn.executemany(  # plain INSERT: a recorded run is never replaced
-            "INSERT INTO runs (candidate, phase, task, seed, status, message, "
-            "final_return, auc, steps, seconds, curve) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (candidate, phase, rung, task, seed, status, message, "
+            "final_return, auc, steps, seconds, curve) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     candidate,
                     Phase(phase).value,
+                    rung,
                     r.task,
                     r.seed,
                     r.status.value,
@@ -1120,20 +1241,22 @@ class RunStore:
         return self._select(f"{_UNFINISHED} ORDER BY id")
 
     def best(self, k: int) -> list[Candidate]:
-        """The ``k`` fittest candidates that passed the full suite (ties: simpler, then
-        older first)."""
-        return self._select(f"{_PASSED} ORDER BY fitness DESC, complexity, id LIMIT ?", (k,))
+        """The ``k`` best candidates that passed their tasks: highest rung reached first,
+        then fittest there (ties: simpler, then older first)."""
+        return self._select(
+            f"{_PASSED} ORDER BY rung DESC, fitness DESC, complexity, id LIMIT ?", (k,)
+        )
 
     def passed_by_complexity(self) -> list[Candidate]:
-        """The candidates that passed the full suite, simplest first, fittest first within
-        a complexity (what the hall of fame is made from)."""
-        return self._select(f"{_PASSED} ORDER BY complexity, fitness DESC, id")
+        """The candidates that passed their tasks, simplest first, best first within a
+        complexity (highest rung, then fitness: what the hall of fame is made from)."""
+        return self._select(f"{_PASSED} ORDER BY complexity, rung DESC, fitness DESC, id")
 
     def best_initial(self) -> Candidate | None:
         """The fittest initial program with a result (failed ones last), if any."""
         found = self._select(
             "substr(origin, 1, ?) = ? AND done_seq IS NOT NULL "
-            "ORDER BY fitness IS NULL, fitness DESC, id LIMIT 1",
+            "ORDER BY fitness IS NULL, rung DESC, fitness DESC, id LIMIT 1",
             (len(INIT_ORIGIN), INIT_ORIGIN),
         )
         return found[0] if found else None
@@ -1164,16 +1287,78 @@ class RunStore:
         return [c for c in map(self._candidate, rows.fetchall()) if c is not None]
 
     @_guarded
-    def runs(self, candidate: int, phase: Phase | None = None) -> list[RunRecord]:
-        """Training runs of a candidate (those of one ``phase``), by phase, task, seed."""
+    def runs(
+        self, candidate: int, phase: Phase | None = None, rung: int | None = None
+    ) -> list[RunRecord]:
+        """Training runs of a candidate (those of one ``phase``, of one ``rung``), by
+        phase, rung, task, seed."""
         sql = "SELECT * FROM runs WHERE candidate = ?"
         params: tuple[Any, ...] = (candidate,)
         if phase is not None:
             sql += " AND phase = ?"
             params += (Phase(phase).value,)
-        rows = self.conn.execute(sql + " ORDER BY phase, task, seed", params).fetchall()
+        if rung is not None:
+            sql += " AND rung = ?"
+            params += (rung,)
+        rows = self.conn.execute(sql + " ORDER BY phase, rung, task, seed", params).fetchall()
         records = [self._decode(_run_record, r, f"a run of candidate {candidate}") for r in rows]
         return [record for _, record in filter(None, records)]
+
+    # -- rungs
+
+    @_guarded
+    def ladders(self) -> dict[int, dict[int, tuple[Status, float | None]]]:
+        """Per trained candidate, its result (status, fitness) at each rung it has one."""
+        out: dict[int, dict[int, tuple[Status, float | None]]] = {}
+        rows = self.conn.execute(
+            f"SELECT candidate, rung, status, fitness FROM rungs WHERE NOT {_UNFINISHED}"
+        ).fetchall()
+        for row in rows:
+            r = self._decode(
+                lambda r: _checked(dict(r), _RUNG, ""),
+                row,
+                f"rung {row['rung']!r} of candidate {row['candidate']!r}",
+                candidate=row["candidate"],
+            )
+            if r is not None:
+                status = self._decode(
+                    lambda r: _enum(Status, r["status"], "status"),
+                    row,
+                    f"rung {r['rung']} of candidate {r['candidate']}",
+                    candidate=r["candidate"],
+                )
+                if status is not None:
+                    out.setdefault(r["candidate"], {})[r["rung"]] = (status, r["fitness"])
+        return out
+
+    @_guarded
+    def unfinished_promotions(self) -> list[tuple[int, int]]:
+        """``(candidate, rung)`` of the promotions without a result, in promotion order."""
+        rows = self.conn.execute(
+            f"SELECT candidate, rung FROM rungs WHERE {_UNFINISHED} ORDER BY rowid"
+        ).fetchall()
+        return [(int(r["candidate"]), int(r["rung"])) for r in rows]
+
+    @_guarded
+    def rung_summary(self) -> list[dict[str, Any]]:
+        """Per rung: candidates with a result there (``evaluated``), those training there
+        now (``in_flight``), and the best fitness of an ``ok`` one (``best``)."""
+        rows = self.conn.execute(
+            "SELECT rung, "
+            f"SUM(CASE WHEN {_UNFINISHED} THEN 0 ELSE 1 END) AS evaluated, "
+            f"SUM(CASE WHEN {_UNFINISHED} THEN 1 ELSE 0 END) AS in_flight, "
+            f"MAX(CASE WHEN status = '{Status.OK.value}' THEN fitness END) AS best "
+            "FROM rungs GROUP BY rung ORDER BY rung"
+        ).fetchall()
+        return [
+            {
+                "rung": int(r["rung"]),
+                "evaluated": int(r["evaluated"]),
+                "in_flight": int(r["in_flight"]),
+                "best": r["best"] if isinstance(r["best"], float) else None,
+            }
+            for r in rows
+        ]
 
     # -- normalizers
 
