@@ -8,7 +8,7 @@ Package layout, in the order of the data flow (docs/ARCHITECTURE.md):
 :mod:`evozero.program` (ops, model, text, evaluator, canonical forms, mutation) →
 :mod:`evozero.native` (compile, interpreter, training, envs) → :mod:`evozero.search`
 (evolution, driver, fitness, backends, store, report) → :mod:`evozero.export` →
-:mod:`evozero.cli`.
+:mod:`evozero.analysis` (explain, run report) → :mod:`evozero.cli`.
 
 The exports are lazy: ``import evozero.program`` loads neither the compiled extension nor
 anything native. ``import evozero`` registers the gymnasium ids ``evozero/<Game>-v0|v1``.
@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "TrainResult": "evozero.native.train",
     "train": "evozero.native.train",
 }
-_SUBMODULES = ("envs", "program", "native", "search", "export", "cli")
+_SUBMODULES = ("envs", "program", "native", "search", "export", "analysis", "cli")
 
 __all__ = [  # tests/test_architecture.py checks it against _EXPORTS
     "Program",

@@ -1,0 +1,70 @@
+"""``evozero explain`` and ``evozero report``: what a rule or a run found, read against
+the reference rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from evozero.cli.app import console, fail, load_program, open_run, store_errors, warn
+from evozero.cli.output import JSON_NOTE, print_json
+from evozero.cli.params import Integer, PathArg
+
+PROGRAM_OR_RUN = PathArg("file or directory", "an update program (.evz) or a run directory")
+
+
+@store_errors
+def _run_rules(run_dir: Path, top: int) -> list[tuple[str, object]]:
+    """``(name, program)`` of a run's ``top`` best rules (a damaged one is left out)."""
+    from evozero.search.store import DamagedCandidate
+
+    rules: list[tuple[str, object]] = []
+    with open_run(run_dir) as store:
+        for c in store.best(top):
+            try:
+                rules.append((f"candidate {c.id} (fitness {c.fitness:.3f})", store.program(c)))
+            except DamagedCandidate as e:
+                warn(f"{e}; it is not explained")
+    if not rules:
+        fail(
+            f"{run_dir}: no candidate has passed the full suite yet, so there is nothing "
+            "to explain; let the search run longer"
+        )
+    return rules
+
+
+def explain_command(
+    program: Path = typer.Argument(
+        ...,
+        parser=PROGRAM_OR_RUN,
+        metavar="PROGRAM",
+        help="An update program (.evz) or a run directory.",
+    ),
+    top: int = typer.Option(
+        1,
+        "--top",
+        parser=Integer(1),
+        metavar="K",
+        help="Run directory: how many of the best rules.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
+) -> None:
+    """Say how PROGRAM (or a run's best rules) differs from the nearest reference program
+    (programs/*.evz): constants changed, terms added or removed, ops replaced, components
+    removed, per output."""
+    from evozero.analysis.explain import explain
+
+    if program.is_dir():
+        rules = _run_rules(program, top)
+    else:
+        rules = [(program.name, load_program(program))]
+    try:
+        found = [explain(p, name) for name, p in rules]  # type: ignore[arg-type]
+    except ValueError as e:
+        fail(str(e))
+    if as_json:
+        print_json([x.to_dict() for x in found])
+        return
+    for x in found:
+        console.print(x.text(), highlight=False, markup=False, soft_wrap=True)
