@@ -19,5 +19,6 @@ app.command("eval", cls=Command)(train.eval_command)
 app.command(cls=Command)(search.evolve)
 app.command(cls=Command)(search.runs)
 app.command("explain", cls=Command)(analysis.explain_command)
+app.command("report", cls=Command)(analysis.report_command)
 
 __all__ = ["app"]

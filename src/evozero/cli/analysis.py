@@ -68,3 +68,45 @@ def explain_command(
         return
     for x in found:
         console.print(x.text(), highlight=False, markup=False, soft_wrap=True)
+
+
+def report_command(
+    run_dir: Path = typer.Argument(
+        ...,
+        parser=PathArg("directory", "a run directory (evozero runs lists them)"),
+        metavar="RUN_DIR",
+        help="A run directory.",
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        parser=PathArg("new file", "a file name such as report.html"),
+        metavar="FILE",
+        help="The HTML file to write (default: RUN_DIR/report.html).",
+    ),
+    top: int = typer.Option(
+        5,
+        "--top",
+        parser=Integer(1),
+        metavar="K",
+        help="How many of the best rules to show besides the hall of fame.",
+    ),
+) -> None:
+    """Write one self-contained HTML report of a run (figures embedded, readable offline):
+    metadata, search curve, Pareto front, lineage, learning curves, per-task results with
+    CIs, the hall of fame as pseudocode, formulas and explanations, and the verdict."""
+    path = _write_report(run_dir, output or run_dir / "report.html", top)
+    console.print(f"wrote {path}", highlight=False, markup=False, soft_wrap=True)
+
+
+@store_errors
+def _write_report(run_dir: Path, output: Path, top: int) -> Path:
+    from evozero.analysis.html_report import write_report
+
+    with open_run(run_dir) as store:
+        try:
+            return write_report(store, output, top)
+        except OSError as e:
+            fail(f"cannot write {output}: {e.strerror or e}")
+    raise AssertionError("unreachable")
