@@ -144,3 +144,19 @@ def test_the_json_form_holds_every_edit_with_its_sentence() -> None:
             "text": "lam 0.95 → 0.725",
         }
     ]
+
+
+def test_a_changed_argument_inside_a_term_is_one_edit() -> None:
+    """The README's discovered rule drops PPO's value clipping: the clipped branch of the
+    value loss's max becomes -lam; that is one replacement, not a term removed and added."""
+    program = _edited("ppo.evz", "square(v_clipped - vtarget)", "-lam")
+    e = explain(program)
+    assert e.reference == "ppo.evz"
+    assert [(x.kind, x.component, x.new) for x in e.edits] == [("replaced", "objective", "-lam")]
+    assert "v_old" in e.edits[0].old
+
+
+def test_a_changed_literal_is_shown_in_its_sum() -> None:
+    e = explain(_edited("ppo.evz", "1 + eps", "0.5 + eps"))
+    assert e.reference == "ppo.evz"
+    assert [(x.kind, x.old, x.new) for x in e.edits] == [("number", "eps + 1", "eps + 0.5")]

@@ -7,7 +7,8 @@ outputs expression by expression, and returns the differences to the nearest ref
 :class:`Edit` records, each with a sentence in plain words:
 
 * ``constant``: a named constant both programs use has a new value (``eps 0.2 → 0.3``);
-* ``number``: a literal changed (``0.5 → 0.7``);
+* ``number``: a literal changed, shown with the sum or product around it
+  (``eps + 1 → eps + 0.5``);
 * ``op``: an operation replaced, its arguments kept (``min → max``);
 * ``term_added`` / ``term_removed``: a term of a sum (or a factor of a product);
 * ``wrapped`` / ``unwrapped``: an operation put around, or taken off, a subexpression;
@@ -91,7 +92,7 @@ class Edit:
 
 _SENTENCES = {
     "constant": "{old} → {new}",
-    "number": "number {old} → {new}",
+    "number": "{old} → {new}",
     "op": "{old} replaced by {new}",
     "term_added": "term {new} added",
     "term_removed": "term {old} removed",
@@ -267,12 +268,19 @@ def _weight(edits: Iterable[Edit]) -> float:
 
 
 def _pair(
-    old: list[sympy.Basic], new: list[sympy.Basic], ctx: tuple[str, str], part: str
+    old: list[sympy.Basic],
+    new: list[sympy.Basic],
+    ctx: tuple[str, str],
+    part: str,
+    whole: tuple[sympy.Basic, sympy.Basic],
 ) -> list[Edit]:
-    """Edits between the unmatched terms (``part="term"``) or factors of two sums or
-    products: a term that changed a little is one edit inside it, the rest are removed
-    or added."""
+    """Edits between the unmatched terms (``part="term"``), factors or arguments of two
+    sums, products or min/max ``whole``: a term that changed a little is one edit inside
+    it, one that changed more than removing and adding it would say is removed and added.
+    A changed number is shown with the sum or product around it (``eps + 1 → eps + 0.5``)."""
     if len(old) == 1 and len(new) == 1:
+        if old[0].is_Number and new[0].is_Number and part != "argument":
+            return [_edit("number", ctx, whole[0], whole[1])]
         return _diff(old[0], new[0], ctx)
     edits: list[Edit] = []
     new = list(new)
@@ -280,7 +288,7 @@ def _pair(
         best: tuple[float, int, list[Edit]] | None = None
         for j, y in enumerate(new):
             d = _diff(x, y, ctx)
-            if all(e.kind != "replaced" for e in d) and (best is None or _weight(d) < best[0]):
+            if best is None or _weight(d) < best[0]:
                 best = (_weight(d), j, d)
         if best is not None and best[0] < _size(x) + _size(new[best[1]]):
             edits += best[2]
@@ -292,7 +300,7 @@ def _pair(
 
 
 def _size(e: sympy.Basic) -> float:
-    return 1.0 + 0.1 * sympy.count_ops(e)
+    return 1.0 + 0.25 * sympy.count_ops(e)
 
 
 def _edit(kind: str, ctx: tuple[str, str], old: Any, new: Any, weight: float = 1.0) -> Edit:
@@ -318,13 +326,22 @@ def _diff(a: sympy.Basic, b: sympy.Basic, ctx: tuple[str, str]) -> list[Edit]:
     if a.is_Number and b.is_Number:
         return [_edit("number", ctx, a, b)]
     for head, part in ((sympy.Add, "term"), (sympy.Mul, "factor")):
-        if isinstance(a, head) or isinstance(b, head) or (head is sympy.Add and 0 in (a, b)):
+        if (
+            (isinstance(a, head) and isinstance(b, head))
+            or (
+                # one side is a sum (or a product) and the other one of its terms (factors),
+                # or (a sum) anything else: terms removed and added
+                (isinstance(a, head) or isinstance(b, head))
+                and (head is sympy.Add or a in b.args or b in a.args)
+            )
+            or (head is sympy.Add and 0 in (a, b))
+        ):
             old, new = _multiset_diff(_parts(a, head), _parts(b, head))
-            return _pair(old, new, ctx, part)
+            return _pair(old, new, ctx, part, (a, b))
     if a.func == b.func and len(a.args) == len(b.args) and a.args:
         if a.func in (sympy.Min, sympy.Max):  # unordered arguments
             old, new = _multiset_diff(a.args, b.args)
-            return _pair(old, new, ctx, "argument")
+            return _pair(old, new, ctx, "argument", (a, b))
         return [e for x, y in zip(a.args, b.args, strict=True) for e in _diff(x, y, ctx)]
     if a.args and _operands(a) == _operands(b):
         return [_edit("op", ctx, _op_name(a), _op_name(b))]
@@ -384,7 +401,7 @@ def _explain_against(
             old, new_value = format_literal(ref_consts[c]), format_literal(prog_consts[c])
             edits.append(Edit("constant", "", (), f"{c} {old}", new_value))
     for kind in KINDS:
-        outs = [k for k in ref if k[0] == kind and k in new and k in live_ref & live_new]
+        outs = [k for k in ref if k[0] == kind and k in new and k in live_ref | live_new]
         passes = [k for k in outs if new[k] == input_symbol(k[1]) and kind == "post"]
         if outs and len(passes) == len(outs) and any(ref[k] != new[k] for k in outs):
             names = ", ".join(k[1] for k in outs)
