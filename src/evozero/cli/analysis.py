@@ -1,15 +1,21 @@
 """``evozero explain`` and ``evozero report``: what a rule or a run found, read against
-the reference rules."""
+the reference rules; and the ``--tensorboard`` logs of ``eval`` and ``evolve``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
 
 from evozero.cli.app import console, fail, load_program, open_run, store_errors, warn
 from evozero.cli.output import JSON_NOTE, print_json
 from evozero.cli.params import Integer, PathArg
+
+if TYPE_CHECKING:
+    from evozero.native.train import TrainConfig, TrainResult
 
 PROGRAM_OR_RUN = PathArg("file or directory", "an update program (.evz) or a run directory")
 
@@ -110,3 +116,47 @@ def _write_report(run_dir: Path, output: Path, top: int) -> Path:
         except OSError as e:
             fail(f"cannot write {output}: {e.strerror or e}")
     raise AssertionError("unreachable")
+
+
+def tensorboard_available() -> None:
+    """Fail with the install line, before any work, when --tensorboard cannot write."""
+    from evozero.analysis.tensorboard import TensorBoardMissing, check_available
+
+    try:
+        check_available()
+    except TensorBoardMissing as e:
+        fail(f"--tensorboard: {e}")
+
+
+def _note(message: str) -> None:
+    # stderr: --json keeps stdout to the JSON document
+    Console(stderr=True).print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+def write_training_logs(
+    root: Path, name: str, results: Sequence[TrainResult], config: TrainConfig
+) -> None:
+    """``eval --tensorboard``: one log folder per seed, ``NAME_ENV_seedS``."""
+    from evozero.analysis.tensorboard import log_training, summary_writer
+
+    for r in results:
+        writer = summary_writer(root / f"{name}_{r.env}_seed{r.seed}")
+        try:
+            log_training(writer, r, config)
+        finally:
+            writer.close()
+    _note(f"TensorBoard logs written under {root} (view: tensorboard --logdir {root})")
+
+
+@store_errors
+def write_search_logs(root: Path, run_dir: Path) -> None:
+    """``evolve --tensorboard``: the search curve and counts of the run in ``run_dir``."""
+    from evozero.analysis.tensorboard import log_search, summary_writer
+
+    with open_run(run_dir) as store:
+        writer = summary_writer(root / run_dir.name)
+        try:
+            log_search(writer, store)
+        finally:
+            writer.close()
+    _note(f"TensorBoard logs written under {root} (view: tensorboard --logdir {root})")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evozero.cli.analysis import tensorboard_available, write_search_logs
 from evozero.cli.app import (
     console,
     fail,
@@ -169,9 +170,19 @@ def evolve(
     as_json: bool = typer.Option(
         False, "--json", help=f"No live display; print the result as JSON ({JSON_NOTE})."
     ),
+    tensorboard: Path | None = typer.Option(
+        None,
+        "--tensorboard",
+        parser=PathArg("new directory", "a directory for TensorBoard logs"),
+        metavar="DIR",
+        help="At the end, write the search curve and counts as TensorBoard logs under DIR.",
+    ),
 ) -> None:
     """Evolve update rules by regularized evolution, then re-evaluate the best one."""
     from rich.live import Live
+
+    if tensorboard is not None:
+        tensorboard_available()
 
     from evozero.cli import display
     from evozero.search.driver import Search
@@ -250,6 +261,8 @@ def evolve(
         fail(str(e))
     finally:
         search.store.close()  # the run is free for the next writer
+    if tensorboard is not None:
+        write_search_logs(tensorboard, run_dir)
     if as_json:
         show_run(run_dir, 3, as_json=True)
         return
