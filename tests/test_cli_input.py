@@ -37,6 +37,8 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "eval": ([PPO], ["--env", "Nope-v0", "--steps", "16384", "--seeds", "1"]),
     "evolve": ([], ["--budget", "1", "--suite", "nope", "--out", "{tmp}/run"]),
     "runs": (["{tmp}"], []),
+    "explain": ([PPO], []),
+    "report": (["{tmp}"], []),
 }
 KINDS = (Integer, Seconds, PathArg, KeywordOrFile)
 

@@ -222,9 +222,7 @@ def evolve(
             their defaults).
         report: run the final report (fresh seeds, held-out tasks, the verdict).
     """
-    import time
-
-    from evozero.search.config import SearchConfig
+    from evozero.search.config import SearchConfig, default_run_dir
     from evozero.search.driver import Search
 
     given = {
@@ -241,11 +239,7 @@ def evolve(
     }
     texts = tuple((str(p), Path(p).read_text()) for p in seeds or ())
     config = SearchConfig(budget=budget, init=init, init_texts=texts, **given)
-    run_dir = (
-        Path(out)
-        if out is not None
-        else Path("runs") / (f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}")
-    )
+    run_dir = Path(out) if out is not None else default_run_dir(config)
     search = Search.create(run_dir, config)
     try:
         search.run(report=report)

@@ -12,12 +12,10 @@ from rich.console import Console
 
 from evozero.cli.app import console, fail, load_program, open_run, store_errors, warn
 from evozero.cli.output import JSON_NOTE, print_json
-from evozero.cli.params import Integer, PathArg
+from evozero.cli.params import PathArg, program_or_run, top_option
 
 if TYPE_CHECKING:
     from evozero.native.train import TrainConfig, TrainResult
-
-PROGRAM_OR_RUN = PathArg("file or directory", "an update program (.evz) or a run directory")
 
 
 @store_errors
@@ -41,19 +39,8 @@ def _run_rules(run_dir: Path, top: int) -> list[tuple[str, object]]:
 
 
 def explain_command(
-    program: Path = typer.Argument(
-        ...,
-        parser=PROGRAM_OR_RUN,
-        metavar="PROGRAM",
-        help="An update program (.evz) or a run directory.",
-    ),
-    top: int = typer.Option(
-        1,
-        "--top",
-        parser=Integer(1),
-        metavar="K",
-        help="Run directory: how many of the best rules.",
-    ),
+    program: Path = program_or_run(),
+    top: int = top_option(1, "Run directory: how many of the best rules."),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Say how PROGRAM (or a run's best rules) differs from the nearest reference program
@@ -91,13 +78,7 @@ def report_command(
         metavar="FILE",
         help="The HTML file to write (default: RUN_DIR/report.html).",
     ),
-    top: int = typer.Option(
-        5,
-        "--top",
-        parser=Integer(1),
-        metavar="K",
-        help="How many of the best rules to show besides the hall of fame.",
-    ),
+    top: int = top_option(5, "How many of the best rules to show besides the hall of fame."),
 ) -> None:
     """Write one self-contained HTML report of a run (figures embedded, readable offline):
     metadata, search curve, Pareto front, lineage, learning curves, per-task results with

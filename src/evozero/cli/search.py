@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import typer
@@ -22,12 +21,17 @@ from evozero.cli.app import (
     warn_damaged,
 )
 from evozero.cli.output import JSON_NOTE, print_json, print_program
-from evozero.cli.params import Integer, KeywordOrFile, PathArg
+from evozero.cli.params import Integer, KeywordOrFile, PathArg, tensorboard_option
 from evozero.program.errors import ProgramError
-from evozero.search.config import INITS, LIMITS, SearchConfig
+from evozero.search.config import (
+    DEFAULT_RUNS_ROOT,
+    INITS,
+    LIMITS,
+    SearchConfig,
+    default_run_dir,
+)
 from evozero.search.tasks import SUITES
 
-DEFAULT_RUNS_ROOT = Path("runs")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 
@@ -170,12 +174,8 @@ def evolve(
     as_json: bool = typer.Option(
         False, "--json", help=f"No live display; print the result as JSON ({JSON_NOTE})."
     ),
-    tensorboard: Path | None = typer.Option(
-        None,
-        "--tensorboard",
-        parser=PathArg("new directory", "a directory for TensorBoard logs"),
-        metavar="DIR",
-        help="At the end, write the search curve and counts as TensorBoard logs under DIR.",
+    tensorboard: Path | None = tensorboard_option(
+        "At the end, write the search curve and counts as TensorBoard logs under DIR."
     ),
 ) -> None:
     """Evolve update rules by regularized evolution, then re-evaluate the best one."""
@@ -234,9 +234,7 @@ def evolve(
             config = SearchConfig(
                 budget=budget, init=init_kind, init_texts=texts, **search_settings, **execution
             )
-            run_dir = out or DEFAULT_RUNS_ROOT / (
-                f"{time.strftime('%Y%m%d-%H%M%S')}-{config.suite}-s{config.seed}"
-            )
+            run_dir = out or default_run_dir(config)
             search = Search.create(run_dir, config)
     except (ValueError, RunStoreError, ProgramError) as e:
         fail(str(e))

@@ -16,7 +16,7 @@ from rich.table import Table
 from evozero.cli.analysis import tensorboard_available, write_training_logs
 from evozero.cli.app import console, fail, interrupted, load_program
 from evozero.cli.output import JSON_NOTE, print_json
-from evozero.cli.params import Integer, PathArg
+from evozero.cli.params import Integer, PathArg, tensorboard_option
 from evozero.native.envs import GAMES, MinAtarVecEnv
 from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
 from evozero.status import Status
@@ -122,12 +122,8 @@ def eval_command(
         metavar="FILE",
         help="Save learning curves to this PNG.",
     ),
-    tensorboard: Path | None = typer.Option(
-        None,
-        "--tensorboard",
-        parser=PathArg("new directory", "a directory for TensorBoard logs"),
-        metavar="DIR",
-        help="Write TensorBoard logs (one folder per seed) under DIR; needs tensorboardX.",
+    tensorboard: Path | None = tensorboard_option(
+        "Write TensorBoard logs (one folder per seed) under DIR; needs tensorboardX."
     ),
 ) -> None:
     """Train an agent with PROGRAM on ENV for each seed and summarize the returns.
