@@ -160,3 +160,9 @@ def test_a_changed_literal_is_shown_in_its_sum() -> None:
     e = explain(_edited("ppo.evz", "1 + eps", "0.5 + eps"))
     assert e.reference == "ppo.evz"
     assert [(x.kind, x.old, x.new) for x in e.edits] == [("number", "eps + 1", "eps + 0.5")]
+
+
+def test_an_explanation_that_takes_too_long_is_a_clear_error() -> None:
+    """sympy has no bound of its own on an evolved rule; a report must not hang on one."""
+    with pytest.raises(ValueError, match=r"edited: comparing took longer than 1e-06 s"):
+        explain(REFS["ppo.evz"].with_constants({"lam": 0.5}), "edited", timeout=1e-6)

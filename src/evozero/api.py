@@ -148,7 +148,10 @@ class Run:
         for r in rules:
             row = r.record()
             if explain:
-                row["explanation"] = explain_rule(r.program, f"#{r.id}").summary()
+                try:
+                    row["explanation"] = explain_rule(r.program, f"#{r.id}").summary()
+                except ValueError as e:  # too large or too slow for sympy
+                    row["explanation"] = f"not explained: {e}"
             rows.append(row)
         return rows
 

@@ -29,7 +29,7 @@ by the size of what it replaces).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -48,10 +48,13 @@ from evozero.program.symbolic import (
     input_symbol,
     literal,
 )
+from evozero.program.time_limit import TimeLimitExceeded, call_with_time_limit
 from evozero.program.vocabulary import OUTPUTS
 
 __all__ = ["Edit", "Explanation", "explain", "explain_against", "reference_programs"]
 
+#: Default wall-clock bound in seconds of one explanation (typical rules take well under 5 s).
+DEFAULT_TIMEOUT = 60.0
 #: Components in the order they are explained (the data flow of an update).
 KINDS = ("scan", "post", "objective")
 
@@ -367,10 +370,30 @@ def _merge(edits: Iterable[Edit]) -> list[Edit]:
 
 
 def explain_against(
-    program: Program, reference: Program, name: str = "rule", reference_name: str = "reference"
+    program: Program,
+    reference: Program,
+    name: str = "rule",
+    reference_name: str = "reference",
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Explanation:
-    """How ``program`` differs from ``reference``."""
-    return _shown_edits(_explain_against(program, reference, name, reference_name))
+    """How ``program`` differs from ``reference``; ValueError if it cannot be said within
+    ``timeout`` seconds (None: no bound) or the program is too large for sympy."""
+    return _bounded(
+        lambda: _shown_edits(_explain_against(program, reference, name, reference_name)),
+        name,
+        timeout,
+    )
+
+
+def _bounded(work: Callable[[], Explanation], name: str, timeout: float | None) -> Explanation:
+    """``work()`` under a wall-clock bound: sympy on an evolved rule has no size bound of
+    its own that keeps it fast, and a report must not hang on one rule."""
+    try:
+        return call_with_time_limit(work, timeout)
+    except TimeLimitExceeded:
+        raise ValueError(f"{name}: comparing took longer than {timeout} s") from None
+    except (ExpressionTooLarge, RecursionError) as e:
+        raise ValueError(f"{name}: too large to compare symbolically ({e})") from None
 
 
 def _explain_against(
@@ -383,10 +406,7 @@ def _explain_against(
     ref_consts = reference.constant_values
     prog_consts = program.constant_values
     shared = frozenset(ref_consts) & frozenset(prog_consts)
-    try:
-        ref, new = _exprs(reference, shared), _exprs(program, shared)
-    except ExpressionTooLarge as e:
-        raise ValueError(f"{name}: too large to compare symbolically ({e})") from e
+    ref, new = _exprs(reference, shared), _exprs(program, shared)
     live_ref, live_new = _live(ref), _live(new)
     edits: list[Edit] = []
     used = {
@@ -424,11 +444,20 @@ def _shown_edits(x: Explanation) -> Explanation:
 
 
 def explain(
-    program: Program, name: str = "rule", references: dict[str, Program] | None = None
+    program: Program,
+    name: str = "rule",
+    references: dict[str, Program] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Explanation:
-    """How ``program`` differs from the nearest reference program (ties: by file name)."""
+    """How ``program`` differs from the nearest reference program (ties: by file name);
+    ValueError if it cannot be said within ``timeout`` seconds (None: no bound) or the
+    program is too large for sympy."""
     refs = reference_programs() if references is None else references
     if not refs:
         raise ValueError("no reference programs to compare with")
-    found = [_explain_against(program, p, name, n) for n, p in sorted(refs.items())]
-    return _shown_edits(min(found, key=lambda x: x.distance))
+
+    def nearest() -> Explanation:
+        found = [_explain_against(program, p, name, n) for n, p in sorted(refs.items())]
+        return _shown_edits(min(found, key=lambda x: x.distance))
+
+    return _bounded(nearest, name, timeout)
