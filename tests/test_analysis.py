@@ -167,3 +167,26 @@ def test_best_explain_and_export(run: evozero.Run, tmp_path: Path) -> None:
     for p in paths:
         ast.parse(p.read_text())
     assert repr(evozero.open_run(run.path)) == f"Run({str(run.path)!r})"
+
+
+def test_search_curve_draws_one_line_per_rung() -> None:
+    """Runs without rungs give one line; a rung column, when candidates have one, gives a
+    line per rung (the figure is generic over it)."""
+    from evozero.analysis import figures
+
+    plt = figures._pyplot()
+    drawn: list[str] = []
+    real = plt.Axes.step
+
+    def step(ax, x, y, *args, **kwargs):  # type: ignore[no-untyped-def]
+        drawn.append(kwargs.get("label"))
+        return real(ax, x, y, *args, **kwargs)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(plt.Axes, "step", step)
+    try:
+        assert figures.search_curve([(1, 0.2, None), (2, 0.5, None)]).startswith("data:image/png")
+        figures.search_curve([(1, 0.2, "0"), (2, 0.1, "1"), (3, 0.6, "0")])
+    finally:
+        mp.undo()
+    assert drawn == ["best so far", "rung 0", "rung 1"]

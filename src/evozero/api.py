@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,11 +186,6 @@ class Run:
         for r, p in zip(rules, paths, strict=False):
             write_export(r.program, p, backend, source=f"{self.path} candidate {r.id}")
         return paths[: len(rules)]
-
-    def __iter__(self) -> Iterator[Rule]:
-        """Every rule that passed the full suite, fittest first."""
-        with self._store() as store:
-            return iter([self._rule(store, c) for c in store.best(store.count())])
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:
