@@ -38,6 +38,8 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "evolve": ([], ["--budget", "1", "--suite", "nope", "--out", "{tmp}/run"]),
     "runs": (["{tmp}"], []),
     "suites": (["nope"], []),
+    "explain": ([PPO], []),
+    "report": (["{tmp}"], []),
 }
 KINDS = (Integer, Seconds, PathArg, KeywordOrFile)
 

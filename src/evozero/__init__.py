@@ -2,13 +2,15 @@
 
 The public entry points: :func:`load` and :func:`parse` (``.evz`` text to a
 :class:`Program`), :func:`train` (one training run of an update program) with
-:class:`TrainConfig` and :class:`TrainResult`, and the native games in :mod:`evozero.envs`.
+:class:`TrainConfig` and :class:`TrainResult`, the native games in :mod:`evozero.envs`,
+and the search from Python (:mod:`evozero.api`): :func:`evolve` and :func:`open_run`
+give a :class:`Run`.
 
 Package layout, in the order of the data flow (docs/ARCHITECTURE.md):
 :mod:`evozero.program` (ops, model, text, evaluator, canonical forms, mutation) →
 :mod:`evozero.native` (compile, interpreter, training, envs) → :mod:`evozero.search`
 (evolution, driver, fitness, backends, store, report) → :mod:`evozero.export` →
-:mod:`evozero.cli`.
+:mod:`evozero.analysis` (explain, run report) → :mod:`evozero.cli`.
 
 The exports are lazy: ``import evozero.program`` loads neither the compiled extension nor
 anything native. ``import evozero`` registers the gymnasium ids ``evozero/<Game>-v0|v1``.
@@ -34,23 +36,30 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "evozero.native.train",
     "TrainResult": "evozero.native.train",
     "train": "evozero.native.train",
+    "Run": "evozero.api",
+    "evolve": "evozero.api",
+    "open_run": "evozero.api",
 }
-_SUBMODULES = ("envs", "program", "native", "search", "export", "cli")
+_SUBMODULES = ("envs", "program", "native", "search", "export", "analysis", "cli")
 
 __all__ = [  # tests/test_architecture.py checks it against _EXPORTS
     "Program",
     "ProgramError",
+    "Run",
     "TrainConfig",
     "TrainResult",
     "__version__",
     "envs",
+    "evolve",
     "load",
+    "open_run",
     "parse",
     "train",
 ]
 
 if TYPE_CHECKING:
     from evozero import envs
+    from evozero.api import Run, evolve, open_run
     from evozero.native.train import TrainConfig, TrainResult, train
     from evozero.program.dsl import load, parse
     from evozero.program.errors import ProgramError

@@ -3,10 +3,11 @@
 :mod:`~evozero.cli.app` holds the app and the helpers the commands share, and
 :mod:`~evozero.cli.output` how they print programs and JSON;
 :mod:`~evozero.cli.train` has ``games`` and ``eval``, :mod:`~evozero.cli.program` has
-``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve``, ``runs`` and ``suites``.
+``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve``, ``runs`` and ``suites``,
+:mod:`~evozero.cli.analysis` has ``explain`` and ``report``.
 """
 
-from evozero.cli import program, search, train
+from evozero.cli import analysis, program, search, train
 from evozero.cli.app import app
 from evozero.cli.group import Command
 
@@ -18,5 +19,7 @@ app.command("eval", cls=Command)(train.eval_command)
 app.command(cls=Command)(search.evolve)
 app.command(cls=Command)(search.runs)
 app.command(cls=Command)(search.suites)
+app.command("explain", cls=Command)(analysis.explain_command)
+app.command("report", cls=Command)(analysis.report_command)
 
 __all__ = ["app"]

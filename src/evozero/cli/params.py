@@ -216,3 +216,33 @@ _CHECKS = {
     "new file": _new_file,
     "new directory": _new_directory,
 }
+
+
+# --------------------------------------------------------------------------- shared flags
+# Parameters several commands take, declared once.
+
+
+def program_or_run() -> typer.models.ArgumentInfo:
+    """The PROGRAM argument of ``show``, ``export`` and ``explain``: a .evz file or a run."""
+    return typer.Argument(
+        ...,
+        parser=PathArg("file or directory", "an update program (.evz) or a run directory"),
+        metavar="PROGRAM",
+        help="An update program (.evz) or a run directory.",
+    )
+
+
+def top_option(default: int, help: str) -> typer.models.OptionInfo:
+    """``--top K``: how many of a run's best rules."""
+    return typer.Option(default, "--top", parser=Integer(1), metavar="K", help=help)
+
+
+def tensorboard_option(help: str) -> typer.models.OptionInfo:
+    """``--tensorboard DIR`` of ``eval`` and ``evolve``."""
+    return typer.Option(
+        None,
+        "--tensorboard",
+        parser=PathArg("new directory", "a directory for TensorBoard logs"),
+        metavar="DIR",
+        help=help,
+    )

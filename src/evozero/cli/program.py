@@ -9,20 +9,13 @@ import typer
 
 from evozero.cli.app import console, fail, load_program, open_run, store_errors
 from evozero.cli.output import JSON_NOTE, print_json, print_program
-from evozero.cli.params import Integer, PathArg, Seconds
+from evozero.cli.params import PathArg, Seconds, program_or_run, top_option
 from evozero.cli.search import show_run
 from evozero.program.model import Program
 
-PROGRAM_OR_RUN = PathArg("file or directory", "an update program (.evz) or a run directory")
-
 
 def show(
-    program: Path = typer.Argument(
-        ...,
-        parser=PROGRAM_OR_RUN,
-        metavar="PROGRAM",
-        help="An update program (.evz) or a run directory.",
-    ),
+    program: Path = program_or_run(),
     latex: bool = typer.Option(False, "--latex", help="Print LaTeX instead of pseudocode."),
     simplify: bool = typer.Option(
         False, "--simplify", help="Print each component's outputs as simplified expressions."
@@ -34,13 +27,7 @@ def show(
         metavar="SECONDS",
         help="Seconds allowed to simplify each output (--simplify; 0: none).",
     ),
-    top: int = typer.Option(
-        3,
-        "--top",
-        parser=Integer(1),
-        metavar="K",
-        help="Run directory: how many of the best rules.",
-    ),
+    top: int = top_option(3, "Run directory: how many of the best rules."),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
 ) -> None:
     """Print PROGRAM's live part (dead code dropped) as pseudocode or LaTeX; or, for a run
@@ -66,12 +53,7 @@ def show(
 
 
 def export_command(
-    program: Path = typer.Argument(
-        ...,
-        parser=PROGRAM_OR_RUN,
-        metavar="PROGRAM",
-        help="An update program (.evz) or a run directory.",
-    ),
+    program: Path = program_or_run(),
     output: Path = typer.Option(
         ...,
         "-o",
@@ -83,12 +65,8 @@ def export_command(
     backend: str = typer.Option(
         "numpy", "--backend", metavar="NAME", help="numpy (numba-compilable) or torch."
     ),
-    top: int = typer.Option(
-        1,
-        "--top",
-        parser=Integer(1),
-        metavar="K",
-        help="Run directory: export the K best rules (K > 1 writes FILE_1.py ... FILE_K.py).",
+    top: int = top_option(
+        1, "Run directory: export the K best rules (K > 1 writes FILE_1.py ... FILE_K.py)."
     ),
 ) -> None:
     """Write PROGRAM (or a run's best rules) as a standalone Python module with scan, post

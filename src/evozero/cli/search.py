@@ -4,13 +4,13 @@ one, and the suites a search can use."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from evozero.cli.analysis import tensorboard_available, write_search_logs
 from evozero.cli.app import (
     console,
     fail,
@@ -22,12 +22,17 @@ from evozero.cli.app import (
     warn_damaged,
 )
 from evozero.cli.output import JSON_NOTE, print_json, print_program
-from evozero.cli.params import Integer, KeywordOrFile, PathArg, Seconds
+from evozero.cli.params import Integer, KeywordOrFile, PathArg, Seconds, tensorboard_option
 from evozero.program.errors import ProgramError
-from evozero.search.config import INITS, LIMITS, SearchConfig
+from evozero.search.config import (
+    DEFAULT_RUNS_ROOT,
+    INITS,
+    LIMITS,
+    SearchConfig,
+    default_run_dir,
+)
 from evozero.search.tasks import SUITES
 
-DEFAULT_RUNS_ROOT = Path("runs")
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 
@@ -181,9 +186,15 @@ def evolve(
     as_json: bool = typer.Option(
         False, "--json", help=f"No live display; print the result as JSON ({JSON_NOTE})."
     ),
+    tensorboard: Path | None = tensorboard_option(
+        "At the end, write the search curve and counts as TensorBoard logs under DIR."
+    ),
 ) -> None:
     """Evolve update rules by regularized evolution, then re-evaluate the best one."""
     from rich.live import Live
+
+    if tensorboard is not None:
+        tensorboard_available()
 
     from evozero.cli import display
     from evozero.search.driver import Search
@@ -240,9 +251,7 @@ def evolve(
             config = SearchConfig(
                 budget=budget, init=init_kind, init_texts=texts, **search_settings, **execution
             )
-            run_dir = out or DEFAULT_RUNS_ROOT / (
-                f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(config.suite).stem}-s{config.seed}"
-            )
+            run_dir = out or default_run_dir(config)
             search = Search.create(run_dir, config)
     except (ValueError, RunStoreError, ProgramError) as e:
         fail(str(e))
@@ -267,6 +276,8 @@ def evolve(
         fail(str(e))
     finally:
         search.store.close()  # the run is free for the next writer
+    if tensorboard is not None:
+        write_search_logs(tensorboard, run_dir)
     if as_json:
         show_run(run_dir, 3, as_json=True)
         return

@@ -13,9 +13,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from evozero.cli.analysis import tensorboard_available, write_training_logs
 from evozero.cli.app import console, fail, interrupted, load_program
 from evozero.cli.output import JSON_NOTE, print_json
-from evozero.cli.params import Integer, PathArg
+from evozero.cli.params import Integer, PathArg, tensorboard_option
 from evozero.native.envs import GAMES, MinAtarVecEnv
 from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
 from evozero.status import Status
@@ -121,11 +122,16 @@ def eval_command(
         metavar="FILE",
         help="Save learning curves to this PNG.",
     ),
+    tensorboard: Path | None = tensorboard_option(
+        "Write TensorBoard logs (one folder per seed) under DIR; needs tensorboardX."
+    ),
 ) -> None:
     """Train an agent with PROGRAM on ENV for each seed and summarize the returns.
 
     Ctrl-C stops every run promptly and reports the seeds that finished.
     """
+    if tensorboard is not None:
+        tensorboard_available()
     prog = load_program(program)
     try:
         config = TrainConfig(total_steps=steps)
@@ -176,6 +182,8 @@ def eval_command(
     ]
     if results or not stopped:
         _report(results, program, env, config, as_json, plot, stopped)
+    if tensorboard is not None and results:
+        write_training_logs(tensorboard, program.stem, results, config)
     if stopped:
         interrupted(
             f"{len(results)} of {seeds} seed(s) finished"

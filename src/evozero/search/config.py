@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from evozero.search.store import INIT_ORIGIN
 from evozero.search.tasks import DEFAULT_SUITE, get_suite
 
 INITS: tuple[str, ...] = ("seeds", "noop", "random")
+#: Where runs go unless told otherwise (``evolve --out``, ``evozero.evolve(out=...)``).
+DEFAULT_RUNS_ROOT = Path("runs")
 #: The integer settings' ranges (the command line's flags check them too). The store keeps
 #: budgets and seeds as SQLite's int64; a worker is a process and the population lives in
 #: memory, so their bounds keep a typo from exhausting the machine.
@@ -119,3 +122,11 @@ def initial_programs(config: SearchConfig) -> list[tuple[str, Program]]:
         (f"{INIT_ORIGIN}random", random_program(np.random.default_rng([config.seed, 2**31 + i])))
         for i in range(config.population)
     ]
+
+
+def default_run_dir(config: SearchConfig) -> Path:
+    """A new run's directory when none is given: ``runs/<time>-<suite>-s<seed>``."""
+    return (
+        DEFAULT_RUNS_ROOT
+        / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(config.suite).stem}-s{config.seed}"
+    )
