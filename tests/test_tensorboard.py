@@ -1,10 +1,12 @@
 """``eval --tensorboard`` and ``evolve --tensorboard``: what is logged, and the one-line
-install hint without the optional library. The writer library (tensorboardX) is not a
-test dependency, so these tests put a recording stand-in with its API in its place."""
+install hint without the optional library. Most tests put a recording stand-in with
+tensorboardX's API in its place (to see every call); one reads the real library's event
+files back."""
 
 from __future__ import annotations
 
 import json
+import struct
 import sys
 import types
 from collections import defaultdict
@@ -103,15 +105,24 @@ def test_search_log_is_the_search_curve_and_the_counts(
     evozero.evolve(3, suite="tiny", population=6, tournament=3, workers=2, out=run, report=False)
     with RunStore.open(run) as store:
         log_search(Recorder("search"), store)
-        trained = [c for c in store.finished() if c.status in TRAINED]
+        finished_candidates = store.finished()
+        trained = [c for c in finished_candidates if c.status in TRAINED]
         counts = store.count_by_status()
     events = Recorder.logs["search"]
-    fitness = [c.fitness for c in trained if c.fitness is not None]
-    assert [v for v, _ in _series(events, "search/fitness")] == fitness
-    best = [v for v, _ in _series(events, "search/best_fitness")]
-    assert best == list(np.maximum.accumulate(fitness))
-    assert {t: v for t, v, _ in events if t.startswith("counts/")} == {
+    rungs = sorted({c.rung for c in trained})
+    assert len(rungs) == 2  # the tiny suite promotes: one series per rung
+    for rung in rungs:
+        fitness = [c.fitness for c in trained if c.rung == rung and c.fitness is not None]
+        tag = f"search/rung_{rung}"
+        assert [v for v, _ in _series(events, f"{tag}/fitness")] == fitness
+        best = [v for v, _ in _series(events, f"{tag}/best_fitness")]
+        assert best == list(np.maximum.accumulate(fitness))
+    assert {t: v for t, v, _ in events if t.startswith("counts/") and "rung" not in t} == {
         f"counts/{s.value}": n for s, n in counts.items()
+    }
+    finished = [c.rung for c in finished_candidates]
+    assert {t: v for t, v, _ in events if t.startswith("counts/rung_")} == {
+        f"counts/rung_{r}": finished.count(r) for r in set(finished)
     }
 
 
@@ -126,3 +137,35 @@ def test_without_the_library_the_flag_says_how_to_install_it(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "pip install 'evozero[tensorboard]'" in lines[0]
     assert not (tmp_path / "tb").exists()
+
+
+def _read_events(folder: Path) -> list[tuple[str, float, int]]:
+    """Every scalar in a folder's TensorBoard event files: TFRecord framing (u64 length,
+    u32 crc, payload, u32 crc) around tensorboardX's ``Event`` protos."""
+    event_pb2 = pytest.importorskip("tensorboardX.proto.event_pb2")
+    scalars = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        i = 0
+        while i < len(data):
+            (length,) = struct.unpack_from("<Q", data, i)
+            event = event_pb2.Event.FromString(data[i + 12 : i + 12 + length])
+            i += 12 + length + 4
+            for v in event.summary.value:
+                scalars.append((v.tag, v.simple_value, event.step))
+    return scalars
+
+
+def test_eval_writes_event_files_tensorboard_reads(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboardX", reason="needs the extra evozero[tensorboard]")
+    out = tmp_path / "tb"
+    result = runner.invoke(
+        app, ["eval", PPO, "--steps", "8192", "--seeds", "1", "--json", "--tensorboard", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"][0]
+    scalars = _read_events(out / "ppo_breakout_seed0")
+    episodes = [(v, s) for t, v, s in scalars if t == "charts/episodic_return"]
+    assert len(episodes) == run["episodes"] > 0
+    final = [v for t, v, _ in scalars if t == "summary/final_return"]
+    assert final == [pytest.approx(run["final_return"], rel=1e-6)]
