@@ -69,7 +69,8 @@ from evozero.program.model import Program
 from evozero.search.protocol import CandidateResult, Phase, RunRecord, finite_or_none
 from evozero.status import UNFINISHED, Status
 
-SCHEMA_VERSION = 1
+#: 2: the final report judges rules against ppo.evz (rliable statistics, per-task losses).
+SCHEMA_VERSION = 2
 DB_NAME = "run.sqlite"
 #: The writer's lock file in a run directory (see the module's docstring).
 LOCK_NAME = "run.lock"
@@ -297,11 +298,21 @@ _OPT_NUM = (int, float, _NULL)
 _OPT_INT = (int, _NULL)
 _OPT_STR = (str, _NULL)
 _INTERVAL = {"mean": _NUM, "lo": _NUM, "hi": _NUM, "n": int, "values": [_NUM]}
+_OPT_INTERVAL = _Either((_NULL, _INTERVAL))
+_ESTIMATE = {"estimate": _NUM, "lo": _NUM, "hi": _NUM, "n": int}
+_AGGREGATE = _Either((_NULL, {"iqm": _ESTIMATE, "improvement": _ESTIMATE}))
+_VERDICT = {"verdict": str, "text": str, "lost_on": [str]}
+#: The final report (written by :func:`evozero.search.report.summarize`).
 _REPORT = {
+    "baseline": str,
     "train_tasks": [str],
     "heldout_tasks": [str],
+    "steps": {str: int},
     "seeds": [int],
+    "budget": str,
+    "measured": str,
     "level": _NUM,
+    "ppo": {str: _OPT_INTERVAL},
     "subjects": [
         {
             "role": str,
@@ -309,14 +320,21 @@ _REPORT = {
             "origin": str,
             "fitness": _OPT_NUM,
             "complexity": int,
-            "train": _INTERVAL,
-            "heldout": _Either((_NULL, _INTERVAL)),
-            "gap": _Either((_NULL, _INTERVAL)),
-            "task_scores": {str: _OPT_NUM},
+            "tasks": {
+                str: {
+                    "return": _OPT_INTERVAL,
+                    "normalized": _OPT_NUM,
+                    "difference": _OPT_INTERVAL,
+                    "loss": bool,
+                }
+            },
+            "train": _AGGREGATE,
+            "heldout": _AGGREGATE,
             "failures": [str],
+            "verdict": _VERDICT,
         }
     ],
-    "comparison": {"verdict": str, "text": str, "?difference": _INTERVAL},
+    "comparison": _VERDICT,
 }
 #: The shape of each metadata value that readers use (see :func:`_mismatch`); the search
 #: config and suite are checked in full by the driver when it resumes a run.
