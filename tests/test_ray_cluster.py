@@ -167,14 +167,21 @@ def test_a_lost_node_fails_only_its_candidates_which_are_retried(tmp_path, two_n
     victims: list[int] = []
 
     def kill_node2_once_busy(status: SearchStatus) -> None:
-        """Kills the second node while it trains a search candidate."""
+        """Kills the second node while it trains a search candidate: one submitted since
+        the last status (the driver reports right after submitting), so it is surely still
+        training, not finished and waiting to be collected."""
         if victims or status.phase != "search" or search.backend is None:
             return
         jobs = search.backend.worker_jobs()  # type: ignore[attr-defined]
-        busy = [job for node, job in jobs.values() if node == two_nodes["node2"] and job]
-        if busy:
+        busy = {
+            job for node, job in jobs.values() if node == two_nodes["node2"] and job is not None
+        }
+        if busy - seen:
             kill(with_descendants({two_nodes["raylet2"]}))  # the raylet and its workers
             victims.extend(busy)
+        seen.update(busy)
+
+    seen: set[int] = set()
 
     search = Search.create(tmp_path / "run", config, on_status=kill_node2_once_busy)
     search.run(report=False)
