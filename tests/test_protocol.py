@@ -291,6 +291,7 @@ def test_the_store_answers_named_queries(tmp_path):
     assert dup.message == "same rule as candidate 0" and store.runs(4) == []
     assert [(role, c.id) for role, c in report_subjects(store)] == [
         ("best rule", 2),
+        ("rule 2", 6),
         ("best seed", 0),
     ]
 

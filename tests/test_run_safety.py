@@ -421,7 +421,7 @@ def test_a_damaged_report_is_left_out(tmp_path: Path, finished_run: Path) -> Non
     assert shown.exit_code == 0, shown.output
     assert "fresh seeds" not in shown.stdout
     assert (
-        "meta report is damaged (meta report.comparison has no 'verdict')"
+        "meta report is damaged (meta report.subjects[0] has no 'verdict')"
         in shown.stderr.replace("\n", "")
     )
     listed = runner.invoke(app, ["runs", str(tmp_path), "--json"])

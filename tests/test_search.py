@@ -30,7 +30,7 @@ from evozero.search.fitness import (
     task_score,
 )
 from evozero.search.protocol import CandidateResult, JobResult, Phase, RunRecord
-from evozero.search.report import bootstrap_ci, hall_of_fame, summarize
+from evozero.search.report import hall_of_fame
 from evozero.search.store import DB_NAME, RunStore, RunStoreError
 from evozero.search.tasks import SUITES, Suite, Task
 from evozero.status import TRAINED, Status
@@ -164,40 +164,7 @@ def test_hall_of_fame_is_the_pareto_front(tmp_path):
 # ----------------------------------------------------------------------------- report
 
 
-def test_bootstrap_interval_brackets_the_mean():
-    values = [0.9, 1.1, 1.0, 1.3, 0.8]
-    lo, hi = bootstrap_ci(values)
-    assert lo < np.mean(values) < hi
-    assert bootstrap_ci([2.0]) == (2.0, 2.0)
-    assert bootstrap_ci(values) == (lo, hi)  # deterministic
-
-
-def test_report_verdicts_follow_the_paired_differences():
-    task = Task("breakout", 10_000, (1000, 1001, 1002, 1003))
-    norms = {(task.label, s): (0.0, 10.0) for s in task.seeds}
-
-    def runs(values):
-        return [record(v, seed=s, task=task.label) for s, v in zip(task.seeds, values, strict=True)]
-
-    subjects = [{"role": "best rule", "id": 1}, {"role": "best seed", "id": 2}]
-    better = summarize(
-        subjects, {1: runs([14, 15, 16, 15]), 2: runs([10, 9, 11, 10])}, [task], [], norms
-    )
-    assert better["comparison"]["verdict"] == "improved"
-    assert better["subjects"][0]["train"]["mean"] == pytest.approx(1.5)
-    same = summarize(
-        subjects, {1: runs([10, 12, 8, 10]), 2: runs([11, 9, 10, 10])}, [task], [], norms
-    )
-    assert same["comparison"]["verdict"] == "not significant"
-    worse = summarize(
-        subjects, {1: runs([1, 2, 1, 2]), 2: runs([10, 9, 11, 10])}, [task], [], norms
-    )
-    assert worse["comparison"]["verdict"] == "worse"
-    failed = runs([14, 15, 16, 15])
-    failed[0] = record(None, Status.DIVERGED, seed=failed[0].seed, task=task.label)
-    broken = summarize(subjects, {1: failed, 2: runs([10, 9, 11, 10])}, [task], [], norms)
-    assert broken["comparison"]["verdict"] == "undecided"
-    assert broken["subjects"][0]["failures"]
+# The final report's statistics and verdicts: tests/test_verdicts.py.
 
 
 # ----------------------------------------------------------------------------- the search

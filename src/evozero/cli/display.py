@@ -153,42 +153,65 @@ def suites_view(rows: Sequence[dict[str, Any]]) -> RenderableType:
 
 
 def report_view(report: dict[str, Any]) -> RenderableType:
-    """The final report: scores on fresh seeds with 95% intervals, and the verdict."""
-    table = Table(
-        title=f"re-evaluated on {len(report['seeds'])} fresh seeds "
-        "(normalized: random 0, ppo.evz 1; mean [95% CI])",
+    """The final report: per task returns and differences from ppo.evz, the aggregates
+    with 95% intervals, each program's verdict, and the budget and seeds behind them."""
+
+    def ci(iv: dict[str, Any] | None, signed: bool = False) -> str:
+        if not iv:
+            return "-"
+        f = "{:+.3g}" if signed else "{:.3g}"
+        return f"{f.format(iv['mean'])} [{f.format(iv['lo'])}, {f.format(iv['hi'])}]"
+
+    def est(e: dict[str, Any] | None) -> str:
+        return "-" if not e else f"{e['estimate']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]"
+
+    held = set(report["heldout_tasks"])
+    tasks = Table(
+        title=f"final report, {report['measured']} (mean [95% CI]; normalized: random 0, "
+        f"{report['baseline']} 1; Δ: paired difference in return from {report['baseline']})",
         title_justify="left",
     )
-    for col in ("program", "id", "train tasks", "held-out tasks", "gap"):
-        table.add_column(col, justify="left" if col == "program" else "right")
-
-    def ci(iv: dict[str, Any] | None) -> str:
-        return (
-            "-" if not iv or not iv["n"] else f"{iv['mean']:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}]"
-        )
-
+    for col in ("program", "task", "return", "normalized", "Δ return"):
+        tasks.add_column(col, justify="left" if col in ("program", "task") else "right")
+    for label, iv in report["ppo"].items():
+        name = f"{label} (held out)" if label in held else label
+        tasks.add_row(report["baseline"], name, ci(iv), "1", "")
     for subj in report["subjects"]:
-        table.add_row(
-            f"{subj['role']} ({subj['origin']})",
-            str(subj["id"]),
-            ci(subj["train"]),
-            ci(subj["heldout"]),
-            ci(subj["gap"]),
-        )
-    parts: list[RenderableType] = [
-        table,
-        Text(
-            f"train: {', '.join(report['train_tasks'])}; held out: "
-            f"{', '.join(report['heldout_tasks']) or '-'}",
-            style="dim",
-        ),
-    ]
-    comp = report["comparison"]
-    verdict = comp["text"]
-    if "difference" in comp:
-        verdict += f" (best − seed: {ci(comp['difference'])})"
-    parts.append(Text(verdict, style="bold"))
+        for label, row in subj["tasks"].items():
+            name = f"{label} (held out)" if label in held else label
+            diff = Text(ci(row["difference"], signed=True), style="red" if row["loss"] else "")
+            tasks.add_row(
+                f"{subj['role']} #{subj['id']}",
+                name,
+                ci(row["return"]),
+                fmt(row["normalized"]),
+                diff,
+            )
+    summary = Table(
+        title="over tasks: IQM of normalized scores, probability of improvement over "
+        f"{report['baseline']} (stratified bootstrap)",
+        title_justify="left",
+    )
+    for col in ("program", "IQM train", "P(improve) train", "IQM held out", "P(improve) held out"):
+        summary.add_column(col, justify="left" if col == "program" else "right")
     for subj in report["subjects"]:
+        train, heldout = subj["train"] or {}, subj["heldout"] or {}
+        summary.add_row(
+            f"{subj['role']} #{subj['id']} ({subj['origin']})",
+            est(train.get("iqm")),
+            est(train.get("improvement")),
+            est(heldout.get("iqm")),
+            est(heldout.get("improvement")),
+        )
+    parts: list[RenderableType] = [tasks, summary]
+    styles = {"improved": "bold green", "lost": "bold red"}
+    for subj in report["subjects"]:
+        v = subj["verdict"]
+        parts.append(
+            Text(
+                f"{subj['role']} #{subj['id']}: {v['text']}", style=styles.get(v["verdict"], "bold")
+            )
+        )
         for failure in subj["failures"]:
             parts.append(Text(f"{subj['role']}: {failure}", style="yellow"))
     return Group(*parts)

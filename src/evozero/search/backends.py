@@ -20,7 +20,8 @@ Backends (:data:`BACKENDS`):
   Deterministic. ``time_limit`` is not enforced and ``workers`` is ignored.
 * ``process`` (the default): ``workers`` long-lived processes started with the
   ``spawn`` method, one job at a time each, talking over pipes.
-* ``ray``: one Ray actor per worker (``num_cpus=1``), on a local instance or a cluster.
+* ``ray``: one Ray actor per worker (``num_cpus=1``), on a local instance or a cluster,
+  spread over its nodes. A job whose node dies is run again once on a live node.
   Ray is an optional dependency (``pip install 'evozero[ray]'``).
 
 A job's clock (``Outcome.seconds`` and ``time_limit``) starts when its worker is ready
@@ -576,8 +577,11 @@ class _RayWorker:
     def __init__(self, fn: Job) -> None:
         self.fn = fn
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> str:
+        """The id of the Ray node this actor runs on."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
 
     def run(self, text: str) -> str:
         return _run_job(self.fn, text)
@@ -604,12 +608,15 @@ class _Actor:
     created: float
     job_id: int | None = None
     ref: Any = None  # the pending run() call
+    text: str = ""  # the job's JSON text (to run it again if its node dies)
     submitted: float = 0.0
     started: float | None = None
+    node: str | None = None  # the Ray node id, once the actor is ready
 
 
 class RayBackend(_PoolBackend):
-    """One Ray actor per worker (``num_cpus=1``), one job each at a time.
+    """One Ray actor per worker (``num_cpus=1``, spread over the nodes), one job each at a
+    time.
 
     With ``address`` ``None`` or ``"local"`` it starts a local Ray instance with
     ``workers`` CPUs (unless Ray is already initialized in this process), and shuts it
@@ -619,6 +626,11 @@ class RayBackend(_PoolBackend):
     carries Ray's exit detail; Ray does not report the exit code or signal) and is
     replaced; so is an actor whose job runs past ``time_limit`` (``ray.kill``). An actor
     that dies while idle is noticed only by the next job sent to it, which then fails.
+
+    A job whose actor was lost with its *node* (a machine lost, a raylet killed; or an
+    actor Ray cannot reach, so that the job's fate is unknown) is not the job's fault: it
+    is run again, once, on a fresh actor placed on a live node (which needs a free CPU
+    there); only a second loss fails it. :attr:`retried` lists such jobs.
     """
 
     name = "ray"
@@ -644,6 +656,8 @@ class RayBackend(_PoolBackend):
         self.time_limit = time_limit
         self._ray = ray
         self._actors: list[_Actor] = []
+        #: Ids of the jobs run again because their node died (each at most once).
+        self.retried: list[int] = []
         self._owns_ray = False  # whether this backend called ray.init
         if not ray.is_initialized():
             quiet: dict[str, Any] = dict(
@@ -660,6 +674,7 @@ class RayBackend(_PoolBackend):
             num_cpus=1,
             max_restarts=0,
             max_task_retries=0,
+            scheduling_strategy="SPREAD",  # one node lost takes as few jobs as possible
             runtime_env={"env_vars": {"PYTHONPATH": path}},
         )
         try:
@@ -676,10 +691,12 @@ class RayBackend(_PoolBackend):
         text = self._encode_job(job_id, payload, busy)
         idle = [a for a in self._actors if a.job_id is None]
         actor = next((a for a in idle if a.ready_ref is None), idle[0])
-        now = time.monotonic()
-        actor.job_id, actor.submitted = job_id, now
-        actor.started = now if actor.ready_ref is None else None
-        actor.ref = actor.handle.run.remote(text)
+        self._start(actor, job_id, text)
+
+    def worker_jobs(self) -> dict[int, tuple[str | None, int | None]]:
+        """Each current actor's index: its node id (None until ready) and its job (None
+        when idle)."""
+        return {i: (a.node, a.job_id) for i, a in enumerate(self._actors)}
 
     def _poll(self, delay: float | None) -> list[Outcome]:
         pending: dict[Any, _Actor] = {}
@@ -715,6 +732,12 @@ class RayBackend(_PoolBackend):
 
     # internals
 
+    def _start(self, actor: _Actor, job_id: int, text: str) -> None:
+        now = time.monotonic()
+        actor.job_id, actor.text, actor.submitted = job_id, text, now
+        actor.started = now if actor.ready_ref is None else None
+        actor.ref = actor.handle.run.remote(text)
+
     def _create(self) -> _Actor:
         handle = self._actor_class.remote(self.fn)
         return _Actor(handle, handle.ready.remote(), created=time.monotonic())
@@ -722,7 +745,7 @@ class RayBackend(_PoolBackend):
     def _await_ready(self) -> None:
         refs = [a.ready_ref for a in self._actors]
         try:
-            self._ray.get(refs, timeout=START_TIMEOUT)
+            nodes = self._ray.get(refs, timeout=START_TIMEOUT)
         except self._ray.exceptions.GetTimeoutError:
             raise RuntimeError(
                 f"Ray actors did not start within {START_TIMEOUT:g} s "
@@ -733,16 +756,35 @@ class RayBackend(_PoolBackend):
                 f"a Ray actor failed to start ({_ray_error_summary(exc)}); can the workers "
                 f"import {self.fn.__module__}.{self.fn.__qualname__}?"
             ) from None
-        for a in self._actors:
-            a.ready_ref = None
+        for a, node in zip(self._actors, nodes, strict=True):
+            a.ready_ref, a.node = None, node
 
     def _kill(self, actor: _Actor) -> None:
         with contextlib.suppress(Exception):  # already gone
             self._ray.kill(actor.handle, no_restart=True)
 
-    def _replace(self, actor: _Actor) -> None:
+    def _replace(self, actor: _Actor) -> _Actor:
+        """Puts a fresh actor in place of ``actor`` (killed); returns it."""
         self._kill(actor)
-        self._actors[self._actors.index(actor)] = self._create()
+        fresh = self._create()
+        self._actors[self._actors.index(actor)] = fresh
+        return fresh
+
+    def _node_lost(self, actor: _Actor, exc: BaseException) -> bool:
+        """Whether ``actor`` was lost with its node rather than by its job's doing: Ray
+        says the node died, or the cluster lists the node as dead, or Ray could not reach
+        the actor and does not know what became of the job (what a node killed outright
+        looks like before the cluster notices: ``ActorUnavailableError``)."""
+        unavailable = getattr(self._ray.exceptions, "ActorUnavailableError", ())
+        if isinstance(exc, unavailable) or "its node has died" in str(exc):
+            return True
+        if actor.node is None:
+            return False
+        try:
+            alive = {n["NodeID"] for n in self._ray.nodes() if n.get("Alive")}
+        except Exception:  # the cluster cannot say: assume the job's own fault
+            return False
+        return actor.node not in alive
 
     def _retire(self, actor: _Actor) -> None:
         self._replace(actor)
@@ -753,7 +795,7 @@ class RayBackend(_PoolBackend):
         if ref == actor.ready_ref:
             actor.ready_ref = None
             try:
-                ray.get(ref)
+                actor.node = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 if actor.job_id is None:
                     self._replace(actor)
@@ -767,6 +809,12 @@ class RayBackend(_PoolBackend):
         try:
             reply = ray.get(ref)
         except ray.exceptions.RayError as exc:
+            job_id, text = actor.job_id, actor.text
+            assert job_id is not None
+            if job_id not in self.retried and self._node_lost(actor, exc):
+                self.retried.append(job_id)
+                self._start(self._replace(actor), job_id, text)
+                return []
             outcome = self._fail(actor, f"worker died during the job ({_ray_error_summary(exc)})")
             self._replace(actor)
             return [outcome]

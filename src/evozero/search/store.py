@@ -78,6 +78,8 @@ from evozero.program.model import Program
 from evozero.search.protocol import CandidateResult, Phase, RunRecord, finite_or_none
 from evozero.status import UNFINISHED, Status
 
+#: 2: rungs; the final report judges rules against ppo.evz (rliable statistics, per-task
+#: losses).
 SCHEMA_VERSION = 2
 DB_NAME = "run.sqlite"
 #: The writer's lock file in a run directory (see the module's docstring).
@@ -148,7 +150,9 @@ _RUNGS_TABLE = """CREATE TABLE rungs (
 );"""
 _SCHEMA = _SCHEMA.format(runs=_RUNS_TABLE.format(name="runs"), rungs=_RUNGS_TABLE)
 #: Schema 1 -> 2: a ``rung`` for candidates and runs (0), and the ``rungs`` table holding
-#: each trained candidate's result as its rung-0 result.
+#: each trained candidate's result as its rung-0 result. A schema-1 final report (a mean
+#: of normalized scores) is dropped: the run is back to ``searched``, and a resume makes
+#: the report anew with today's verdict.
 _MIGRATE_1 = f"""
 ALTER TABLE candidates ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;
 {_RUNS_TABLE.format(name="runs_2")}
@@ -162,6 +166,8 @@ ALTER TABLE runs_2 RENAME TO runs;
 INSERT INTO rungs (candidate, rung, status, fitness, scores, message, seconds, finished_at)
     SELECT id, 0, status, fitness, scores, message, seconds, finished_at FROM candidates
     WHERE done_seq IS NOT NULL AND status != 'duplicate';
+DELETE FROM meta WHERE key = 'report';
+UPDATE meta SET value = '"searched"' WHERE key = 'state' AND value = '"finished"';
 UPDATE meta SET value = '2' WHERE key = 'schema';
 """
 
@@ -338,11 +344,21 @@ _OPT_NUM = (int, float, _NULL)
 _OPT_INT = (int, _NULL)
 _OPT_STR = (str, _NULL)
 _INTERVAL = {"mean": _NUM, "lo": _NUM, "hi": _NUM, "n": int, "values": [_NUM]}
+_OPT_INTERVAL = _Either((_NULL, _INTERVAL))
+_ESTIMATE = {"estimate": _NUM, "lo": _NUM, "hi": _NUM, "n": int}
+_AGGREGATE = _Either((_NULL, {"iqm": _ESTIMATE, "improvement": _ESTIMATE}))
+_VERDICT = {"verdict": str, "text": str, "lost_on": [str]}
+#: The final report (written by :func:`evozero.search.report.summarize`).
 _REPORT = {
+    "baseline": str,
     "train_tasks": [str],
     "heldout_tasks": [str],
+    "steps": {str: int},
     "seeds": [int],
+    "budget": str,
+    "measured": str,
     "level": _NUM,
+    "ppo": {str: _OPT_INTERVAL},
     "subjects": [
         {
             "role": str,
@@ -350,14 +366,21 @@ _REPORT = {
             "origin": str,
             "fitness": _OPT_NUM,
             "complexity": int,
-            "train": _INTERVAL,
-            "heldout": _Either((_NULL, _INTERVAL)),
-            "gap": _Either((_NULL, _INTERVAL)),
-            "task_scores": {str: _OPT_NUM},
+            "tasks": {
+                str: {
+                    "return": _OPT_INTERVAL,
+                    "normalized": _OPT_NUM,
+                    "difference": _OPT_INTERVAL,
+                    "loss": bool,
+                }
+            },
+            "train": _AGGREGATE,
+            "heldout": _AGGREGATE,
             "failures": [str],
+            "verdict": _VERDICT,
         }
     ],
-    "comparison": {"verdict": str, "text": str, "?difference": _INTERVAL},
+    "comparison": _VERDICT,
 }
 #: The shape of each metadata value that readers use (see :func:`_mismatch`); the search
 #: config and suite are checked in full by the driver when it resumes a run.
@@ -1306,59 +1329,53 @@ class RunStore:
 
     # -- rungs
 
-    @_guarded
-    def ladders(self) -> dict[int, dict[int, tuple[Status, float | None]]]:
-        """Per trained candidate, its result (status, fitness) at each rung it has one."""
-        out: dict[int, dict[int, tuple[Status, float | None]]] = {}
+    def _rung_rows(self, condition: str = "1") -> list[tuple[dict[str, Any], Status]]:
+        """Rows of the rungs table (``condition`` in SQL), decoded and checked, in the order
+        they were written; a damaged row is skipped (see :meth:`_damage`)."""
         rows = self.conn.execute(
-            f"SELECT candidate, rung, status, fitness FROM rungs WHERE NOT {_UNFINISHED}"
+            f"SELECT candidate, rung, status, fitness FROM rungs WHERE {condition} ORDER BY rowid"
         ).fetchall()
+        out = []
         for row in rows:
-            r = self._decode(
-                lambda r: _checked(dict(r), _RUNG, ""),
+            decoded = self._decode(
+                lambda r: (
+                    (d := _checked(dict(r), _RUNG, "")),
+                    _enum(Status, d["status"], "status"),
+                ),
                 row,
                 f"rung {row['rung']!r} of candidate {row['candidate']!r}",
                 candidate=row["candidate"],
             )
-            if r is not None:
-                status = self._decode(
-                    lambda r: _enum(Status, r["status"], "status"),
-                    row,
-                    f"rung {r['rung']} of candidate {r['candidate']}",
-                    candidate=r["candidate"],
-                )
-                if status is not None:
-                    out.setdefault(r["candidate"], {})[r["rung"]] = (status, r["fitness"])
+            if decoded is not None:
+                out.append(decoded)
+        return out
+
+    @_guarded
+    def ladders(self) -> dict[int, dict[int, tuple[Status, float | None]]]:
+        """Per trained candidate, its result (status, fitness) at each rung it has one."""
+        out: dict[int, dict[int, tuple[Status, float | None]]] = {}
+        for r, status in self._rung_rows(f"NOT {_UNFINISHED}"):
+            out.setdefault(r["candidate"], {})[r["rung"]] = (status, r["fitness"])
         return out
 
     @_guarded
     def unfinished_promotions(self) -> list[tuple[int, int]]:
         """``(candidate, rung)`` of the promotions without a result, in promotion order."""
-        rows = self.conn.execute(
-            f"SELECT candidate, rung FROM rungs WHERE {_UNFINISHED} ORDER BY rowid"
-        ).fetchall()
-        return [(int(r["candidate"]), int(r["rung"])) for r in rows]
+        return [(r["candidate"], r["rung"]) for r, _ in self._rung_rows(_UNFINISHED)]
 
     @_guarded
     def rung_summary(self) -> list[dict[str, Any]]:
         """Per rung: candidates with a result there (``evaluated``), those training there
         now (``in_flight``), and the best fitness of an ``ok`` one (``best``)."""
-        rows = self.conn.execute(
-            "SELECT rung, "
-            f"SUM(CASE WHEN {_UNFINISHED} THEN 0 ELSE 1 END) AS evaluated, "
-            f"SUM(CASE WHEN {_UNFINISHED} THEN 1 ELSE 0 END) AS in_flight, "
-            f"MAX(CASE WHEN status = '{Status.OK.value}' THEN fitness END) AS best "
-            "FROM rungs GROUP BY rung ORDER BY rung"
-        ).fetchall()
-        return [
-            {
-                "rung": int(r["rung"]),
-                "evaluated": int(r["evaluated"]),
-                "in_flight": int(r["in_flight"]),
-                "best": r["best"] if isinstance(r["best"], float) else None,
-            }
-            for r in rows
-        ]
+        summary: dict[int, dict[str, Any]] = {}
+        for r, status in self._rung_rows():
+            s = summary.setdefault(
+                r["rung"], {"rung": r["rung"], "evaluated": 0, "in_flight": 0, "best": None}
+            )
+            s["in_flight" if status in UNFINISHED else "evaluated"] += 1
+            if status is Status.OK and r["fitness"] is not None:
+                s["best"] = r["fitness"] if s["best"] is None else max(s["best"], r["fitness"])
+        return [summary[rung] for rung in sorted(summary)]
 
     # -- normalizers
 
