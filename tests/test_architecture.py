@@ -1,6 +1,6 @@
 """The package layout is the data flow: layers import only downstream of themselves.
 
-program → native → search → export/cli. ``evozero.program`` is usable without the
+program → native → search → refine → export/cli. ``evozero.program`` is usable without the
 compiled extension or gymnasium, and ``import evozero`` loads neither the native core nor
 any subpackage until it is used.
 """
@@ -26,7 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "native": {"program"},
     "search": {"program", "native"},
     "export": {"program"},
-    "cli": {"program", "native", "search", "export"},
+    "refine": {"program", "native", "search"},
+    "cli": {"program", "native", "search", "export", "refine"},
 }
 TOP_LEVEL = {"evozero", "evozero.status", "evozero.envs", "evozero._core"}
 
