@@ -37,6 +37,7 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "eval": ([PPO], ["--env", "Nope-v0", "--steps", "16384", "--seeds", "1"]),
     "evolve": ([], ["--budget", "1", "--suite", "nope", "--out", "{tmp}/run"]),
     "runs": (["{tmp}"], []),
+    "refine": ([PPO], ["--method", "nope", "-o", "{tmp}/out"]),
 }
 KINDS = (Integer, Seconds, PathArg, KeywordOrFile)
 

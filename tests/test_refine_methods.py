@@ -82,7 +82,7 @@ def test_meta_gradient_equals_finite_differences(k: int) -> None:
     """dJ/dtheta by autograd through K unrolled updates equals central differences of
     the same J (float64, a small fixed problem)."""
     config = TrainConfig(
-        total_steps=4 * 8 * 4, num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2
+        total_steps=4 * 8 * 4, num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2, hidden=8
     )
     run = train(PPO, "breakout", config, seed=2, hooks={"checkpoints": list(range(k + 1))})
     window = [Checkpoint.from_native(c, dtype=torch.float64) for c in run.checkpoints]
@@ -102,3 +102,37 @@ def test_meta_gradient_equals_finite_differences(k: int) -> None:
         lo = problem.value_and_grad(theta - step)[0]
         fd[i] = (hi - lo) / (2 * h)
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-7 + 1e-3 * np.abs(grad).max())
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def test_refine_command_es_writes_the_kept_rule_and_says_which_way(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from evozero.cli import app
+
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "1", "--train-steps"]
+    args += ["8192", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    import json
+
+    (out,) = json.loads(result.stdout)
+    assert out["verdict"].startswith("refined constants " + ("kept" if out["kept"] else "dropped"))
+    written = dsl.load(out["output"])
+    assert written.constant_values == (out["refined"] if out["kept"] else out["original"])
+    assert out["original"] == PPO.constant_values and out["refined"] != out["original"]
+    assert len(out["validation"]["original"]) == 2 and out["steps"] >= 8 * 8192
+
+
+def test_refine_metagrad_without_torch_says_how_to_install(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from evozero.cli import app
+    from evozero.cli import refine as cli_refine
+
+    monkeypatch.setattr(cli_refine, "torch_available", lambda: False)
+    result = CliRunner().invoke(app, ["refine", "programs/ppo.evz", "--method", "metagrad"])
+    assert result.exit_code == 2
+    assert "pip install 'evozero[refine]'" in result.output and "--method es" in result.output

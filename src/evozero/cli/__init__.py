@@ -3,10 +3,11 @@
 :mod:`~evozero.cli.app` holds the app and the helpers the commands share, and
 :mod:`~evozero.cli.output` how they print programs and JSON;
 :mod:`~evozero.cli.train` has ``games`` and ``eval``, :mod:`~evozero.cli.program` has
-``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve`` and ``runs``.
+``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve`` and ``runs``,
+:mod:`~evozero.cli.refine` has ``refine``.
 """
 
-from evozero.cli import program, search, train
+from evozero.cli import program, refine, search, train
 from evozero.cli.app import app
 from evozero.cli.group import Command
 
@@ -17,5 +18,6 @@ app.command("export", cls=Command)(program.export_command)
 app.command("eval", cls=Command)(train.eval_command)
 app.command(cls=Command)(search.evolve)
 app.command(cls=Command)(search.runs)
+app.command("refine", cls=Command)(refine.refine_command)
 
 __all__ = ["app"]
