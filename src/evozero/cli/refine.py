@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -12,21 +12,12 @@ from evozero.cli.output import print_json
 from evozero.cli.params import Integer, PathArg
 from evozero.native.train import TrainConfig
 from evozero.program import dsl
-from evozero.program.model import Program
 from evozero.refine import TORCH_INSTALL_HINT, torch_available
-from evozero.refine.run import METHODS, RefineOutcome, RefineSettings, refine
+from evozero.refine.run import METHODS, RefineOutcome, RefineSettings, refine, store_child
+from evozero.search.tasks import Suite
 
-
-def _targets(target: Path, top: int) -> list[tuple[str, Program]]:
-    """(label, program) for a .evz file, or the ``top`` best rules of a run directory."""
-    if target.is_dir():
-        store = open_run(target)
-        with store:
-            best = store.best(top)
-            if not best:
-                fail(f"{target}: no candidate has passed the suite yet; nothing to refine")
-            return [(f"candidate {c.id}", store.program(c)) for c in best]
-    return [(target.name, load_program(target))]
+if TYPE_CHECKING:
+    from evozero.search.store import RunStore
 
 
 def _line(label: str, event: dict[str, Any]) -> str:
@@ -45,7 +36,8 @@ def refine_command(
         ...,
         parser=PathArg("file or directory", "a .evz program or a run directory"),
         metavar="PROGRAM.evz|RUN_DIR",
-        help="A program, or a run directory whose best rules to refine.",
+        help="A program, or a run directory whose best rules to refine (on the run's "
+        "suite's first task; kept refinements are stored in the run as children).",
     ),
     method: str = typer.Option(
         "metagrad", "--method", metavar="METHOD", help=f"One of: {', '.join(METHODS)}."
@@ -56,13 +48,15 @@ def refine_command(
     top: int = typer.Option(
         1, "--top", parser=Integer(1, 100), metavar="K", help="Rules of a run to refine."
     ),
-    env: str = typer.Option("breakout", "--env", metavar="ENV", help="A MinAtar game."),
+    env: str = typer.Option(
+        "breakout", "--env", metavar="ENV", help="A MinAtar game (a program file)."
+    ),
     train_steps: int = typer.Option(
         1_000_000,
         "--train-steps",
         parser=Integer(1),
         metavar="N",
-        help="Env steps of one lifetime (refinement and validation).",
+        help="Env steps of one lifetime (a program file; a run uses its suite's).",
     ),
     seeds: int = typer.Option(
         5, "--seeds", parser=Integer(2, 1000), metavar="K", help="Fresh validation seeds."
@@ -90,40 +84,80 @@ def refine_command(
         fail(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if method == "metagrad" and not torch_available():
         fail(f"--method metagrad needs PyTorch: {TORCH_INSTALL_HINT}; or use --method es")
+    store = open_run(target, for_resume=True) if target.is_dir() else None
     try:
-        config = TrainConfig(total_steps=train_steps)
-        settings = RefineSettings(
-            method=method,
-            env=env,
-            config=config,
-            budget_steps=steps,
-            backend=backend,
-            workers=workers or None,
-            validation_seeds=seeds,
-        )
-    except ValueError as e:
-        fail(str(e))
-    out_dir = output or Path.cwd()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for label, program in _targets(target, top):
+        if store is None:
+            targets = [(target.name, None, load_program(target))]
+        else:
+            best = store.best(top)
+            if not best:
+                fail(f"{target}: no candidate has passed the suite yet; nothing to refine")
+            targets = [(f"candidate {c.id}", c.id, store.program(c)) for c in best]
+            # A run's rules are refined and validated on its suite's first task.
+            task = Suite.from_json(store.meta()["suite"]).tasks[0]
+            env, train_steps = task.env, task.steps
         try:
-            outcome = refine(
-                program,
-                settings,
-                (
-                    lambda e, label=label: (
-                        None if as_json else console.print(_line(label, e), soft_wrap=True)
-                    )
-                ),
+            config = (
+                task.train_config() if store is not None else TrainConfig(total_steps=train_steps)
             )
-        except KeyboardInterrupt:
-            interrupted(f"refinement of {label} stopped; nothing written")
+            settings = RefineSettings(
+                method=method,
+                env=env,
+                config=config,
+                budget_steps=steps,
+                backend=backend,
+                workers=workers or None,
+                validation_seeds=seeds,
+            )
         except ValueError as e:
-            fail(f"{label}: {e}")
-        results.append(_report(label, outcome, out_dir, method, as_json))
+            fail(str(e))
+        out_dir = output or Path.cwd()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results = []
+        for label, parent, program in targets:
+            try:
+                outcome = refine(
+                    program,
+                    settings,
+                    lambda e, label=label: (
+                        None
+                        if as_json
+                        else console.print(_line(label, e), soft_wrap=True, highlight=False)
+                    ),
+                )
+            except KeyboardInterrupt:
+                interrupted(f"refinement of {label} stopped; nothing written")
+            except ValueError as e:
+                fail(f"{label}: {e}")
+            result = _report(label, outcome, out_dir, method, as_json)
+            if store is not None and parent is not None:
+                result["child"] = _store(store, parent, outcome, method, label, as_json)
+            results.append(result)
+    finally:
+        if store is not None:
+            store.close()
     if as_json:
         print_json(results)
+
+
+def _store(
+    store: RunStore, parent: int, outcome: RefineOutcome, method: str, label: str, as_json: bool
+) -> int | None:
+    """Store a kept refinement as a child candidate (trained on the suite); its id."""
+    if outcome.validation is None or not outcome.validation.kept:
+        if not as_json:
+            console.print(f"{label}: nothing stored in the run (dropped)", highlight=False)
+        return None
+    child = store_child(store, parent, outcome, method)
+    if not as_json:
+        c = store.candidate(child)
+        console.print(
+            f"{label}: stored as candidate {child} (origin refine:{method}, "
+            f"status {c.status.value}, fitness {c.fitness})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return child
 
 
 def _report(

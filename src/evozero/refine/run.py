@@ -21,13 +21,18 @@ import numpy as np
 
 from evozero.native.train import TrainConfig, train
 from evozero.program import dsl
+from evozero.program.canon import canonical_key, fingerprint
 from evozero.program.model import Program
 from evozero.refine.constants import ConstantSpace
 from evozero.refine.es import ESConfig, ESState, es_step, fitness_of, train_job
 from evozero.refine.validate import Validation, validate
 from evozero.search.backends import make_backend
+from evozero.search.fitness import candidate_result, evaluate_job
+from evozero.search.protocol import Job, JobResult
+from evozero.search.store import RunStore
+from evozero.search.tasks import Suite
 
-__all__ = ["METHODS", "RefineOutcome", "RefineSettings", "refine"]
+__all__ = ["METHODS", "RefineOutcome", "RefineSettings", "describe_change", "refine", "store_child"]
 
 #: The refinement methods.
 METHODS: tuple[str, ...] = ("metagrad", "es")
@@ -185,3 +190,39 @@ def refine(
             workers=settings.workers or 2,
         )
     return outcome
+
+
+# ----------------------------------------------------------------------------- run store
+
+
+def describe_change(outcome: RefineOutcome) -> str:
+    """The constants that moved, ``name old -> new``, for a child's mutation text."""
+    old, new = outcome.original.constant_values, outcome.refined.constant_values
+    moved = [f"{k} {old[k]:.4g} -> {new[k]:.4g}" for k in old if old[k] != new[k]]
+    return ", ".join(moved) or "no constant moved"
+
+
+def store_child(store: RunStore, parent: int, outcome: RefineOutcome, method: str) -> int:
+    """Record the refined rule as a child of candidate ``parent`` (origin
+    ``refine:METHOD``), trained on the run's suite and scored like any candidate, so it
+    appears in ``show``, the hall of fame and ``export``. Returns its id."""
+    meta = store.meta()
+    suite = Suite.from_json(meta["suite"])
+    program = outcome.refined
+    child = store.add_child(
+        origin=f"refine:{method}",
+        parent=parent,
+        mutation=f"refine:{method}: {describe_change(outcome)}",
+        text=dsl.to_text(program),
+        key=canonical_key(program),
+        fingerprint=fingerprint(program),
+        complexity=program.complexity(),
+    )
+    start = time.perf_counter()
+    reply = JobResult.from_json(
+        evaluate_job(Job(dsl.to_text(program), tuple(suite.tasks)).to_json())
+    )
+    store.finish_candidate(
+        child, candidate_result(reply, suite, store.normalizers(), time.perf_counter() - start)
+    )
+    return child
