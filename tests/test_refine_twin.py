@@ -13,16 +13,23 @@ torch = pytest.importorskip("torch")
 from evozero.refine.twin import Checkpoint, TorchRule, replay_update  # noqa: E402
 
 CONFIG = TrainConfig(
-    total_steps=16 * 32 * 4, num_envs=16, num_steps=32, num_minibatches=4, update_epochs=2
+    total_steps=8 * 32 * 3,
+    num_envs=8,
+    num_steps=32,
+    num_minibatches=4,
+    update_epochs=2,
+    hidden=32,
 )
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _constants(program):
-    return {c.name: torch.tensor(c.value) for c in program.constants}
+def _constants(program, device: str = "cpu"):
+    return {c.name: torch.tensor(c.value, device=device) for c in program.constants}
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["ppo", "a2c", "td_ac"])
-def test_one_update_in_torch_equals_the_native_update(name: str) -> None:
+def test_one_update_in_torch_equals_the_native_update(name: str, device: str) -> None:
     """Same parameters, Adam state, rollout and minibatch order: the twin's parameters
     after a whole update (E epochs x M minibatches) are the native trainer's. Update 2
     starts from trained networks and non-zero Adam moments."""
@@ -31,17 +38,18 @@ def test_one_update_in_torch_equals_the_native_update(name: str) -> None:
     assert [c["update"] for c in result.checkpoints] == [0, 2]
     rule = TorchRule(program)
     for raw in result.checkpoints:
-        cp = Checkpoint.from_native(raw)
-        adv, vtarget = rule.scan(cp.rollout, cp.progress, _constants(program))
+        cp = Checkpoint.from_native(raw, device=device)
+        constants = _constants(program, device)
+        adv, vtarget = rule.scan(cp.rollout, cp.progress, constants)
         adv, vtarget = rule.post(
-            adv, vtarget, cp.rollout["v"], cp.rollout["r"], cp.progress, _constants(program)
+            adv, vtarget, cp.rollout["v"], cp.rollout["r"], cp.progress, constants
         )
-        np.testing.assert_allclose(adv, cp.adv, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(vtarget, cp.vtarget, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(adv.cpu(), cp.adv.cpu(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(vtarget.cpu(), cp.vtarget.cpu(), rtol=1e-5, atol=1e-6)
         params, adam = replay_update(
             rule,
             cp,
-            _constants(program),
+            constants,
             num_minibatches=CONFIG.num_minibatches,
             max_grad_norm=CONFIG.max_grad_norm,
             adam_eps=CONFIG.adam_eps,
@@ -50,7 +58,7 @@ def test_one_update_in_torch_equals_the_native_update(name: str) -> None:
         for k, want in cp.params_after.items():
             moved = (want - cp.params_before[k]).abs().max().item()
             assert moved > 1e-4 or k.endswith("4.bias")  # the update did change them
-            np.testing.assert_allclose(params[k], want, rtol=0, atol=2e-6, err_msg=k)
+            np.testing.assert_allclose(params[k].cpu(), want.cpu(), rtol=0, atol=2e-6, err_msg=k)
 
 
 def test_hooks_start_from_given_parameters_and_leave_the_run_unchanged() -> None:

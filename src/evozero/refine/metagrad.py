@@ -75,8 +75,8 @@ class MetaProblem:
     max_grad_norm: float
     adam_eps: float
 
-    def objective(self, theta: torch.Tensor) -> torch.Tensor:
-        """J(theta), the mean over windows; differentiable in theta."""
+    def objective(self, theta: torch.Tensor, differentiable: bool = True) -> torch.Tensor:
+        """J(theta), the mean over windows; differentiable in theta unless told not."""
         constants = self.space.torch_values(theta)
         total = theta.new_zeros(())
         for window in self.windows:
@@ -92,7 +92,7 @@ class MetaProblem:
                     adam_eps=self.adam_eps,
                     params=params,
                     adam=adam,
-                    create_graph=True,
+                    create_graph=differentiable,
                 )
             T, B = val.actions.shape
             logp, _, _, _ = forward(params, val.obs[:T].reshape(T * B, -1), val.actions.reshape(-1))
@@ -100,10 +100,18 @@ class MetaProblem:
             total = total + (ratio * reference_advantages(val).to(logp.dtype)).mean()
         return total / len(self.windows)
 
+    def value(self, theta: np.ndarray) -> float:
+        """J at ``theta`` (no gradient)."""
+        with torch.no_grad():
+            t = torch.tensor(theta, dtype=self._dtype())
+            return float(self.objective(t, differentiable=False))
+
+    def _dtype(self) -> torch.dtype:
+        return next(iter(self.windows[0][0].params_before.values())).dtype
+
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """J and dJ/dtheta at ``theta`` (numpy, float64)."""
-        dtype = next(iter(self.windows[0][0].params_before.values())).dtype
-        t = torch.tensor(theta, dtype=dtype, requires_grad=True)
+        t = torch.tensor(theta, dtype=self._dtype(), requires_grad=True)
         value = self.objective(t)
         (grad,) = torch.autograd.grad(value, t)
         return float(value.detach()), grad.detach().double().numpy()
