@@ -31,12 +31,17 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "run"
 
 
-def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "run"
-    copy.mkdir()
+def _copy(run_dir: Path, to: Path) -> Path:
+    """A copy of the run (each test writes its own)."""
+    to.mkdir()
     for f in run_dir.iterdir():
         if f.is_file() and f.suffix != ".lock":
-            (copy / f.name).write_bytes(f.read_bytes())
+            (to / f.name).write_bytes(f.read_bytes())
+    return to
+
+
+def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(run_dir, tmp_path / "run")
     with RunStore.open(copy, for_resume=True) as store:
         (parent,) = store.best(1)
         original = store.program(parent)
@@ -67,11 +72,7 @@ def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None
 
 
 def test_refine_a_run_directory(run_dir: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "run"
-    copy.mkdir()
-    for f in run_dir.iterdir():
-        if f.is_file() and f.suffix != ".lock":
-            (copy / f.name).write_bytes(f.read_bytes())
+    copy = _copy(run_dir, tmp_path / "run")
     args = ["refine", str(copy), "--method", "es", "--steps", "1", "--seeds", "2"]
     args += ["--backend", "serial", "-o", str(tmp_path / "out"), "--json"]
     result = CliRunner().invoke(app, args)

@@ -5,7 +5,7 @@ freely; each constant's value is a fixed transform of its coordinate, chosen onc
 the constant's name and starting value:
 
 * ``unit`` (value in (0, 1) and the name says discount or trace: ``gamma``, ``lam``,
-  ``lambda``, ``discount``, ``tau``, ``rho``...): ``value = sigmoid(theta)``, so a
+  ``lambda``, ``discount``, ``tau``): ``value = sigmoid(theta)``, so a
   discount stays a discount;
 * ``positive`` (any other value > 0: clip ranges, loss coefficients, temperatures):
   ``value = exp(theta)``, so a scale keeps its sign and moves multiplicatively;
@@ -33,7 +33,7 @@ __all__ = ["DOMAINS", "ConstantSpace", "domain_of"]
 DOMAINS: tuple[str, ...] = ("unit", "positive", "free")
 
 #: Constant names that are discounts or trace parameters: kept in (0, 1).
-_UNIT_NAME = re.compile(r"^(gamma|lam|lmbda|lambda|gae_lambda|discount|tau|rho|beta)\d*(_|$)")
+_UNIT_NAME = re.compile(r"^(gamma|lam|lmbda|lambda|gae_lambda|discount|tau)\d*(_|$)")
 
 #: A unit value this close to 0 or 1 is clamped away from the boundary first (the
 #: sigmoid never reaches it).
