@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10, help="fresh evaluation seeds")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--methods", default="metagrad,es")
+    ap.add_argument("--pairs", type=int, default=4, help="windows (metagrad) / pairs (es)")
+    ap.add_argument("--meta-lr", type=float, default=0.05, help="Adam step in coordinates")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/refine_detuned.json"))
     args = ap.parse_args()
 
@@ -69,6 +71,8 @@ def main() -> None:
         "env": args.env,
         "train_steps": args.train_steps,
         "budget": args.budget,
+        "pairs": args.pairs,
+        "meta_lr": args.meta_lr,
         "detuned": DETUNED,
         "seeds": seeds,
         "methods": {},
@@ -83,6 +87,8 @@ def main() -> None:
             env=args.env,
             config=config,
             budget_steps=args.budget,
+            pairs=args.pairs,
+            meta_lr=args.meta_lr,
             backend="process",
             workers=args.workers,
         )

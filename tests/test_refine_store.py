@@ -64,7 +64,7 @@ def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None
         c = reader.candidate(child)
         assert child == before + 1
         assert (c.origin, c.parent) == ("refine:es", parent.id)
-        assert c.mutation == f"refine:es: {describe_change(outcome)}" and name in c.mutation
+        assert c.mutation == f"refine:es {describe_change(outcome)}" and name in c.mutation
         assert c.status in (Status.OK, Status.CULLED, Status.DIVERGED, Status.ERROR)
         assert c.status != Status.OK or c.fitness is not None
         assert dsl.parse(c.text) == refined

@@ -212,7 +212,7 @@ def store_child(store: RunStore, parent: int, outcome: RefineOutcome, method: st
     child = store.add_child(
         origin=f"refine:{method}",
         parent=parent,
-        mutation=f"refine:{method}: {describe_change(outcome)}",
+        mutation=f"refine:{method} {describe_change(outcome)}",
         text=dsl.to_text(program),
         key=canonical_key(program),
         fingerprint=fingerprint(program),
