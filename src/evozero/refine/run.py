@@ -5,8 +5,9 @@ windows of K + 1 updates spread over the lifetime (the run stops after the last)
 the meta-gradient of :class:`~evozero.refine.metagrad.MetaProblem` and one Adam ascent
 step in the constants' coordinates. ``es``: each iteration evaluates 2 x ``pairs``
 perturbed rules on the backend (:mod:`evozero.refine.es`, fitness = mean final return
-over ``es_seeds`` full lifetimes). Both stop when the env steps spent reach the budget,
-then :func:`~evozero.refine.validate.validate` decides whether the result is kept.
+over ``es_seeds`` full lifetimes). Both stop before an iteration that would take the
+env steps spent past the budget (the first iteration always runs); then
+:func:`~evozero.refine.validate.validate` decides whether the result is kept.
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ class RefineOutcome:
 Events = Callable[[dict[str, Any]], None]
 
 
+def _affordable(spent: int, cost: int, budget: int, done: int) -> bool:
+    """Whether an iteration costing ``cost`` env steps fits the budget; the first one
+    always runs (a budget below one iteration still refines once)."""
+    return done == 0 or spent + cost <= budget
+
+
 def _metagrad(
     program: Program, space: ConstantSpace, s: RefineSettings, on_event: Events
 ) -> tuple[np.ndarray, int, list[dict]]:
@@ -92,9 +99,12 @@ def _metagrad(
 
     state = ESState(space.initial_theta())
     steps, history, i = 0, [], 0
-    while steps < s.budget_steps:
-        current = space.apply(program, state.theta)
+    batch = s.config.num_envs * s.config.num_steps
+    while True:
         updates = checkpoint_updates(s.config.num_updates, s.pairs, s.k, (i * _GOLDEN) % 1.0)
+        if not _affordable(steps, (updates[-1] + 1) * batch, s.budget_steps, i):
+            break
+        current = space.apply(program, state.theta)
         run = train(
             current,
             s.env,
@@ -146,7 +156,9 @@ def _es(
         }
 
     with make_backend(s.backend, train_job, workers=s.workers) as backend:
-        while steps < s.budget_steps:
+        per_iteration = 2 * s.pairs * s.es_seeds * s.config.num_updates * s.config.num_envs
+        per_iteration *= s.config.num_steps
+        while _affordable(steps, per_iteration, s.budget_steps, i):
             results = es_step(state, config, rng, backend, payload)
             steps += sum(int(r["steps"]) for r in results if r)
             fits = [fitness_of(r) for r in results]
