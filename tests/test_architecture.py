@@ -1,8 +1,8 @@
 """The package layout is the data flow: layers import only downstream of themselves.
 
-program → native → search → export → analysis → cli. ``evozero.program`` is usable without the
-compiled extension or gymnasium, and ``import evozero`` loads neither the native core nor
-any subpackage until it is used.
+program → native → search → refine → export → analysis → cli. ``evozero.program`` is usable
+without the compiled extension or gymnasium, and ``import evozero`` loads neither the native
+core nor any subpackage until it is used.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "native": {"program"},
     "search": {"program", "native"},
     "export": {"program"},
+    "refine": {"program", "native", "search"},
     "analysis": {"program", "native", "search", "export"},
-    "cli": {"program", "native", "search", "export", "analysis"},
+    "cli": {"program", "native", "search", "export", "refine", "analysis"},
 }
 TOP_LEVEL = {"evozero", "evozero.status", "evozero.envs", "evozero._core"}
 

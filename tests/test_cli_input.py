@@ -40,6 +40,7 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "suites": (["nope"], []),
     "explain": ([PPO], []),
     "report": (["{tmp}"], []),
+    "refine": ([PPO], ["--method", "nope", "-o", "{tmp}/out"]),
 }
 KINDS = (Integer, Seconds, PathArg, KeywordOrFile)
 

@@ -14,6 +14,7 @@
 
 #include "bindings/module.hpp"
 #include "bindings/py_interpreter.hpp"
+#include "trainer/mlp.hpp"
 #include "trainer/program_rule.hpp"
 #include "trainer/train_env.hpp"
 #include "trainer/trainer.hpp"
@@ -104,18 +105,119 @@ trainer::TrainConfig train_config_from(const py::dict& d) {
   return c;
 }
 
+// The networks' tensors in torch names and shapes, and the size of their flat array
+// (ActorCritic's layout: the actor's MLP, then the critic's; mlp.hpp).
+struct NetworkLayout {
+  std::vector<trainer::TensorSpec> specs;
+  std::size_t size = 0;
+};
+
+NetworkLayout network_layout(const trainer::TrainEnv& env, int hidden) {
+  const trainer::Mlp actor(env.obs_size(), hidden, env.num_actions(), 0);
+  const trainer::Mlp critic(env.obs_size(), hidden, 1, actor.size());
+  NetworkLayout l{actor.tensors("actor"), critic.offset() + critic.size()};
+  for (auto& s : critic.tensors("critic")) l.specs.push_back(std::move(s));
+  return l;
+}
+
+py::dict named(const std::vector<trainer::TensorSpec>& specs, const std::vector<float>& flat) {
+  py::dict d;
+  for (const auto& s : specs) {
+    std::vector<py::ssize_t> shape(s.shape.begin(), s.shape.end());
+    py::array_t<float> a(shape);
+    trainer::read_tensor(s, flat.data(), a.mutable_data());
+    d[py::str(s.name)] = a;
+  }
+  return d;
+}
+
+template <class T>
+py::array_t<T> shaped(const std::vector<T>& v, std::vector<py::ssize_t> shape) {
+  py::array_t<T> a(shape);
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+// The refinement hooks from {"initial_parameters": {name: array}, "checkpoints": [u, ...],
+// "stop_after_checkpoints": bool} (every key optional).
+trainer::TrainHooks hooks_from(const py::dict& d, const NetworkLayout& layout) {
+  trainer::TrainHooks h;
+  if (d.contains("initial_parameters")) {
+    const py::dict params = d["initial_parameters"].cast<py::dict>();
+    h.initial_parameters.assign(layout.size, 0.f);
+    for (const auto& s : layout.specs) {
+      if (!params.contains(s.name))
+        throw py::value_error("initial_parameters lack '" + s.name + "'");
+      auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(
+          params[py::str(s.name)]);
+      if (!a || std::size_t(a.size()) != s.numel())
+        throw py::value_error("initial_parameters['" + s.name + "'] has the wrong size");
+      trainer::write_tensor(s, a.data(), h.initial_parameters.data());
+    }
+  }
+  if (d.contains("checkpoints")) {
+    for (auto u : d["checkpoints"]) h.checkpoint_updates.push_back(u.cast<int64_t>());
+    if (!std::is_sorted(h.checkpoint_updates.begin(), h.checkpoint_updates.end()) ||
+        std::adjacent_find(h.checkpoint_updates.begin(), h.checkpoint_updates.end()) !=
+            h.checkpoint_updates.end())
+      throw py::value_error("checkpoints must be distinct update indices in ascending order");
+  }
+  if (d.contains("stop_after_checkpoints"))
+    h.stop_after_checkpoints = d["stop_after_checkpoints"].cast<bool>();
+  return h;
+}
+
+py::list checkpoints_out(const std::vector<trainer::Checkpoint>& cps,
+                         const std::vector<trainer::TensorSpec>& specs, int obs_size, int T,
+                         int B) {
+  py::list out;
+  for (const auto& c : cps) {
+    py::dict d;
+    d["update"] = c.update;
+    d["progress"] = c.progress;
+    d["lr"] = c.lr;
+    d["params_before"] = named(specs, c.params_before);
+    d["params_after"] = named(specs, c.params_after);
+    d["adam_m"] = named(specs, c.adam_m);
+    d["adam_v"] = named(specs, c.adam_v);
+    d["adam_count"] = c.adam_count;
+    d["obs"] = shaped(c.obs, {T + 1, B, obs_size});
+    const std::pair<const char*, const std::vector<float>*> rows[] = {
+        {"r", &c.r},       {"term", &c.term}, {"reset", &c.reset},     {"v", &c.v},
+        {"v_next", &c.v_next}, {"logp", &c.logp}, {"entropy", &c.entropy}, {"adv", &c.adv},
+        {"vtarget", &c.vtarget}};
+    for (const auto& [name, v] : rows) d[name] = shaped(*v, {T, B});
+    d["actions"] = shaped(c.actions, {T, B});
+    d["perms"] = shaped(c.perms, {py::ssize_t(c.perms.size()) / (py::ssize_t(T) * B),
+                                  py::ssize_t(T) * B});
+    out.append(d);
+  }
+  return out;
+}
+
 py::dict run_training(trainer::TrainEnv& env, PyInterpreter& program, const py::dict& options,
-                      uint64_t seed, trainer::TrainProgress& progress) {
+                      uint64_t seed, trainer::TrainProgress& progress,
+                      const py::object& hooks_dict) {
   const trainer::TrainConfig config = train_config_from(options);
   if (env.num_envs() * int64_t(config.num_steps) % config.num_minibatches)
     throw py::value_error("num_minibatches must divide num_envs * num_steps");
   trainer::ProgramRule rule(program.impl.program());  // its own interpreter: runs can overlap
   trainer::TrainResult r;
+  NetworkLayout layout;
+  trainer::TrainHooks hooks;
+  const bool hooked = !hooks_dict.is_none();
+  if (hooked) {
+    layout = network_layout(env, config.hidden);
+    hooks = hooks_from(hooks_dict.cast<py::dict>(), layout);
+  }
   {
     py::gil_scoped_release release;
-    r = trainer::train(env, rule, config, seed, &progress);
+    r = trainer::train(env, rule, config, seed, &progress, hooked ? &hooks : nullptr);
   }
   py::dict out;
+  if (hooked)
+    out["checkpoints"] =
+        checkpoints_out(r.checkpoints, layout.specs, env.obs_size(), config.num_steps, env.num_envs());
   out["episode_returns"] = py::array_t<float>(r.episode_returns.size(), r.episode_returns.data());
   out["episode_end_steps"] =
       py::array_t<int64_t>(r.episode_end_steps.size(), r.episode_end_steps.data());
@@ -140,28 +242,29 @@ void bind_train(py::module_& m, py::module_& testing) {
       "train_minatar",
       [](const std::string& game, int num_envs, double sticky, bool ramping, bool minimal,
          int64_t max_steps, PyInterpreter& program, const py::dict& options, uint64_t seed,
-         trainer::TrainProgress& progress) {
+         trainer::TrainProgress& progress, const py::object& hooks) {
         trainer::MinAtarTrainEnv env(game, num_envs, {sticky, ramping, minimal, max_steps});
-        return run_training(env, program, options, seed, progress);
+        return run_training(env, program, options, seed, progress, hooks);
       },
       py::arg("game"), py::arg("num_envs"), py::arg("sticky_action_prob"),
       py::arg("difficulty_ramping"), py::arg("minimal_action_set"), py::arg("max_episode_steps"),
       py::arg("program"), py::arg("options"), py::arg("seed"), py::arg("progress"),
+      py::arg("hooks") = py::none(),
       "One training run on native MinAtar (see evozero.train).");
 
   m.def(
       "train_python_env",
       [](py::object reset, py::object step, int num_envs, int obs_size, int num_actions,
          PyInterpreter& program, const py::dict& options, uint64_t seed,
-         trainer::TrainProgress& progress) {
+         trainer::TrainProgress& progress, const py::object& hooks) {
         if (num_envs < 1 || obs_size < 1 || num_actions < 1)
           throw py::value_error("num_envs, obs_size and num_actions must be positive");
         PyTrainEnv env(std::move(reset), std::move(step), num_envs, obs_size, num_actions);
-        return run_training(env, program, options, seed, progress);
+        return run_training(env, program, options, seed, progress, hooks);
       },
       py::arg("reset"), py::arg("step"), py::arg("num_envs"), py::arg("obs_size"),
       py::arg("num_actions"), py::arg("program"), py::arg("options"), py::arg("seed"),
-      py::arg("progress"), "One training run on a Python (gymnasium) env (see evozero.train).");
+      py::arg("progress"), py::arg("hooks") = py::none(), "One training run on a Python (gymnasium) env (see evozero.train).");
 
   // Test-only: the names train_config_from reads (tests/test_train.py compares them with
   // evozero.TrainConfig's fields).

@@ -1,9 +1,11 @@
 #include "trainer/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "trainer/actor_critic.hpp"
@@ -69,6 +71,16 @@ class ObsStore {
 
   int64_t rows() const { return rows_; }
 
+  // Every row as dense floats (for checkpoints).
+  std::vector<float> dense() const {
+    if (!binary_) return dense_;
+    std::vector<float> out(std::size_t(rows_) * size_, 0.f);
+    for (int64_t b = 0; b < rows_; ++b)
+      for (int64_t p = indptr_[b]; p < indptr_[b + 1]; ++p)
+        out[std::size_t(b) * size_ + indices_[p]] = 1.f;
+    return out;
+  }
+
  private:
   bool binary_;
   int size_;
@@ -107,7 +119,7 @@ void MinAtarTrainEnv::reset(uint64_t seed, void* obs) {
 }
 
 TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint64_t seed,
-                  TrainProgress* progress) {
+                  TrainProgress* progress, const TrainHooks* hooks) {
   const auto start = std::chrono::steady_clock::now();
   TrainResult result;
   try {
@@ -120,6 +132,14 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
 
     ActorCritic net(size, A, cfg.hidden, splitmix64(seed ^ 0xac7019c21ull),
                     AdamConfig{cfg.adam_eps});
+    if (hooks && !hooks->initial_parameters.empty()) {
+      if (hooks->initial_parameters.size() != net.num_parameters())
+        throw std::invalid_argument("initial parameters do not fit the networks");
+      std::copy(hooks->initial_parameters.begin(), hooks->initial_parameters.end(),
+                net.mutable_parameters());
+      net.parameters_changed();
+    }
+    std::size_t next_checkpoint = 0;  // into hooks->checkpoint_updates
     std::mt19937_64 rng(splitmix64(seed ^ 0x5a3c1e77ull));
     ObsStore store(env.binary(), size);
 
@@ -204,6 +224,23 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
           if (!reset[row_last + i]) v_next[row_last + i] = v_last[i];
       }
 
+      // A checkpoint: the state before the learning phase, its rollout (filled below).
+      Checkpoint* cp = nullptr;
+      if (hooks && next_checkpoint < hooks->checkpoint_updates.size() &&
+          hooks->checkpoint_updates[next_checkpoint] == u) {
+        ++next_checkpoint;
+        cp = &result.checkpoints.emplace_back();
+        const std::size_t np = net.num_parameters();
+        *cp = {u, prog, lr,
+               std::vector<float>(net.parameters(), net.parameters() + np), {},
+               std::vector<float>(net.optimizer().first_moment(),
+                                  net.optimizer().first_moment() + np),
+               std::vector<float>(net.optimizer().second_moment(),
+                                  net.optimizer().second_moment() + np),
+               net.optimizer().count(), store.dense(), r, term, reset, v, v_next, logp,
+               entropy, {}, {}, actions, {}};
+      }
+
       // Targets from the program.
       rule.scan({r.data(), term.data(), reset.data(), v.data(), v_next.data(), logp.data(),
                  entropy.data(), T, B},
@@ -218,6 +255,7 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
       for (int e = 0; e < cfg.update_epochs && result.status == Status::kOk; ++e) {
         for (int64_t i = 0; i < batch; ++i) perm[i] = i;
         for (int64_t i = batch - 1; i > 0; --i) std::swap(perm[i], perm[rng() % uint64_t(i + 1)]);
+        if (cp) cp->perms.insert(cp->perms.end(), perm.begin(), perm.end());
         for (int m = 0; m < cfg.num_minibatches; ++m) {
           const int64_t* rows = &perm[int64_t(m) * n];
           gather(actions.data(), rows, n, mb_actions.data());
@@ -249,6 +287,13 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
         }
       }
       if (result.status != Status::kOk) break;
+      if (cp) {
+        cp->adv = adv;
+        cp->vtarget = vtarget;
+        cp->params_after.assign(net.parameters(), net.parameters() + net.num_parameters());
+        if (hooks->stop_after_checkpoints && next_checkpoint == hooks->checkpoint_updates.size())
+          break;
+      }
     }
   } catch (const std::exception& e) {
     result.status = Status::kError;

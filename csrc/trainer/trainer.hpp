@@ -77,7 +77,29 @@ class UpdateRule {
                          const ObjectiveOutputs& out) = 0;
 };
 
+// Refinement hooks (evozero.refine); the normal path passes none. Parameters and Adam
+// moments are in ActorCritic's flat layout (mlp.hpp).
+struct TrainHooks {
+  std::vector<float> initial_parameters;  // empty: the seed's orthogonal init
+  std::vector<int64_t> checkpoint_updates;  // record a Checkpoint at these updates
+  bool stop_after_checkpoints = false;      // end the run after the last of them
+};
+
+// One update as it happened: the state before it, its rollout and minibatch order, and
+// the parameters after it (enough to replay it exactly, e.g. in torch).
+struct Checkpoint {
+  int64_t update = 0;
+  float progress = 0, lr = 0;
+  std::vector<float> params_before, params_after, adam_m, adam_v;  // moments before
+  int64_t adam_count = 0;
+  std::vector<float> obs;  // ((T + 1) * B, obs_size), dense; the last B rows are s_T
+  std::vector<float> r, term, reset, v, v_next, logp, entropy, adv, vtarget;  // (T, B)
+  std::vector<int64_t> actions;  // (T, B)
+  std::vector<int64_t> perms;    // (update_epochs, T * B): each epoch's shuffled rows
+};
+
 struct TrainResult {
+  std::vector<Checkpoint> checkpoints;
   std::vector<float> episode_returns;
   std::vector<int64_t> episode_end_steps;
   Status status = Status::kOk;  // generated/status.hpp (evozero.status.TRAINING)
@@ -93,6 +115,6 @@ struct TrainProgress {
 };
 
 TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& config, uint64_t seed,
-                  TrainProgress* progress = nullptr);
+                  TrainProgress* progress = nullptr, const TrainHooks* hooks = nullptr);
 
 }  // namespace evozero::trainer

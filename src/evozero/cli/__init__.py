@@ -4,10 +4,11 @@
 :mod:`~evozero.cli.output` how they print programs and JSON;
 :mod:`~evozero.cli.train` has ``games`` and ``eval``, :mod:`~evozero.cli.program` has
 ``show`` and ``export``, :mod:`~evozero.cli.search` has ``evolve``, ``runs`` and ``suites``,
-:mod:`~evozero.cli.analysis` has ``explain`` and ``report``.
+:mod:`~evozero.cli.analysis` has ``explain`` and ``report``, :mod:`~evozero.cli.refine` has
+``refine``.
 """
 
-from evozero.cli import analysis, program, search, train
+from evozero.cli import analysis, program, refine, search, train
 from evozero.cli.app import app
 from evozero.cli.group import Command
 
@@ -21,5 +22,6 @@ app.command(cls=Command)(search.runs)
 app.command(cls=Command)(search.suites)
 app.command("explain", cls=Command)(analysis.explain_command)
 app.command("report", cls=Command)(analysis.report_command)
+app.command("refine", cls=Command)(refine.refine_command)
 
 __all__ = ["app"]

@@ -196,6 +196,8 @@ class TrainResult:
         steps: env steps actually taken.
         total_steps: env steps the run was configured for.
         seconds: wall time of the training call.
+        checkpoints: the updates recorded for refinement (``hooks``; see :func:`train`),
+            each a dict of numpy arrays (evozero.refine.twin.Checkpoint reads them).
     """
 
     env: str
@@ -207,6 +209,7 @@ class TrainResult:
     steps: int
     total_steps: int
     seconds: float
+    checkpoints: tuple[dict[str, Any], ...] = ()
 
     @property
     def final_return(self) -> float:
@@ -316,6 +319,7 @@ def train(
     *,
     on_progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    hooks: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train an agent with ``program`` as its update rule; one native call, GIL released.
 
@@ -329,6 +333,12 @@ def train(
         on_progress: called now and then with the env steps done so far.
         stop: set it (from any thread) to cancel the run: it stops within one update
             and ``train`` raises ``KeyboardInterrupt``, as on Ctrl-C in the calling thread.
+        hooks: for refinement (:mod:`evozero.refine`), every key optional:
+            ``initial_parameters`` (``{torch name: array}``, as the checkpoints give them)
+            starts from these networks instead of the seed's; ``checkpoints`` (ascending
+            update indices) records each such update's state, rollout, minibatch order
+            and resulting parameters in ``TrainResult.checkpoints``;
+            ``stop_after_checkpoints`` ends the run after the last one.
 
     Returns:
         A :class:`TrainResult`. A program whose values blow up gives status
@@ -371,7 +381,7 @@ def train(
 
     def run() -> None:
         try:
-            out["result"] = call(rule, options, int(seed), progress)
+            out["result"] = call(rule, options, int(seed), progress, hooks)
         except BaseException as e:  # surfaced in the calling thread
             out["error"] = e
 
@@ -403,4 +413,5 @@ def train(
         steps=int(raw["steps"]),
         total_steps=config.num_updates * config.num_envs * config.num_steps,
         seconds=float(raw["seconds"]),
+        checkpoints=tuple(raw.get("checkpoints", ())),
     )

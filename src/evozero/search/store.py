@@ -26,7 +26,8 @@ Tables:
     key/value (JSON): schema and evozero versions, the search config and suite, the
     platform and library versions, the run's state and its final report.
 ``candidates``
-    every proposed program in proposal order: origin (``init:NAME`` or ``mutation``),
+    every proposed program in proposal order: origin (``init:NAME``, ``mutation``, or
+    ``refine:METHOD`` for a rule whose constants ``evozero refine`` tuned),
     text, canonical key, fingerprint, parent, mutation, status (an
     :class:`evozero.status.Status`: ``running`` or ``queued`` until its result comes,
     then ``ok``, ``culled``, ``diverged``, ``error`` or ``duplicate``), fitness, per-task
@@ -1047,6 +1048,38 @@ class RunStore:
                     time.time(),
                 ),
             )
+
+    @_guarded
+    def add_child(
+        self,
+        *,
+        origin: str,
+        parent: int,
+        mutation: str,
+        text: str,
+        key: str,
+        fingerprint: str,
+        complexity: int,
+    ) -> int:
+        """Record a candidate made outside the evolution (``refine:metagrad`` ...) as a
+        child of ``parent``, with the next free id; returns the id. Then train it and
+        record its result like any candidate (:meth:`finish_candidate`)."""
+        self._writer_only()
+        self.candidate(parent)  # raises if there is no such parent (one writer: no race)
+        id = int(
+            self.conn.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM candidates").fetchone()[0]
+        )
+        self.add_candidate(
+            id=id,
+            origin=origin,
+            parent=parent,
+            mutation=mutation,
+            text=text,
+            key=key,
+            fingerprint=fingerprint,
+            complexity=complexity,
+        )
+        return id
 
     @_guarded
     def requeue(self) -> None:

@@ -1,0 +1,197 @@
+"""``evozero refine``: tune a rule's constants by meta-gradients or evolution strategies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from evozero.cli.app import console, fail, interrupted, load_program, open_run, store_errors
+from evozero.cli.output import print_json
+from evozero.cli.params import Integer, PathArg
+from evozero.native.train import TrainConfig
+from evozero.program import dsl
+from evozero.refine import TORCH_INSTALL_HINT, torch_available
+from evozero.refine.run import METHODS, RefineOutcome, RefineSettings, refine, store_child
+from evozero.search.tasks import Suite
+
+if TYPE_CHECKING:
+    from evozero.search.store import RunStore
+
+
+def _line(label: str, event: dict[str, Any]) -> str:
+    if "error" in event:
+        return f"{label} step {event['step']}: run failed ({event['error']})"
+    values = ", ".join(f"{k}={v:.4g}" for k, v in event["values"].items())
+    return (
+        f"{label} step {event['step']:>3} | {event['steps']:>10,} env steps"
+        f" | J {event['objective']:+.4g} | {values}"
+    )
+
+
+@store_errors
+def refine_command(
+    target: Path = typer.Argument(
+        ...,
+        parser=PathArg("file or directory", "a .evz program or a run directory"),
+        metavar="PROGRAM.evz|RUN_DIR",
+        help="A program, or a run directory whose best rules to refine (on the run's "
+        "suite's first task; kept refinements are stored in the run as children).",
+    ),
+    method: str = typer.Option(
+        "metagrad", "--method", metavar="METHOD", help=f"One of: {', '.join(METHODS)}."
+    ),
+    steps: int = typer.Option(
+        2_000_000, "--steps", parser=Integer(1), metavar="N", help="Env-step budget per rule."
+    ),
+    top: int = typer.Option(
+        1, "--top", parser=Integer(1, 100), metavar="K", help="Rules of a run to refine."
+    ),
+    env: str = typer.Option(
+        "breakout", "--env", metavar="ENV", help="A MinAtar game (a program file)."
+    ),
+    train_steps: int = typer.Option(
+        1_000_000,
+        "--train-steps",
+        parser=Integer(1),
+        metavar="N",
+        help="Env steps of one lifetime (a program file; a run uses its suite's).",
+    ),
+    seeds: int = typer.Option(
+        5, "--seeds", parser=Integer(2, 1000), metavar="K", help="Fresh validation seeds."
+    ),
+    workers: int = typer.Option(
+        0, "--workers", parser=Integer(0), metavar="N", help="ES workers (0: one per core)."
+    ),
+    backend: str = typer.Option("process", "--backend", metavar="NAME", help="ES backend."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        parser=PathArg("new directory", "a directory for the refined .evz files"),
+        metavar="DIR",
+        help="Where to write refined rules (default: the current directory).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+) -> None:
+    """Refine the constants of PROGRAM (or of a run's best rules), then validate.
+
+    The refined constants are kept only if, on fresh seeds with the native trainer,
+    the 95% CI of the paired difference of final return lies above zero.
+    """
+    if method not in METHODS:
+        fail(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    if method == "metagrad" and not torch_available():
+        fail(f"--method metagrad needs PyTorch: {TORCH_INSTALL_HINT}; or use --method es")
+    store = open_run(target, for_resume=True) if target.is_dir() else None
+    try:
+        if store is None:
+            targets = [(target.name, None, load_program(target))]
+        else:
+            best = store.best(top)
+            if not best:
+                fail(f"{target}: no candidate has passed the suite yet; nothing to refine")
+            targets = [(f"candidate {c.id}", c.id, store.program(c)) for c in best]
+            # A run's rules are refined and validated on its suite's first task.
+            task = Suite.from_json(store.meta()["suite"]).tasks[0]
+            env, train_steps = task.env, task.steps
+        try:
+            config = (
+                task.train_config() if store is not None else TrainConfig(total_steps=train_steps)
+            )
+            settings = RefineSettings(
+                method=method,
+                env=env,
+                config=config,
+                budget_steps=steps,
+                backend=backend,
+                workers=workers or None,
+                validation_seeds=seeds,
+            )
+        except ValueError as e:
+            fail(str(e))
+        out_dir = output or Path.cwd()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results = []
+        for label, parent, program in targets:
+            try:
+                outcome = refine(
+                    program,
+                    settings,
+                    lambda e, label=label: (
+                        None
+                        if as_json
+                        else console.print(_line(label, e), soft_wrap=True, highlight=False)
+                    ),
+                )
+            except KeyboardInterrupt:
+                interrupted(f"refinement of {label} stopped; nothing written")
+            except ValueError as e:
+                fail(f"{label}: {e}")
+            result = _report(label, outcome, out_dir, method, as_json)
+            if store is not None and parent is not None:
+                result["child"] = _store(store, parent, outcome, method, label, as_json)
+            results.append(result)
+    finally:
+        if store is not None:
+            store.close()
+    if as_json:
+        print_json(results)
+
+
+def _store(
+    store: RunStore, parent: int, outcome: RefineOutcome, method: str, label: str, as_json: bool
+) -> int | None:
+    """Store a kept refinement as a child candidate (trained on the suite); its id."""
+    if outcome.validation is None or not outcome.validation.kept:
+        if not as_json:
+            console.print(f"{label}: nothing stored in the run (dropped)", highlight=False)
+        return None
+    child = store_child(store, parent, outcome, method)
+    if not as_json:
+        c = store.candidate(child)
+        console.print(
+            f"{label}: stored as candidate {child} (origin refine:{method}, "
+            f"status {c.status.value}, fitness {c.fitness})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return child
+
+
+def _report(
+    label: str, outcome: RefineOutcome, out_dir: Path, method: str, as_json: bool
+) -> dict[str, Any]:
+    v = outcome.validation
+    assert v is not None
+    stem = label.replace(" ", "-").removesuffix(".evz")
+    path = out_dir / f"{stem}.refined-{method}.evz"
+    header = f"refined by evozero refine --method {method}: {v.verdict}"
+    dsl.dump(outcome.kept, path, header=header)
+    if not as_json:
+        console.print(f"{label}: {v.verdict}", highlight=False, soft_wrap=True)
+        console.print(
+            f"{label}: {outcome.steps:,} env steps, {outcome.seconds:.1f} s; wrote {path}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return {
+        "target": label,
+        "method": method,
+        "kept": v.kept,
+        "verdict": v.verdict,
+        "original": outcome.original.constant_values,
+        "refined": outcome.refined.constant_values,
+        "validation": {
+            "seeds": list(v.seeds),
+            "original": list(v.original),
+            "refined": list(v.refined),
+            "lo": v.lo,
+            "hi": v.hi,
+        },
+        "steps": outcome.steps,
+        "seconds": outcome.seconds,
+        "output": str(path),
+        "history": outcome.history,
+    }

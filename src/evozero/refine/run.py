@@ -1,0 +1,240 @@
+"""The refinement loop behind ``evozero refine``: a budget of env steps, progress events.
+
+``metagrad``: each meta-step trains the current rule natively, recording ``pairs``
+windows of K + 1 updates spread over the lifetime (the run stops after the last), takes
+the meta-gradient of :class:`~evozero.refine.metagrad.MetaProblem` and one Adam ascent
+step in the constants' coordinates. ``es``: each iteration evaluates 2 x ``pairs``
+perturbed rules on the backend (:mod:`evozero.refine.es`, fitness = mean final return
+over ``es_seeds`` full lifetimes). Both stop before an iteration that would take the
+env steps spent past the budget (the first iteration always runs); then
+:func:`~evozero.refine.validate.validate` decides whether the result is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evozero.native.train import TrainConfig, train
+from evozero.program import dsl
+from evozero.program.canon import canonical_key, fingerprint
+from evozero.program.model import Program
+from evozero.refine.constants import ConstantSpace
+from evozero.refine.es import ESConfig, ESState, es_step, fitness_of, train_job
+from evozero.refine.validate import Validation, validate
+from evozero.search.backends import make_backend
+from evozero.search.fitness import candidate_result, evaluate_job
+from evozero.search.protocol import Job, JobResult
+from evozero.search.store import RunStore
+from evozero.search.tasks import Suite
+
+__all__ = ["METHODS", "RefineOutcome", "RefineSettings", "describe_change", "refine", "store_child"]
+
+#: The refinement methods.
+METHODS: tuple[str, ...] = ("metagrad", "es")
+
+#: Successive meta-steps shift their checkpoints by this fraction of the spacing.
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """What to refine on and how much to spend."""
+
+    method: str = "metagrad"
+    env: str = "breakout"
+    config: TrainConfig = field(default_factory=TrainConfig)
+    budget_steps: int = 2_000_000
+    seed: int = 0
+    k: int = 1  # inner updates unrolled (metagrad)
+    pairs: int = 4  # windows per meta-step (metagrad) / antithetic pairs (es)
+    meta_lr: float = 0.05
+    sigma: float = 0.1  # es
+    es_seeds: int = 1
+    backend: str = "process"
+    workers: int | None = None
+    validation_seeds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
+
+
+@dataclass
+class RefineOutcome:
+    """What a refinement did: the rules, the spend and the validation."""
+
+    original: Program
+    refined: Program
+    steps: int
+    seconds: float
+    history: list[dict[str, Any]]
+    validation: Validation | None = None
+
+    @property
+    def kept(self) -> Program:
+        """The refined rule if validation kept it, else the original."""
+        return self.refined if self.validation and self.validation.kept else self.original
+
+
+Events = Callable[[dict[str, Any]], None]
+
+
+def _affordable(spent: int, cost: int, budget: int, done: int) -> bool:
+    """Whether an iteration costing ``cost`` env steps fits the budget; the first one
+    always runs (a budget below one iteration still refines once)."""
+    return done == 0 or spent + cost <= budget
+
+
+def _metagrad(
+    program: Program, space: ConstantSpace, s: RefineSettings, on_event: Events
+) -> tuple[np.ndarray, int, list[dict]]:
+    from evozero.refine.metagrad import MetaProblem, checkpoint_updates, windows_of
+    from evozero.refine.twin import Checkpoint, TorchRule
+
+    state = ESState(space.initial_theta())
+    steps, history, i = 0, [], 0
+    batch = s.config.num_envs * s.config.num_steps
+    while True:
+        updates = checkpoint_updates(s.config.num_updates, s.pairs, s.k, (i * _GOLDEN) % 1.0)
+        if not _affordable(steps, (updates[-1] + 1) * batch, s.budget_steps, i):
+            break
+        current = space.apply(program, state.theta)
+        run = train(
+            current,
+            s.env,
+            s.config,
+            seed=s.seed + i,
+            hooks={"checkpoints": updates, "stop_after_checkpoints": True},
+        )
+        steps += run.steps
+        if run.status != "ok":
+            history.append({"step": i, "steps": steps, "error": run.message})
+            on_event(history[-1])
+            break
+        cps = [Checkpoint.from_native(c) for c in run.checkpoints]
+        problem = MetaProblem(
+            TorchRule(current),
+            space,
+            windows_of(cps, s.k),
+            s.config.num_minibatches,
+            s.config.max_grad_norm,
+            s.config.adam_eps,
+        )
+        value, grad = problem.value_and_grad(state.theta)
+        if np.all(np.isfinite(grad)):
+            state.ascend(grad, s.meta_lr)
+        history.append(
+            {"step": i, "steps": steps, "objective": value, "values": space.values(state.theta)}
+        )
+        on_event(history[-1])
+        i += 1
+    return state.theta, steps, history
+
+
+def _es(
+    program: Program, space: ConstantSpace, s: RefineSettings, on_event: Events
+) -> tuple[np.ndarray, int, list[dict]]:
+    state = ESState(space.initial_theta())
+    config = ESConfig(pairs=s.pairs, sigma=s.sigma, lr=s.meta_lr)
+    rng = np.random.default_rng(s.seed)
+    steps, history, i = 0, [], 0
+    cfg = asdict(s.config)
+
+    def payload(theta: np.ndarray) -> dict:
+        seeds = [s.seed + i * s.es_seeds + j for j in range(s.es_seeds)]  # common random numbers
+        return {
+            "program": dsl.to_text(space.apply(program, theta)),
+            "env": s.env,
+            "config": cfg,
+            "seeds": seeds,
+        }
+
+    with make_backend(s.backend, train_job, workers=s.workers) as backend:
+        per_iteration = 2 * s.pairs * s.es_seeds * s.config.num_updates * s.config.num_envs
+        per_iteration *= s.config.num_steps
+        while _affordable(steps, per_iteration, s.budget_steps, i):
+            results = es_step(state, config, rng, backend, payload)
+            steps += sum(int(r["steps"]) for r in results if r)
+            fits = [fitness_of(r) for r in results]
+            history.append(
+                {
+                    "step": i,
+                    "steps": steps,
+                    "objective": float(np.nanmean(fits)) if np.isfinite(fits).any() else math.nan,
+                    "values": space.values(state.theta),
+                }
+            )
+            on_event(history[-1])
+            i += 1
+    return state.theta, steps, history
+
+
+def refine(
+    program: Program,
+    settings: RefineSettings,
+    on_event: Events = lambda e: None,
+    *,
+    validate_result: bool = True,
+) -> RefineOutcome:
+    """Refine ``program``'s constants (see the module doc)."""
+    space = ConstantSpace.of(program)
+    if space.size == 0:
+        raise ValueError("the program has no constants to refine")
+    start = time.perf_counter()
+    method = _metagrad if settings.method == "metagrad" else _es
+    theta, steps, history = method(program, space, settings, on_event)
+    outcome = RefineOutcome(
+        program, space.apply(program, theta), steps, time.perf_counter() - start, history
+    )
+    if validate_result:
+        outcome.validation = validate(
+            program,
+            outcome.refined,
+            settings.env,
+            settings.config,
+            settings.validation_seeds,
+            workers=settings.workers or 2,
+        )
+    return outcome
+
+
+# ----------------------------------------------------------------------------- run store
+
+
+def describe_change(outcome: RefineOutcome) -> str:
+    """The constants that moved, ``name old -> new``, for a child's mutation text."""
+    old, new = outcome.original.constant_values, outcome.refined.constant_values
+    moved = [f"{k} {old[k]:.4g} -> {new[k]:.4g}" for k in old if old[k] != new[k]]
+    return ", ".join(moved) or "no constant moved"
+
+
+def store_child(store: RunStore, parent: int, outcome: RefineOutcome, method: str) -> int:
+    """Record the refined rule as a child of candidate ``parent`` (origin
+    ``refine:METHOD``), trained on the run's suite and scored like any candidate, so it
+    appears in ``show``, the hall of fame and ``export``. Returns its id."""
+    meta = store.meta()
+    suite = Suite.from_json(meta["suite"])
+    program = outcome.refined
+    child = store.add_child(
+        origin=f"refine:{method}",
+        parent=parent,
+        mutation=f"refine:{method} {describe_change(outcome)}",
+        text=dsl.to_text(program),
+        key=canonical_key(program),
+        fingerprint=fingerprint(program),
+        complexity=program.complexity(),
+    )
+    start = time.perf_counter()
+    reply = JobResult.from_json(
+        evaluate_job(Job(dsl.to_text(program), tuple(suite.tasks)).to_json())
+    )
+    store.finish_candidate(
+        child, candidate_result(reply, suite, store.normalizers(), time.perf_counter() - start)
+    )
+    return child

@@ -1,0 +1,139 @@
+"""Refinement methods: domains of constants, ES on a known optimum, meta-gradient vs
+finite differences of the same meta-objective."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evozero.program import dsl
+from evozero.refine.constants import ConstantSpace, domain_of
+from evozero.refine.es import ESConfig, ESState, centered_ranks, es_step, quadratic_job
+from evozero.search.backends import make_backend
+
+PPO = dsl.load("programs/ppo.evz")
+
+
+def test_constants_keep_their_domains() -> None:
+    space = ConstantSpace.of(PPO)
+    assert dict(zip(space.names, space.domains, strict=True)) == {
+        "gamma": "unit",
+        "lam": "unit",
+        "eps": "positive",
+        "c_v": "positive",
+        "c_h": "positive",
+    }
+    assert domain_of("shift", -0.5) == "free"
+    theta = space.initial_theta()
+    assert space.values(theta) == PPO.constant_values  # the round trip is exact in float32
+    for far in (-50.0, 50.0):
+        vals = space.values(np.full(space.size, far))
+        assert 0.0 <= vals["gamma"] <= 1.0 and 0.0 <= vals["lam"] <= 1.0
+        assert vals["eps"] >= 0.0 and vals["c_h"] >= 0.0
+    with pytest.raises(ValueError, match=r"unknown constant\(s\) \['nope'\]"):
+        ConstantSpace.of(PPO, ["nope"])
+
+
+def test_centered_ranks_put_failures_last() -> None:
+    np.testing.assert_allclose(centered_ranks(np.array([3.0, math.nan, 1.0])), [0.5, -0.5, 0.0])
+
+
+def _es(backend_name: str, iterations: int, **kw) -> np.ndarray:
+    optimum = [1.0, -2.0, 0.5]
+    state = ESState(np.zeros(3))
+    rng = np.random.default_rng(0)
+    config = ESConfig(pairs=8, sigma=0.1, lr=0.1)
+    with make_backend(backend_name, quadratic_job, **kw) as backend:
+        for _ in range(iterations):
+            es_step(state, config, rng, backend, lambda x: {"x": x.tolist(), "optimum": optimum})
+    return state.theta
+
+
+def test_es_finds_a_known_optimum() -> None:
+    theta = _es("serial", 150)
+    np.testing.assert_allclose(theta, [1.0, -2.0, 0.5], atol=0.1)
+
+
+def test_es_on_worker_processes_matches_serial() -> None:
+    """The process backend returns results out of order; the step must not depend on it."""
+    np.testing.assert_array_equal(_es("process", 3, workers=2), _es("serial", 3))
+
+
+# ----------------------------------------------------------------------------- metagrad
+
+torch = pytest.importorskip("torch")
+
+from evozero.native.train import TrainConfig, train  # noqa: E402
+from evozero.refine.metagrad import MetaProblem, checkpoint_updates  # noqa: E402
+from evozero.refine.twin import Checkpoint, TorchRule  # noqa: E402
+
+
+def test_checkpoint_updates_spread_over_the_lifetime() -> None:
+    assert checkpoint_updates(10, 3, 1) == [0, 1, 3, 4, 6, 7]
+    assert checkpoint_updates(10, 1, 2, offset=0.5) == [4, 5, 6]
+    with pytest.raises(ValueError, match="too short"):
+        checkpoint_updates(2, 1, 2)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_meta_gradient_equals_finite_differences(k: int) -> None:
+    """dJ/dtheta by autograd through K unrolled updates equals central differences of
+    the same J (float64, a small fixed problem)."""
+    config = TrainConfig(
+        total_steps=4 * 8 * 4, num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2, hidden=8
+    )
+    run = train(PPO, "breakout", config, seed=2, hooks={"checkpoints": list(range(k + 1))})
+    window = [Checkpoint.from_native(c, dtype=torch.float64) for c in run.checkpoints]
+    space = ConstantSpace.of(PPO)
+    problem = MetaProblem(
+        TorchRule(PPO), space, [window], config.num_minibatches, config.max_grad_norm, 1e-5
+    )
+    theta = space.initial_theta()
+    value, grad = problem.value_and_grad(theta)
+    assert np.isfinite(value) and np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
+    h = 1e-5
+    fd = np.empty_like(grad)
+    for i in range(theta.size):
+        step = np.zeros_like(theta)
+        step[i] = h
+        hi = problem.value(theta + step)
+        lo = problem.value(theta - step)
+        fd[i] = (hi - lo) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-7 + 1e-3 * np.abs(grad).max())
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def test_refine_command_es_writes_the_kept_rule_and_says_which_way(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from evozero.cli import app
+
+    # A budget of 1.5 ES iterations (8 lifetimes of 8192 steps each): one fits.
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "98304", "--train-steps"]
+    args += ["8192", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    import json
+
+    (out,) = json.loads(result.stdout)
+    assert out["verdict"].startswith("refined constants " + ("kept" if out["kept"] else "dropped"))
+    written = dsl.load(out["output"])
+    assert written.constant_values == (out["refined"] if out["kept"] else out["original"])
+    assert out["original"] == PPO.constant_values and out["refined"] != out["original"]
+    assert len(out["validation"]["original"]) == 2 and out["steps"] == 8 * 8192
+
+
+def test_refine_metagrad_without_torch_says_how_to_install(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from evozero.cli import app
+    from evozero.cli import refine as cli_refine
+
+    monkeypatch.setattr(cli_refine, "torch_available", lambda: False)
+    result = CliRunner().invoke(app, ["refine", "programs/ppo.evz", "--method", "metagrad"])
+    assert result.exit_code == 2
+    assert "pip install 'evozero[refine]'" in result.output and "--method es" in result.output

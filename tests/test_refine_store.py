@@ -1,0 +1,84 @@
+"""Refined rules live in the run store: children with origin refine:METHOD."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evozero.cli import app
+from evozero.program import dsl
+from evozero.refine.run import RefineOutcome, describe_change, store_child
+from evozero.search.config import SearchConfig
+from evozero.search.driver import Search
+from evozero.search.store import RunStore
+from evozero.status import Status
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("refine_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EVOZERO_CACHE_DIR", str(base / "cache"))
+        config = SearchConfig(
+            budget=3, suite="tiny", backend="serial", workers=1, population=3, tournament=2
+        )
+        search = Search.create(base / "run", config)
+        search.run(report=False)
+        search.store.close()
+    return base / "run"
+
+
+def _copy(run_dir: Path, to: Path) -> Path:
+    """A copy of the run (each test writes its own)."""
+    to.mkdir()
+    for f in run_dir.iterdir():
+        if f.is_file() and f.suffix != ".lock":
+            (to / f.name).write_bytes(f.read_bytes())
+    return to
+
+
+def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(run_dir, tmp_path / "run")
+    with RunStore.open(copy, for_resume=True) as store:
+        (parent,) = store.best(1)
+        original = store.program(parent)
+        name, value = next(iter(original.constant_values.items()))
+        refined = original.with_constants({name: value * 0.5})
+        outcome = RefineOutcome(original, refined, 100, 1.0, [])
+        before = max(c.id for c in store.candidates())
+        child = store_child(store, parent.id, outcome, "es")
+        with pytest.raises(KeyError):
+            store.add_child(
+                origin="refine:es",
+                parent=10_000,
+                mutation="",
+                text="",
+                key="",
+                fingerprint="",
+                complexity=0,
+            )
+    with RunStore.open(copy) as reader:
+        c = reader.candidate(child)
+        assert child == before + 1
+        assert (c.origin, c.parent) == ("refine:es", parent.id)
+        assert c.mutation == f"refine:es {describe_change(outcome)}" and name in c.mutation
+        assert c.status in (Status.OK, Status.CULLED, Status.DIVERGED, Status.ERROR)
+        assert c.status != Status.OK or c.fitness is not None
+        assert dsl.parse(c.text) == refined
+        assert len(reader.runs(child)) >= 1  # it was trained on the suite
+
+
+def test_refine_a_run_directory(run_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(run_dir, tmp_path / "run")
+    args = ["refine", str(copy), "--method", "es", "--steps", "1", "--seeds", "2"]
+    args += ["--backend", "serial", "-o", str(tmp_path / "out"), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (out,) = json.loads(result.stdout)
+    with RunStore.open(copy) as reader:
+        children = [c for c in reader.candidates() if c.origin == "refine:es"]
+    assert [c.id for c in children] == ([out["child"]] if out["kept"] else [])
+    assert (out["child"] is None) == (not out["kept"])
