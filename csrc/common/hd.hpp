@@ -24,4 +24,13 @@ EVOZERO_HD constexpr T hd_max(T a, T b) {
   return a < b ? b : a;
 }
 
+// The index of the lowest set bit of x != 0.
+EVOZERO_HD inline int hd_ctz(unsigned x) {
+#ifdef __CUDA_ARCH__
+  return __ffs(static_cast<int>(x)) - 1;
+#else
+  return __builtin_ctz(x);
+#endif
+}
+
 }  // namespace evozero

@@ -167,9 +167,9 @@ struct Seaquest {
       "enemy_fish",  "enemy_sub",  "oxygen_gauge",    "diver_gauge",  "diver"};
   static constexpr std::array<int, 6> kMinimalActions{kNoop, kLeft, kUp, kRight, kDown, kFire};
 
-  explicit Seaquest(bool ramping) : ramping_(ramping) {}
+  EVOZERO_HD explicit Seaquest(bool ramping) : ramping_(ramping) {}
 
-  void reset(RandomState& /*rng: no draws at reset*/) {
+  EVOZERO_HD void reset(RandomState& /*rng: no draws at reset*/) {
     using namespace seaquest;
     oxygen_ = kMaxOxygen;
     diver_count_ = 0;
@@ -191,7 +191,7 @@ struct Seaquest {
     done_ = false;
   }
 
-  float act(int a, RandomState& rng) {
+  EVOZERO_HD float act(int a, RandomState& rng) {
     using namespace seaquest;
     if (done_) return 0.f;
     int r = 0;
@@ -206,7 +206,7 @@ struct Seaquest {
     }
 
     if (a == kFire && shot_timer_ == 0) {
-      f_bullets_.push_back({i8(sub_x_), i8(sub_y_), sub_right_});
+      f_bullets_.push_back(Bullet{i8(sub_x_), i8(sub_y_), sub_right_});
       shot_timer_ = kShotCoolDown;
     } else if (a == kLeft) {
       sub_x_ = hd_max(0, sub_x_ - 1);
@@ -282,7 +282,7 @@ struct Seaquest {
       // Fires even when just removed: the reference keeps using the object.
       if (s.e.shot == 0) {
         s.e.shot = kEnemyShotInterval;
-        e_bullets_.push_back({s.e.x, s.e.y, s.e.right});
+        e_bullets_.push_back(Bullet{s.e.x, s.e.y, s.e.right});
       } else {
         --s.e.shot;
       }
@@ -335,9 +335,9 @@ struct Seaquest {
     return static_cast<float>(r);
   }
 
-  bool terminal() const { return done_; }
+  EVOZERO_HD bool terminal() const { return done_; }
 
-  void render(uint8_t* obs) const {
+  EVOZERO_HD void render(uint8_t* obs) const {
     using namespace seaquest;
     set_cell(obs, kChannels, sub_y_, sub_x_, 0);
     // Facing left means the sub moved left (or never turned from x = 5), so
@@ -360,16 +360,16 @@ struct Seaquest {
   }
 
   // Probes for tests and debugging.
-  int64_t diver_count() const { return diver_count_; }
-  int oxygen() const { return oxygen_; }
+  EVOZERO_HD int64_t diver_count() const { return diver_count_; }
+  EVOZERO_HD int oxygen() const { return oxygen_; }
 
  private:
   template <class T>
-  bool at_sub(const T& e) const {
+  EVOZERO_HD bool at_sub(const T& e) const {
     return e.x == sub_x_ && e.y == sub_y_;
   }
 
-  static void set_with_trail(uint8_t* obs, int x, int y, bool right, int c) {
+  EVOZERO_HD static void set_with_trail(uint8_t* obs, int x, int y, bool right, int c) {
     set_cell(obs, kChannels, y, x, c);
     // The trail cell when it is on screen; else an or of 0 into the entity's own cell.
     const int back_x = right ? x - 1 : x + 1;
@@ -377,7 +377,7 @@ struct Seaquest {
     obs[(y * kGridSize + (on_screen ? back_x : x)) * kChannels + 3] |= on_screen;
   }
 
-  int surface() {
+  EVOZERO_HD int surface() {
     using namespace seaquest;
     surface_ = true;
     int r = 0;
@@ -395,7 +395,7 @@ struct Seaquest {
     return r;
   }
 
-  void spawn_enemy(RandomState& rng) {
+  EVOZERO_HD void spawn_enemy(RandomState& rng) {
     using namespace seaquest;
     const bool right = rng.rand() < 1.0 / 2;
     const bool is_sub = rng.rand() < 1.0 / 3;
@@ -406,17 +406,17 @@ struct Seaquest {
     for (const Mover& f : e_fish_)
       if (f.y == y && f.right != right) return;
     if (is_sub)
-      e_subs_.push_back({i8(x), i8(y), right, i8(move_speed_), i8(kEnemyShotInterval)});
+      e_subs_.push_back(Sub{i8(x), i8(y), right, i8(move_speed_), i8(kEnemyShotInterval)});
     else
-      e_fish_.push_back({i8(x), i8(y), right, i8(move_speed_)});
+      e_fish_.push_back(Mover{i8(x), i8(y), right, i8(move_speed_)});
   }
 
-  void spawn_diver(RandomState& rng) {
+  EVOZERO_HD void spawn_diver(RandomState& rng) {
     using namespace seaquest;
     const bool right = rng.rand() < 1.0 / 2;
     const int x = right ? 0 : 9;
     const int y = static_cast<int>(rng.randint(1, 9));
-    divers_.push_back({i8(x), i8(y), right, i8(kDiverMoveInterval)});
+    divers_.push_back(Mover{i8(x), i8(y), right, i8(kDiverMoveInterval)});
   }
 
   bool ramping_;
