@@ -246,7 +246,9 @@ void check_range(const BoundVecEnv& b, const int64_t* v) {
 template <class T>
 void convert_actions(const BoundVecEnv& b, const py::array& a, int64_t* out) {
   auto c = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
-  if (!c) throw py::error_already_set();
+  if (!c)
+    throw py::value_error("actions could not be read as " +
+                          py::str(a.dtype()).cast<std::string>());
   const T* v = c.data();
   const auto k = static_cast<uint64_t>(b.env().num_actions());
   for (py::ssize_t i = 0; i < c.size(); ++i) {
@@ -375,7 +377,8 @@ void bind_minatar(py::module_& m) {
       .def_property_readonly("channels", [](const BoundVecEnv& b) { return b.env().channels(); })
       .def_property_readonly("num_actions",
                              [](const BoundVecEnv& b) { return b.env().num_actions(); })
-      .def_property_readonly("action_set", [](const BoundVecEnv& b) { return b.env().action_set(); })
+      .def_property_readonly("action_set",
+                             [](const BoundVecEnv& b) { return b.env().action_set(); })
       .def_property_readonly("channel_names",
                              [](const BoundVecEnv& b) { return b.env().channel_names(); })
       .def(

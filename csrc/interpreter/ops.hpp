@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/hd.hpp"
 #include "generated/ops.hpp"
 
 namespace evozero::interp {
@@ -36,7 +37,8 @@ inline constexpr float kNormEps = 1e-8f;
 
 namespace ops {
 
-#define EVOZERO_OP_INLINE static inline __attribute__((always_inline))
+// EVOZERO_HD: the same kernels run in CUDA code (common/hd.hpp).
+#define EVOZERO_OP_INLINE EVOZERO_HD static inline __attribute__((always_inline))
 
 // np.sign: 0 for either zero (positive zero), NaN stays NaN.
 EVOZERO_OP_INLINE float sign(float x) {

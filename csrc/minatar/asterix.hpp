@@ -6,6 +6,7 @@
 // counter runs from 100 down to -1 before each step-up, so the game speeds up
 // every 102 steps, with the move interval dropping only on odd ramp levels.
 #pragma once
+#include "common/hd.hpp"
 #include "minatar/game.hpp"
 
 namespace evozero::minatar {
@@ -17,9 +18,9 @@ struct Asterix {
                                                                      "gold"};
   static constexpr std::array<int, 5> kMinimalActions{kNoop, kLeft, kUp, kRight, kDown};
 
-  explicit Asterix(bool ramp) : ramping(ramp) {}
+  EVOZERO_HD explicit Asterix(bool ramp) : ramping(ramp) {}
 
-  void reset(RandomState& /*rng: no draws at reset*/) {
+  EVOZERO_HD void reset(RandomState& /*rng: no draws at reset*/) {
     player_x = 5;
     player_y = 5;
     for (Entity& e : entities) e.alive = false;
@@ -32,7 +33,7 @@ struct Asterix {
     done = false;
   }
 
-  float act(int a, RandomState& rng) {
+  EVOZERO_HD float act(int a, RandomState& rng) {
     float r = 0.f;
     if (done) return r;
 
@@ -74,9 +75,9 @@ struct Asterix {
     return r;
   }
 
-  bool terminal() const { return done; }
+  EVOZERO_HD bool terminal() const { return done; }
 
-  void render(uint8_t* obs) const {
+  EVOZERO_HD void render(uint8_t* obs) const {
     set_cell(obs, kChannels, player_y, player_x, 0);
     for (int i = 0; i < kSlots; ++i) {
       const Entity& e = entities[i];
@@ -87,7 +88,7 @@ struct Asterix {
     }
   }
 
-  int difficulty_ramp() const { return ramp_index; }
+  EVOZERO_HD int difficulty_ramp() const { return ramp_index; }
 
  private:
   static constexpr int kSlots = 8;  // entity in slot i lives on row i + 1
@@ -100,7 +101,7 @@ struct Asterix {
 
   // The entity on the player's row, if on the player's cell: gold is picked up
   // (+1); an enemy ends the game and stays where it is.
-  float collide() {
+  EVOZERO_HD float collide() {
     Entity& e = entities[player_y - 1];
     if (!e.alive || e.x != player_x) return 0.f;
     if (e.gold) {
@@ -111,7 +112,7 @@ struct Asterix {
     return 0.f;
   }
 
-  void spawn(RandomState& rng) {
+  EVOZERO_HD void spawn(RandomState& rng) {
     const bool right = rng.rand() < 1.0 / 2;
     const bool gold = rng.rand() < 1.0 / 3;
     int free = 0;

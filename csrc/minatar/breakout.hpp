@@ -3,8 +3,8 @@
 // (otherwise the ball passes into the brick's cell); rows 1-3 refill when the
 // ball reaches row 9 with no bricks left; one randint(2) draw at reset only.
 #pragma once
-#include <cstring>
 
+#include "common/hd.hpp"
 #include "minatar/game.hpp"
 
 namespace evozero::minatar {
@@ -16,15 +16,16 @@ struct Breakout {
                                                                      "brick"};
   static constexpr std::array<int, 3> kMinimalActions{kNoop, kLeft, kRight};
 
-  explicit Breakout(bool /*ramping: breakout does not ramp*/) {}
+  EVOZERO_HD explicit Breakout(bool /*ramping: breakout does not ramp*/) {}
 
-  void reset(RandomState& rng) {
+  EVOZERO_HD void reset(RandomState& rng) {
     ball_y = 3;
     const bool right = rng.randint(0, 2) == 1;
     ball_x = right ? 9 : 0;
     ball_dir = right ? 3 : 2;
     pos = 4;
-    std::memset(bricks, 0, sizeof(bricks));
+    for (auto& row : bricks)
+      for (uint8_t& cell : row) cell = 0;
     fill_bricks();
     num_bricks = 30;
     strike = false;
@@ -33,7 +34,7 @@ struct Breakout {
     done = false;
   }
 
-  float act(int a, RandomState& /*rng*/) {
+  EVOZERO_HD float act(int a, RandomState& /*rng*/) {
     float r = 0.f;
     if (done) return r;
     if (a == kLeft) pos = pos > 0 ? pos - 1 : 0;
@@ -47,11 +48,11 @@ struct Breakout {
     bool strike_toggle = false;
     if (new_x < 0 || new_x > 9) {
       new_x = new_x < 0 ? 0 : 9;
-      ball_dir = kFlipX[ball_dir];
+      ball_dir = flip_x(ball_dir);
     }
     if (new_y < 0) {
       new_y = 0;
-      ball_dir = kFlipY[ball_dir];
+      ball_dir = flip_y(ball_dir);
     } else if (bricks[new_y][new_x]) {
       strike_toggle = true;
       if (!strike) {
@@ -60,7 +61,7 @@ struct Breakout {
         bricks[new_y][new_x] = 0;
         --num_bricks;
         new_y = last_y;
-        ball_dir = kFlipY[ball_dir];
+        ball_dir = flip_y(ball_dir);
       }
     } else if (new_y == 9) {
       if (num_bricks == 0) {
@@ -68,10 +69,10 @@ struct Breakout {
         num_bricks = 30;
       }
       if (ball_x == pos) {
-        ball_dir = kFlipY[ball_dir];
+        ball_dir = flip_y(ball_dir);
         new_y = last_y;
       } else if (new_x == pos) {
-        ball_dir = kFlipBoth[ball_dir];
+        ball_dir = flip_both(ball_dir);
         new_y = last_y;
       } else {
         done = true;
@@ -83,9 +84,9 @@ struct Breakout {
     return r;
   }
 
-  bool terminal() const { return done; }
+  EVOZERO_HD bool terminal() const { return done; }
 
-  void render(uint8_t* obs) const {
+  EVOZERO_HD void render(uint8_t* obs) const {
     set_cell(obs, kChannels, ball_y, ball_x, 1);
     set_cell(obs, kChannels, 9, pos, 0);
     set_cell(obs, kChannels, last_y, last_x, 2);
@@ -95,9 +96,13 @@ struct Breakout {
   }
 
  private:
-  static constexpr int kFlipX[4] = {1, 0, 3, 2}, kFlipY[4] = {3, 2, 1, 0}, kFlipBoth[4] = {2, 3, 0, 1};
+  // The reference's direction tables [1, 0, 3, 2], [3, 2, 1, 0] and [2, 3, 0, 1], as bit
+  // flips (a function, not a table: device code cannot read host constants).
+  EVOZERO_HD static constexpr int flip_x(int d) { return d ^ 1; }
+  EVOZERO_HD static constexpr int flip_y(int d) { return d ^ 3; }
+  EVOZERO_HD static constexpr int flip_both(int d) { return d ^ 2; }
 
-  void fill_bricks() {
+  EVOZERO_HD void fill_bricks() {
     for (int y = 1; y < 4; ++y)
       for (int x = 0; x < kGridSize; ++x) bricks[y][x] = 1;
   }

@@ -6,6 +6,7 @@
 // (the timer starts at 2500 and ends the game when it goes below 0); the game
 // does not ramp.
 #pragma once
+#include "common/hd.hpp"
 #include "minatar/game.hpp"
 
 namespace evozero::minatar {
@@ -17,9 +18,9 @@ struct Freeway {
       "chicken", "car", "speed1", "speed2", "speed3", "speed4", "speed5"};
   static constexpr std::array<int, 3> kMinimalActions{kNoop, kUp, kDown};
 
-  explicit Freeway(bool /*ramping: freeway does not ramp*/) {}
+  EVOZERO_HD explicit Freeway(bool /*ramping: freeway does not ramp*/) {}
 
-  void reset(RandomState& rng) {
+  EVOZERO_HD void reset(RandomState& rng) {
     for (Car& c : cars) c.x = 0;
     randomize_cars(rng);
     pos = 9;
@@ -28,7 +29,7 @@ struct Freeway {
     done = false;
   }
 
-  float act(int a, RandomState& rng) {
+  EVOZERO_HD float act(int a, RandomState& rng) {
     float r = 0.f;
     if (done) return r;
 
@@ -61,9 +62,9 @@ struct Freeway {
     return r;
   }
 
-  bool terminal() const { return done; }
+  EVOZERO_HD bool terminal() const { return done; }
 
-  void render(uint8_t* obs) const {
+  EVOZERO_HD void render(uint8_t* obs) const {
     set_cell(obs, kChannels, pos, 4, 0);
     int trail = -1;
     for (int i = 0; i < kCars; ++i) {
@@ -88,7 +89,7 @@ struct Freeway {
     int x = 0, timer = 0, period = 1, dir = 1;  // speed 0 moves left every step
   };
 
-  void randomize_cars(RandomState& rng) {
+  EVOZERO_HD void randomize_cars(RandomState& rng) {
     int speeds[kCars];
     for (int& s : speeds) s = static_cast<int>(rng.randint(1, 6));
     for (int i = 0; i < kCars; ++i) {

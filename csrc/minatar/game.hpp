@@ -6,6 +6,8 @@
 //   static constexpr std::array<const char*, C> kChannelNames;
 //   static constexpr std::array<int, K> kMinimalActions;
 //   explicit Game(bool ramping);
+// Every member a step uses is EVOZERO_HD (common/hd.hpp), state is fixed-size and
+// trivially copyable, so the same code steps envs on the CPU and in CUDA kernels.
 //   void reset(RandomState& rng);                  // draws exactly as the reference reset()
 //   float act(int action, RandomState& rng);       // action in 0..5, after sticky actions
 //   bool terminal() const;
@@ -16,6 +18,7 @@
 #include <array>
 #include <cstdint>
 
+#include "common/hd.hpp"
 #include "minatar/random_state.hpp"
 
 namespace evozero::minatar {
@@ -27,7 +30,7 @@ constexpr int kNumActions = 6;
 enum Action : int { kNoop = 0, kLeft = 1, kUp = 2, kRight = 3, kDown = 4, kFire = 5 };
 
 // Observation layout is (row y, column x, channel c), as the reference state().
-inline void set_cell(uint8_t* obs, int channels, int y, int x, int c) {
+EVOZERO_HD inline void set_cell(uint8_t* obs, int channels, int y, int x, int c) {
   obs[(y * kGridSize + x) * channels + c] = 1;
 }
 

@@ -6,21 +6,23 @@
 #pragma once
 #include <cstdint>
 
+#include "common/hd.hpp"
+
 namespace evozero {
 
 class RandomState {
  public:
-  explicit RandomState(uint32_t seed = 5489u) { seed_with(seed); }
+  EVOZERO_HD explicit RandomState(uint32_t seed = 5489u) { seed_with(seed); }
 
   // numpy's mt19937_seed (init_genrand): the legacy path for an int seed.
-  void seed_with(uint32_t seed) {
+  EVOZERO_HD void seed_with(uint32_t seed) {
     mt_[0] = seed;
     for (int i = 1; i < kN; ++i)
       mt_[i] = 1812433253u * (mt_[i - 1] ^ (mt_[i - 1] >> 30)) + static_cast<uint32_t>(i);
     index_ = kN;
   }
 
-  uint32_t next_u32() {
+  EVOZERO_HD uint32_t next_u32() {
     if (index_ >= kN) twist();
     uint32_t y = mt_[index_++];
     y ^= y >> 11;
@@ -37,14 +39,14 @@ class RandomState {
   }
 
   // RandomState.rand(): 53-bit double from two draws.
-  double rand() {
+  EVOZERO_HD double rand() {
     const uint32_t a = next_u32() >> 5, b = next_u32() >> 6;
     return (a * 67108864.0 + b) / 9007199254740992.0;
   }
 
   // RandomState.randint(lo, hi), hi exclusive: masked rejection on 32-bit
   // draws; no draw at all when the range holds one value.
-  int64_t randint(int64_t lo, int64_t hi) {
+  EVOZERO_HD int64_t randint(int64_t lo, int64_t hi) {
     const uint64_t range = static_cast<uint64_t>(hi - lo - 1);
     if (range == 0) return lo;
     uint32_t mask = static_cast<uint32_t>(range);
@@ -58,7 +60,7 @@ class RandomState {
   static constexpr int kN = 624, kM = 397;
 
   // Three loops instead of indices mod kN (as numpy's mt19937_gen), so that they vectorize.
-  void twist() {
+  EVOZERO_HD void twist() {
     auto mix = [](uint32_t hi, uint32_t lo, uint32_t far) {
       const uint32_t y = (hi & 0x80000000u) | (lo & 0x7fffffffu);
       return far ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);

@@ -12,9 +12,9 @@
 // - no random draws: only sticky actions use the stream.
 // Each row of a 10x10 map is a 10-bit mask, bit x for column x.
 #pragma once
-#include <algorithm>
 #include <cstdint>
 
+#include "common/hd.hpp"
 #include "minatar/game.hpp"
 
 namespace evozero::minatar {
@@ -26,13 +26,11 @@ struct SpaceInvaders {
       "cannon", "alien", "alien_left", "alien_right", "friendly_bullet", "enemy_bullet"};
   static constexpr std::array<int, 4> kMinimalActions{kNoop, kLeft, kRight, kFire};
 
-  explicit SpaceInvaders(bool ramping) : ramping_(ramping) {}
+  EVOZERO_HD explicit SpaceInvaders(bool ramping) : ramping_(ramping) {}
 
-  void reset(RandomState& /*rng: no draws*/) {
+  EVOZERO_HD void reset(RandomState& /*rng: no draws*/) {
     pos_ = 5;
-    std::fill(f_bullets_, f_bullets_ + kGridSize, 0);
-    std::fill(e_bullets_, e_bullets_ + kGridSize, 0);
-    std::fill(aliens_, aliens_ + kGridSize, 0);
+    for (int y = 0; y < kGridSize; ++y) f_bullets_[y] = e_bullets_[y] = aliens_[y] = 0;
     fill_wave();
     alien_dir_ = -1;
     enemy_move_interval_ = kEnemyMoveInterval;
@@ -43,37 +41,37 @@ struct SpaceInvaders {
     done_ = false;
   }
 
-  float act(int a, RandomState& /*rng*/) {
+  EVOZERO_HD float act(int a, RandomState& /*rng*/) {
     if (done_) return 0.f;
     const Row cannon = bit(pos_);
     if (a == kFire && shot_timer_ == 0) {
       f_bullets_[9] |= cannon;
       shot_timer_ = kShotCoolDown;
     } else if (a == kLeft) {
-      pos_ = std::max(0, pos_ - 1);
+      pos_ = hd_max(0, pos_ - 1);
     } else if (a == kRight) {
-      pos_ = std::min(9, pos_ + 1);
+      pos_ = hd_min(9, pos_ + 1);
     }
     const Row at_cannon = bit(pos_);
 
     // Friendly bullets rise: row 0 wraps to row 9 and is cleared there.
-    std::copy(f_bullets_ + 1, f_bullets_ + kGridSize, f_bullets_);
+    for (int y = 0; y < 9; ++y) f_bullets_[y] = f_bullets_[y + 1];
     f_bullets_[9] = 0;
     // Enemy bullets fall: row 9 wraps to row 0 and is cleared there.
-    std::copy_backward(e_bullets_, e_bullets_ + 9, e_bullets_ + kGridSize);
+    for (int y = 9; y > 0; --y) e_bullets_[y] = e_bullets_[y - 1];
     e_bullets_[0] = 0;
     if (e_bullets_[9] & at_cannon) done_ = true;
 
     if (aliens_[9] & at_cannon) done_ = true;
     if (alien_move_timer_ == 0) {
-      alien_move_timer_ = std::min(num_aliens_, enemy_move_interval_);
+      alien_move_timer_ = hd_min(num_aliens_, enemy_move_interval_);
       Row any = 0;
       for (Row row : aliens_) any |= row;
       if (((any & bit(0)) && alien_dir_ < 0) || ((any & bit(9)) && alien_dir_ > 0)) {
         alien_dir_ = -alien_dir_;
         if (aliens_[9]) done_ = true;
         const Row bottom = aliens_[9];  // np.roll: the bottom row wraps to the top
-        std::copy_backward(aliens_, aliens_ + 9, aliens_ + kGridSize);
+        for (int y = 9; y > 0; --y) aliens_[y] = aliens_[y - 1];
         aliens_[0] = bottom;
       } else {
         // np.roll along columns; the edge test above means nothing ever wraps.
@@ -111,26 +109,26 @@ struct SpaceInvaders {
     return static_cast<float>(r);
   }
 
-  bool terminal() const { return done_; }
+  EVOZERO_HD bool terminal() const { return done_; }
 
-  void render(uint8_t* obs) const {
+  EVOZERO_HD void render(uint8_t* obs) const {
     set_cell(obs, kChannels, 9, pos_, 0);
     const int dir_channel = alien_dir_ < 0 ? 2 : 3;
     for (int y = 0; y < kGridSize; ++y) {
       for (unsigned row = aliens_[y]; row; row &= row - 1) {
-        const int x = __builtin_ctz(row);
+        const int x = hd_ctz(row);
         set_cell(obs, kChannels, y, x, 1);
         set_cell(obs, kChannels, y, x, dir_channel);
       }
       for (unsigned row = f_bullets_[y]; row; row &= row - 1)
-        set_cell(obs, kChannels, y, __builtin_ctz(row), 4);
+        set_cell(obs, kChannels, y, hd_ctz(row), 4);
       for (unsigned row = e_bullets_[y]; row; row &= row - 1)
-        set_cell(obs, kChannels, y, __builtin_ctz(row), 5);
+        set_cell(obs, kChannels, y, hd_ctz(row), 5);
     }
   }
 
   // Probes for tests and debugging.
-  int ramp_index() const { return ramp_index_; }
+  EVOZERO_HD int ramp_index() const { return ramp_index_; }
 
  private:
   using Row = uint16_t;
@@ -139,11 +137,11 @@ struct SpaceInvaders {
   static constexpr int kEnemyShotInterval = 10;
   static constexpr Row kFullRow = 0x3ff;
 
-  static constexpr Row bit(int x) { return static_cast<Row>(1u << x); }
+  EVOZERO_HD static constexpr Row bit(int x) { return static_cast<Row>(1u << x); }
 
   // Portable builds have no popcount instruction; the builtin's library call
   // is slower than this.
-  static int popcount(Row x) {
+  EVOZERO_HD static int popcount(Row x) {
     unsigned v = x;
     v = v - ((v >> 1) & 0x5555u);
     v = (v & 0x3333u) + ((v >> 2) & 0x3333u);
@@ -151,7 +149,7 @@ struct SpaceInvaders {
     return static_cast<int>((v + (v >> 8)) & 0x1fu);
   }
 
-  void fill_wave() {  // alien_map[0:4, 2:8] = 1, onto an empty map
+  EVOZERO_HD void fill_wave() {  // alien_map[0:4, 2:8] = 1, onto an empty map
     for (int y = 0; y < 4; ++y) aliens_[y] = 0xfc;
     num_aliens_ = 24;
   }
@@ -159,7 +157,7 @@ struct SpaceInvaders {
   // The lowest alien of the column nearest the cannon (search order pos,
   // pos-1, pos+1, pos-2, ...) fires from its own cell. The swarm is never
   // empty here: a cleared wave was refilled at the end of the last step.
-  void shoot() {
+  EVOZERO_HD void shoot() {
     Row any = 0;
     for (Row row : aliens_) any |= row;
     for (int d = 0; d < kGridSize; ++d) {

@@ -12,16 +12,9 @@
 #include <string>
 #include <vector>
 
-namespace evozero::minatar {
+#include "minatar/env_step.hpp"
 
-// No defaults here: the Python callers hold them (evozero.envs.MinAtarVecEnv, whose
-// defaults are minatar's, and evozero.TrainConfig) and pass every field.
-struct EnvOptions {
-  double sticky_action_prob;
-  bool difficulty_ramping;
-  bool minimal_action_set;
-  int64_t max_episode_steps;  // 0: no truncation, as the reference
-};
+namespace evozero::minatar {
 
 // Per-step outputs, each of length num_envs (obs: num_envs * obs_size).
 struct StepOutput {

@@ -59,24 +59,17 @@ class GameVecEnv final : public VecEnv {
       }
       Game& g = games_[i];
       RandomState& rng = rngs_[i];
-      int a = action_set_[actions[i]];
-      if (rng.rand() < options_.sticky_action_prob) a = last_action_[i];
-      last_action_[i] = a;
-      out.reward[i] = g.act(a, rng);
-      const bool term = g.terminal();
-      const bool trunc = !term && options_.max_episode_steps > 0 &&
-                         ++episode_steps_[i] >= options_.max_episode_steps;
-      out.terminated[i] = term;
-      out.truncated[i] = trunc;
+      const bool ended = advance_env(g, rng, last_action_[i], episode_steps_[i],
+                                     action_set_[actions[i]], options_, out.reward[i],
+                                     out.terminated[i], out.truncated[i]);
       uint8_t* obs = out.obs + static_cast<size_t>(i) * size;
-      if (term || trunc) {
+      if (ended) {
         if (out.final_obs) {
           uint8_t* fin = out.final_obs + (out.pack_final_obs ? final_row++ : i) * size;
           std::memset(fin, 0, size);
           g.render(fin);
         }
-        g.reset(rng);  // same stream, no reseed: as calling reset() on the reference
-        episode_steps_[i] = 0;
+        restart_env(g, rng, episode_steps_[i]);
       }
       g.render(obs);
     }

@@ -49,12 +49,8 @@ __attribute__((target("avx"))) inline void vector_sqrt(v8& x) {
 inline void adam_scalar(float* p, const float* g, float* m, float* v, std::size_t begin,
                         std::size_t end, float b1, float b2, float eps, float bc1, float bc2,
                         float neg_lr) {
-  for (std::size_t i = begin; i < end; ++i) {
-    m[i] = (1.0f - b1) * g[i] + b1 * m[i];
-    v[i] = (1.0f - b2) * (g[i] * g[i]) + b2 * v[i];
-    const float u = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
-    p[i] = p[i] + neg_lr * u;
-  }
+  for (std::size_t i = begin; i < end; ++i)
+    adam_element(p[i], g[i], m[i], v[i], b1, b2, eps, bc1, bc2, neg_lr);
 }
 
 #if EVOZERO_MULTIVERSIONING

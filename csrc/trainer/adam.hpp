@@ -20,9 +20,11 @@
 // min(1, max_norm / (norm + 1e-6)).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
+#include "common/hd.hpp"
 #include "trainer/buffer.hpp"
 
 namespace evozero::trainer {
@@ -53,6 +55,17 @@ class Adam {
   Buffer m_, v_;
   int64_t count_ = 0;
 };
+
+// One parameter's update, the scalar form of the arithmetic above (bc1, bc2: the bias
+// corrections; neg_lr = -lr). The vector loops in adam.cpp compute the same, a vector at
+// a time; EVOZERO_HD: CUDA code uses this one (built without FMA contraction, to match).
+EVOZERO_HD inline void adam_element(float& p, float g, float& m, float& v, float b1, float b2,
+                                    float eps, float bc1, float bc2, float neg_lr) {
+  m = (1.0f - b1) * g + b1 * m;
+  v = (1.0f - b2) * (g * g) + b2 * v;
+  const float u = (m / bc1) / (std::sqrt(v / bc2) + eps);
+  p = p + neg_lr * u;
+}
 
 // sqrt(sum of squares), accumulated in double.
 double global_norm(const float* x, std::size_t size);

@@ -13,7 +13,36 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/hd.hpp"
+
 namespace evozero::trainer {
+
+// One sample: log_probs and probs of its A logits z; returns the entropy. lp may alias z.
+// EVOZERO_HD: the same per-sample math runs in CUDA code.
+EVOZERO_HD inline float categorical_forward_row(int A, const float* z, float* lp, float* p) {
+  float m = z[0];
+  for (int j = 1; j < A; ++j) m = z[j] > m ? z[j] : m;
+  float sum = 0.0f;
+  for (int j = 0; j < A; ++j) {
+    p[j] = std::exp(z[j] - m);
+    sum += p[j];
+  }
+  const float log_sum = std::log(sum), inv_sum = 1.0f / sum;
+  float h = 0.0f;
+  for (int j = 0; j < A; ++j) {
+    lp[j] = (z[j] - m) - log_sum;
+    p[j] *= inv_sum;
+    h -= p[j] * lp[j];
+  }
+  return h;
+}
+
+// One sample's dlogits from its coefficients of logp (cl) and entropy (ch).
+EVOZERO_HD inline void categorical_backward_row(int A, const float* lp, const float* p, float h,
+                                                int64_t action, float cl, float ch, float* d) {
+  for (int j = 0; j < A; ++j) d[j] = -cl * p[j] - ch * p[j] * (lp[j] + h);
+  d[action] += cl;
+}
 
 // logits, log_probs, probs: (n, A) row-major; log_probs may alias logits.
 // entropy: n. If actions is non-null, logp[i] = log_probs[i, actions[i]].
@@ -22,24 +51,9 @@ inline void categorical_forward(int n, int num_actions, const float* logits, flo
                                 float* logp) {
   const int A = num_actions;
   for (int i = 0; i < n; ++i) {
-    const float* z = logits + std::ptrdiff_t(i) * A;
     float* lp = log_probs + std::ptrdiff_t(i) * A;
-    float* p = probs + std::ptrdiff_t(i) * A;
-    float m = z[0];
-    for (int j = 1; j < A; ++j) m = z[j] > m ? z[j] : m;
-    float sum = 0.0f;
-    for (int j = 0; j < A; ++j) {
-      p[j] = std::exp(z[j] - m);
-      sum += p[j];
-    }
-    const float log_sum = std::log(sum), inv_sum = 1.0f / sum;
-    float h = 0.0f;
-    for (int j = 0; j < A; ++j) {
-      lp[j] = (z[j] - m) - log_sum;
-      p[j] *= inv_sum;
-      h -= p[j] * lp[j];
-    }
-    entropy[i] = h;
+    entropy[i] = categorical_forward_row(A, logits + std::ptrdiff_t(i) * A, lp,
+                                         probs + std::ptrdiff_t(i) * A);
     if (actions) logp[i] = lp[actions[i]];
   }
 }
@@ -51,12 +65,9 @@ inline void categorical_backward(int n, int num_actions, const float* log_probs,
                                  float* dlogits) {
   const int A = num_actions;
   for (int i = 0; i < n; ++i) {
-    const float* lp = log_probs + std::ptrdiff_t(i) * A;
-    const float* p = probs + std::ptrdiff_t(i) * A;
-    float* d = dlogits + std::ptrdiff_t(i) * A;
-    const float cl = c_logp[i], ch = c_h[i], h = entropy[i];
-    for (int j = 0; j < A; ++j) d[j] = -cl * p[j] - ch * p[j] * (lp[j] + h);
-    d[actions[i]] += cl;
+    const std::ptrdiff_t at = std::ptrdiff_t(i) * A;
+    categorical_backward_row(A, log_probs + at, probs + at, entropy[i], actions[i], c_logp[i],
+                             c_h[i], dlogits + at);
   }
 }
 

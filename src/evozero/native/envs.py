@@ -91,6 +91,25 @@ def active_cells(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _core.active_cells(obs)
 
 
+def _cuda_module() -> Any:
+    """evozero._cuda, or a RuntimeError naming what is missing: the extension, or a GPU."""
+    try:
+        from evozero import _cuda
+    except ImportError:
+        raise RuntimeError(
+            "device='cuda' needs evozero's CUDA extension, which this install was built "
+            "without: reinstall with `EVOZERO_CUDA=1 pip install .` (nvcc from PATH or from "
+            "`pip install nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-crt`)"
+        ) from None
+    count, why = _cuda.device_count()
+    if count == 0:
+        raise RuntimeError(
+            f"device='cuda' needs an NVIDIA GPU and a driver for this build's CUDA runtime; "
+            f"the CUDA runtime says: {why}"
+        )
+    return _cuda
+
+
 class MinAtarVecEnv(VectorEnv):
     """``num_envs`` native MinAtar games stepped in one C++ call (GIL released).
 
@@ -102,6 +121,10 @@ class MinAtarVecEnv(VectorEnv):
         difficulty_ramping: speed the game up over time (reference: on).
         minimal_action_set: use only the game's distinct actions instead of all 6.
         max_episode_steps: truncate episodes at this length (None: never, as the reference).
+        device: ``"cpu"``, or ``"cuda"``: every env stepped by one thread of one CUDA kernel
+            launch per step, with the CPU envs' own code (bit-exact with them); needs the
+            CUDA build (``EVOZERO_CUDA=1 pip install .``) and a GPU, and says which is
+            missing. Observations come back to the host as numpy arrays.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -115,8 +138,11 @@ class MinAtarVecEnv(VectorEnv):
         difficulty_ramping: bool = DIFFICULTY_RAMPING,
         minimal_action_set: bool = False,
         max_episode_steps: int | None = None,
+        device: str = "cpu",
     ) -> None:
         check_game(game)
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
             raise ValueError(f"num_envs must be an integer, got {num_envs!r}")
         if num_envs < 1:
@@ -131,7 +157,8 @@ class MinAtarVecEnv(VectorEnv):
             raise ValueError(
                 f"max_episode_steps must be an integer >= 1 or None, got {max_episode_steps!r}"
             )
-        self._env = _core.MinAtarVecEnv(
+        self.device = device
+        self._env = (_cuda_module() if device == "cuda" else _core).MinAtarVecEnv(
             game,
             int(num_envs),
             float(sticky_action_prob),
@@ -185,10 +212,41 @@ class MinAtarVecEnv(VectorEnv):
         if not self._ready:
             self._check_open()
             raise RuntimeError("call reset() before step()")
+        if self.device == "cuda":
+            return self._step_cuda(actions)
         # One C++ call checks the actions, steps, and builds the arrays and final_obs.
         obs, reward, terminated, truncated, final_obs, ended = self._env.step_gym(actions)
         if final_obs is None:
             return obs, reward, terminated, truncated, {}
+        info = {"final_obs": final_obs, "_final_obs": ended, "final_info": {}, "_final_info": ended}
+        return obs, reward, terminated, truncated, info
+
+    def _step_cuda(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """step() on the CUDA envs: the same results, built here from the device's copies."""
+        a = np.asarray(actions)
+        if a.shape != (self.num_envs,) or a.dtype.kind not in "iu":
+            raise ValueError(
+                f"actions must be integers of shape ({self.num_envs},), one per env; "
+                f"got {a.dtype} of shape {a.shape}"
+            )
+        bad = np.flatnonzero((a < 0) | (a >= len(self.action_set)))
+        if bad.size:
+            raise ValueError(
+                f"actions must be in [0, {len(self.action_set)}); env {bad[0]} got {a[bad[0]]}"
+            )
+        n = self.num_envs
+        obs, final = self._new_obs(), self._new_obs()
+        reward = np.empty(n, dtype=np.float32)
+        terminated, truncated = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        self._env.step(a.astype(np.int64), obs, reward, terminated, truncated, final)
+        ended = terminated | truncated
+        if not ended.any():
+            return obs, reward, terminated, truncated, {}
+        final_obs = np.full(n, None, dtype=object)
+        for i in np.flatnonzero(ended):
+            final_obs[i] = final[i]
         info = {"final_obs": final_obs, "_final_obs": ended, "final_info": {}, "_final_info": ended}
         return obs, reward, terminated, truncated, info
 

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The GPU check: builds evozero with CUDA, runs the GPU tests (CUDA envs bit-exact with the
+# CPU envs, >= 1e5 env-steps per game) and the GPU benchmarks, and prints one table.
+#
+#   bash benchmarks/gpu/check.sh WHEELS
+#
+# WHEELS: a folder of wheels to install from, with no package index: this project's
+# dependencies (numpy, gymnasium, ...), pytest and pytest-benchmark, the build
+# dependencies (setuptools, wheel, pybind11) and, unless nvcc is on PATH,
+# nvidia-cuda-nvcc, nvidia-cuda-runtime and nvidia-cuda-crt. Fill it on a machine with
+# an index (same Python version and platform):
+#   pip download -d WHEELS numpy gymnasium sympy networkx typer rich matplotlib \
+#     pytest pytest-benchmark setuptools wheel pybind11 \
+#     nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-crt
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+  echo "usage: bash benchmarks/gpu/check.sh WHEELS (a folder of wheels; see the header)" >&2
+  exit 2
+fi
+wheels=$(cd "$1" && pwd)
+cd "$(dirname "$0")/../.."
+
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "no GPU: nvidia-smi finds none; run this on a machine with an NVIDIA GPU" >&2
+  exit 1
+fi
+nvidia-smi -L
+
+venv=$(mktemp -d)/venv
+python3 -m venv "$venv"
+# shellcheck disable=SC1091
+source "$venv/bin/activate"
+pip=(python -m pip install -q --no-index --find-links "$wheels")
+# The license field of pyproject.toml needs setuptools >= 77 (a venv may bring an older one).
+"${pip[@]}" -U "setuptools>=77" wheel "pybind11>=2.12"
+if ! command -v nvcc >/dev/null 2>&1; then
+  "${pip[@]}" nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-crt
+fi
+"${pip[@]}" pytest pytest-benchmark
+echo "+ EVOZERO_CUDA=1 pip install ."
+EVOZERO_CUDA=1 "${pip[@]}" --no-build-isolation .
+
+out=$(mktemp -d)
+status=0
+echo "+ GPU tests"
+python -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py || status=1
+echo "+ GPU benchmarks"
+EVOZERO_BENCH_OUT="$out/figures.json" python -m pytest -q -p no:cacheprovider \
+  --benchmark-enable benchmarks/gpu || status=1
+
+python - "$out/figures.json" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+path = Path(sys.argv[1])
+if not path.exists():
+    sys.exit("no GPU figures were measured (see the skips above)")
+table = json.loads(path.read_text())["GPU env steps/s (median)"]
+print("\n| game | GPU env steps/s | CPU (one core) env steps/s | GPU / CPU |")
+print("|---|---|---|---|")
+for game, row in table.items():
+    gpu, cpu = row.get("GPU"), row.get("CPU, one core")
+    ratio = f"{gpu / cpu:,.0f}x" if gpu and cpu else ""
+    print(f"| {game} | {gpu or 0:,.3g} | {cpu or 0:,.3g} | {ratio} |")
+PY
+exit "$status"
