@@ -106,24 +106,4 @@ void Mlp::backward(const float* params, const FirstLayerInput& x, int n, const f
   kernels::column_sums(n, H, d1, g + b0_);
 }
 
-void write_tensor(const TensorSpec& s, const float* values, float* flat) {
-  const int rows = s.shape[0], cols = s.shape.size() > 1 ? s.shape[1] : 1;
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      const std::size_t at = s.input_major ? std::size_t(c) * s.stride + r
-                                           : std::size_t(r) * s.stride + c;
-      flat[s.offset + at] = values[std::size_t(r) * cols + c];
-    }
-}
-
-void read_tensor(const TensorSpec& s, const float* flat, float* values) {
-  const int rows = s.shape[0], cols = s.shape.size() > 1 ? s.shape[1] : 1;
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      const std::size_t at = s.input_major ? std::size_t(c) * s.stride + r
-                                           : std::size_t(r) * s.stride + c;
-      values[std::size_t(r) * cols + c] = flat[s.offset + at];
-    }
-}
-
 }  // namespace evozero::trainer

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <exception>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "trainer/actor_critic.hpp"
@@ -118,7 +119,10 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
     const int64_t updates = cfg.total_steps / batch;
     const std::size_t obs_bytes = env.binary() ? sizeof(uint8_t) : sizeof(float);
 
-    ActorCritic net(size, A, cfg.hidden, splitmix64(seed ^ 0xac7019c21ull),
+    const NetworkKind network = network_kind(cfg.network);
+    if (network == NetworkKind::kConv && !env.binary())
+      throw std::invalid_argument("network 'conv' needs MinAtar bit-plane observations; use 'mlp'");
+    ActorCritic net(size, A, cfg.hidden, network, splitmix64(seed ^ 0xac7019c21ull),
                     AdamConfig{cfg.adam_eps});
     std::mt19937_64 rng(splitmix64(seed ^ 0x5a3c1e77ull));
     ObsStore store(env.binary(), size);

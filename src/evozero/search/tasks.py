@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from evozero.native.envs import GAMES
 from evozero.native.train import TrainConfig
 
 
@@ -36,7 +37,12 @@ class Task:
         object.__setattr__(self, "config", dict(sorted(dict(self.config).items())))
         if not self.seeds:
             raise ValueError(f"task {self.env}: needs at least one seed")
-        self.train_config()  # validates the settings
+        network = self.train_config().network  # validates the settings
+        if network != "mlp" and self.env not in GAMES:
+            raise ValueError(
+                f"task {self.env}: network {network!r} needs a native game "
+                f"({', '.join(GAMES)}); use 'mlp'"
+            )
 
     def __hash__(self) -> int:
         return hash(self.spec_json())
