@@ -117,6 +117,7 @@ def test_normalizer_cache_keys_on_version_task_and_seed(tmp_path, monkeypatch):
     assert cache.get(task, 1, "ppo") == 4.5
     assert cache.get(Task("breakout", 20_000), 0, "ppo") is None
     assert cache.get(task, 0, "random") is None
+    assert cache.get(Task("breakout", 10_000, config={"network": "conv"}), 0, "ppo") is None
     monkeypatch.setattr("evozero.__version__", "9.9.9")
     assert cache.get(task, 0, "ppo") is None  # another evozero never reuses the numbers
     (tmp_path / "n.json").write_text("not json")
@@ -332,3 +333,11 @@ def test_a_failed_worker_fails_its_candidate_only(tmp_path):
     assert out == CandidateResult(
         Status.ERROR, None, seconds=1.0, message="worker died (signal SIGKILL) during the job"
     )
+
+
+def test_a_task_records_its_network_and_refuses_conv_on_a_gym_env():
+    task = Task("asterix", 10_000, config={"network": "conv"})
+    assert Task.from_json(task.to_json()).train_config().network == "conv"
+    assert '"network": "conv"' in task.spec_json()
+    with pytest.raises(ValueError, match="network 'conv' needs a native game"):
+        Task("CartPole-v1", 10_000, config={"network": "conv"})
