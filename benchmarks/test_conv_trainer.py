@@ -27,14 +27,16 @@ count, which differs from it by the conv layer only (< 2%).
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import pytest
-from test_trainer import PPO, TORCH_SECONDS, _median, active_cells, peak_flops_per_core
+from test_trainer import (
+    active_cells,
+    native_steps_per_s,
+    peak_flops_per_core,
+    torch_steps_per_s,
+)
 
 from evozero.envs import MinAtarVecEnv
-from evozero.native.train import TrainConfig, train
+from evozero.native.train import TrainConfig
 
 UPDATES = 4  # per native round: 4 x 8192 = 32,768 env steps
 CONFIG = TrainConfig(total_steps=UPDATES * 64 * 128, network="conv")
@@ -59,17 +61,9 @@ def conv_flops_per_step(
 @pytest.mark.parametrize("game", GAMES)
 def test_conv_native_one_core(benchmark, figures, game: str) -> None:
     benchmark.group = "conv trainer: native one core"
-    results = []
-
-    def run() -> None:
-        results.append(train(PPO, game, CONFIG, seed=len(results)))
-
-    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
-    assert all(r.status == "ok" for r in results)
-    median = _median(benchmark)
-    if median is None:
+    steps_per_s = native_steps_per_s(benchmark, game, CONFIG)
+    if steps_per_s is None:
         return
-    steps_per_s = CONFIG.num_updates * 64 * 128 / median
     figures(SPEED, game, "native evozero", steps_per_s)
     env = MinAtarVecEnv(game, 1, seed=0, minimal_action_set=True)
     channels = int(env.single_observation_space.shape[-1])
@@ -93,17 +87,10 @@ def test_conv_torch_ppo(benchmark, figures) -> None:
     args = torch_ppo.Args(
         game="breakout", envs="native", total_steps=10**9, threads=threads, network="conv"
     )
-    updates = torch_ppo.train(args)
-    start = time.perf_counter()
-    next(updates)  # warm-up update
-    first = time.perf_counter() - start
-    rounds = int(np.clip(TORCH_SECONDS / first, 3, 10))
-    benchmark.pedantic(lambda: next(updates), rounds=rounds, iterations=1, warmup_rounds=0)
-    updates.close()
-    median = _median(benchmark)
-    if median is None:
+    steps_per_s = torch_steps_per_s(benchmark, args)
+    if steps_per_s is None:
         return
-    figures(SPEED, "breakout", f"torch, {threads} thread(s)", 64 * 128 / median)
+    figures(SPEED, "breakout", f"torch, {threads} thread(s)", steps_per_s)
     _ratio(figures)
 
 
