@@ -1,5 +1,6 @@
 #include "trainer/network.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "trainer/conv.hpp"
@@ -24,6 +25,16 @@ void write_tensor(const TensorSpec& s, const float* values, float* flat) {
 
 void read_tensor(const TensorSpec& s, const float* flat, float* values) {
   for (std::size_t k = 0, n = s.numel(); k < n; ++k) values[k] = flat[s.offset + position(s, k)];
+}
+
+void output_layer_backward(int n, int out, int H, const float* dout, const float* h,
+                           const float* w, float* gw, float* gb, float* gb_end, float* dh) {
+  // dW[a, :] = sum_i dout[i, a] h[i, :]
+  kernels::gemm(out, n, H, dout, 1, out, h, nullptr, false, gw);
+  kernels::column_sums(n, out, dout, gb);
+  std::fill(gb + out, gb_end, 0.0f);
+  kernels::gemm(n, out, H, dout, out, 1, w, nullptr, false, dh);
+  kernels::relu_backward(std::size_t(n) * std::size_t(H), h, dh);
 }
 
 NetworkKind network_kind(const std::string& name) {

@@ -84,6 +84,13 @@ class Network {
   virtual std::vector<TensorSpec> tensors(const std::string& prefix) const = 0;
 };
 
+// The backward pass of a network's output layer y = h . w^T + b over n samples
+// (h: (n, H) ReLU outputs, w: (out, H) output-major, b at gb's offset with zero
+// padding up to gb_end): writes gw, gb (padding zeroed) and dh = (dout . w)
+// masked by the ReLU of h, the gradient w.r.t. the layer below's pre-activations.
+void output_layer_backward(int n, int out, int H, const float* dout, const float* h,
+                           const float* w, float* gw, float* gb, float* gb_end, float* dh);
+
 // The networks TrainConfig.network names: "mlp" (mlp.hpp) and "conv" (conv.hpp).
 enum class NetworkKind { kMlp, kConv };
 
