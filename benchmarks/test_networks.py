@@ -53,7 +53,7 @@ def _record(figures, column: str, seconds: float) -> None:
 def test_native_update(benchmark, figures, form: str) -> None:
     benchmark.group = "actor-critic update"
     dense, indptr, indices, actions, c = _batch()
-    net = _core.testing.ActorCritic(OBS, ACTIONS, hidden=64, seed=0, adam_eps=1e-5)
+    net = _core.testing.ActorCritic(OBS, ACTIONS, hidden=64, network="mlp", seed=0, adam_eps=1e-5)
     if form == "sparse":
         step = lambda: net.step_sparse(indptr, indices, actions, *c, lr=5e-3, max_grad_norm=0.5)  # noqa: E731
     else:

@@ -82,23 +82,43 @@ def _median(benchmark) -> float | None:
     return benchmark.stats.stats.median if benchmark.stats else None
 
 
+def native_steps_per_s(benchmark, game: str, config: TrainConfig) -> float | None:
+    """Three rounds of one ``train`` call each (seeds 0, 1, 2); median env steps/s."""
+    results = []
+
+    def run() -> None:
+        results.append(train(PPO, game, config, seed=len(results)))
+
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
+    assert all(r.status == "ok" for r in results)
+    median = _median(benchmark)
+    return None if median is None else config.num_updates * 64 * 128 / median
+
+
+def torch_steps_per_s(benchmark, args) -> float | None:
+    """Rounds of one ``torch_ppo`` update each (after a warm-up); median env steps/s."""
+    import torch_ppo  # benchmarks/ is on sys.path (rootdir-less test directory)
+
+    updates = torch_ppo.train(args)
+    start = time.perf_counter()
+    next(updates)  # warm-up update: first allocations, torch's thread pool
+    first = time.perf_counter() - start
+    rounds = int(np.clip(TORCH_SECONDS / first, 3, 10))
+    benchmark.pedantic(lambda: next(updates), rounds=rounds, iterations=1, warmup_rounds=0)
+    updates.close()
+    median = _median(benchmark)
+    return None if median is None else args.num_envs * args.num_steps / median
+
+
 # ----------------------------------------------------------------------------- native
 
 
 @pytest.mark.parametrize("game", GAMES)
 def test_native_one_core(benchmark, figures, game: str) -> None:
     benchmark.group = "trainer: native one core"
-    results = []
-
-    def run() -> None:
-        results.append(train(PPO, game, CONFIG, seed=len(results)))
-
-    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
-    assert all(r.status == "ok" for r in results)
-    median = _median(benchmark)
-    if median is None:
+    steps_per_s = native_steps_per_s(benchmark, game, CONFIG)
+    if steps_per_s is None:
         return
-    steps_per_s = CONFIG.num_updates * 64 * 128 / median
     figures(SPEED, game, "native 1 core", steps_per_s)
     if game == "breakout":
         figures(BREAKOUT, "native evozero, 1 core", "steps/s", steps_per_s)
@@ -144,18 +164,11 @@ def test_torch_ppo(benchmark, figures, envs: str, threads: int) -> None:
 
     benchmark.group = "trainer: PPO on breakout"
     args = torch_ppo.Args(game="breakout", envs=envs, total_steps=10**9, threads=threads)
-    updates = torch_ppo.train(args)
-    start = time.perf_counter()
-    next(updates)  # warm-up update: first allocations, torch's thread pool
-    first = time.perf_counter() - start
-    rounds = int(np.clip(TORCH_SECONDS / first, 3, 10))
-    benchmark.pedantic(lambda: next(updates), rounds=rounds, iterations=1, warmup_rounds=0)
-    updates.close()
-    median = _median(benchmark)
-    if median is None:
+    steps_per_s = torch_steps_per_s(benchmark, args)
+    if steps_per_s is None:
         return
     label = "(a) native envs" if envs == "native" else "(b) reference envs"
-    figures(BREAKOUT, f"torch {label}, {threads} thread(s)", "steps/s", 64 * 128 / median)
+    figures(BREAKOUT, f"torch {label}, {threads} thread(s)", "steps/s", steps_per_s)
     _ratios(figures)
 
 

@@ -7,7 +7,9 @@ would write it today:
 - 64 envs x 128 steps per rollout, 4 epochs x 8 shuffled minibatches per update;
 - separate actor and critic MLPs, obs (flattened to float32) -> 64 -> 64 -> out,
   ReLU, orthogonal init (gain sqrt 2; 0.01 for the actor's output, 1 for the
-  critic's), zero biases;
+  critic's), zero biases; or (``network="conv"``) separate actor and critic
+  MinAtar-paper conv nets, Conv2d(C, 16, 3x3) -> ReLU -> Linear(1024, 128) ->
+  ReLU -> out, with the same init (evozero's ``TrainConfig(network="conv")``);
 - Adam (eps 1e-5), lr 5e-3 annealed linearly to 0 per update, global grad-norm
   clip 0.5 over actor and critic together;
 - GAE(0.99, 0.95) where ``term`` cuts the bootstrap and ``reset`` (any episode
@@ -64,6 +66,7 @@ class Args:
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     hidden: int = 64
+    network: str = "mlp"  # or "conv"
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -86,30 +89,55 @@ def make_envs(args: Args) -> gym.vector.VectorEnv:
     raise ValueError(f"unknown env back-end {args.envs!r}; use 'native' or 'reference'")
 
 
-def layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
+def layer_init(layer: nn.Linear | nn.Conv2d, gain: float) -> nn.Linear | nn.Conv2d:
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.constant_(layer.bias, 0.0)
     return layer
 
 
-class Agent(nn.Module):
-    def __init__(self, obs_size: int, num_actions: int, hidden: int = 64) -> None:
-        super().__init__()
+class MinAtarConv(nn.Sequential):
+    """The MinAtar paper's network on flattened (n, 10 * 10 * C) bit planes (y, x, c order):
+    Conv2d(C, 16, 3x3 valid) -> ReLU -> Linear(16 * 8 * 8, 128) -> ReLU -> Linear(128, out).
+    Parameter names as evozero's conv network (csrc/trainer/conv.hpp): 0, 3, 5."""
+
+    def __init__(self, obs_size: int, out: int, out_gain: float = 1.0) -> None:
+        self.channels = obs_size // 100
         g = math.sqrt(2)
-        self.actor = nn.Sequential(
-            layer_init(nn.Linear(obs_size, hidden), g),
+        super().__init__(
+            layer_init(nn.Conv2d(self.channels, 16, 3), g),
             nn.ReLU(),
-            layer_init(nn.Linear(hidden, hidden), g),
+            nn.Flatten(),
+            layer_init(nn.Linear(16 * 8 * 8, 128), g),
             nn.ReLU(),
-            layer_init(nn.Linear(hidden, num_actions), 0.01),
+            layer_init(nn.Linear(128, out), out_gain),
         )
-        self.critic = nn.Sequential(
-            layer_init(nn.Linear(obs_size, hidden), g),
-            nn.ReLU(),
-            layer_init(nn.Linear(hidden, hidden), g),
-            nn.ReLU(),
-            layer_init(nn.Linear(hidden, 1), 1.0),
-        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(len(x), 10, 10, self.channels).permute(0, 3, 1, 2))
+
+
+def mlp(obs_size: int, hidden: int, out: int, out_gain: float) -> nn.Sequential:
+    g = math.sqrt(2)
+    return nn.Sequential(
+        layer_init(nn.Linear(obs_size, hidden), g),
+        nn.ReLU(),
+        layer_init(nn.Linear(hidden, hidden), g),
+        nn.ReLU(),
+        layer_init(nn.Linear(hidden, out), out_gain),
+    )
+
+
+class Agent(nn.Module):
+    def __init__(
+        self, obs_size: int, num_actions: int, hidden: int = 64, network: str = "mlp"
+    ) -> None:
+        super().__init__()
+        if network == "conv":
+            self.actor = MinAtarConv(obs_size, num_actions, 0.01)
+            self.critic = MinAtarConv(obs_size, 1, 1.0)
+        else:
+            self.actor = mlp(obs_size, hidden, num_actions, 0.01)
+            self.critic = mlp(obs_size, hidden, 1, 1.0)
 
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x).squeeze(-1)
@@ -147,7 +175,7 @@ def train(args: Args) -> Iterator[Progress]:
     minibatch_size = batch_size // args.num_minibatches
     num_updates = args.total_steps // batch_size
     obs_size = int(np.prod(envs.single_observation_space.shape))
-    agent = Agent(obs_size, int(envs.single_action_space.n), args.hidden)
+    agent = Agent(obs_size, int(envs.single_action_space.n), args.hidden, args.network)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.lr, eps=args.adam_eps)
 
     # Rollout storage, (T, B): step t of env i.

@@ -35,6 +35,17 @@ def test_eval_json_and_plot(tmp_path: Path) -> None:
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_eval_network_conv_is_recorded() -> None:
+    result = runner.invoke(
+        app,
+        ["eval", "programs/ppo.evz", "--env", "asterix", "--network", "conv"]
+        + ["--steps", "8192", "--seeds", "1", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    data = strict_json(result.stdout)
+    assert data["network"] == "conv" and data["runs"][0]["status"] == "ok"
+
+
 def test_eval_json_writes_null_for_a_run_that_ended_no_episode() -> None:
     # Freeway episodes last 2,500 steps: no env ends one in 16,384 steps over 64 envs.
     result = runner.invoke(
@@ -73,6 +84,11 @@ def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
         (["eval", "programs/ppo.evz", "--steps", "10"], "less than one rollout"),
         (["eval", "programs/ppo.evz", "--env", "Nope-v0", *TINY], "not a native game"),
         (["eval", "programs/ppo.evz", "--env", "Pendulum-v1", *TINY], "Discrete action"),
+        (
+            ["eval", "programs/ppo.evz", "--env", "CartPole-v1", "--network", "conv", *TINY],
+            "--network conv needs a native game",
+        ),
+        (["eval", "programs/ppo.evz", "--network", "resnet", *TINY], "--network: "),
         (
             ["eval", "programs/ppo.evz", *TINY, "--plot", "/no/such/dir/c.png"],
             "directory /no/such/dir does not exist",

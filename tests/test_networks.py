@@ -9,6 +9,9 @@ with torch.optim.Adam after torch.nn.utils.clip_grad_norm_.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,11 @@ from evozero.native.train import TrainConfig  # noqa: E402
 
 torch.set_num_threads(1)
 
+BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
+if BENCHMARKS not in sys.path:
+    sys.path.insert(0, BENCHMARKS)
+import torch_ppo  # noqa: E402  the PyTorch PPO baseline's conv network, checked here
+
 #: The trainer's settings the networks take: evozero.TrainConfig's defaults.
 DEFAULTS = TrainConfig()
 
@@ -28,24 +36,27 @@ DEFAULTS = TrainConfig()
 
 
 def actor_critic(
-    obs_size: int, num_actions: int, hidden: int = DEFAULTS.hidden, seed: int = 0
+    obs_size: int,
+    num_actions: int,
+    hidden: int = DEFAULTS.hidden,
+    seed: int = 0,
+    network: str = DEFAULTS.network,
 ) -> _core.testing.ActorCritic:
     """The native networks as the trainer builds them (Adam's eps: TrainConfig's)."""
     return _core.testing.ActorCritic(
-        obs_size, num_actions, hidden, seed, adam_eps=DEFAULTS.adam_eps
+        obs_size, num_actions, hidden, network, seed, adam_eps=DEFAULTS.adam_eps
     )
 
 
 def torch_copy(net: _core.testing.ActorCritic) -> nn.ModuleDict:
     """A torch module with the native network's architecture and parameters."""
 
-    def mlp(out: int) -> nn.Sequential:
-        h = net.hidden
-        return nn.Sequential(
-            nn.Linear(net.obs_size, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, out)
-        )
+    def make(out: int) -> nn.Module:
+        if net.network == "conv":
+            return torch_ppo.MinAtarConv(net.obs_size, out)
+        return torch_ppo.mlp(net.obs_size, net.hidden, out, 1.0)
 
-    module = nn.ModuleDict({"actor": mlp(net.num_actions), "critic": mlp(1)})
+    module = nn.ModuleDict({"actor": make(net.num_actions), "critic": make(1)})
     module.load_state_dict({k: torch.from_numpy(v) for k, v in net.parameters().items()})
     return module
 
@@ -387,3 +398,96 @@ def test_empty_batch() -> None:
         np.zeros((0, 10), np.float32), np.zeros(0, int), empty, empty, empty
     )
     assert not any(g.any() for g in grads.values())
+
+
+# ---- (e) the conv network (csrc/trainer/conv.hpp) ------------------------------------
+
+CONV_SHAPES = [  # channels, num_actions, density
+    (4, 6, 0.09),  # breakout-like: ~35 of 400 cells active
+    (10, 18, 0.02),  # seaquest's channels, the full action set, few active cells
+    (7, 3, 0.6),  # dense bit planes: every position reached by many cells
+]
+
+
+@pytest.mark.parametrize(("channels", "num_actions", "density"), CONV_SHAPES)
+def test_conv_gradients_match_torch(channels: int, num_actions: int, density: float) -> None:
+    rng = np.random.default_rng(channels)
+    obs_size = 100 * channels
+    net = randomized(actor_critic(obs_size, num_actions, seed=1, network="conv"), rng, 0.05)
+    n = 203
+    dense, indptr, indices = sparse_batch(rng, n, obs_size, density)
+    actions = rng.integers(0, num_actions, n)
+    c = coefficients(rng, n)
+    reference = torch_gradients(torch_copy(net), dense, actions, *c)
+    assert_close_tensors(net.gradients_sparse(indptr, indices, actions, *c), reference)
+    # dense rows with real values: each value multiplies its filter column
+    real = (rng.standard_normal((n, obs_size)) * (rng.random((n, obs_size)) < 0.3)).astype(
+        np.float32
+    )
+    assert_close_tensors(
+        net.gradients_dense(real, actions, *c), torch_gradients(torch_copy(net), real, actions, *c)
+    )
+
+
+def test_conv_forward_matches_torch_and_sparse_equals_dense() -> None:
+    rng = np.random.default_rng(8)
+    net = randomized(actor_critic(400, 6, seed=3, network="conv"), rng, scale=0.1)
+    dense, indptr, indices = sparse_batch(rng, 64, 400, 0.09)
+    actions = rng.integers(0, 6, 64)
+    expected = [t.detach().numpy() for t in torch_outputs(torch_copy(net), dense, actions)]
+    sparse = net.forward_sparse(indptr, indices, actions)
+    for g, e in zip(sparse, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    for a, b in zip(sparse, net.forward_dense(dense, actions), strict=True):
+        np.testing.assert_array_equal(a, b)
+    c = coefficients(rng, 64)
+    gs = net.gradients_sparse(indptr, indices, actions, *c)
+    gd = net.gradients_dense(dense, actions, *c)
+    for name in gs:
+        np.testing.assert_array_equal(gs[name], gd[name], err_msg=name)
+
+
+def test_conv_init_is_orthogonal_as_torch_flattens_it() -> None:
+    net = actor_critic(400, 6, seed=0, network="conv")
+    assert net.network == "conv"
+    for name, w in net.parameters().items():
+        if name.endswith("bias"):
+            assert not w.any(), name
+            continue
+        gain = np.sqrt(2) if not name.endswith("5.weight") else 0.01 if "actor" in name else 1.0
+        w = w.reshape(len(w), -1).astype(np.float64)  # torch's orthogonal_: all but dim 0
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        np.testing.assert_allclose(gram, gain**2 * np.eye(len(gram)), atol=1e-5 * gain**2)
+
+
+def test_conv_step_matches_torch_adam() -> None:
+    """One clipped Adam step of the conv networks equals torch's (as test (c) for the MLP)."""
+    rng = np.random.default_rng(6)
+    net = randomized(actor_critic(400, 6, seed=4, network="conv"), rng, 0.05)
+    module = torch_copy(net)
+    before = net.parameters()
+    dense, indptr, indices = sparse_batch(rng, 128, 400, 0.09)
+    actions = rng.integers(0, 6, 128)
+    c = coefficients(rng, 128, 50.0)
+    grads = net.gradients_sparse(indptr, indices, actions, *c)
+    norm = net.step_sparse(indptr, indices, actions, *c, lr=1e-3, max_grad_norm=0.5)
+    params = dict(module.named_parameters())
+    for name, g in grads.items():
+        params[name].grad = torch.from_numpy(g)
+    assert norm == pytest.approx(float(nn.utils.clip_grad_norm_(module.parameters(), 0.5)), 1e-6)
+    torch.optim.Adam(module.parameters(), lr=1e-3, eps=DEFAULTS.adam_eps).step()
+    for name, value in net.parameters().items():
+        np.testing.assert_allclose(
+            value - before[name], params[name].detach().numpy() - before[name], atol=1e-7
+        )
+
+
+@pytest.mark.parametrize("obs_size", [4, 150, 0])
+def test_conv_needs_minatar_bit_planes(obs_size: int) -> None:
+    with pytest.raises(ValueError, match="10x10xC MinAtar observations|must be positive"):
+        actor_critic(obs_size, 3, network="conv")
+
+
+def test_unknown_network_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown network 'resnet'; use 'mlp' or 'conv'"):
+        actor_critic(400, 3, network="resnet")

@@ -120,6 +120,7 @@ def test_normalizer_cache_keys_on_version_task_and_seed(tmp_path, monkeypatch):
     assert cache.get(task, 1, "ppo") == 4.5
     assert cache.get(Task("breakout", 20_000), 0, "ppo") is None
     assert cache.get(task, 0, "random") is None
+    assert cache.get(Task("breakout", 10_000, config={"network": "conv"}), 0, "ppo") is None
     monkeypatch.setattr("evozero.__version__", "9.9.9")
     assert cache.get(task, 0, "ppo") is None  # another evozero never reuses the numbers
     (tmp_path / "n.json").write_text("not json")
@@ -460,3 +461,11 @@ def test_max_time_counts_the_search_time_of_every_session(tmp_path):
     assert again.store.meta()["config"]["max_time"] == 0.001
     with pytest.raises(ValueError, match="--max-time must be a positive duration"):
         tiny(max_time=0)
+
+
+def test_a_task_records_its_network_and_refuses_conv_on_a_gym_env():
+    task = Task("asterix", 10_000, config={"network": "conv"})
+    assert Task.from_json(task.to_json()).train_config().network == "conv"
+    assert '"network": "conv"' in task.spec_json()
+    with pytest.raises(ValueError, match="network 'conv' needs a native game"):
+        Task("CartPole-v1", 10_000, config={"network": "conv"})

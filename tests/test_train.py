@@ -31,6 +31,21 @@ def test_ppo_solves_cartpole() -> None:
     assert r.final_return > 150  # random: about 22
 
 
+def test_ppo_with_the_conv_network_beats_random_on_breakout() -> None:
+    config = TrainConfig(
+        total_steps=40_960, num_envs=16, num_steps=64, update_epochs=2, network="conv"
+    )
+    r = train(PPO, "breakout", config, seed=0)
+    assert r.status == "ok", r.message
+    assert r.final_return > 2.0  # random play: about 0.5 (reference/minatar.md)
+
+
+def test_the_conv_network_on_a_flat_box_env_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="network 'conv' needs a native MinAtar game") as e:
+        train(PPO, "CartPole-v1", SMALL.replace(network="conv"), seed=0)
+    assert "\n" not in str(e.value) and "use network 'mlp'" in str(e.value)
+
+
 def test_acrobot_runs_through_the_gymnasium_path() -> None:
     r = train(PPO, "Acrobot-v1", TrainConfig(total_steps=8_192, num_envs=8, num_steps=64), 0)
     assert r.status == "ok", r.message
@@ -130,6 +145,7 @@ def test_image_observations_are_refused() -> None:
         ({"total_steps": 100}, "less than one rollout"),
         ({"sticky_action_prob": 2.0}, r"sticky_action_prob must be in \[0, 1\]"),
         ({"hidden": 2.5}, "hidden must be a positive integer"),
+        ({"network": "resnet"}, "network must be one of mlp, conv, got 'resnet'"),
         ({"max_episode_steps": 0}, "max_episode_steps must be >= 1"),
         # Beyond the C++ field's type: refused here, not in a pybind11 cast.
         ({"total_steps": 2**63}, "total_steps must be at most 9,223,372,036,854,775,807"),

@@ -10,6 +10,7 @@ differentiates the minibatch mean.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,11 @@ from evozero.program import dsl
 
 OBS, ACTIONS, N = 400, 5, 256
 
+BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
+if BENCHMARKS not in sys.path:
+    sys.path.insert(0, BENCHMARKS)
+import torch_ppo  # noqa: E402  the torch twins of the native networks
+
 
 def _torch_module(program, tmp_path: Path):
     path = tmp_path / "rule.py"
@@ -33,16 +39,13 @@ def _torch_module(program, tmp_path: Path):
     return module
 
 
-def _torch_nets(params: dict[str, np.ndarray]) -> dict[str, torch.nn.Sequential]:
+def _torch_nets(params: dict[str, np.ndarray], network: str) -> dict[str, torch.nn.Module]:
     nets = {}
     for name, out in (("actor", ACTIONS), ("critic", 1)):
-        net = torch.nn.Sequential(
-            torch.nn.Linear(OBS, 64),
-            torch.nn.ReLU(),
-            torch.nn.Linear(64, 64),
-            torch.nn.ReLU(),
-            torch.nn.Linear(64, out),
-        )
+        if network == "conv":
+            net = torch_ppo.MinAtarConv(OBS, out)
+        else:
+            net = torch_ppo.mlp(OBS, 64, out, 1.0)
         with torch.no_grad():
             for key, p in net.named_parameters():
                 p.copy_(torch.from_numpy(params[f"{name}.{key}"]))
@@ -50,11 +53,12 @@ def _torch_nets(params: dict[str, np.ndarray]) -> dict[str, torch.nn.Sequential]
     return nets
 
 
+@pytest.mark.parametrize("network", ["mlp", "conv"])
 @pytest.mark.parametrize("name", ["ppo", "dpo", "a2c", "reinforce"])
-def test_native_gradients_equal_torch_autograd(name: str, tmp_path: Path) -> None:
+def test_native_gradients_equal_torch_autograd(name: str, network: str, tmp_path: Path) -> None:
     program = dsl.load(f"programs/{name}.evz")
     rng = np.random.default_rng(0)
-    net = _core.testing.ActorCritic(OBS, ACTIONS, 64, 7, adam_eps=1e-5)
+    net = _core.testing.ActorCritic(OBS, ACTIONS, 64, network, 7, adam_eps=1e-5)
     # A sparse binary minibatch, as MinAtar gives: about 35 active cells of 400.
     dense = (rng.random((N, OBS)) < 35 / OBS).astype(np.float32)
     indptr = np.concatenate([[0], np.cumsum(dense.sum(1))]).astype(np.int64)
@@ -79,7 +83,7 @@ def test_native_gradients_equal_torch_autograd(name: str, tmp_path: Path) -> Non
 
     # Torch: the exported objective, differentiated by autograd through the same networks.
     rule = _torch_module(program, tmp_path)
-    nets = _torch_nets(net.parameters())
+    nets = _torch_nets(net.parameters(), network)
     x = torch.from_numpy(dense)
     log_probs = torch.log_softmax(nets["actor"](x), dim=-1)
     t_logp = log_probs.gather(1, torch.from_numpy(actions)[:, None])[:, 0]

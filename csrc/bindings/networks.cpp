@@ -21,8 +21,10 @@ namespace {
 
 // The network and a lock: every call releases the GIL, then takes the lock.
 struct PyActorCritic {
-  PyActorCritic(int obs_size, int num_actions, int hidden, uint64_t seed, float adam_eps)
-      : net(obs_size, num_actions, hidden, seed, trainer::AdamConfig{adam_eps}) {}
+  PyActorCritic(int obs_size, int num_actions, int hidden, const std::string& network,
+                uint64_t seed, float adam_eps)
+      : net(obs_size, num_actions, hidden, trainer::network_kind(network), seed,
+            trainer::AdamConfig{adam_eps}) {}
   trainer::ActorCritic net;
   std::mutex mutex;
 
@@ -197,21 +199,25 @@ float ac_step(PyActorCritic& s, const ObsArgs& o, py::handle actions, py::handle
 void bind_networks(py::module_& testing) {
   using trainer::ActorCritic;
   py::class_<PyActorCritic>(testing, "ActorCritic",
-                            "Native actor-critic MLPs (see csrc/trainer/actor_critic.hpp).\n"
+                            "Native actor-critic networks, 'mlp' or 'conv' (see "
+                            "csrc/trainer/actor_critic.hpp).\n"
                             "Gradients are of L = sum_i c_logp[i] logp_i + c_v[i] v_i + c_h[i] "
                             "entropy_i (no averaging).")
-      .def(py::init([](int obs_size, int num_actions, int hidden, uint64_t seed,
-                       float adam_eps) {
+      .def(py::init([](int obs_size, int num_actions, int hidden, const std::string& network,
+                       uint64_t seed, float adam_eps) {
              if (obs_size <= 0 || num_actions <= 0 || hidden <= 0)
                throw py::value_error("obs_size, num_actions and hidden must be positive");
-             return std::make_unique<PyActorCritic>(obs_size, num_actions, hidden, seed,
-                                                    adam_eps);
+             return std::make_unique<PyActorCritic>(obs_size, num_actions, hidden, network,
+                                                    seed, adam_eps);
            }),
-           py::arg("obs_size"), py::arg("num_actions"), py::arg("hidden"), py::arg("seed"),
+           py::arg("obs_size"), py::arg("num_actions"), py::arg("hidden"), py::arg("network"),
+           py::arg("seed"),
            py::arg("adam_eps"))
       .def_property_readonly("obs_size", [](PyActorCritic& s) { return s.net.obs_size(); })
       .def_property_readonly("num_actions", [](PyActorCritic& s) { return s.net.num_actions(); })
       .def_property_readonly("hidden", [](PyActorCritic& s) { return s.net.hidden(); })
+      .def_property_readonly(
+          "network", [](PyActorCritic& s) { return trainer::network_name(s.net.network()); })
       .def_property_readonly("adam_count", [](PyActorCritic& s) {
         return s.locked([](ActorCritic& net) { return net.optimizer().count(); });
       })

@@ -15,6 +15,7 @@
 #include "bindings/module.hpp"
 #include "bindings/py_interpreter.hpp"
 #include "trainer/mlp.hpp"
+#include "trainer/network.hpp"
 #include "trainer/program_rule.hpp"
 #include "trainer/train_env.hpp"
 #include "trainer/trainer.hpp"
@@ -102,6 +103,11 @@ trainer::TrainConfig train_config_from(const py::dict& d) {
   if (c.total_steps < 1 || c.num_steps < 1 || c.update_epochs < 1 || c.num_minibatches < 1 ||
       c.hidden < 1)
     throw py::value_error("train options must be positive (see evozero.TrainConfig)");
+  try {
+    trainer::network_kind(c.network);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(std::string("train options: ") + e.what());
+  }
   return c;
 }
 

@@ -19,31 +19,32 @@ int checked_size(int value, const char* what) {
 
 }  // namespace
 
-ActorCritic::ActorCritic(int obs_size, int num_actions, int hidden, uint64_t seed,
-                         AdamConfig adam)
+ActorCritic::ActorCritic(int obs_size, int num_actions, int hidden, NetworkKind network,
+                         uint64_t seed, AdamConfig adam)
     : obs_size_(checked_size(obs_size, "obs_size")),
       num_actions_(checked_size(num_actions, "num_actions")),
       hidden_(checked_size(hidden, "hidden")),
-      actor_(obs_size, hidden, num_actions, 0),
-      critic_(obs_size, hidden, 1, actor_.size()),
-      params_(actor_.size() + critic_.size(), 0.0f),
+      network_(network),
+      actor_(make_network(network, obs_size, hidden, num_actions, 0)),
+      critic_(make_network(network, obs_size, hidden, 1, actor_->size())),
+      params_(actor_->size() + critic_->size(), 0.0f),
       grads_(params_.size(), 0.0f),
       adam_(params_.size(), adam) {
   NormalRng rng(seed);
-  actor_.initialize(params_.data(), rng, 0.01);
-  critic_.initialize(params_.data(), rng, 1.0);
+  actor_->initialize(params_.data(), rng, 0.01);
+  critic_->initialize(params_.data(), rng, 1.0);
   parameters_changed();
 }
 
 std::vector<TensorSpec> ActorCritic::tensors() const {
-  std::vector<TensorSpec> specs = actor_.tensors("actor");
-  for (TensorSpec& s : critic_.tensors("critic")) specs.push_back(std::move(s));
+  std::vector<TensorSpec> specs = actor_->tensors("actor");
+  for (TensorSpec& s : critic_->tensors("critic")) specs.push_back(std::move(s));
   return specs;
 }
 
 void ActorCritic::parameters_changed() {
-  actor_.sync(params_.data());
-  critic_.sync(params_.data());
+  actor_->sync(params_.data());
+  critic_->sync(params_.data());
 }
 
 FirstLayerInput ActorCritic::first_layer_input(const Observations& obs, int n) {
@@ -78,11 +79,11 @@ void ActorCritic::forward(const Observations& obs, int n, const int64_t* actions
   ensure_size(dlogits_, table);
   ensure_size(entropy_, std::size_t(n));
 
-  actor_.forward(params_.data(), x, n);
-  critic_.forward(params_.data(), x, n);
-  categorical_forward(n, num_actions_, actor_.output(), log_probs_.data(), probs_.data(),
+  actor_->forward(params_.data(), x, n);
+  critic_->forward(params_.data(), x, n);
+  categorical_forward(n, num_actions_, actor_->output(), log_probs_.data(), probs_.data(),
                       entropy_.data(), logp ? actions : nullptr, logp);
-  if (value) std::copy(critic_.output(), critic_.output() + n, value);
+  if (value) std::copy(critic_->output(), critic_->output() + n, value);
   if (entropy) std::copy(entropy_.data(), entropy_.data() + n, entropy);
   last_n_ = n;
 }
@@ -93,7 +94,7 @@ void ActorCritic::backward(const Observations& obs, int n, const int64_t* action
   if (n > 0 && (!actions || !c_logp || !c_v || !c_h))
     throw std::invalid_argument("ActorCritic::backward: null actions or coefficients");
   FirstLayerInput x = first_layer_input(obs, n);
-  if (x.is_sparse()) {  // one transpose serves both networks
+  if (x.is_sparse() && actor_->reads_columns()) {  // one transpose serves both networks
     int64_t nnz = 0;
     for (int i = 0; i < n; ++i) {
       const int64_t b = obs.rows ? obs.rows[i] : i;
@@ -106,8 +107,8 @@ void ActorCritic::backward(const Observations& obs, int n, const int64_t* action
   }
   categorical_backward(n, num_actions_, log_probs_.data(), probs_.data(), entropy_.data(),
                        actions, c_logp, c_h, dlogits_.data());
-  actor_.backward(params_.data(), x, n, dlogits_.data(), grads_.data());
-  critic_.backward(params_.data(), x, n, c_v, grads_.data());  // dL/dv_i = c_v[i]
+  actor_->backward(params_.data(), x, n, dlogits_.data(), grads_.data());
+  critic_->backward(params_.data(), x, n, c_v, grads_.data());  // dL/dv_i = c_v[i]
 }
 
 float ActorCritic::apply_gradients(float lr, float max_grad_norm) {

@@ -1,6 +1,7 @@
-// The actor-critic of the native trainer: separate actor and critic MLPs
-// (obs -> hidden -> hidden -> num_actions logits / 1 value, ReLU, orthogonal
-// init), a categorical policy head, and clipped Adam over all parameters.
+// The actor-critic of the native trainer: separate actor and critic networks
+// (MLPs obs -> hidden -> hidden -> num_actions logits / 1 value, or the conv
+// networks of conv.hpp; ReLU, orthogonal init), a categorical policy head, and
+// clipped Adam over all parameters.
 //
 // The trainer drives one minibatch as
 //   net.forward(obs, n, actions, logp, v, entropy);      // per-sample outputs
@@ -22,11 +23,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "trainer/adam.hpp"
 #include "trainer/buffer.hpp"
-#include "trainer/mlp.hpp"
+#include "trainer/network.hpp"
 
 namespace evozero::trainer {
 
@@ -50,14 +52,16 @@ class ActorCritic {
   // three weights then the critic's are drawn from one NormalRng(seed);
   // gains sqrt(2) (hidden), 0.01 (actor output), 1 (critic output); zero biases.
   // No defaults: evozero.TrainConfig holds hidden and Adam's eps.
-  ActorCritic(int obs_size, int num_actions, int hidden, uint64_t seed, AdamConfig adam);
+  ActorCritic(int obs_size, int num_actions, int hidden, NetworkKind network, uint64_t seed,
+              AdamConfig adam);
 
   int obs_size() const { return obs_size_; }
   int num_actions() const { return num_actions_; }
   int hidden() const { return hidden_; }
+  NetworkKind network() const { return network_; }
 
-  // Every parameter in one flat array (layout in mlp.hpp); tensors() names its
-  // pieces in torch conventions (actor.0.weight, ..., critic.4.bias).
+  // Every parameter in one flat array (layouts in mlp.hpp, conv.hpp); tensors()
+  // names its pieces in torch conventions (actor.0.weight, ..., critic.4.bias).
   std::size_t num_parameters() const { return params_.size(); }
   const float* parameters() const { return params_.data(); }
   float* mutable_parameters() { return params_.data(); }
@@ -91,7 +95,8 @@ class ActorCritic {
   FirstLayerInput first_layer_input(const Observations& obs, int n);
 
   int obs_size_, num_actions_, hidden_;
-  Mlp actor_, critic_;
+  NetworkKind network_;
+  std::unique_ptr<Network> actor_, critic_;
   Buffer params_, grads_;
   Adam adam_;
   int last_n_ = -1;

@@ -83,12 +83,7 @@ void Mlp::backward(const float* params, const FirstLayerInput& x, int n, const f
   float* g = grads;
   float *h1 = h1_.data(), *h2 = h2_.data(), *d1 = d1_.data(), *d2 = d2_.data();
 
-  // Output layer: dW2[a, :] = sum_i dout[i, a] h2[i, :];  dh2 = dout . W2.
-  kernels::gemm(out_, n, H, dout, 1, out_, h2, nullptr, false, g + w2_);
-  kernels::column_sums(n, out_, dout, g + b2_);
-  std::fill(g + b2_ + out_, g + offset_ + size_, 0.0f);  // bias padding
-  kernels::gemm(n, out_, H, dout, out_, 1, p + w2_, nullptr, false, d2);
-  kernels::relu_backward(count, h2, d2);
+  output_layer_backward(n, out_, H, dout, h2, p + w2_, g + w2_, g + b2_, g + offset_ + size_, d2);
 
   // Hidden layer: dW1[k, :] = sum_i h1[i, k] d2[i, :];  dh1 = d2 . W1^T.
   kernels::gemm(H, n, H, h1, 1, H, d2, nullptr, false, g + w1_);
@@ -104,26 +99,6 @@ void Mlp::backward(const float* params, const FirstLayerInput& x, int n, const f
     kernels::gemm(in_, n, H, x.dense, 1, in_, d1, nullptr, false, g + w0_);
   }
   kernels::column_sums(n, H, d1, g + b0_);
-}
-
-void write_tensor(const TensorSpec& s, const float* values, float* flat) {
-  const int rows = s.shape[0], cols = s.shape.size() > 1 ? s.shape[1] : 1;
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      const std::size_t at = s.input_major ? std::size_t(c) * s.stride + r
-                                           : std::size_t(r) * s.stride + c;
-      flat[s.offset + at] = values[std::size_t(r) * cols + c];
-    }
-}
-
-void read_tensor(const TensorSpec& s, const float* flat, float* values) {
-  const int rows = s.shape[0], cols = s.shape.size() > 1 ? s.shape[1] : 1;
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) {
-      const std::size_t at = s.input_major ? std::size_t(c) * s.stride + r
-                                           : std::size_t(r) * s.stride + c;
-      values[std::size_t(r) * cols + c] = flat[s.offset + at];
-    }
 }
 
 }  // namespace evozero::trainer

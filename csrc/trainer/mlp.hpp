@@ -26,67 +26,43 @@
 
 #include "trainer/buffer.hpp"
 #include "trainer/kernels.hpp"
+#include "trainer/network.hpp"
 
 namespace evozero::trainer {
 
-class NormalRng;
-
-// A batch of observations for the first layer: sparse when indptr is set,
-// otherwise dense (n, in) floats with row stride in.
-struct FirstLayerInput {
-  kernels::SparseRows sparse{nullptr, nullptr, nullptr};
-  kernels::SparseColumns columns{nullptr, nullptr};  // the same batch by cell; backward only
-  const float* dense = nullptr;
-  bool is_sparse() const { return sparse.indptr != nullptr; }
-};
-
-// Where one torch-convention tensor of a flat parameter array lives.
-struct TensorSpec {
-  std::string name;            // e.g. "actor.0.weight"
-  std::vector<int> shape;      // torch shape: (out, in) for weights, (out) for biases
-  std::size_t offset;          // into the flat array
-  int stride;                  // row stride in the flat array
-  bool input_major;            // stored transposed: flat[offset + c * stride + r] = tensor[r][c]
-
-  std::size_t numel() const { return std::size_t(shape[0]) * (shape.size() > 1 ? shape[1] : 1); }
-};
-
-// Copies a tensor (row-major, torch shape) into / out of a flat array.
-void write_tensor(const TensorSpec& spec, const float* values, float* flat);
-void read_tensor(const TensorSpec& spec, const float* flat, float* values);
-
-class Mlp {
+class Mlp final : public Network {
  public:
   Mlp(int in, int hidden, int out, std::size_t offset);
 
   int in() const { return in_; }
   int hidden() const { return hidden_; }
-  int out() const { return out_; }
-  std::size_t offset() const { return offset_; }
-  std::size_t size() const { return size_; }
+  int out() const override { return out_; }
+  std::size_t offset() const override { return offset_; }
+  std::size_t size() const override { return size_; }
 
   // Orthogonal init (hidden gains sqrt(2), output gain out_gain), zero biases,
   // drawing w0, w1, w2 in that order from rng.
-  void initialize(float* params, NormalRng& rng, double out_gain) const;
+  void initialize(float* params, NormalRng& rng, double out_gain) const override;
 
   // Must be called after every change of the parameters (it refreshes the
   // output-major copy of w1 that the backward pass reads).
-  void sync(const float* params);
+  void sync(const float* params) override;
 
   // Grows the per-sample workspaces to n samples; the only allocation.
   void reserve(int n);
 
   // output() = the net applied to x, (n, out); keeps the activations for backward.
-  void forward(const float* params, const FirstLayerInput& x, int n);
-  const float* output() const { return out_buf_.data(); }
+  void forward(const float* params, const FirstLayerInput& x, int n) override;
+  const float* output() const override { return out_buf_.data(); }
 
   // Writes this net's whole gradient range of grads for the loss whose gradient
   // with respect to output() is dout (n, out). Needs the forward pass of the
   // same x and n just before (and reads its activations).
   void backward(const float* params, const FirstLayerInput& x, int n, const float* dout,
-                float* grads);
+                float* grads) override;
+  bool reads_columns() const override { return true; }
 
-  std::vector<TensorSpec> tensors(const std::string& prefix) const;
+  std::vector<TensorSpec> tensors(const std::string& prefix) const override;
 
  private:
   int in_, hidden_, stride_, out_;

@@ -130,7 +130,10 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
     const int64_t updates = cfg.total_steps / batch;
     const std::size_t obs_bytes = env.binary() ? sizeof(uint8_t) : sizeof(float);
 
-    ActorCritic net(size, A, cfg.hidden, splitmix64(seed ^ 0xac7019c21ull),
+    const NetworkKind network = network_kind(cfg.network);
+    if (network == NetworkKind::kConv && !env.binary())
+      throw std::invalid_argument("network 'conv' needs MinAtar bit-plane observations; use 'mlp'");
+    ActorCritic net(size, A, cfg.hidden, network, splitmix64(seed ^ 0xac7019c21ull),
                     AdamConfig{cfg.adam_eps});
     if (hooks && !hooks->initial_parameters.empty()) {
       if (hooks->initial_parameters.size() != net.num_parameters())

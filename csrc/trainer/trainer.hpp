@@ -34,6 +34,7 @@ struct TrainConfig {
   float adam_eps;
   float max_grad_norm;
   int hidden;
+  std::string network;  // "mlp" or "conv" (network.hpp)
 
   // Calls f(name, field) for every field, in declaration order.
   template <class F>
@@ -47,6 +48,7 @@ struct TrainConfig {
     f("adam_eps", adam_eps);
     f("max_grad_norm", max_grad_norm);
     f("hidden", hidden);
+    f("network", network);
   }
 };
 

@@ -18,7 +18,7 @@ from evozero.cli.app import console, fail, interrupted, load_program
 from evozero.cli.output import JSON_NOTE, print_json
 from evozero.cli.params import Integer, PathArg, tensorboard_option
 from evozero.native.envs import GAMES, MinAtarVecEnv
-from evozero.native.train import TrainConfig, TrainResult, learning_curve, train
+from evozero.native.train import NETWORKS, TrainConfig, TrainResult, learning_curve, train
 from evozero.status import Status
 
 #: The most envs ``games`` steps together (far past the speed plateau; memory grows with it).
@@ -114,6 +114,12 @@ def eval_command(
     workers: int = typer.Option(
         0, "--workers", parser=Integer(0), metavar="N", help="Runs in parallel (0: one per core)."
     ),
+    network: str = typer.Option(
+        TrainConfig.network,
+        "--network",
+        metavar="NET",
+        help=f"The actor and critic networks: {' or '.join(NETWORKS)} (conv: native games only).",
+    ),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
     plot: Path | None = typer.Option(
         None,
@@ -137,6 +143,12 @@ def eval_command(
         config = TrainConfig(total_steps=steps)
     except ValueError as e:
         fail(f"--steps: {e}")
+    try:
+        config = config.replace(network=network)
+    except ValueError as e:
+        fail(f"--network: {e}")
+    if network != "mlp" and env not in GAMES:
+        fail(f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not one")
 
     workers = min(workers or os.cpu_count() or 1, seeds)
     done = [0] * seeds
@@ -206,6 +218,7 @@ def _report(
         "program": str(program),
         "env": env,
         "steps": config.total_steps,
+        "network": config.network,
         "runs": [r.summary() for r in results],
         "final_return_mean": float(np.nanmean(finals)) if np.isfinite(finals).any() else None,
         "final_return_std": float(np.nanstd(finals)) if np.isfinite(finals).any() else None,
@@ -216,7 +229,10 @@ def _report(
     if as_json:
         print_json(summary)
         return
-    table = Table(title=f"{program.name} on {env}, {config.total_steps:,} steps per run")
+    table = Table(
+        title=f"{program.name} on {env}, {config.network} networks, "
+        f"{config.total_steps:,} steps per run"
+    )
     for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s"):
         table.add_column(col, justify="right")
     for r in results:

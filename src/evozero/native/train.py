@@ -48,6 +48,9 @@ ENV_FIELDS: frozenset[str] = frozenset(
 )
 
 
+#: The actor-critic networks the trainer has (csrc/trainer/network.hpp).
+NETWORKS: tuple[str, ...] = ("mlp", "conv")
+
 _INT64_MAX = int(np.iinfo(np.int64).max)
 #: The positive integer fields and the largest value of each one's C++ type
 #: (csrc/trainer/trainer.hpp: total_steps is int64_t, the rest int).
@@ -74,7 +77,10 @@ class TrainConfig:
         anneal_lr: decay the learning rate linearly to 0 over the run.
         adam_eps: Adam epsilon (added to sqrt of the second moment, as optax).
         max_grad_norm: global gradient-norm clip over actor and critic together.
-        hidden: width of both hidden layers of the actor and of the critic.
+        hidden: width of both hidden layers of the actor and of the critic (``mlp``).
+        network: ``mlp`` (obs -> hidden -> hidden, ReLU) or ``conv`` (the MinAtar
+            paper's Conv2d(16, 3x3) -> ReLU -> Linear 128 -> ReLU, native MinAtar games
+            only); the actor and the critic each have their own.
         sticky_action_prob: MinAtar sticky-action probability.
         difficulty_ramping: MinAtar difficulty ramping.
         minimal_action_set: MinAtar minimal action set (the ``-v1`` games).
@@ -91,6 +97,7 @@ class TrainConfig:
     adam_eps: float = 1e-5
     max_grad_norm: float = 0.5
     hidden: int = 64
+    network: str = "mlp"
     sticky_action_prob: float = STICKY_ACTION_PROB
     difficulty_ramping: bool = DIFFICULTY_RAMPING
     minimal_action_set: bool = True
@@ -110,6 +117,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise ValueError(f"TrainConfig.{name} must be a positive number, got {value!r}")
+        if self.network not in NETWORKS:
+            raise ValueError(
+                f"TrainConfig.network must be one of {', '.join(NETWORKS)}, got {self.network!r}"
+            )
         if not 0.0 <= self.sticky_action_prob <= 1.0:
             raise ValueError(
                 f"TrainConfig.sticky_action_prob must be in [0, 1], got {self.sticky_action_prob}"
@@ -366,6 +377,12 @@ def train(
             config.max_episode_steps or 0,
         )
     else:
+        if config.network != "mlp":
+            raise ValueError(
+                f"network {config.network!r} needs a native MinAtar game ({', '.join(GAMES)}); "
+                f"{env if isinstance(env, str) else 'this env'} has flat Box observations: "
+                "use network 'mlp'"
+            )
         venv = _gym_vector_env(env, config)
         name = env if isinstance(env, str) else str(venv.spec.id if venv.spec else venv)
         adapter = _GymAdapter(venv)

@@ -45,7 +45,12 @@ class Task:
         object.__setattr__(self, "config", dict(sorted(dict(self.config).items())))
         if not self.seeds:
             raise ValueError(f"task {self.env}: needs at least one seed")
-        self.train_config()  # validates the settings
+        network = self.train_config().network  # validates the settings
+        if network != "mlp" and self.env not in GAMES:
+            raise ValueError(
+                f"task {self.env}: network {network!r} needs a native game "
+                f"({', '.join(GAMES)}); use 'mlp'"
+            )
 
     def __hash__(self) -> int:
         return hash(self.spec_json())
