@@ -85,6 +85,8 @@ def test_report_is_one_self_contained_html_file(run: evozero.Run, tmp_path: Path
         "Learning curves on the report tasks",
         "Final report",
         "Verdict:",
+        "vs ppo.evz (paired)",
+        "train P(improvement)",
         "Hall of fame",
     ):
         assert section in text, section

@@ -102,14 +102,21 @@ def _metadata(store: RunStore, meta: dict[str, Any]) -> str:
 
 
 def _search_curve(store: RunStore) -> str:
+    # One point per trained candidate and rung it has a fitness at (a promoted candidate
+    # counts on every rung it reached), at the candidate's place in the order results came.
     points: list[tuple[int, float, str | None]] = []
+    ladders = store.ladders()
+    multi = any(len(results) > 1 for results in ladders.values())
     n = 0
     for c in store.finished():
         if c.status not in TRAINED:
             continue  # duplicates are not trained
         n += 1
-        if c.fitness is not None:
-            points.append((n, c.fitness, getattr(c, "rung", None)))
+        results = ladders.get(c.id, {})
+        if multi:
+            points += [(n, f, str(r)) for r, (_, f) in sorted(results.items()) if f is not None]
+        elif c.fitness is not None:
+            points.append((n, c.fitness, None))
     if not points:
         return "<h2>Search curve</h2><p>no candidate has a fitness yet.</p>"
     return (
@@ -145,36 +152,73 @@ def _lineage(store: RunStore, best: Candidate) -> str:
 
 
 def _final_report(report: dict[str, Any] | None) -> str:
+    """The stored final report (:func:`evozero.search.report.final_report`): per task the
+    raw return, its normalized score and the paired difference from ppo.evz; over tasks
+    the IQM and the probability of improvement; each rule's verdict."""
     if not report:
         return (
             "<h2>Final report</h2><p>This run has no final report (the search has not "
             "finished); no verdict.</p>"
         )
     tasks = [*report["train_tasks"], *report["heldout_tasks"]]
-    rows = [
+    per_task = [
+        (
+            f"{s['role']} #{s['id']}",
+            task,
+            _ci(t["return"]),
+            _fmt(t["normalized"]),
+            _ci(t["difference"]) + (" (loss)" if t["loss"] else ""),
+        )
+        for s in report["subjects"]
+        for task in tasks
+        if (t := s["tasks"].get(task))
+    ]
+    per_task += [
+        (f"{report['baseline']}.evz", task, _ci(report["ppo"].get(task)), "1.000", "-")
+        for task in tasks
+    ]
+    aggregate = [
         (
             f"{s['role']} #{s['id']} ({s['origin']})",
-            *(_fmt(s["task_scores"].get(t)) for t in tasks),
-            _ci(s["train"]),
-            _ci(s["heldout"]),
-            _ci(s["gap"]),
+            *(_estimate(s[part].get(stat)) for part in ("train", "heldout") for stat in _STATS),
         )
         for s in report["subjects"]
     ]
-    header = ("rule", *tasks, "train (mean [95% CI])", "held out", "gap")
-    comp = report["comparison"]
-    verdict = comp["text"]
-    if "difference" in comp:
-        verdict += f" (best − seed: {_ci(comp['difference'])})"
+    verdicts = [f"{s['role']} #{s['id']}: {s['verdict']['text']}" for s in report["subjects"]]
     failures = [f"{s['role']}: {f}" for s in report["subjects"] for f in s["failures"]]
     return (
-        f"<h2>Final report</h2><p>Re-evaluated on {len(report['seeds'])} fresh seeds; "
-        "scores normalized per seed (random 0, ppo.evz 1). Held-out tasks: "
-        f"{_e(', '.join(report['heldout_tasks']) or 'none')}.</p>"
-        + _table(header, rows)
-        + f'<p class="verdict">Verdict: {_e(verdict)}</p>'
+        f"<h2>Final report</h2><p>{_e(report['measured'])}; scores normalized per task "
+        f"(random 0, {report['baseline']}.evz 1); intervals are {report['level']:.0%} "
+        f"stratified bootstrap intervals ({report['bootstrap_samples']} resamples). "
+        f"Held-out tasks: {_e(', '.join(report['heldout_tasks']) or 'none')}.</p>"
+        + _table(
+            ("rule", "task", "return (mean [CI])", "normalized", "vs ppo.evz (paired)"),
+            per_task,
+            2,
+        )
+        + _table(
+            (
+                "rule",
+                "train IQM",
+                "train P(improvement)",
+                "held-out IQM",
+                "held-out P(improvement)",
+            ),
+            aggregate,
+        )
+        + f'<p class="verdict">Verdict: {_e(report["comparison"]["text"])}</p>'
+        + "".join(f'<p class="note">{_e(v)}</p>' for v in verdicts)
         + "".join(f'<p class="note">{_e(f)}</p>' for f in failures)
     )
+
+
+_STATS = ("iqm", "improvement")
+
+
+def _estimate(e: dict[str, Any] | None) -> str:
+    if not e or not e.get("n"):
+        return "-"
+    return f"{e['estimate']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
 
 
 def _curves(store: RunStore, report: dict[str, Any] | None, baseline_key: str) -> str:

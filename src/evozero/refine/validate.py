@@ -2,7 +2,7 @@
 
 Both rules train on the same fresh seeds (the same seed gives both the same envs and
 initial networks); the per-seed differences of final return (refined - original) get a
-95% bootstrap interval of their mean (:func:`evozero.search.report.bootstrap_ci`). The
+95% bootstrap interval of their mean (:func:`evozero.search.report.mean_intervals`). The
 refined constants are kept only when the whole interval lies above zero.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from evozero.native.train import TrainConfig, train
 from evozero.program.model import Program
-from evozero.search.report import bootstrap_ci
+from evozero.search.report import mean_intervals
 
 __all__ = ["VALIDATION_SEED0", "Validation", "validate"]
 
@@ -77,5 +77,6 @@ def validate(
         orig = list(pool.map(lambda s: _final(original, env, config, s), ids))
         ref = list(pool.map(lambda s: _final(refined, env, config, s), ids))
     diffs = [b - a for a, b in zip(orig, ref, strict=True) if np.isfinite(a) and np.isfinite(b)]
-    lo, hi = bootstrap_ci(diffs) if diffs else (math.nan, math.nan)
+    interval = mean_intervals([diffs])[0]  # None when no pair of runs finished
+    lo, hi = (interval["lo"], interval["hi"]) if interval else (math.nan, math.nan)
     return Validation(ids, tuple(orig), tuple(ref), lo, hi)
