@@ -6,8 +6,8 @@ the cluster in a fresh interpreter (Ray keeps per-process state that an earlier 
 instance in the test process would spoil), runs a tiny search on the Ray backend, kills
 the second node (its raylet, pid RAYLET_PID, and that raylet's workers) as soon as a
 search candidate has just been submitted there, and prints one JSON line:
-``{"victims": [...], "retried": [...]}``: the candidates in flight on the killed node,
-and those the backend ran again.
+``{"victims": [...], "retried": [...]}``: the jobs (a candidate and its rung) in flight
+on the killed node, and those the backend ran again.
 """
 
 from __future__ import annotations
