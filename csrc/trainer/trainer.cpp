@@ -166,7 +166,9 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
       net.parameters_changed();
     }
     std::size_t next_checkpoint = 0;  // into hooks->checkpoint_updates
-    result.update_stats.reserve(std::size_t(updates) * kNumUpdateStats);
+    // Room for the rows of any usual run up front (4096 updates: 147 KB); a budget of
+    // hours (or 10^12 steps, which only a cancel ends) grows it by doubling instead.
+    result.update_stats.reserve(std::size_t(std::min<int64_t>(updates, 4096)) * kNumUpdateStats);
     std::mt19937_64 rng(splitmix64(seed ^ 0x5a3c1e77ull));
     ObsStore store(env.binary(), size);
 
