@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evozero.native.train import TrainConfig, train
+from evozero.native.train import UPDATE_STATS, TrainConfig, train
 from evozero.program import dsl
 
 torch = pytest.importorskip("torch")
@@ -27,6 +27,19 @@ def _constants(program, device: str = "cpu"):
     return {c.name: torch.tensor(c.value, device=device) for c in program.constants}
 
 
+def _replay(rule, cp, constants, **kwargs):
+    """replay_update with CONFIG's settings."""
+    return replay_update(
+        rule,
+        cp,
+        constants,
+        num_minibatches=CONFIG.num_minibatches,
+        max_grad_norm=CONFIG.max_grad_norm,
+        adam_eps=CONFIG.adam_eps,
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["ppo", "a2c", "td_ac"])
 def test_one_update_in_torch_equals_the_native_update(name: str, device: str) -> None:
@@ -46,14 +59,7 @@ def test_one_update_in_torch_equals_the_native_update(name: str, device: str) ->
         )
         np.testing.assert_allclose(adv.cpu(), cp.adv.cpu(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(vtarget.cpu(), cp.vtarget.cpu(), rtol=1e-5, atol=1e-6)
-        params, adam = replay_update(
-            rule,
-            cp,
-            constants,
-            num_minibatches=CONFIG.num_minibatches,
-            max_grad_norm=CONFIG.max_grad_norm,
-            adam_eps=CONFIG.adam_eps,
-        )
+        params, adam = _replay(rule, cp, constants)
         assert adam.count == cp.adam.count + CONFIG.update_epochs * CONFIG.num_minibatches
         for k, want in cp.params_after.items():
             moved = (want - cp.params_before[k]).abs().max().item()
@@ -90,3 +96,42 @@ def test_hooks_start_from_given_parameters_and_leave_the_run_unchanged() -> None
 def test_bad_hooks_are_one_clear_error(hooks: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         train("programs/ppo.evz", "breakout", CONFIG, seed=0, hooks=hooks)
+
+
+@pytest.mark.parametrize("name", ["ppo", "td_ac"])
+def test_the_update_stats_equal_the_torch_replay(name: str) -> None:
+    """The twin replays update 0 on the recorded rollout, parameters and minibatch order;
+    its entropy, loss, approx KL and the loss's derivatives w.r.t. logp, v and entropy,
+    pooled over every minibatch, are the native row."""
+    program = dsl.load(f"programs/{name}.evz")
+    result = train(program, "breakout", CONFIG, seed=3, hooks={"checkpoints": [0]})
+    cp = Checkpoint.from_native(result.checkpoints[0], dtype=torch.float64)
+    constants = _constants(program)
+    seen: dict[str, list] = {
+        k: [] for k in ("entropy", "loss", "approx_kl", "d_logp", "d_v", "d_entropy")
+    }
+
+    def observe(mb) -> None:
+        grads = torch.autograd.grad(
+            mb["loss"].sum(), [mb["logp"], mb["v"], mb["entropy"]], retain_graph=True
+        )
+        log_ratio = (mb["logp"] - mb["logp_old"]).detach()
+        seen["entropy"].append(mb["entropy"].detach())
+        seen["loss"].append(mb["loss"].detach())
+        seen["approx_kl"].append(torch.expm1(log_ratio) - log_ratio)
+        for key, g in zip(("d_logp", "d_v", "d_entropy"), grads, strict=True):
+            seen[key].append(g)
+
+    rule = TorchRule(program)
+    _replay(rule, cp, constants, on_minibatch=observe)
+    assert len(seen["loss"]) == CONFIG.update_epochs * CONFIG.num_minibatches
+    pooled = {k: torch.cat(v).numpy() for k, v in seen.items()}
+    want = {k: pooled[k].mean() for k in ("entropy", "loss", "approx_kl")}
+    for coef in ("d_logp", "d_v", "d_entropy"):
+        want[f"{coef}_mean"] = pooled[coef].mean()
+        want[f"{coef}_std"] = pooled[coef].std()
+    got = result.update_stats[0]
+    for k, value in want.items():
+        np.testing.assert_allclose(
+            got[UPDATE_STATS.index(k)], value, rtol=1e-4, atol=1e-6, err_msg=k
+        )

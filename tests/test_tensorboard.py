@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import evozero
 from evozero.analysis.tensorboard import log_training
 from evozero.cli import app
+from evozero.native.train import UPDATE_STATS
 
 runner = CliRunner()
 PPO = str(Path(__file__).resolve().parents[1] / "programs" / "ppo.evz")
@@ -76,6 +77,24 @@ def test_training_log_holds_every_episode_and_the_per_update_means(
         assert mean == pytest.approx(float(result.episode_returns[mask].mean()))
     assert {s // per_update for _, s in means} <= {1, 2, 3}
     assert _series(events, "summary/final_return") == [(result.final_return, result.steps)]
+    # CleanRL's per-update charts, at the env step that ends each update
+    ends = [per_update * u for u in (1, 2, 3)]
+    tags = {
+        "losses/entropy": "entropy",
+        "losses/loss": "loss",
+        "losses/approx_kl": "approx_kl",
+        **{
+            f"coefficients/{c}_{s}": f"{c}_{s}"
+            for c in ("d_logp", "d_v", "d_entropy")
+            for s in ("mean", "std")
+        },
+    }
+    assert set(tags.values()) == set(UPDATE_STATS)
+    for tag, name in tags.items():
+        column = result.update_stat(name).astype(float)
+        assert _series(events, tag) == list(zip(column, ends, strict=True)), tag
+    entropy = [v for v, _ in _series(events, "losses/entropy")]
+    assert all(0 < h <= np.log(3) for h in entropy)  # breakout: 3 actions
 
 
 def test_eval_writes_one_log_folder_per_seed(
@@ -167,5 +186,16 @@ def test_eval_writes_event_files_tensorboard_reads(tmp_path: Path) -> None:
     scalars = _read_events(out / "ppo_breakout_seed0")
     episodes = [(v, s) for t, v, s in scalars if t == "charts/episodic_return"]
     assert len(episodes) == run["episodes"] > 0
+    for tag in (
+        "losses/entropy",
+        "losses/loss",
+        "coefficients/d_logp_mean",
+        "coefficients/d_v_std",
+    ):
+        series = [(v, s) for t, v, s in scalars if t == tag]
+        assert [s for _, s in series] == [8192], tag  # one update of 64 x 128 steps
+        assert np.isfinite(series[0][0]), tag
+    entropy = next(v for t, v, _ in scalars if t == "losses/entropy")
+    assert 0 < entropy <= np.log(3)
     final = [v for t, v, _ in scalars if t == "summary/final_return"]
     assert final == [pytest.approx(run["final_return"], rel=1e-6)]

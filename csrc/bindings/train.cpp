@@ -224,6 +224,9 @@ py::dict run_training(trainer::TrainEnv& env, PyInterpreter& program, const py::
   if (hooked)
     out["checkpoints"] =
         checkpoints_out(r.checkpoints, layout.specs, env.obs_size(), config.num_steps, env.num_envs());
+  out["update_stats"] = shaped(r.update_stats,
+                               {py::ssize_t(r.update_stats.size() / trainer::kNumUpdateStats),
+                                trainer::kNumUpdateStats});
   out["episode_returns"] = py::array_t<float>(r.episode_returns.size(), r.episode_returns.data());
   out["episode_end_steps"] =
       py::array_t<int64_t>(r.episode_end_steps.size(), r.episode_end_steps.data());

@@ -6,6 +6,6 @@
 
 namespace evozero {
 
-inline constexpr const char kTablesDigest[] = "60188a6ba5efde00";
+inline constexpr const char kTablesDigest[] = "fbe4793ea8a9cb39";
 
 }  // namespace evozero

@@ -104,6 +104,29 @@ void sample_actions(const float* probs, const float* log_probs, int n, int A,
   }
 }
 
+// Sums over an update's learning phase, for TrainResult::update_stats (double: an
+// update pools E * T * B samples).
+struct StatSums {
+  double entropy = 0, loss = 0, kl = 0, n = 0;
+  double d[3] = {0, 0, 0}, d2[3] = {0, 0, 0};  // d_logp, d_v, d_entropy: sum, sum of squares
+
+  // Appends the row of mean (and std) values to out.
+  void write(std::vector<float>& out) const {
+    float row[kNumUpdateStats];
+    row[kEntropy] = static_cast<float>(entropy / n);
+    row[kLoss] = static_cast<float>(loss / n);
+    row[kApproxKl] = static_cast<float>(kl / n);
+    const int mean[3] = {kDLogpMean, kDVMean, kDEntropyMean};
+    const int sd[3] = {kDLogpStd, kDVStd, kDEntropyStd};
+    for (int k = 0; k < 3; ++k) {
+      const double m = d[k] / n;
+      row[mean[k]] = static_cast<float>(m);
+      row[sd[k]] = static_cast<float>(std::sqrt(std::max(0.0, d2[k] / n - m * m)));
+    }
+    out.insert(out.end(), row, row + kNumUpdateStats);
+  }
+};
+
 template <class T>
 void gather(const T* src, const int64_t* rows, int n, T* dst) {
   for (int i = 0; i < n; ++i) dst[i] = src[rows[i]];
@@ -143,6 +166,9 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
       net.parameters_changed();
     }
     std::size_t next_checkpoint = 0;  // into hooks->checkpoint_updates
+    // Room for the rows of any usual run up front (4096 updates: 147 KB); a budget of
+    // hours (or 10^12 steps, which only a cancel ends) grows it by doubling instead.
+    result.update_stats.reserve(std::size_t(std::min<int64_t>(updates, 4096)) * kNumUpdateStats);
     std::mt19937_64 rng(splitmix64(seed ^ 0x5a3c1e77ull));
     ObsStore store(env.binary(), size);
 
@@ -255,6 +281,7 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
       }
 
       // E epochs of M shuffled minibatches.
+      StatSums sums;
       for (int e = 0; e < cfg.update_epochs && result.status == Status::kOk; ++e) {
         for (int64_t i = 0; i < batch; ++i) perm[i] = i;
         for (int64_t i = batch - 1; i > 0; --i) std::swap(perm[i], perm[rng() % uint64_t(i + 1)]);
@@ -278,6 +305,16 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
           }
           const float inv_n = 1.f / static_cast<float>(n);  // the loss is the minibatch mean
           for (int i = 0; i < n; ++i) {
+            const float log_ratio = mb_logp[i] - mb_logp_old[i];
+            sums.entropy += mb_ent[i];
+            sums.loss += loss[i];
+            sums.kl += std::expm1(log_ratio) - log_ratio;
+            sums.d[0] += d_logp[i];
+            sums.d2[0] += double(d_logp[i]) * d_logp[i];
+            sums.d[1] += d_v[i];
+            sums.d2[1] += double(d_v[i]) * d_v[i];
+            sums.d[2] += d_ent[i];
+            sums.d2[2] += double(d_ent[i]) * d_ent[i];
             d_logp[i] *= inv_n;
             d_v[i] *= inv_n;
             d_ent[i] *= inv_n;
@@ -290,6 +327,8 @@ TrainResult train(TrainEnv& env, UpdateRule& rule, const TrainConfig& cfg, uint6
         }
       }
       if (result.status != Status::kOk) break;
+      sums.n = double(cfg.update_epochs) * cfg.num_minibatches * n;
+      sums.write(result.update_stats);
       if (cp) {
         cp->adv = adv;
         cp->vtarget = vtarget;

@@ -6,6 +6,7 @@
 //       repeat E epochs, M shuffled minibatches:
 //           forward pi, V -> logp, v, entropy
 //           rule.objective -> loss and dloss/dlogp, dloss/dv, dloss/dentropy
+//           (their means and stds, the entropy and approx KL -> update_stats)
 //           backprop the mean loss, clip the global grad norm, Adam (lr annealed)
 //
 // The update rule is whatever the program encodes (see UpdateRule); a
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "generated/status.hpp"
+#include "generated/update_stats.hpp"
 #include "trainer/train_env.hpp"
 
 namespace evozero::trainer {
@@ -102,6 +104,9 @@ struct Checkpoint {
 
 struct TrainResult {
   std::vector<Checkpoint> checkpoints;
+  // (updates completed, kNumUpdateStats), row-major: each update's learning-phase
+  // statistics over all its epochs' minibatch samples (generated/update_stats.hpp).
+  std::vector<float> update_stats;
   std::vector<float> episode_returns;
   std::vector<int64_t> episode_end_steps;
   Status status = Status::kOk;  // generated/status.hpp (evozero.status.TRAINING)

@@ -7,9 +7,13 @@ The writer is ``tensorboardX``'s ``SummaryWriter`` (the optional extra
 either, :func:`summary_writer` raises :class:`TensorBoardMissing` saying how to install it.
 
 What is logged is what evozero records. The native trainer returns every episode's return
-and the step it ended at (not per-update entropy, losses or the objective's per-sample
-coefficients: the C++ core does not report them), so a training run logs CleanRL's
-``charts/episodic_return`` per episode, its mean per update, and the run's summary. A
+and the step it ended at, and per update the statistics of its learning phase
+(:data:`evozero.native.train.UPDATE_STATS`, over all its epochs' minibatches). So a
+training run logs CleanRL's ``charts/episodic_return`` per episode and its mean per
+update; per update ``losses/entropy``, ``losses/loss`` (the program's objective) and
+``losses/approx_kl``, and ``coefficients/<name>_mean`` and ``_std`` of the objective's
+per-sample derivatives w.r.t. logp, v and entropy (``d_logp``, ``d_v``, ``d_entropy``),
+at the env step that ends the update; and the run's summary. A
 search logs its curve (fitness and best fitness against trained candidates, per rung
 when candidates have one) and its counts by status. Logs are written when the run or
 search ends, from what it returned or stored.
@@ -23,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evozero.native.train import UPDATE_STATS
+
 if TYPE_CHECKING:
     from evozero.native.train import TrainConfig, TrainResult
     from evozero.search.store import RunStore
@@ -33,6 +39,7 @@ __all__ = [
     "check_available",
     "log_search",
     "log_training",
+    "stat_tag",
     "summary_writer",
 ]
 
@@ -65,9 +72,16 @@ def summary_writer(logdir: str | os.PathLike[str]) -> Any:
     return _writer_class()(str(logdir))
 
 
+def stat_tag(name: str) -> str:
+    """The chart of one of :data:`~evozero.native.train.UPDATE_STATS`: CleanRL's
+    ``losses/`` for entropy, loss and approx KL, ``coefficients/`` for the derivatives."""
+    return f"coefficients/{name}" if name.startswith("d_") else f"losses/{name}"
+
+
 def log_training(writer: Any, result: TrainResult, config: TrainConfig) -> None:
     """One training run: each episode's return at the env step it ended, the mean return
-    of the episodes that ended in each update, and the run's summary."""
+    of the episodes that ended in each update, each update's learning statistics, and
+    the run's summary."""
     steps = np.asarray(result.episode_end_steps, dtype=np.int64)
     returns = np.asarray(result.episode_returns, dtype=float)
     for step, ret in zip(steps, returns, strict=True):
@@ -79,6 +93,10 @@ def log_training(writer: Any, result: TrainResult, config: TrainConfig) -> None:
     for u in np.unique(update):
         mean = float(returns[update == u].mean())
         writer.add_scalar("charts/mean_episodic_return_per_update", mean, int((u + 1) * per_update))
+    for u, row in enumerate(result.update_stats):
+        step = (u + 1) * per_update
+        for name, value in zip(UPDATE_STATS, row, strict=True):
+            writer.add_scalar(stat_tag(name), float(value), step)
     writer.add_scalar("summary/final_return", result.final_return, result.steps)
     writer.add_scalar("summary/auc", result.auc, result.steps)
     writer.add_scalar("summary/steps_per_second", result.steps_per_second, result.steps)

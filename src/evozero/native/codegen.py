@@ -3,13 +3,15 @@
 Python is the one source of the op table (:mod:`evozero.program.ops`: names, arity,
 order, where each op is allowed), of the input vocabulary and its register slots
 (:mod:`evozero.program.vocabulary`, lowered by :mod:`evozero.native.compile`) and of the
-statuses a training run ends with (:data:`evozero.status.TRAINING`). This module writes
+statuses a training run ends with (:data:`evozero.status.TRAINING`) and of the
+statistics it records per update (:data:`evozero.native.train.UPDATE_STATS`). This module writes
 them as C++ headers into ``csrc/generated/``, checked in so that a build needs no Python
 step:
 
 ``ops.hpp``     the opcode enum, the op table and the dispatch list of elementwise ops
 ``slots.hpp``   the components, each input's register slot, outputs, carries, code width
 ``status.hpp``  the training statuses
+``update_stats.hpp``  the columns of the per-update statistics
 ``digest.hpp``  a digest of all of the above, bound as ``_core.TABLES_DIGEST``
 
 ``python -m evozero.native.codegen`` rewrites the files that differ; ``--check`` writes
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from evozero.native.compile import CARRY_INIT_CODES, CODE_WIDTH, INPUT_SLOTS, OPCODES
+from evozero.native.train import UPDATE_STATS
 from evozero.program.ops import OPS
 from evozero.program.vocabulary import COMPONENTS, MAX_CARRIES, OUTPUTS
 from evozero.status import TRAINING
@@ -90,6 +93,7 @@ def tables() -> dict[str, Any]:
         "carry_inits": dict(CARRY_INIT_CODES),
         "code_width": CODE_WIDTH,
         "statuses": [str(s) for s in TRAINING],
+        "update_stats": list(UPDATE_STATS),
     }
 
 
@@ -242,6 +246,24 @@ inline constexpr const char* status_name(Status s) {{ return kStatusNames[int(s)
 """
 
 
+def _update_stats_hpp() -> str:
+    enum = ", ".join(f"k{_camel(name)}" for name in UPDATE_STATS)
+    names = ", ".join(f'"{name}"' for name in UPDATE_STATS)
+    return f"""{_HEADER}//
+// The columns of TrainResult::update_stats, one row per update:
+// evozero.native.train.UPDATE_STATS (src/evozero/native/train.py), which says what each is.
+#pragma once
+
+namespace evozero::trainer {{
+
+enum UpdateStat : int {{ {enum}, kNumUpdateStats }};
+
+inline constexpr const char* kUpdateStatNames[kNumUpdateStats] = {{{names}}};
+
+}}  // namespace evozero::trainer
+"""
+
+
 def _digest_hpp() -> str:
     return f"""{_HEADER}//
 // evozero.native.codegen.tables_digest() of the tables in this folder: bound as
@@ -262,6 +284,7 @@ def render() -> dict[str, str]:
         "ops.hpp": _ops_hpp(),
         "slots.hpp": _slots_hpp(),
         "status.hpp": _status_hpp(),
+        "update_stats.hpp": _update_stats_hpp(),
         "digest.hpp": _digest_hpp(),
     }
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,27 @@ ENV_FIELDS: frozenset[str] = frozenset(
     }
 )
 
+
+#: The columns of :attr:`TrainResult.update_stats`, one row per update; each is over every
+#: sample of every minibatch of every epoch of the update (pooled, so the mean of a column
+#: is the mean of the minibatch means). ``entropy``: the policy's entropy; ``loss``: the
+#: program's per-sample ``loss``; ``approx_kl``: ``(ratio - 1) - log(ratio)`` (CleanRL's
+#: estimator of KL(old || new)); ``d_logp``, ``d_v``, ``d_entropy``: the per-sample
+#: derivatives of the loss with respect to logp, v and entropy, i.e. the coefficients
+#: the objective puts on each (PPO: minus the advantage where unclipped, the value error,
+#: minus the entropy coefficient), each by mean and (population) std. The C++ order is
+#: generated from this tuple (``python -m evozero.native.codegen``).
+UPDATE_STATS: tuple[str, ...] = (
+    "entropy",
+    "loss",
+    "approx_kl",
+    "d_logp_mean",
+    "d_logp_std",
+    "d_v_mean",
+    "d_v_std",
+    "d_entropy_mean",
+    "d_entropy_std",
+)
 
 #: The actor-critic networks the trainer has (csrc/trainer/network.hpp).
 NETWORKS: tuple[str, ...] = ("mlp", "conv")
@@ -209,6 +230,9 @@ class TrainResult:
         seconds: wall time of the training call.
         checkpoints: the updates recorded for refinement (``hooks``; see :func:`train`),
             each a dict of numpy arrays (evozero.refine.twin.Checkpoint reads them).
+        update_stats: ``(updates done, len(UPDATE_STATS))`` float32, the learning phase's
+            statistics of each completed update, columns named by :data:`UPDATE_STATS`;
+            update ``u`` ends at env step ``(u + 1) * num_envs * num_steps``.
     """
 
     env: str
@@ -221,6 +245,13 @@ class TrainResult:
     total_steps: int
     seconds: float
     checkpoints: tuple[dict[str, Any], ...] = ()
+    update_stats: np.ndarray = field(
+        default_factory=lambda: np.zeros((0, len(UPDATE_STATS)), dtype=np.float32)
+    )
+
+    def update_stat(self, name: str) -> np.ndarray:
+        """One column of :attr:`update_stats` by its name in :data:`UPDATE_STATS`."""
+        return self.update_stats[:, UPDATE_STATS.index(name)]
 
     @property
     def final_return(self) -> float:
@@ -431,4 +462,5 @@ def train(
         total_steps=config.num_updates * config.num_envs * config.num_steps,
         seconds=float(raw["seconds"]),
         checkpoints=tuple(raw.get("checkpoints", ())),
+        update_stats=np.asarray(raw["update_stats"], dtype=np.float32),
     )

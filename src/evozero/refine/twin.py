@@ -20,7 +20,7 @@ of the tensors it is given (CPU or CUDA).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,12 +287,15 @@ def replay_update(
     params: Params | None = None,
     adam: AdamState | None = None,
     create_graph: bool = False,
+    on_minibatch: Callable[[Mapping[str, torch.Tensor]], None] | None = None,
 ) -> tuple[Params, AdamState]:
     """The update of ``cp`` redone in torch; returns the parameters and Adam state after it.
 
     Starts from ``params``/``adam`` (default: the checkpoint's) on the checkpoint's rollout
     and minibatch order. With ``create_graph`` the result is differentiable in
     ``constants`` and ``params`` (for meta-gradients); otherwise it is detached.
+    ``on_minibatch``, if given, sees each minibatch's objective inputs and its per-sample
+    ``loss`` (in the graph: derivatives need ``retain_graph=True``) before the step.
     """
     params = dict(cp.params_before if params is None else params)
     adam = cp.adam if adam is None else adam
@@ -319,9 +322,11 @@ def replay_update(
                 }
                 logp, v, entropy, _ = forward(leaves, obs[rows], actions[rows])
                 batch = {k: x[rows] for k, x in flat.items()}
-                loss = rule.objective(
-                    {"logp": logp, "v": v, "entropy": entropy, **batch}, cp.progress, constants
-                ).mean()
+                inputs = {"logp": logp, "v": v, "entropy": entropy, **batch}
+                per_sample = rule.objective(inputs, cp.progress, constants)
+                if on_minibatch is not None:
+                    on_minibatch({**inputs, "loss": per_sample})
+                loss = per_sample.mean()
                 got = torch.autograd.grad(
                     loss, [leaves[k] for k in names], create_graph=create_graph, allow_unused=True
                 )
