@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evozero.analysis import figures
+from evozero.analysis.curve import search_points
 from evozero.analysis.explain import Explanation, explain
 from evozero.export import latex_expr, live_program, pseudocode
 from evozero.program.model import Program
@@ -102,21 +103,7 @@ def _metadata(store: RunStore, meta: dict[str, Any]) -> str:
 
 
 def _search_curve(store: RunStore) -> str:
-    # One point per trained candidate and rung it has a fitness at (a promoted candidate
-    # counts on every rung it reached), at the candidate's place in the order results came.
-    points: list[tuple[int, float, str | None]] = []
-    ladders = store.ladders()
-    multi = any(len(results) > 1 for results in ladders.values())
-    n = 0
-    for c in store.finished():
-        if c.status not in TRAINED:
-            continue  # duplicates are not trained
-        n += 1
-        results = ladders.get(c.id, {})
-        if multi:
-            points += [(n, f, str(r)) for r, (_, f) in sorted(results.items()) if f is not None]
-        elif c.fitness is not None:
-            points.append((n, c.fitness, None))
+    points = [(n, f, None if r is None else str(r)) for n, f, r in search_points(store)]
     if not points:
         return "<h2>Search curve</h2><p>no candidate has a fitness yet.</p>"
     return (

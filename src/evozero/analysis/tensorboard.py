@@ -106,20 +106,15 @@ def log_training(writer: Any, result: TrainResult, config: TrainConfig) -> None:
 def log_search(writer: Any, store: RunStore) -> None:
     """A search: fitness and best fitness so far against trained candidates (one series
     per rung when candidates have one), and the count of candidates by status."""
-    from evozero.status import TRAINED
+    from evozero.analysis.curve import search_points
 
-    best: dict[str | None, float] = {}
+    best: dict[int | None, float] = {}
     n = 0
-    for c in store.finished():
-        if c.status not in TRAINED:
-            continue  # duplicates are not trained
-        n += 1
-        rung = getattr(c, "rung", None)
+    for n, fitness, rung in search_points(store):
         prefix = "search" if rung is None else f"search/rung_{rung}"
-        if c.fitness is not None:
-            best[rung] = max(best.get(rung, c.fitness), c.fitness)
-            writer.add_scalar(f"{prefix}/fitness", c.fitness, n)
-            writer.add_scalar(f"{prefix}/best_fitness", best[rung], n)
+        best[rung] = max(best.get(rung, fitness), fitness)
+        writer.add_scalar(f"{prefix}/fitness", fitness, n)
+        writer.add_scalar(f"{prefix}/best_fitness", best[rung], n)
     counts = store.count_by_status()
     for status, count in sorted(counts.items()):
         writer.add_scalar(f"counts/{status.value}", count, n)
