@@ -124,7 +124,7 @@ def test_explain_a_run_names_its_best_rules(run: evozero.Run) -> None:
 
 
 def test_explain_a_program_file(tmp_path: Path) -> None:
-    program = evozero.load(Path(evozero.__file__).parents[2] / "programs" / "ppo.evz")
+    program = evozero.load(Path(__file__).resolve().parents[1] / "programs" / "ppo.evz")
     edited = tmp_path / "wide.evz"
     edited.write_text(dsl.to_text(program.with_constants({"eps": 0.3, "lam": 0.725})))
     result = runner.invoke(app, ["explain", str(edited)])
