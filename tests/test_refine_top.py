@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_runs import TINY, copy_run, searched_run
 from typer.testing import CliRunner
 
 from evozero.cli import app
@@ -18,33 +19,22 @@ from evozero.search.driver import Search, SearchStatus
 from evozero.search.store import RunStore
 from evozero.status import TRAINED
 
-TINY = dict(suite="tiny", backend="serial", workers=1, population=3, tournament=2)
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("refine_top")
 
 
 @pytest.fixture(autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _cache(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # One normalizer cache for the module's runs (measured once).
-    monkeypatch.setenv("EVOZERO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("EVOZERO_CACHE_DIR", str(base / "cache"))
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def searched(base: Path) -> Path:
     """A tiny run searched (budget 3), not refined or reported."""
-    base = tmp_path_factory.getbasetemp()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EVOZERO_CACHE_DIR", str(base / "cache"))
-        search = Search.create(base / "searched", SearchConfig(budget=3, **TINY))
-        search.run(report=False)
-        search.store.close()
-    return base / "searched"
-
-
-def _copy(run_dir: Path, to: Path) -> Path:
-    to.mkdir()
-    for f in run_dir.iterdir():
-        if f.is_file() and f.suffix != ".lock":
-            (to / f.name).write_bytes(f.read_bytes())
-    return to
+    return searched_run(base)
 
 
 def _fake_refine(calls: list[int]):
@@ -87,7 +77,7 @@ def test_a_run_stopped_in_the_refine_stage_resumes_without_refining_twice(
 ) -> None:
     calls: list[int] = []
     monkeypatch.setattr(stage, "refine", _fake_refine(calls))
-    run = _copy(searched, tmp_path / "run")
+    run = copy_run(searched, tmp_path / "run")
     search = Search.resume(run, after_search=stage.refine_top)
     search.change(refine_top=2, refine_method="es")
     phases: list[str] = []
@@ -127,7 +117,7 @@ def test_refined_children_do_not_count_against_the_budget(
     searched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stage, "refine", _fake_refine([]))
-    run = _copy(searched, tmp_path / "run")
+    run = copy_run(searched, tmp_path / "run")
     search = Search.resume(run, after_search=stage.refine_top)
     search.change(refine_top=1, refine_method="es")
     search.run(report=False)
