@@ -274,17 +274,16 @@ class Search(Journal[Rule, CandidateResult]):
         self.store.set_meta({"state": "running"})
         self.store.requeue()  # the candidates a killed session left running
         try:  # Ctrl-C while the workers start is a stop too
-            self.backend = make_backend(
-                self.config.backend,
-                evaluate_job,
-                workers=self.config.workers,
-                time_limit=self.suite.time_limit,
-                address=self.config.address,
-            )
+            self._open_backend()
             self._normalizers([t for t in (self.suite.hurdle, *self._rung_tasks()) if t])
             self._evolve()
-            if self.after_search is not None:
+            if self.after_search is not None and self.config.refine_top:
+                # The stage runs its own workers (a Ray cluster's CPUs are the search's
+                # actors' otherwise); the report gets fresh ones.
+                assert self.backend is not None
+                self.backend.close()
                 self.after_search(self)
+                self._open_backend()
             if report:
                 self._report()
         except BaseException as e:
@@ -302,6 +301,15 @@ class Search(Journal[Rule, CandidateResult]):
             if self.backend is not None:
                 self.backend.close()
         return self.status
+
+    def _open_backend(self) -> None:
+        self.backend = make_backend(
+            self.config.backend,
+            evaluate_job,
+            workers=self.config.workers,
+            time_limit=self.suite.time_limit,
+            address=self.config.address,
+        )
 
     def result_of(self, outcome: Outcome, rung: int = 0) -> CandidateResult:
         """A candidate's verdict at ``rung`` from its worker's outcome; a failed job is an
