@@ -6,42 +6,23 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_runs import copy_run, searched_run
 from typer.testing import CliRunner
 
 from evozero.cli import app
 from evozero.program import dsl
 from evozero.refine.run import RefineOutcome, describe_change, store_child
-from evozero.search.config import SearchConfig
-from evozero.search.driver import Search
 from evozero.search.store import RunStore
 from evozero.status import Status
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("refine_run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EVOZERO_CACHE_DIR", str(base / "cache"))
-        config = SearchConfig(
-            budget=3, suite="tiny", backend="serial", workers=1, population=3, tournament=2
-        )
-        search = Search.create(base / "run", config)
-        search.run(report=False)
-        search.store.close()
-    return base / "run"
-
-
-def _copy(run_dir: Path, to: Path) -> Path:
-    """A copy of the run (each test writes its own)."""
-    to.mkdir()
-    for f in run_dir.iterdir():
-        if f.is_file() and f.suffix != ".lock":
-            (to / f.name).write_bytes(f.read_bytes())
-    return to
+    return searched_run(tmp_path_factory.mktemp("refine_run"))
 
 
 def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None:
-    copy = _copy(run_dir, tmp_path / "run")
+    copy = copy_run(run_dir, tmp_path / "run")
     with RunStore.open(copy, for_resume=True) as store:
         (parent,) = store.best(1)
         original = store.program(parent)
@@ -72,7 +53,7 @@ def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None
 
 
 def test_refine_a_run_directory(run_dir: Path, tmp_path: Path) -> None:
-    copy = _copy(run_dir, tmp_path / "run")
+    copy = copy_run(run_dir, tmp_path / "run")
     args = ["refine", str(copy), "--method", "es", "--steps", "1", "--seeds", "2"]
     args += ["--backend", "serial", "-o", str(tmp_path / "out"), "--json"]
     result = CliRunner().invoke(app, args)

@@ -206,6 +206,9 @@ def evolve(
     backend: str | None = None,
     seed: int | None = None,
     report: bool = True,
+    refine_top: int | None = None,
+    refine_method: str | None = None,
+    refine_steps: int | None = None,
 ) -> Run:
     """Run a search, as ``evozero evolve`` does, and return the finished :class:`Run`.
 
@@ -218,7 +221,10 @@ def evolve(
         population, tournament, workers, backend, seed: as the command's flags (None:
             their defaults).
         report: run the final report (fresh seeds, held-out tasks, the verdict).
+        refine_top, refine_method, refine_steps: as ``--refine-top`` ...: refine the
+            constants of the best rules after the search (:mod:`evozero.refine.stage`).
     """
+    from evozero.refine.stage import refine_top as refine_stage
     from evozero.search.config import SearchConfig, default_run_dir
     from evozero.search.driver import Search
 
@@ -231,13 +237,16 @@ def evolve(
             ("workers", workers),
             ("backend", backend),
             ("seed", seed),
+            ("refine_top", refine_top),
+            ("refine_method", refine_method),
+            ("refine_steps", refine_steps),
         )
         if v is not None
     }
     texts = tuple((str(p), Path(p).read_text()) for p in seeds or ())
     config = SearchConfig(budget=budget, init=init, init_texts=texts, **given)
     run_dir = Path(out) if out is not None else default_run_dir(config)
-    search = Search.create(run_dir, config)
+    search = Search.create(run_dir, config, after_search=refine_stage)
     try:
         search.run(report=report)
     finally:

@@ -228,7 +228,8 @@ def run_overview(store: RunStore) -> dict[str, Any]:
         "state": meta.get("state"),
         "suite": config.get("suite"),
         "budget": config.get("budget"),
-        "trained": store.count(*TRAINED),
+        "trained": store.count(*TRAINED),  # the search's: what its budget counts
+        "refined": store.count(*TRAINED, children=True),  # refined children, outside it
         "duplicates": store.count(Status.DUPLICATE),
         "best_fitness": best[0].fitness if best else None,
         "best_id": best[0].id if best else None,

@@ -99,7 +99,9 @@ def run_exports(run_dir: Path, top: int, output: Path) -> list[tuple[Program, Pa
     from evozero.search.store import DamagedCandidate
 
     with open_run(run_dir) as store:
-        store.count_by_status()  # notes the rows whose status is damaged: they may be best
+        store.count_by_status(
+            children=None
+        )  # notes the rows whose status is damaged: they may be best
         best = store.best(top)  # a damaged row among the best is left out, and noted
         problems = [
             f"{run_dir}: {where} is damaged ({why})" for where, why in store.damaged.items()

@@ -13,21 +13,19 @@ from evozero.cli.params import Integer, PathArg
 from evozero.native.train import TrainConfig
 from evozero.program import dsl
 from evozero.refine import TORCH_INSTALL_HINT, torch_available
-from evozero.refine.run import METHODS, RefineOutcome, RefineSettings, refine, store_child
+from evozero.refine.run import (
+    METHODS,
+    RefineOutcome,
+    RefineSettings,
+    event_line,
+    refine,
+    store_child,
+)
+from evozero.refine.stage import run_settings
 from evozero.search.tasks import Suite
 
 if TYPE_CHECKING:
     from evozero.search.store import RunStore
-
-
-def _line(label: str, event: dict[str, Any]) -> str:
-    if "error" in event:
-        return f"{label} step {event['step']}: run failed ({event['error']})"
-    values = ", ".join(f"{k}={v:.4g}" for k, v in event["values"].items())
-    return (
-        f"{label} step {event['step']:>3} | {event['steps']:>10,} env steps"
-        f" | J {event['objective']:+.4g} | {values}"
-    )
 
 
 @store_errors
@@ -93,21 +91,18 @@ def refine_command(
             if not best:
                 fail(f"{target}: no candidate has passed the suite yet; nothing to refine")
             targets = [(f"candidate {c.id}", c.id, store.program(c)) for c in best]
-            # A run's rules are refined and validated on its suite's first task.
-            task = Suite.from_json(store.meta()["suite"]).tasks[0]
-            env, train_steps = task.env, task.steps
         try:
-            config = (
-                task.train_config() if store is not None else TrainConfig(total_steps=train_steps)
-            )
-            settings = RefineSettings(
-                method=method,
-                env=env,
-                config=config,
-                budget_steps=steps,
-                backend=backend,
-                workers=workers or None,
-                validation_seeds=seeds,
+            given = {
+                "method": method,
+                "budget_steps": steps,
+                "backend": backend,
+                "workers": workers or None,
+                "validation_seeds": seeds,
+            }
+            settings = (
+                RefineSettings(env=env, config=TrainConfig(total_steps=train_steps), **given)
+                if store is None
+                else run_settings(Suite.from_json(store.meta()["suite"]), **given)
             )
         except ValueError as e:
             fail(str(e))
@@ -122,7 +117,7 @@ def refine_command(
                     lambda e, label=label: (
                         None
                         if as_json
-                        else console.print(_line(label, e), soft_wrap=True, highlight=False)
+                        else console.print(event_line(label, e), soft_wrap=True, highlight=False)
                     ),
                 )
             except KeyboardInterrupt:

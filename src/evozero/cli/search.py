@@ -28,6 +28,7 @@ from evozero.search.config import (
     DEFAULT_RUNS_ROOT,
     INITS,
     LIMITS,
+    REFINE_METHODS,
     SearchConfig,
     default_run_dir,
 )
@@ -53,7 +54,9 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
         info = display.run_overview(store)
         console.print(
             f"[bold]{run_dir}[/]: suite {info['suite']}, {info['trained']}/"
-            f"{info['budget']} trained, {info['duplicates']} duplicates skipped, "
+            f"{info['budget']} trained"
+            + (f" (+{info['refined']} refined)" if info["refined"] else "")
+            + f", {info['duplicates']} duplicates skipped, "
             f"state {info['state']}",
             highlight=False,
         )
@@ -176,6 +179,29 @@ def evolve(
         metavar="DIR",
         help="Run directory (default runs/<time>-<suite>).",
     ),
+    refine_top: int = typer.Option(
+        None,
+        "--refine-top",
+        parser=Integer(*LIMITS["refine_top"]),
+        metavar="K",
+        help="After the search, refine the constants of the K best rules (kept ones are "
+        "stored as children and can be the report's best rule); default 0: none.",
+    ),
+    refine_method: str = typer.Option(
+        None,
+        "--refine-method",
+        metavar="METHOD",
+        help=f"With --refine-top: {' or '.join(REFINE_METHODS)} "
+        f"(default {_DEFAULTS['refine_method']}).",
+    ),
+    refine_steps: int = typer.Option(
+        None,
+        "--refine-steps",
+        parser=Integer(*LIMITS["refine_steps"]),
+        metavar="N",
+        help=f"With --refine-top: env-step budget per rule (default "
+        f"{_DEFAULTS['refine_steps']:,}).",
+    ),
     resume: Path = typer.Option(
         None,
         "--resume",
@@ -197,6 +223,8 @@ def evolve(
         tensorboard_available()
 
     from evozero.cli import display
+    from evozero.refine import TORCH_INSTALL_HINT, torch_available
+    from evozero.refine.stage import refine_top as refine_top_stage
     from evozero.search.driver import Search
     from evozero.search.store import RunStoreError
 
@@ -207,6 +235,9 @@ def evolve(
             ("backend", backend),
             ("address", address),
             ("max_time", max_time),
+            ("refine_top", refine_top),
+            ("refine_method", refine_method),
+            ("refine_steps", refine_steps),
         )
         if v is not None
     }
@@ -224,9 +255,9 @@ def evolve(
             if given:
                 fail(
                     f"{', '.join(given)} cannot change when resuming; drop them (only "
-                    "--budget, --max-time, --workers, --backend and --address may)"
+                    "--budget, --max-time, --workers, --backend, --address and --refine-* may)"
                 )
-            search = Search.resume(resume)
+            search = Search.resume(resume, after_search=refine_top_stage)
             changes = dict(execution)
             if budget is not None:
                 changes["budget"] = budget
@@ -252,9 +283,16 @@ def evolve(
                 budget=budget, init=init_kind, init_texts=texts, **search_settings, **execution
             )
             run_dir = out or default_run_dir(config)
-            search = Search.create(run_dir, config)
+            search = Search.create(run_dir, config, after_search=refine_top_stage)
     except (ValueError, RunStoreError, ProgramError) as e:
         fail(str(e))
+    metagrad = search.config.refine_top and search.config.refine_method == "metagrad"
+    if metagrad and not torch_available():
+        search.store.close()
+        fail(
+            f"--refine-method metagrad needs PyTorch: {TORCH_INSTALL_HINT}; "
+            "or use --refine-method es"
+        )
 
     run_dir = search.store.directory
     try:

@@ -28,15 +28,25 @@ from evozero.refine.constants import ConstantSpace
 from evozero.refine.es import ESConfig, ESState, es_step, fitness_of, train_job
 from evozero.refine.validate import Validation, validate
 from evozero.search.backends import make_backend
+from evozero.search.config import REFINE_METHODS
 from evozero.search.fitness import candidate_result, evaluate_job
 from evozero.search.protocol import Job, JobResult
-from evozero.search.store import RunStore
+from evozero.search.store import REFINE_ORIGIN, RunStore
 from evozero.search.tasks import Suite
 
-__all__ = ["METHODS", "RefineOutcome", "RefineSettings", "describe_change", "refine", "store_child"]
+__all__ = [
+    "METHODS",
+    "RefineOutcome",
+    "RefineSettings",
+    "describe_change",
+    "event_line",
+    "refine",
+    "store_child",
+    "train_child",
+]
 
-#: The refinement methods.
-METHODS: tuple[str, ...] = ("metagrad", "es")
+#: The refinement methods (one list, in the search's settings: ``evolve --refine-method``).
+METHODS = REFINE_METHODS
 
 #: Successive meta-steps shift their checkpoints by this fraction of the spacing.
 _GOLDEN = (math.sqrt(5) - 1) / 2
@@ -83,6 +93,17 @@ class RefineOutcome:
 
 
 Events = Callable[[dict[str, Any]], None]
+
+
+def event_line(label: str, event: dict[str, Any]) -> str:
+    """One progress event as a line: ``label step N | env steps | J | constants``."""
+    if "error" in event:
+        return f"{label} step {event['step']}: run failed ({event['error']})"
+    values = ", ".join(f"{k}={v:.4g}" for k, v in event["values"].items())
+    return (
+        f"{label} step {event['step']:>3} | {event['steps']:>10,} env steps"
+        f" | J {event['objective']:+.4g} | {values}"
+    )
 
 
 def _affordable(spent: int, cost: int, budget: int, done: int) -> bool:
@@ -216,25 +237,31 @@ def describe_change(outcome: RefineOutcome) -> str:
 
 def store_child(store: RunStore, parent: int, outcome: RefineOutcome, method: str) -> int:
     """Record the refined rule as a child of candidate ``parent`` (origin
-    ``refine:METHOD``), trained on the run's suite and scored like any candidate, so it
-    appears in ``show``, the hall of fame and ``export``. Returns its id."""
-    meta = store.meta()
-    suite = Suite.from_json(meta["suite"])
+    ``refine:METHOD``, outside the search's budget), trained on the run's suite and
+    scored like any candidate (:func:`train_child`), so it appears in ``show``, the hall
+    of fame and ``export``. Returns its id."""
     program = outcome.refined
     child = store.add_child(
-        origin=f"refine:{method}",
+        origin=f"{REFINE_ORIGIN}{method}",
         parent=parent,
-        mutation=f"refine:{method} {describe_change(outcome)}",
+        mutation=f"{REFINE_ORIGIN}{method} {describe_change(outcome)}",
         text=dsl.to_text(program),
         key=canonical_key(program),
         fingerprint=fingerprint(program),
         complexity=program.complexity(),
     )
+    train_child(store, child)
+    return child
+
+
+def train_child(store: RunStore, child: int) -> None:
+    """Train stored child ``child`` on the run's suite and record its result (also what
+    finishes one a stopped session left unfinished)."""
+    suite = Suite.from_json(store.meta()["suite"])
     start = time.perf_counter()
     reply = JobResult.from_json(
-        evaluate_job(Job(dsl.to_text(program), tuple(suite.tasks)).to_json())
+        evaluate_job(Job(store.candidate(child).text, tuple(suite.tasks)).to_json())
     )
     store.finish_candidate(
         child, candidate_result(reply, suite, store.normalizers(), time.perf_counter() - start)
     )
-    return child

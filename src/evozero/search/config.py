@@ -30,7 +30,12 @@ LIMITS: dict[str, tuple[int, int]] = {
     "tournament": (1, 100_000),
     "workers": (1, 1024),
     "seed": (0, 2**63 - 1),
+    "refine_top": (0, 100),
+    "refine_steps": (1, 2**63 - 1),
 }
+#: The refinement methods (:mod:`evozero.refine`; listed here, below it, so a search's
+#: settings can be checked without it).
+REFINE_METHODS: tuple[str, ...] = ("metagrad", "es")
 #: The reference programs that ``--init seeds`` starts from (noop is not a seed: it
 #: learns nothing).
 SEED_PROGRAMS: tuple[str, ...] = ("ppo", "a2c", "dpo", "reinforce", "td_ac")
@@ -55,6 +60,10 @@ class SearchConfig:
         seed: seeds every random choice of the search.
         max_time: seconds of search (over all sessions of the run) after which no more
             candidates or promotions start; None: no limit.
+        refine_top: after the search, refine the constants of this many best rules
+            (:mod:`evozero.refine`; kept refinements are stored as children); 0: none.
+        refine_method: ``metagrad`` or ``es``.
+        refine_steps: env-step budget of each rule's refinement.
     """
 
     budget: int
@@ -68,6 +77,9 @@ class SearchConfig:
     address: str | None = None
     seed: int = 0
     max_time: float | None = None
+    refine_top: int = 0
+    refine_method: str = "metagrad"
+    refine_steps: int = 2_000_000
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in LIMITS.items():
@@ -89,6 +101,11 @@ class SearchConfig:
         if self.backend not in BACKENDS:
             raise ValueError(
                 f"unknown --backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.refine_method not in REFINE_METHODS:
+            raise ValueError(
+                f"unknown --refine-method {self.refine_method!r}; "
+                f"choose one of {', '.join(REFINE_METHODS)}"
             )
         if self.tournament > self.population:
             raise ValueError(

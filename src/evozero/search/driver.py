@@ -55,6 +55,7 @@ from evozero.search.report import (
     report_subjects,
 )
 from evozero.search.store import (
+    REFINE_ORIGIN,
     Candidate,
     DamagedCandidate,
     RunStore,
@@ -120,6 +121,11 @@ def individual(
     )
 
 
+def _refined(c: Candidate) -> bool:
+    """Whether ``c`` is a refined child (made after the search, outside its evolution)."""
+    return c.origin.startswith(REFINE_ORIGIN)
+
+
 @dataclass
 class SearchStatus:
     """A snapshot of a running search, for live displays."""
@@ -161,8 +167,14 @@ class Search(Journal[Rule, CandidateResult]):
         *,
         on_status: Callable[[SearchStatus], None] | None = None,
         cache: NormalizerCache | None = None,
+        after_search: Callable[[Search], None] | None = None,
     ) -> None:
         self.store = store
+        #: Runs between the search phase and the report: the refinement stage of
+        #: ``refine_top`` (:func:`evozero.refine.stage.refine_top`; refine sits above
+        #: search, so its caller passes it in). It must skip the work a stopped session
+        #: finished, since a resume calls it again.
+        self.after_search = after_search
         self.config = config
         self.suite = suite
         self.on_status = on_status or (lambda status: None)
@@ -231,11 +243,11 @@ class Search(Journal[Rule, CandidateResult]):
             self.store.program(c)
 
     def change(self, **changes: Any) -> str | None:
-        """Changes a resumed run's ``budget``, ``max_time``, ``workers``, ``backend`` or
-        ``address`` and
-        records them; returns the line that says what the budget means for this run, when
-        it changes. The budget counts trained candidates over the whole run; one below the
-        number already trained becomes that number."""
+        """Changes a resumed run's ``budget``, ``max_time``, ``workers``, ``backend``,
+        ``address`` or ``refine_*`` settings and records them; returns the line that says
+        what the budget means for this run, when it changes. The budget counts the
+        search's trained candidates over the whole run (refined children are not); one
+        below the number already trained becomes that number."""
         note = None
         if "budget" in changes:
             trained = self.store.count(*TRAINED)
@@ -254,18 +266,24 @@ class Search(Journal[Rule, CandidateResult]):
     def run(self, *, report: bool = True) -> SearchStatus:
         """Evolve until the budget is trained, then (``report``) re-evaluate the best rule
         and the best seed; Ctrl-C stops gracefully (the run resumes)."""
+        if self.config.refine_top and self.after_search is None:
+            raise RuntimeError(
+                "this run refines its best rules after the search (refine_top); pass "
+                "after_search=evozero.refine.stage.refine_top, as `evozero evolve` does"
+            )
         self.store.set_meta({"state": "running"})
         self.store.requeue()  # the candidates a killed session left running
         try:  # Ctrl-C while the workers start is a stop too
-            self.backend = make_backend(
-                self.config.backend,
-                evaluate_job,
-                workers=self.config.workers,
-                time_limit=self.suite.time_limit,
-                address=self.config.address,
-            )
+            self._open_backend()
             self._normalizers([t for t in (self.suite.hurdle, *self._rung_tasks()) if t])
             self._evolve()
+            if self.after_search is not None and self.config.refine_top:
+                # The stage runs its own workers (a Ray cluster's CPUs are the search's
+                # actors' otherwise); the report gets fresh ones.
+                assert self.backend is not None
+                self.backend.close()
+                self.after_search(self)
+                self._open_backend()
             if report:
                 self._report()
         except BaseException as e:
@@ -283,6 +301,15 @@ class Search(Journal[Rule, CandidateResult]):
             if self.backend is not None:
                 self.backend.close()
         return self.status
+
+    def _open_backend(self) -> None:
+        self.backend = make_backend(
+            self.config.backend,
+            evaluate_job,
+            workers=self.config.workers,
+            time_limit=self.suite.time_limit,
+            address=self.config.address,
+        )
 
     def result_of(self, outcome: Outcome, rung: int = 0) -> CandidateResult:
         """A candidate's verdict at ``rung`` from its worker's outcome; a failed job is an
@@ -319,10 +346,16 @@ class Search(Journal[Rule, CandidateResult]):
         )
         ladders = self.store.ladders()
         self._requeued = self.store.unfinished_promotions()
+        # Refined children were made after a search phase, outside the evolution: not in
+        # its population, queue or budget (the refinement stage trains them), but their
+        # ids are taken.
+        finished, unfinished = self.store.finished(), self.store.unfinished()
+        next_id = 1 + max((c.id for c in (*finished, *unfinished)), default=-1)
         self.evolution.restore(
-            (individual(c, ladders.get(c.id)) for c in self.store.finished()),
-            map(individual, self.store.unfinished()),
+            (individual(c, ladders.get(c.id)) for c in finished if not _refined(c)),
+            (individual(c) for c in unfinished if not _refined(c)),
             self._requeued,
+            taken=next_id,
         )
         self.status.phase = "search"
         self._clock = (float(self.store.meta().get("search_seconds", 0.0)), time.time())
@@ -540,6 +573,11 @@ class Search(Journal[Rule, CandidateResult]):
         report = final_report(self.store, subjects, train_tasks, heldout)
         self.store.set_meta({"state": "finished", "report": report})
         self._emit("finished", report["comparison"]["text"])
+
+    def emit(self, phase: str, message: str = "") -> None:
+        """Shows ``phase`` (and ``message``) on the live status (for a stage that runs
+        within the search: ``after_search``)."""
+        self._emit(phase, message)
 
     def _emit(self, phase: str, message: str = "") -> None:
         self.status.phase = phase

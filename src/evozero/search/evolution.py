@@ -214,6 +214,7 @@ class RegularizedEvolution(Generic[G, R]):
         self.promoted_from: list[set[int]] = [set() for _ in range(rungs)]
         self._promotions: deque[tuple[Individual[G], int]] = deque()  # from a stopped run
         self.next_id = 0
+        self.next_initial = 0  # initial genomes proposed (ids may be taken by others)
         self.streak = 0  # duplicates proposed since the last submission
         self._unfinished: deque[Individual[G]] = deque()  # from a stopped run: they go first
         self._waiting: dict[int, list[Individual[G]]] = {}  # in-flight id -> its duplicates
@@ -290,8 +291,9 @@ class RegularizedEvolution(Generic[G, R]):
         """The next child: the next initial genome, else a mutant of a tournament's
         winner; None while the population is empty."""
         i = self.next_id
-        if i < len(self.initial):
-            origin, genome = self.initial[i]
+        if self.next_initial < len(self.initial):
+            origin, genome = self.initial[self.next_initial]
+            self.next_initial += 1
             child = Individual(i, genome, origin)
         elif not self.population:
             return None
@@ -352,12 +354,15 @@ class RegularizedEvolution(Generic[G, R]):
         finished: Iterable[Individual[G]],
         unfinished: Iterable[Individual[G]] = (),
         promotions: Iterable[tuple[int, int]] = (),
+        *,
+        taken: int = 0,
     ) -> None:
         """Continues a stopped run (call it first): ``finished`` individuals in the order
         their rung-0 results came (the population is the youngest of them; each with its
         ``ladder``), ``unfinished`` ones (proposed, no result) in proposal order, and the
         ``(id, rung)`` promotions that had no result; :meth:`run` dispatches the
-        promotions, then the unfinished, before anything new."""
+        promotions, then the unfinished, before anything new. New ids start at ``taken``
+        or above (ids used outside the evolution)."""
         if self.next_id or self.population or self.in_flight:
             raise RuntimeError("restore() is for a fresh RegularizedEvolution")
         ids = [-1]
@@ -374,11 +379,13 @@ class RegularizedEvolution(Generic[G, R]):
                         self.promoted_from[rung - 1].add(individual.id)
             self._join(individual)
             ids.append(individual.id)
+            self.next_initial += individual.parent is None
         for id, rung in promotions:
             self.promoted_from[rung - 1].add(id)
             self._promotions.append((by_id[id], rung))
         self._unfinished.extend(unfinished)
-        self.next_id = 1 + max(ids + [u.id for u in self._unfinished])
+        self.next_id = max(taken, 1 + max(ids + [u.id for u in self._unfinished]))
+        self.next_initial += sum(1 for u in self._unfinished if u.parent is None)
 
     def _remember(self, individual: Individual[G]) -> None:
         """``individual`` was trained: count it, and look it up by its keys from now on."""

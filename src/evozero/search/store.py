@@ -176,6 +176,9 @@ UPDATE meta SET value = '2' WHERE key = 'schema';
 #: The origin of an initial program starts with this (``init:ppo``, ``init:rule.evz``);
 #: a mutant's origin is ``mutation``.
 INIT_ORIGIN = "init:"
+#: The origin of a refined child starts with this (``refine:es``, ``refine:metagrad``): it
+#: was made after the search, outside the evolution, and does not count against its budget.
+REFINE_ORIGIN = "refine:"
 #: The condition of a candidate that passed the full suite (its fitness is its mean score).
 _PASSED = f"status = '{Status.OK.value}' AND fitness IS NOT NULL"
 #: The condition of a candidate proposed but without a result.
@@ -1318,23 +1321,31 @@ class RunStore:
         return found[0] if found else None
 
     @_guarded
-    def count_by_status(self) -> Counter[Status]:
-        """How many candidates have each status."""
+    def count_by_status(self, *, children: bool | None = False) -> Counter[Status]:
+        """How many candidates have each status: the search's own (``children`` False,
+        what its budget counts), the refined children (True), or all (None)."""
+        where, params = "1", ()
+        if children is not None:
+            where = f"substr(origin, 1, ?) {'=' if children else '!='} ?"
+            params = (len(REFINE_ORIGIN), REFINE_ORIGIN)
         counts: Counter[Status] = Counter()
-        rows = self.conn.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status")
+        rows = self.conn.execute(
+            f"SELECT status, COUNT(*) FROM candidates WHERE {where} GROUP BY status", params
+        )
         for value, n in rows.fetchall():
             try:
                 counts[self._status(Status(value))] += n
             except ValueError:
                 for (id,) in self.conn.execute(
-                    "SELECT id FROM candidates WHERE status IS ?", (value,)
+                    f"SELECT id FROM candidates WHERE status IS ? AND {where}", (value, *params)
                 ).fetchall():
                     self._damage(f"candidate {id}", f"status {value!r} is unknown", id)
         return counts
 
-    def count(self, *statuses: Status) -> int:
-        """How many candidates have one of ``statuses``."""
-        counts = self.count_by_status()
+    def count(self, *statuses: Status, children: bool | None = False) -> int:
+        """How many candidates (as :meth:`count_by_status` selects them) have one of
+        ``statuses``."""
+        counts = self.count_by_status(children=children)
         return sum(counts[Status(s)] for s in set(statuses))
 
     @_guarded

@@ -1,0 +1,90 @@
+"""The refinement stage of ``evozero evolve --refine-top K``: after the search phase and
+before the final report, refine the constants of the search's K best rules.
+
+The driver cannot import this layer (refine sits above search), so whoever runs a search
+passes :func:`refine_top` as its ``after_search`` stage (``evozero evolve`` and
+:func:`evozero.evolve` do). A kept refinement is stored as a child of its rule (origin
+``refine:METHOD``), so the report that follows can pick it; every rule refined is
+recorded in the run's meta ``refined`` (candidate id → method, child, verdict), so a
+resume, after Ctrl-C or a crash mid-stage, refines only the rules not done yet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from evozero.refine.run import RefineSettings, event_line, refine, store_child, train_child
+from evozero.search.store import REFINE_ORIGIN, Candidate, RunStore
+from evozero.search.tasks import Suite
+from evozero.status import UNFINISHED
+
+if TYPE_CHECKING:
+    from evozero.search.driver import Search
+
+#: The run store's meta key of the rules refined so far.
+META_KEY = "refined"
+
+
+def run_settings(suite: Suite, **settings: Any) -> RefineSettings:
+    """Refinement settings for a run's rules: on its suite's first task and its trainer
+    settings (where its rules learned)."""
+    task = suite.tasks[0]
+    return RefineSettings(env=task.env, config=task.train_config(), **settings)
+
+
+def targets(store: RunStore, k: int) -> list[Candidate]:
+    """The search's ``k`` best rules (refined children are not rules of the search)."""
+    children = store.count_by_status(children=True).total()
+    return [c for c in store.best(k + children) if not c.origin.startswith(REFINE_ORIGIN)][:k]
+
+
+def refine_top(search: Search) -> None:
+    """Refine the ``refine_top`` best rules of ``search`` not refined yet (see the module
+    doc); the live status shows phase ``refine``."""
+    config, store = search.config, search.store
+    if not config.refine_top:
+        return
+    children = [c for c in store.candidates() if c.origin.startswith(REFINE_ORIGIN)]
+    for c in children:  # stored by a session stopped before it was trained
+        if c.status in UNFINISHED:
+            search.emit("refine", f"training refined candidate {c.id} (left by a stopped run)")
+            train_child(store, c.id)
+    done: dict[str, Any] = dict(store.meta().get(META_KEY) or {})
+    done_ids = {int(k) for k in done} | {c.parent for c in children}
+    todo = [c for c in targets(store, config.refine_top) if c.id not in done_ids]
+    settings = run_settings(
+        search.suite,
+        method=config.refine_method,
+        budget_steps=config.refine_steps,
+        seed=config.seed,
+        backend=config.backend,
+        workers=config.workers,
+    )
+    for i, c in enumerate(todo, 1):
+        label = f"candidate {c.id} ({i}/{len(todo)}, {config.refine_method})"
+        search.emit("refine", f"refining {label}")
+        try:
+            outcome = refine(
+                store.program(c),
+                settings,
+                lambda e, label=label: search.emit("refine", event_line(label, e)),
+            )
+        except ValueError as e:  # e.g. a rule without constants
+            done[str(c.id)] = {"method": config.refine_method, "child": None, "verdict": str(e)}
+            store.set_meta({META_KEY: done})
+            continue
+        assert outcome.validation is not None
+        child = (
+            store_child(store, c.id, outcome, config.refine_method)
+            if outcome.validation.kept
+            else None
+        )
+        done[str(c.id)] = {
+            "method": config.refine_method,
+            "child": child,
+            "verdict": outcome.validation.verdict,
+            "steps": outcome.steps,
+            "seconds": outcome.seconds,
+        }
+        store.set_meta({META_KEY: done})
+        search.emit("refine", f"{label}: {outcome.validation.verdict}")

@@ -1,0 +1,148 @@
+"""``evolve --refine-top K``: the refinement stage between the search and its report,
+resumable, with refined children outside the search's budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tiny_runs import TINY, copy_run, searched_run
+from typer.testing import CliRunner
+
+from evozero.cli import app
+from evozero.refine import stage
+from evozero.refine.run import RefineOutcome
+from evozero.refine.validate import Validation
+from evozero.search.config import SEED_PROGRAMS, SearchConfig
+from evozero.search.driver import Search, SearchStatus
+from evozero.search.store import RunStore
+from evozero.status import TRAINED
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("refine_top")
+
+
+@pytest.fixture(autouse=True)
+def _cache(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One normalizer cache for the module's runs (measured once).
+    monkeypatch.setenv("EVOZERO_CACHE_DIR", str(base / "cache"))
+
+
+@pytest.fixture(scope="module")
+def searched(base: Path) -> Path:
+    """A tiny run searched (budget 3), not refined or reported."""
+    return searched_run(base)
+
+
+def _fake_refine(calls: list[int]):
+    """A stand-in for :func:`evozero.refine.run.refine` that halves the first constant
+    and keeps it (the stage's bookkeeping is under test, not the method)."""
+
+    def refine(program, settings, on_event=lambda e: None, **_):
+        calls.append(len(calls))
+        name, value = next(iter(program.constant_values.items()))
+        refined = program.with_constants({name: value * 0.5})
+        on_event({"step": 0, "steps": 10, "objective": 1.0, "values": {name: value * 0.5}})
+        kept = Validation((1, 2), (0.0, 0.0), (1.0, 1.0), 0.5, 1.5)
+        return RefineOutcome(program, refined, 10, 0.0, [], kept)
+
+    return refine
+
+
+def test_evolve_refine_top_stores_the_outcome_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["evolve", "--budget", "3", "--suite", "tiny", "--backend", "serial"]
+    args += ["--workers", "1", "--population", "3", "--tournament", "2", "--out", str(out)]
+    args += ["--refine-top", "1", "--refine-method", "es", "--refine-steps", "1", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with RunStore.open(out) as store:
+        meta = store.meta()
+        (best,) = stage.targets(store, 1)
+        children = [c for c in store.candidates() if c.origin == "refine:es"]
+        assert meta["state"] == "finished" and meta["report"] is not None
+        (record,) = meta["refined"].values()
+        assert list(meta["refined"]) == [str(best.id)] and record["method"] == "es"
+        assert record["verdict"].startswith("refined constants")
+        assert [c.id for c in children] == ([record["child"]] if record["child"] else [])
+        assert all(c.parent == best.id for c in children)
+        assert store.count(*TRAINED) == 3  # the budget; a child is counted apart
+
+
+def test_a_run_stopped_in_the_refine_stage_resumes_without_refining_twice(
+    searched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(stage, "refine", _fake_refine(calls))
+    run = copy_run(searched, tmp_path / "run")
+    search = Search.resume(run, after_search=stage.refine_top)
+    search.change(refine_top=2, refine_method="es")
+    phases: list[str] = []
+
+    def stop_at_the_second(s: SearchStatus) -> None:
+        phases.append(s.phase)
+        if s.phase == "refine" and "(2/2" in s.message:
+            raise KeyboardInterrupt
+
+    search.on_status = stop_at_the_second
+    with pytest.raises(KeyboardInterrupt):
+        search.run()
+    search.store.close()
+    assert calls == [0] and "refine" in phases
+    with RunStore.open(run) as store:
+        assert store.meta()["state"] == "stopped" and len(store.meta()["refined"]) == 1
+    search = Search.resume(run, after_search=stage.refine_top)
+    search.run()
+    search.store.close()
+    assert calls == [0, 1]  # only the second rule on resume
+    with RunStore.open(run) as store:
+        meta = store.meta()
+        targets = {c.id for c in stage.targets(store, 2)}
+        children = [c for c in store.candidates() if c.origin == "refine:es"]
+        assert meta["state"] == "finished" and meta["report"] is not None
+        assert {int(k) for k in meta["refined"]} == targets == {c.parent for c in children}
+        assert len(children) == 2
+        # A third session refines nothing more.
+        store.close()
+    search = Search.resume(run, after_search=stage.refine_top)
+    search.run()
+    search.store.close()
+    assert calls == [0, 1]
+
+
+def test_refined_children_do_not_count_against_the_budget(
+    searched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stage, "refine", _fake_refine([]))
+    run = copy_run(searched, tmp_path / "run")
+    search = Search.resume(run, after_search=stage.refine_top)
+    search.change(refine_top=1, refine_method="es")
+    search.run(report=False)
+    search.store.close()
+    result = CliRunner().invoke(app, ["show", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "3/3 trained (+1 refined)" in result.output
+    runs = CliRunner().invoke(app, ["runs", str(tmp_path), "--json"])
+    (row,) = json.loads(runs.stdout)
+    assert (row["trained"], row["refined"]) == (3, 1)
+    # One more in the budget trains one more search candidate (the child is not one),
+    # the next initial program (the child's id skips none).
+    search = Search.resume(run, after_search=stage.refine_top)
+    assert "has 3, so 1 more will be trained" in (search.change(budget=4) or "")
+    search.run(report=False)
+    search.store.close()
+    with RunStore.open(run) as store:
+        assert store.count(*TRAINED) == 4 and store.count(*TRAINED, children=True) == 1
+        origins = [c.origin for c in store.candidates()]
+        assert origins.count("refine:es") == 1
+        assert [o for o in origins if o != "refine:es"] == [f"init:{n}" for n in SEED_PROGRAMS[:4]]
+
+
+def test_a_run_with_refine_top_needs_the_stage(tmp_path: Path) -> None:
+    search = Search.create(tmp_path / "run", SearchConfig(budget=1, refine_top=1, **TINY))
+    with pytest.raises(RuntimeError, match="after_search"):
+        search.run()
+    search.store.close()
