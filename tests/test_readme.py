@@ -19,10 +19,13 @@ def test_readme_has_python_examples() -> None:
 
 
 @pytest.mark.parametrize("code", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
-def test_readme_python_example_runs(code: str) -> None:
+def test_readme_python_example_runs(code: str, tmp_path: Path) -> None:
     # Budgets are shrunk so the suite stays fast; the code is otherwise the README's.
     code = code.replace("total_steps=1_000_000", "total_steps=20_000")
+    # Run as a user's script file (not `python -c`): worker processes re-import it.
+    script = tmp_path / "example.py"
+    script.write_text(code)
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr

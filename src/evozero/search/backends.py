@@ -498,8 +498,9 @@ class ProcessBackend(_PoolBackend):
                     raise RuntimeError(
                         f"a worker process failed to start "
                         f"({_exit_description(w.process.exitcode)}); can a fresh interpreter "
-                        f"import {self.fn.__module__}.{self.fn.__qualname__}? "
-                        "(its traceback is on stderr)"
+                        f"import {self.fn.__module__}.{self.fn.__qualname__}? A script that "
+                        'starts a search must do so under `if __name__ == "__main__":` '
+                        "(workers re-import it); its traceback is on stderr"
                     )
 
     def _retire(self, worker: _Worker) -> None:
