@@ -216,6 +216,10 @@ def test_a_multi_fidelity_search_runs_from_a_suite_file(tmp_path: Path):
         for c in promoted:
             assert c.status in (Status.OK, Status.DIVERGED, Status.ERROR)
             assert {r.task for r in store.runs(c.id, rung=1)} == {"breakout@40960"}
+    shown = json.loads(runner.invoke(app, ["show", str(out), "--json"]).stdout)
+    assert [r["steps"] for r in shown["rungs"]] == [20480, 40960]  # each rung's budget
+    listed = runner.invoke(app, ["runs", str(tmp_path), "--json"]).stdout
+    assert json.loads(listed)[0]["suite"] == f"tiny-file ({path})"  # its name, then the file
     path.unlink()  # the run keeps its suite: it resumes without the file
     again = runner.invoke(app, ["evolve", "--resume", str(out), "--budget", "5", "--json"])
     assert again.exit_code == 0, again.output

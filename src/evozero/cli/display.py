@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -217,16 +217,34 @@ def report_view(report: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def _stored_suite(meta: Mapping[str, Any]) -> Suite | None:
+    """The suite a run stored, or None where it does not decode (the run store reports
+    damage itself)."""
+    try:
+        return Suite.from_json(meta["suite"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def run_overview(store: RunStore) -> dict[str, Any]:
     """One run's headline figures (``evozero runs``)."""
     meta = store.meta()
     config = meta.get("config", {})
     best = store.best(1)
+    suite = _stored_suite(meta)
+    rungs = store.rung_summary()
+    if suite is not None:  # each rung's step budget, as the live display shows it
+        for r in rungs:
+            if r["rung"] < len(suite.rungs):
+                r["steps"] = max(t.steps for t in suite.rungs[r["rung"]])
+    name = config.get("suite")
+    if suite is not None and name != suite.name:  # a suite file: its name, then the file
+        name = f"{suite.name} ({name})"
     return {
         "run": str(store.directory),
         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(meta.get("created_at", 0))),
         "state": meta.get("state"),
-        "suite": config.get("suite"),
+        "suite": name,
         "budget": config.get("budget"),
         "trained": store.count(*TRAINED),  # the search's: what its budget counts
         "refined": store.count(*TRAINED, children=True),  # refined children, outside it
@@ -234,7 +252,7 @@ def run_overview(store: RunStore) -> dict[str, Any]:
         "best_fitness": best[0].fitness if best else None,
         "best_id": best[0].id if best else None,
         "best_rung": best[0].rung if best else None,
-        "rungs": store.rung_summary(),
+        "rungs": rungs,
         "verdict": (meta.get("report") or {}).get("comparison", {}).get("verdict"),
         "evozero": meta.get("environment", {}).get("evozero"),
     }
