@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["formula_uri", "learning_curves", "pareto_front", "search_curve"]
+__all__ = ["formula_uri", "learning_curves", "mean_ci", "pareto_front", "search_curve"]
 
 #: Dots per inch of every figure (sharp on a slide, small in the file).
 DPI = 110
@@ -82,7 +82,7 @@ def pareto_front(
     return _uri(fig)
 
 
-def _mean_ci(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_ci(curves: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and a normal 95% interval over seeds (curves cut to the shortest)."""
     n = min(len(c) for c in curves)
     a = np.array([c[:n] for c in curves], dtype=float)
@@ -97,7 +97,7 @@ def learning_curves(task: str, by_rule: Mapping[str, Sequence[Sequence[float]]])
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.0))
     for label, curves in by_rule.items():
-        mean, lo, hi = _mean_ci(curves)
+        mean, lo, hi = mean_ci(curves)
         x = np.linspace(0, 1, len(mean))
         ax.plot(x, mean, label=f"{label} (n={len(curves)})")
         ax.fill_between(x, lo, hi, alpha=0.2)
