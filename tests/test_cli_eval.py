@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from evozero.cli import app
 from evozero.native.envs import GAMES
+from evozero.native.train import TrainConfig
 
 runner = CliRunner()
 TINY = ["--steps", "16384", "--seeds", "2"]
@@ -33,6 +34,22 @@ def test_eval_json_and_plot(tmp_path: Path) -> None:
     assert all(r["status"] == "ok" and r["steps"] == 16384 for r in data["runs"])
     assert data["final_return_mean"] > 0
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_says_the_steps_trained_not_only_the_steps_asked() -> None:
+    """The trainer runs whole updates: --steps 20000 over updates of 8192 trains 16384."""
+    config = TrainConfig(total_steps=20_000)
+    trained = config.num_updates * config.num_envs * config.num_steps
+    assert trained != 20_000
+    args = ["eval", "programs/ppo.evz", "--steps", "20000", "--seeds", "1"]
+    data = strict_json(runner.invoke(app, [*args, "--json"]).stdout)
+    assert (data["steps"], data["steps_asked"]) == (trained, 20_000)
+    assert data["runs"][0]["steps"] == trained
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    title = " ".join(result.output.split())
+    assert f"{trained:,} steps per run" in title and "20,000 steps per run" not in title
+    assert "--steps 20,000" in title
 
 
 def test_eval_network_conv_is_recorded() -> None:

@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 from evozero.cli import app
 from evozero.program import dsl
-from evozero.refine.run import RefineOutcome, describe_change, store_child
+from evozero.refine.run import RefineOutcome, describe_change, iteration_steps, store_child
+from evozero.refine.stage import run_settings
 from evozero.search.store import RunStore
+from evozero.search.tasks import Suite
 from evozero.status import Status
 
 
@@ -54,11 +56,15 @@ def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None
 
 def test_refine_a_run_directory(run_dir: Path, tmp_path: Path) -> None:
     copy = copy_run(run_dir, tmp_path / "run")
-    args = ["refine", str(copy), "--method", "es", "--steps", "1", "--seeds", "2"]
+    with RunStore.open(copy) as reader:
+        suite = Suite.from_json(reader.meta()["suite"])
+    one = iteration_steps(run_settings(suite, method="es"))  # the least budget: one iteration
+    args = ["refine", str(copy), "--method", "es", "--steps", str(one), "--seeds", "2"]
     args += ["--backend", "serial", "-o", str(tmp_path / "out"), "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     (out,) = json.loads(result.stdout)
+    assert len(out["history"]) == 1 and out["steps"] == one  # the budget, not past it
     with RunStore.open(copy) as reader:
         children = [c for c in reader.candidates() if c.origin == "refine:es"]
     assert [c.id for c in children] == ([out["child"]] if out["kept"] else [])

@@ -10,13 +10,16 @@ import pytest
 from tiny_runs import TINY, copy_run, searched_run
 from typer.testing import CliRunner
 
+import evozero
 from evozero.cli import app
 from evozero.refine import stage
-from evozero.refine.run import RefineOutcome
+from evozero.refine.run import RefineOutcome, iteration_steps
+from evozero.refine.stage import run_settings
 from evozero.refine.validate import Validation
 from evozero.search.config import SEED_PROGRAMS, SearchConfig
 from evozero.search.driver import Search, SearchStatus
 from evozero.search.store import RunStore
+from evozero.search.tasks import get_suite
 from evozero.status import TRAINED
 
 
@@ -56,7 +59,8 @@ def test_evolve_refine_top_stores_the_outcome_and_reports(tmp_path: Path) -> Non
     out = tmp_path / "run"
     args = ["evolve", "--budget", "3", "--suite", "tiny", "--backend", "serial"]
     args += ["--workers", "1", "--population", "3", "--tournament", "2", "--out", str(out)]
-    args += ["--refine-top", "1", "--refine-method", "es", "--refine-steps", "1", "--json"]
+    one = iteration_steps(run_settings(get_suite("tiny"), method="es"))  # the least budget
+    args += ["--refine-top", "1", "--refine-method", "es", "--refine-steps", str(one), "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     with RunStore.open(out) as store:
@@ -66,7 +70,7 @@ def test_evolve_refine_top_stores_the_outcome_and_reports(tmp_path: Path) -> Non
         assert meta["state"] == "finished" and meta["report"] is not None
         (record,) = meta["refined"].values()
         assert list(meta["refined"]) == [str(best.id)] and record["method"] == "es"
-        assert record["verdict"].startswith("refined constants")
+        assert record["verdict"].startswith("refined constants") and record["steps"] == one
         assert [c.id for c in children] == ([record["child"]] if record["child"] else [])
         assert all(c.parent == best.id for c in children)
         assert store.count(*TRAINED) == 3  # the budget; a child is counted apart
@@ -146,3 +150,29 @@ def test_a_run_with_refine_top_needs_the_stage(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="after_search"):
         search.run()
     search.store.close()
+
+
+def test_a_refine_budget_below_one_iteration_is_refused_before_the_search(
+    searched: Path, tmp_path: Path
+) -> None:
+    one = iteration_steps(run_settings(get_suite("tiny"), method="es"))
+    out = tmp_path / "new"
+    args = ["evolve", "--budget", "3", "--suite", "tiny", "--out", str(out), "--refine-top", "1"]
+    args += ["--refine-method", "es", "--refine-steps", str(one - 1)]
+    result = CliRunner().invoke(app, args)
+    line = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"--refine-steps {one - 1:,} is less than one es iteration" in line
+    assert f"({one:,} env steps" in line and f"pass --refine-steps {one} or more" in line
+    assert not out.exists()  # refused before the run was made
+    # Resuming with such a budget is refused too, and leaves the run free.
+    run = copy_run(searched, tmp_path / "run")
+    args = ["evolve", "--resume", str(run), "--refine-top", "1", "--refine-method", "es"]
+    result = CliRunner().invoke(app, [*args, "--refine-steps", "1"])
+    assert result.exit_code == 2 and "--refine-steps 1 is less than" in result.output
+    with RunStore.open(run, for_resume=True) as store:
+        assert "refined" not in store.meta()
+    # The Python API names its own argument.
+    with pytest.raises(ValueError, match=f"refine_steps 1 is less than .* pass refine_steps {one}"):
+        evozero.evolve(3, "tiny", out=out, refine_top=1, refine_method="es", refine_steps=1)
+    assert not out.exists()

@@ -224,9 +224,11 @@ def evolve(
         refine_top, refine_method, refine_steps: as ``--refine-top`` ...: refine the
             constants of the best rules after the search (:mod:`evozero.refine.stage`).
     """
+    from evozero.refine.stage import check_stage
     from evozero.refine.stage import refine_top as refine_stage
     from evozero.search.config import SearchConfig, default_run_dir
     from evozero.search.driver import Search
+    from evozero.search.tasks import get_suite
 
     given = {
         k: v
@@ -245,6 +247,7 @@ def evolve(
     }
     texts = tuple((str(p), Path(p).read_text()) for p in seeds or ())
     config = SearchConfig(budget=budget, init=init, init_texts=texts, **given)
+    check_stage(config, get_suite(config.suite))  # a ValueError before the search
     run_dir = Path(out) if out is not None else default_run_dir(config)
     search = Search.create(run_dir, config, after_search=refine_stage)
     try:

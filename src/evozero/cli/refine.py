@@ -17,6 +17,7 @@ from evozero.refine.run import (
     METHODS,
     RefineOutcome,
     RefineSettings,
+    check_budget,
     event_line,
     refine,
     store_child,
@@ -69,14 +70,15 @@ def refine_command(
         "-o",
         parser=PathArg("new directory", "a directory for the refined .evz files"),
         metavar="DIR",
-        help="Where to write refined rules (default: the current directory).",
+        help="Where to write kept refined rules (default: the current directory).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
     """Refine the constants of PROGRAM (or of a run's best rules), then validate.
 
     The refined constants are kept only if, on fresh seeds with the native trainer,
-    the 95% CI of the paired difference of final return lies above zero.
+    the 95% CI of the paired difference of final return lies above zero; only a kept
+    rule is written (NAME.refined-METHOD.evz in --output).
     """
     if method not in METHODS:
         fail(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
@@ -104,6 +106,7 @@ def refine_command(
                 if store is None
                 else run_settings(Suite.from_json(store.meta()["suite"]), **given)
             )
+            check_budget(settings, "--steps")
         except ValueError as e:
             fail(str(e))
         out_dir = output or Path.cwd()
@@ -158,16 +161,25 @@ def _store(
 def _report(
     label: str, outcome: RefineOutcome, out_dir: Path, method: str, as_json: bool
 ) -> dict[str, Any]:
+    """Write a kept refinement (only: a ``.refined-*.evz`` file is always a rule that beat
+    its original on fresh seeds; the original file stays the rule when dropped, and the
+    dropped constants are in the JSON's ``refined``); say which way it went."""
     v = outcome.validation
     assert v is not None
-    stem = label.replace(" ", "-").removesuffix(".evz")
-    path = out_dir / f"{stem}.refined-{method}.evz"
-    header = f"refined by evozero refine --method {method}: {v.verdict}"
-    dsl.dump(outcome.kept, path, header=header)
+    path = None
+    if v.kept:
+        stem = label.replace(" ", "-").removesuffix(".evz")
+        path = out_dir / f"{stem}.refined-{method}.evz"
+        dsl.dump(
+            outcome.refined,
+            path,
+            header=f"refined by evozero refine --method {method}: {v.verdict}",
+        )
     if not as_json:
+        written = f"wrote {path}" if path else "nothing written (dropped: the original stays)"
         console.print(f"{label}: {v.verdict}", highlight=False, soft_wrap=True)
         console.print(
-            f"{label}: {outcome.steps:,} env steps, {outcome.seconds:.1f} s; wrote {path}",
+            f"{label}: {outcome.steps:,} env steps, {outcome.seconds:.1f} s; {written}",
             highlight=False,
             soft_wrap=True,
         )
@@ -187,6 +199,6 @@ def _report(
         },
         "steps": outcome.steps,
         "seconds": outcome.seconds,
-        "output": str(path),
+        "output": str(path) if path else None,  # None: dropped, nothing written
         "history": outcome.history,
     }

@@ -32,7 +32,7 @@ from evozero.search.config import (
     SearchConfig,
     default_run_dir,
 )
-from evozero.search.tasks import SUITES
+from evozero.search.tasks import SUITES, get_suite
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
@@ -224,6 +224,7 @@ def evolve(
 
     from evozero.cli import display
     from evozero.refine import TORCH_INSTALL_HINT, torch_available
+    from evozero.refine.stage import check_stage
     from evozero.refine.stage import refine_top as refine_top_stage
     from evozero.search.driver import Search
     from evozero.search.store import RunStoreError
@@ -265,6 +266,11 @@ def evolve(
                 note = search.change(**changes)
                 if note:
                     Console(stderr=True).print(note, highlight=False, soft_wrap=True)
+            try:
+                check_stage(search.config, search.suite, "--refine-steps")
+            except ValueError:
+                search.store.close()
+                raise
         else:
             if budget is None:
                 fail("--budget is required: how many candidates to train, e.g. --budget 20")
@@ -282,6 +288,7 @@ def evolve(
             config = SearchConfig(
                 budget=budget, init=init_kind, init_texts=texts, **search_settings, **execution
             )
+            check_stage(config, get_suite(config.suite), "--refine-steps")  # before the run
             run_dir = out or default_run_dir(config)
             search = Search.create(run_dir, config, after_search=refine_top_stage)
     except (ValueError, RunStoreError, ProgramError) as e:
@@ -397,7 +404,6 @@ def suites(
     """
     from evozero.cli import display
     from evozero.search.cost import suite_cost
-    from evozero.search.tasks import get_suite
 
     try:
         chosen = [get_suite(name) for name in names or SUITES]

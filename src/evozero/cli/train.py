@@ -164,7 +164,7 @@ def eval_command(
     ) as bar:
         task = bar.add_task(
             f"{program.name} on {env}",
-            total=seeds * config.num_updates * config.num_envs * config.num_steps,
+            total=seeds * config.run_steps,
         )
 
         def run(seed: int) -> TrainResult:
@@ -217,7 +217,8 @@ def _report(
     summary = {
         "program": str(program),
         "env": env,
-        "steps": config.total_steps,
+        "steps": config.run_steps,  # what each run trained: whole updates
+        "steps_asked": config.total_steps,
         "network": config.network,
         "runs": [r.summary() for r in results],
         "final_return_mean": float(np.nanmean(finals)) if np.isfinite(finals).any() else None,
@@ -230,8 +231,7 @@ def _report(
         print_json(summary)
         return
     table = Table(
-        title=f"{program.name} on {env}, {config.network} networks, "
-        f"{config.total_steps:,} steps per run"
+        title=f"{program.name} on {env}, {config.network} networks, {_steps_title(config)}"
     )
     for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s"):
         table.add_column(col, justify="right")
@@ -260,6 +260,16 @@ def _report(
             console.print(f"seed {r.seed}: {r.status}: {r.message}")
     if plot is not None:
         console.print(f"learning curves written to {plot}")
+
+
+def _steps_title(config: TrainConfig) -> str:
+    """The env steps each run trained, and the asked --steps where whole updates differ."""
+    trained = f"{config.run_steps:,} steps per run"
+    if config.run_steps == config.total_steps:
+        return trained
+    batch = config.num_envs * config.num_steps
+    updates = f"{config.num_updates:,} updates of {batch:,}"
+    return f"{trained} ({updates}; --steps {config.total_steps:,})"
 
 
 def _plot(results: list[TrainResult], path: Path, title: str) -> None:

@@ -168,6 +168,11 @@ class TrainConfig:
         """Updates in the run: whole rollouts that fit in ``total_steps``."""
         return self.total_steps // (self.num_envs * self.num_steps)
 
+    @property
+    def run_steps(self) -> int:
+        """Env steps a run takes: its whole updates (``total_steps`` rounded down)."""
+        return self.num_updates * self.num_envs * self.num_steps
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated); unknown names are an error."""
         known = {f.name for f in fields(self)}
@@ -459,7 +464,7 @@ def train(
         episode_returns=np.asarray(raw["episode_returns"], dtype=np.float64),
         episode_end_steps=np.asarray(raw["episode_end_steps"], dtype=np.int64),
         steps=int(raw["steps"]),
-        total_steps=config.num_updates * config.num_envs * config.num_steps,
+        total_steps=config.run_steps,
         seconds=float(raw["seconds"]),
         checkpoints=tuple(raw.get("checkpoints", ())),
         update_stats=np.asarray(raw["update_stats"], dtype=np.float32),

@@ -3,6 +3,7 @@
 * :mod:`~evozero.refine.constants`: the constants as unconstrained coordinates;
 * :mod:`~evozero.refine.twin`: the torch twin of the trainer (needs torch);
 * :mod:`~evozero.refine.metagrad`: meta-gradients through unrolled updates (needs torch);
+* :mod:`~evozero.refine.schedule`: the updates each meta-step records;
 * :mod:`~evozero.refine.es`: antithetic evolution strategies on the search backends;
 * :mod:`~evozero.refine.validate`: refined vs original on fresh seeds;
 * :mod:`~evozero.refine.run`: the loop behind ``evozero refine``.

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from evozero.refine.constants import ConstantSpace
+from evozero.refine.schedule import checkpoint_updates
 from evozero.refine.twin import Checkpoint, TorchRule, forward, replay_update
 
 __all__ = ["META_GAMMA", "META_LAMBDA", "MetaProblem", "checkpoint_updates", "reference_advantages"]
@@ -48,20 +49,6 @@ def reference_advantages(cp: Checkpoint) -> torch.Tensor:
         adv[t] = g
     adv = adv.reshape(-1)
     return (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
-
-
-def checkpoint_updates(num_updates: int, pairs: int, k: int, offset: float = 0.0) -> list[int]:
-    """``pairs`` runs of K + 1 consecutive updates spread over a lifetime of
-    ``num_updates`` (``offset`` in [0, 1) shifts them, so successive meta-steps see
-    different points)."""
-    last = num_updates - k - 1
-    if last < 0:
-        raise ValueError(f"a lifetime of {num_updates} updates is too short for K = {k}")
-    starts = sorted({int((last + 1) * ((i + offset) / pairs)) % (last + 1) for i in range(pairs)})
-    out: list[int] = []
-    for s in starts:
-        out.extend(u for u in range(s, s + k + 1) if u not in out and (not out or u > out[-1]))
-    return out
 
 
 @dataclass

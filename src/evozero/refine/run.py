@@ -6,8 +6,10 @@ the meta-gradient of :class:`~evozero.refine.metagrad.MetaProblem` and one Adam 
 step in the constants' coordinates. ``es``: each iteration evaluates 2 x ``pairs``
 perturbed rules on the backend (:mod:`evozero.refine.es`, fitness = mean final return
 over ``es_seeds`` full lifetimes). Both stop before an iteration that would take the
-env steps spent past the budget (the first iteration always runs); then
-:func:`~evozero.refine.validate.validate` decides whether the result is kept.
+env steps spent past the budget; a budget below one iteration
+(:func:`iteration_steps`) is refused up front (:func:`check_budget`), so a budget is
+never overspent. Then :func:`~evozero.refine.validate.validate` decides whether the
+result is kept.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from evozero.program.canon import canonical_key, fingerprint
 from evozero.program.model import Program
 from evozero.refine.constants import ConstantSpace
 from evozero.refine.es import ESConfig, ESState, es_step, fitness_of, train_job
+from evozero.refine.schedule import checkpoint_updates
 from evozero.refine.validate import Validation, validate
 from evozero.search.backends import make_backend
 from evozero.search.config import REFINE_METHODS
@@ -38,8 +41,10 @@ __all__ = [
     "METHODS",
     "RefineOutcome",
     "RefineSettings",
+    "check_budget",
     "describe_change",
     "event_line",
+    "iteration_steps",
     "refine",
     "store_child",
     "train_child",
@@ -106,25 +111,60 @@ def event_line(label: str, event: dict[str, Any]) -> str:
     )
 
 
-def _affordable(spent: int, cost: int, budget: int, done: int) -> bool:
-    """Whether an iteration costing ``cost`` env steps fits the budget; the first one
-    always runs (a budget below one iteration still refines once)."""
-    return done == 0 or spent + cost <= budget
+def _meta_updates(s: RefineSettings, i: int) -> list[int]:
+    """The updates meta-step ``i`` records (its run stops after the last)."""
+    return checkpoint_updates(s.config.num_updates, s.pairs, s.k, (i * _GOLDEN) % 1.0)
+
+
+def _meta_steps(s: RefineSettings, i: int) -> int:
+    """Env steps of meta-step ``i``: its run up to the end of its last recorded update."""
+    return (_meta_updates(s, i)[-1] + 1) * s.config.num_envs * s.config.num_steps
+
+
+def _es_steps(s: RefineSettings) -> int:
+    """Env steps of one ES iteration: 2 x pairs x es_seeds whole lifetimes."""
+    return 2 * s.pairs * s.es_seeds * s.config.run_steps
+
+
+def iteration_steps(settings: RefineSettings) -> int:
+    """Env steps of the first refinement iteration with ``settings``: the least budget
+    that refines at all (ValueError if the lifetime is too short for the method)."""
+    return _meta_steps(settings, 0) if settings.method == "metagrad" else _es_steps(settings)
+
+
+def check_budget(settings: RefineSettings, flag: str = "budget_steps") -> None:
+    """ValueError, one line naming ``flag`` (how the caller spells the budget), the
+    least budget for ``settings`` and the fix, if the budget is below one iteration."""
+    least = iteration_steps(settings)
+    if settings.budget_steps >= least:
+        return
+    c = settings.config
+    if settings.method == "metagrad":
+        what = (
+            f"one training run to update {_meta_updates(settings, 0)[-1] + 1} of "
+            f"{c.num_updates} x {c.num_envs * c.num_steps:,} steps"
+        )
+    else:
+        what = (
+            f"2 x {settings.pairs} pairs x {settings.es_seeds} seed(s) x "
+            f"{c.run_steps:,}-step lifetimes"
+        )
+    raise ValueError(
+        f"{flag} {settings.budget_steps:,} is less than one {settings.method} iteration with "
+        f"these settings ({least:,} env steps: {what}); pass {flag} {least} or more"
+    )
 
 
 def _metagrad(
     program: Program, space: ConstantSpace, s: RefineSettings, on_event: Events
 ) -> tuple[np.ndarray, int, list[dict]]:
-    from evozero.refine.metagrad import MetaProblem, checkpoint_updates, windows_of
+    from evozero.refine.metagrad import MetaProblem, windows_of
     from evozero.refine.twin import Checkpoint, TorchRule
 
     state = ESState(space.initial_theta())
     steps, history, i = 0, [], 0
-    batch = s.config.num_envs * s.config.num_steps
-    while True:
-        updates = checkpoint_updates(s.config.num_updates, s.pairs, s.k, (i * _GOLDEN) % 1.0)
-        if not _affordable(steps, (updates[-1] + 1) * batch, s.budget_steps, i):
-            break
+    while steps + _meta_steps(s, i) <= s.budget_steps:
+        updates = _meta_updates(s, i)
         current = space.apply(program, state.theta)
         run = train(
             current,
@@ -177,9 +217,7 @@ def _es(
         }
 
     with make_backend(s.backend, train_job, workers=s.workers) as backend:
-        per_iteration = 2 * s.pairs * s.es_seeds * s.config.num_updates * s.config.num_envs
-        per_iteration *= s.config.num_steps
-        while _affordable(steps, per_iteration, s.budget_steps, i):
+        while steps + _es_steps(s) <= s.budget_steps:
             results = es_step(state, config, rng, backend, payload)
             steps += sum(int(r["steps"]) for r in results if r)
             fits = [fitness_of(r) for r in results]
@@ -203,10 +241,12 @@ def refine(
     *,
     validate_result: bool = True,
 ) -> RefineOutcome:
-    """Refine ``program``'s constants (see the module doc)."""
+    """Refine ``program``'s constants (see the module doc); a ValueError, before any
+    training, for a program without constants or a budget below one iteration."""
     space = ConstantSpace.of(program)
     if space.size == 0:
         raise ValueError("the program has no constants to refine")
+    check_budget(settings)
     start = time.perf_counter()
     method = _metagrad if settings.method == "metagrad" else _es
     theta, steps, history = method(program, space, settings, on_event)

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evozero.refine.run import RefineSettings, event_line, refine, store_child, train_child
+from evozero.refine.run import (
+    RefineSettings,
+    check_budget,
+    event_line,
+    refine,
+    store_child,
+    train_child,
+)
 from evozero.search.store import REFINE_ORIGIN, Candidate, RunStore
 from evozero.search.tasks import Suite
 from evozero.status import UNFINISHED
 
 if TYPE_CHECKING:
+    from evozero.search.config import SearchConfig
     from evozero.search.driver import Search
 
 #: The run store's meta key of the rules refined so far.
@@ -30,6 +38,26 @@ def run_settings(suite: Suite, **settings: Any) -> RefineSettings:
     settings (where its rules learned)."""
     task = suite.tasks[0]
     return RefineSettings(env=task.env, config=task.train_config(), **settings)
+
+
+def stage_settings(config: SearchConfig, suite: Suite) -> RefineSettings:
+    """The settings the stage refines each rule of a search with ``config`` with."""
+    return run_settings(
+        suite,
+        method=config.refine_method,
+        budget_steps=config.refine_steps,
+        seed=config.seed,
+        backend=config.backend,
+        workers=config.workers,
+    )
+
+
+def check_stage(config: SearchConfig, suite: Suite, flag: str = "refine_steps") -> None:
+    """ValueError naming ``flag`` if ``config`` refines (``refine_top``) with a budget
+    below one iteration (:func:`~evozero.refine.run.check_budget`): callers check before
+    the search, not after it."""
+    if config.refine_top:
+        check_budget(stage_settings(config, suite), flag)
 
 
 def targets(store: RunStore, k: int) -> list[Candidate]:
@@ -52,14 +80,8 @@ def refine_top(search: Search) -> None:
     done: dict[str, Any] = dict(store.meta().get(META_KEY) or {})
     done_ids = {int(k) for k in done} | {c.parent for c in children}
     todo = [c for c in targets(store, config.refine_top) if c.id not in done_ids]
-    settings = run_settings(
-        search.suite,
-        method=config.refine_method,
-        budget_steps=config.refine_steps,
-        seed=config.seed,
-        backend=config.backend,
-        workers=config.workers,
-    )
+    settings = stage_settings(config, search.suite)
+    check_budget(settings, "refine_steps")  # callers checked; this catches a change()
     for i, c in enumerate(todo, 1):
         label = f"candidate {c.id} ({i}/{len(todo)}, {config.refine_method})"
         search.emit("refine", f"refining {label}")

@@ -442,6 +442,8 @@ class _SuiteFile:
                 report_seeds=self.integer(data.get("report_seeds", 5), "report_seeds"),
                 time_limit=self.number(data.get("time_limit", 300.0), "time_limit", 0.0),
             )
+        except SuiteFileError:  # names the file already
+            raise
         except ValueError as e:
             raise SuiteFileError(f"{self.path}: {e}") from None
 
