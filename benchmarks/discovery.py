@@ -8,8 +8,9 @@ Three stages, each resuming where it stopped:
    ``benchmarks/results/discovery/`` (a run directory: ``evozero show``, ``report`` and
    ``explain`` read it). ``--max-time`` bounds the search's wall-clock time over all its
    sessions; run it again to resume.
-2. ``validate``: the run's best rule (the search's own choice: highest rung, then fitness
-   there; fixed before any validation run) and ``ppo.evz`` trained for 10M env steps on
+2. ``validate``: the best rule the search bred (the search's own ranking: highest rung,
+   then fitness there, over candidates that are not seed programs; fixed before any
+   validation run) and ``ppo.evz`` trained for 10M env steps on
    all five MinAtar games, seeds 2000-2004 (never used by the search: its rungs use 0 and
    1, its report 1000-1004). Every run is appended to
    ``benchmarks/results/discovery_validation.jsonl`` as it finishes.
@@ -80,10 +81,14 @@ def search(args: argparse.Namespace) -> None:
 
 
 def best_rule() -> tuple[int, str]:
-    """The run's best rule: (candidate id, program text)."""
+    """The best rule the search discovered: (candidate id, program text). The search's
+    own ranking (highest rung, then fitness there) over the rules it bred, so a seed
+    program (ppo.evz itself, when nothing beat it) is never compared with itself."""
     with RunStore.open(RUN) as store:
-        (best,) = store.best(1)
-        return best.id, best.text
+        bred = [c for c in store.best(len(store.candidates())) if c.origin == "mutation"]
+        if not bred:
+            sys.exit(f"{RUN}: no bred rule passed the suite yet")
+        return bred[0].id, bred[0].text
 
 
 def _done() -> set[tuple[str, str, int]]:
