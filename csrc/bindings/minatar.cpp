@@ -400,10 +400,10 @@ py::tuple step_gym(BoundVecEnv& b, const py::handle& actions) {
             truncated = b.truncated();
   auto* term = static_cast<uint8_t*>(data_of(terminated.ptr()));
   auto* trunc = static_cast<uint8_t*>(data_of(truncated.ptr()));
-  without_gil(e, [&] {
-    e.step(a, {static_cast<uint8_t*>(data_of(obs.ptr())), static_cast<float*>(data_of(reward.ptr())),
-               term, trunc, b.final_rows(), /*pack_final_obs=*/true});
-  });
+  const minatar::StepOutput out{static_cast<uint8_t*>(data_of(obs.ptr())),
+                                static_cast<float*>(data_of(reward.ptr())), term, trunc,
+                                b.final_rows(), /*pack_final_obs=*/true};
+  without_gil(e, [&] { e.step(a, out); });
   py::dict info;
   if (b.collect_ended(term, trunc) > 0) {
     // Interned once and kept for the life of the process: a key made per step costs more

@@ -80,7 +80,7 @@ struct Asterix {
   EVOZERO_HD void render(uint8_t* obs) const {
     set_cell(obs, kChannels, player_y, player_x, 0);
     // Over the live slots' bits: which slots are alive differs from env to env, and a
-    // branch per slot mispredicted often enough to cost asterix a fifth of its step.
+    // branch per slot mispredicted often enough to cost asterix a sixth of its step.
     unsigned live = 0;
     for (int i = 0; i < kSlots; ++i) live |= static_cast<unsigned>(entities[i].alive) << i;
     for (; live; live &= live - 1) {
