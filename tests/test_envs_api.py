@@ -272,8 +272,9 @@ def test_single_env_matches_reference_across_an_episode_end() -> None:
 
 
 # --- what step() returns: the caller's own arrays ------------------------------------------
-# step() reuses the memory of arrays the caller has dropped (observation buffers, final
-# observations); none of this may show: what the caller holds is never written again.
+# step() hands out again the arrays the caller has dropped (every array of its results,
+# the object array of final observations included) and reuses the memory of dropped
+# observation buffers; none of this may show: what the caller holds is never written again.
 
 
 def _raw_step(env: MinAtarVecEnv, actions: np.ndarray):
@@ -295,6 +296,7 @@ def test_kept_results_are_never_written_again(game: str) -> None:
     twin.reset(seed=3)
     rng = np.random.default_rng(3)
     kept: list[tuple[np.ndarray, np.ndarray]] = []
+    kept_final: list[tuple[np.ndarray, list]] = []
     endings = 0
     for t in range(40):
         actions = rng.integers(0, env.single_action_space.n, n)
@@ -324,33 +326,57 @@ def test_kept_results_are_never_written_again(game: str) -> None:
         kept.append((final[ended[0]], final[ended[0]].copy()))
         view = final[ended[-1]][3:7, :, 0]
         kept.append((view, view.copy()))
+        if t % 3 == 0:  # and now and then the info's own arrays
+            kept.append((info["_final_obs"], info["_final_obs"].copy()))
+            kept_final.append((final, list(final)))
     assert endings >= 8 * n  # every env truncated every 5 steps, some terminated between
     for i, (array, copy) in enumerate(kept):
         np.testing.assert_array_equal(array, copy, err_msg=f"kept array {i}")
+    for i, (final, items) in enumerate(kept_final):
+        assert all(a is b for a, b in zip(final, items, strict=True)), f"kept final_obs {i}"
 
 
+# Each array of a step's results: obs, reward, terminated, truncated, one final
+# observation, the mask, the object array of final observations.
+_RESULTS = {
+    "obs": lambda r: r[0],
+    "reward": lambda r: r[1],
+    "terminated": lambda r: r[2],
+    "truncated": lambda r: r[3],
+    "final_obs[0]": lambda r: r[4]["final_obs"][0],
+    "_final_obs": lambda r: r[4]["_final_obs"],
+    "final_obs": lambda r: r[4]["final_obs"],
+}
+
+
+@pytest.mark.parametrize("result", _RESULTS)
 @pytest.mark.parametrize("change", ["shape", "dtype", "read-only", "weakref"])
-def test_a_dropped_final_obs_changed_in_place_is_not_handed_out_again(change: str) -> None:
-    env = MinAtarVecEnv("breakout", 1, max_episode_steps=1)  # every step ends the episode
+def test_a_dropped_result_changed_in_place_is_not_handed_out_again(
+    change: str, result: str
+) -> None:
+    env = MinAtarVecEnv("breakout", 2, max_episode_steps=1)  # every step ends the episodes
     env.reset(seed=0)
-    first = env.step([0])[4]["final_obs"][0]
+    pick = _RESULTS[result]
+    first = pick(env.step([0, 0]))
+    want_shape, want_dtype = first.shape, first.dtype
     copy = first.copy()
     if change == "shape":
-        first.shape = (10, 4, 10)
-    elif change == "dtype":
-        first.dtype = np.uint8
+        first.shape = (first.size, 1)
+    elif change == "dtype" and first.dtype != object:  # an object array's dtype is fixed
+        first.dtype = np.uint8 if first.dtype == bool else np.int32
     elif change == "read-only":
         first.flags.writeable = False
     ref = weakref.ref(first)
     if change != "weakref":
         del ref
     del first
-    finals = [env.step([1])[4]["final_obs"][0] for _ in range(3)]
-    for final in finals:
-        assert final.shape == (10, 10, 4) and final.dtype == bool and final.flags.writeable
+    later = [pick(env.step([1, 1])) for _ in range(3)]
+    for array in later:
+        assert array.shape == want_shape and array.dtype == want_dtype and array.flags.writeable
     if change == "weakref":  # what a weak reference reaches is not handed out again
         assert ref() is None or (
-            all(ref() is not f for f in finals) and np.array_equal(ref(), copy)
+            all(ref() is not a for a in later)
+            and (ref().dtype == object or np.array_equal(ref(), copy))
         )
 
 

@@ -102,15 +102,107 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   std::vector<void*> free_;
 };
 
+PyObject** weaklist(PyObject* a) {
+  const Py_ssize_t offset = Py_TYPE(a)->tp_weaklistoffset;
+  return offset > 0 ? reinterpret_cast<PyObject**>(reinterpret_cast<char*>(a) + offset)
+                    : nullptr;
+}
+
+// Whether only its one holder here can reach array `a` (no other reference, view, buffer or
+// weak reference; the GIL is held) and it is still what it was made as (C-contiguous,
+// writeable, of these dims and dtype), so that writing it again cannot be seen.
+bool unshared(PyObject* a, const std::vector<py::ssize_t>& dims, int type_num) {
+  if (!a || Py_REFCNT(a) != 1) return false;
+  if (PyObject** refs = weaklist(a); refs && *refs) return false;
+  const auto* p = py::detail::array_proxy(a);
+  if (Py_TYPE(a) != py::detail::npy_api::get().PyArray_Type_ ||
+      p->nd != static_cast<int>(dims.size()) ||
+      py::detail::array_descriptor_proxy(p->descr)->type_num != type_num)
+    return false;
+  for (std::size_t d = 0; d < dims.size(); ++d)
+    if (p->dimensions[d] != dims[d]) return false;
+  constexpr int kFlags =
+      py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return (p->flags & kFlags) == kFlags;
+}
+
+// A new C-contiguous array on numpy's own memory (a new reference).
+PyObject* new_array(const std::vector<py::ssize_t>& dims, int type_num) {
+  auto& api = py::detail::npy_api::get();
+  PyObject* descr = api.PyArray_DescrFromType_(type_num);
+  PyObject* a = api.PyArray_NewFromDescr_(  // steals descr
+      api.PyArray_Type_, descr, static_cast<int>(dims.size()), dims.data(), nullptr, nullptr, 0,
+      nullptr);
+  if (!a) throw py::error_already_set();
+  return a;
+}
+
+void* data_of(PyObject* a) { return py::detail::array_proxy(a)->data; }
+
+// The last arrays of one kind (dims, dtype) that step_gym handed out, handed out again once
+// the caller has dropped them: then no one can see it (unshared). Making and freeing numpy
+// arrays costs more than filling them: at 256 envs, asterix's step() spent about a tenth of
+// its time on the five or six arrays of each step.
+class ArrayRing {
+ public:
+  ArrayRing(std::vector<py::ssize_t> dims, int type_num)
+      : dims_(std::move(dims)), type_num_(type_num) {}
+  ~ArrayRing() {
+    for (PyObject* a : slots_) Py_XDECREF(a);
+  }
+  ArrayRing(const ArrayRing&) = delete;
+  ArrayRing& operator=(const ArrayRing&) = delete;
+
+  // An array of the ring's kind that the caller is the only one to hold (a new reference;
+  // what it holds is what it last held); `make()` makes one (a new reference) when none of
+  // the ring's is free.
+  template <class Make>
+  py::array take(Make&& make) {
+    for (int k = 0; k < kSlots; ++k) {
+      const int j = (next_ + k) % kSlots;
+      if (unshared(slots_[j], dims_, type_num_)) return hand_out(j);
+    }
+    PyObject* fresh = make();
+    Py_XDECREF(slots_[next_]);  // the caller's now, if they kept it
+    slots_[next_] = fresh;
+    return hand_out(next_);
+  }
+  // The same with numpy's own memory.
+  py::array take() {
+    return take([this] { return new_array(dims_, type_num_); });
+  }
+
+ private:
+  // A loop that keeps a step's results until the next step returns needs two.
+  static constexpr int kSlots = 2;
+
+  py::array hand_out(int j) {
+    next_ = (j + 1) % kSlots;
+    return py::reinterpret_borrow<py::array>(slots_[j]);
+  }
+
+  std::vector<py::ssize_t> dims_;
+  int type_num_;
+  PyObject* slots_[kSlots] = {};
+  int next_ = 0;
+};
+
 // The bound env: the core's VecEnv and what step_gym reuses from call to call.
 class BoundVecEnv {
  public:
   explicit BoundVecEnv(std::unique_ptr<minatar::VecEnv> e)
       : env_(std::move(e)),
         obs_pool_(std::make_shared<BufferPool>(std::size_t(env_->num_envs()) * env_->obs_size())),
+        obs_ring_({env_->num_envs(), 10, 10, env_->channels()}, kBool),
+        reward_ring_({env_->num_envs()}, py::detail::npy_api::NPY_FLOAT_),
+        terminated_ring_({env_->num_envs()}, kBool),
+        truncated_ring_({env_->num_envs()}, kBool),
+        ended_ring_({env_->num_envs()}, kBool),
+        final_obs_ring_({env_->num_envs()}, py::detail::npy_api::NPY_OBJECT_),
         actions_(env_->num_envs()),
         final_rows_(std::size_t(env_->num_envs()) * env_->obs_size()),
-        final_arrays_(env_->num_envs(), nullptr) {}
+        final_arrays_(env_->num_envs(), nullptr),
+        final_dims_({10, 10, env_->channels()}) {}
   ~BoundVecEnv() {
     for (PyObject* a : final_arrays_) Py_XDECREF(a);
   }
@@ -120,10 +212,17 @@ class BoundVecEnv {
   minatar::VecEnv& env() const { return *env_; }
   // Room for actions converted to int64.
   int64_t* action_buffer() { return actions_.data(); }
-  // A new (num_envs, 10, 10, C) bool array, on pooled memory.
-  py::array new_obs() {
-    return obs_pool_->bool_array({env_->num_envs(), 10, 10, env_->channels()});
+
+  // The arrays of one step's results, each the caller's alone (see ArrayRing); their
+  // contents are stale: the step overwrites them.
+  py::array obs() {
+    return obs_ring_.take([this] {
+      return obs_pool_->bool_array({env_->num_envs(), 10, 10, env_->channels()}).release().ptr();
+    });
   }
+  py::array reward() { return reward_ring_.take(); }
+  py::array terminated() { return terminated_ring_.take(); }
+  py::array truncated() { return truncated_ring_.take(); }
 
   // Where the core writes final observations, packed: row j for the j-th env that ended.
   uint8_t* final_rows() { return final_rows_.data(); }
@@ -137,17 +236,33 @@ class BoundVecEnv {
     return static_cast<int>(ended_.size());
   }
 
-  // Sets mask[i] for the envs that ended, leaves the others (zeroed by the caller).
-  void mark_ended(uint8_t* mask) const {
-    for (int i : ended_) mask[i] = 1;
+  // The mask of the envs that ended.
+  py::array ended_mask() {
+    py::array mask = ended_ring_.take();
+    auto* m = static_cast<uint8_t*>(data_of(mask.ptr()));
+    std::memset(m, 0, env_->num_envs());
+    for (int i : ended_) m[i] = 1;
+    return mask;
   }
 
-  // Sets items[i] to a new reference to env i's final observation (from final_rows) for
-  // each env that ended, to None for the others. Each goes out in an array the caller
-  // gets for itself: the one env i's last final observation went out in if the caller
-  // has dropped it, else a new one. Making a numpy array costs several times filling
-  // one, and a batch of 4096 breakout envs ends ~360 episodes a step.
-  void put_final_obs(PyObject** items) {
+  // The object array of final observations: for each env that ended, a new reference to
+  // its final observation (from final_rows), None for the others. Each goes out in an
+  // array the caller gets for itself: the one env i's last final observation went out in
+  // if the caller has dropped it, else a new one. Making a numpy array costs several
+  // times filling one, and a batch of 4096 breakout envs ends ~360 episodes a step.
+  py::array final_obs() {
+    py::array out = final_obs_ring_.take();
+    // A new object array holds NULL or None; one handed out before, what it last held (or
+    // what the caller put there): its references go first, so that the final observations
+    // only it still held can be written again below.
+    auto** items = static_cast<PyObject**>(data_of(out.ptr()));
+    const int n = env_->num_envs();
+    for (int i = 0; i < n; ++i)
+      if (items[i] != Py_None) {
+        Py_XDECREF(items[i]);
+        Py_INCREF(Py_None);
+        items[i] = Py_None;
+      }
     // After a large step the cached arrays are out of cache: load them all before using
     // any, so that the misses overlap (the header first, then what it points to).
     for (int i : ended_)
@@ -161,66 +276,31 @@ class BoundVecEnv {
     const uint8_t* row = final_rows_.data();
     for (int i : ended_) {
       PyObject*& slot = final_arrays_[i];
-      if (!reusable(slot)) {
-        PyObject* fresh = new_final_array();
+      if (!unshared(slot, final_dims_, kBool)) {
+        PyObject* fresh = new_array(final_dims_, kBool);
         Py_XDECREF(slot);  // the caller's now, if they kept it
         slot = fresh;
       }
-      std::memcpy(py::detail::array_proxy(slot)->data, row, size);
+      std::memcpy(data_of(slot), row, size);
       row += size;
-    }
-    const int n = env_->num_envs();
-    for (int i = 0; i < n; ++i) {
-      Py_XDECREF(items[i]);  // numpy fills a new object array with NULL or None
-      Py_INCREF(Py_None);
-      items[i] = Py_None;
-    }
-    for (int i : ended_) {
       Py_DECREF(Py_None);
-      Py_INCREF(final_arrays_[i]);
-      items[i] = final_arrays_[i];
+      Py_INCREF(slot);
+      items[i] = slot;
     }
+    return out;
   }
 
  private:
-  PyObject* new_final_array() const {
-    auto& api = py::detail::npy_api::get();
-    py::ssize_t dims[3] = {10, 10, env_->channels()};
-    PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_api::NPY_BOOL_);
-    PyObject* a =  // steals descr
-        api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, 3, dims, nullptr, nullptr, 0, nullptr);
-    if (!a) throw py::error_already_set();
-    return a;
-  }
-
-  static PyObject** weaklist(PyObject* a) {
-    const Py_ssize_t offset = Py_TYPE(a)->tp_weaklistoffset;
-    return offset > 0 ? reinterpret_cast<PyObject**>(reinterpret_cast<char*>(a) + offset)
-                      : nullptr;
-  }
-
-  // Whether final_arrays_ alone holds `a` (no reference, view, buffer or weak reference
-  // elsewhere; the GIL is held) and it is still the array it was made as, so that
-  // writing it again cannot be seen.
-  bool reusable(PyObject* a) const {
-    if (!a || Py_REFCNT(a) != 1) return false;
-    if (PyObject** refs = weaklist(a); refs && *refs) return false;
-    const auto* p = py::detail::array_proxy(a);
-    constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
-                           py::detail::npy_api::NPY_ARRAY_OWNDATA_ |
-                           py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-    return Py_TYPE(a) == py::detail::npy_api::get().PyArray_Type_ && p->nd == 3 &&
-           p->dimensions[0] == 10 && p->dimensions[1] == 10 &&
-           p->dimensions[2] == env_->channels() && (p->flags & kFlags) == kFlags &&
-           py::detail::array_descriptor_proxy(p->descr)->type_num ==
-               py::detail::npy_api::NPY_BOOL_;
-  }
+  static constexpr int kBool = py::detail::npy_api::NPY_BOOL_;
 
   std::unique_ptr<minatar::VecEnv> env_;
   std::shared_ptr<BufferPool> obs_pool_;
+  ArrayRing obs_ring_, reward_ring_, terminated_ring_, truncated_ring_, ended_ring_,
+      final_obs_ring_;
   std::vector<int64_t> actions_;
   std::vector<uint8_t> final_rows_;
   std::vector<PyObject*> final_arrays_;  // owned references; null until env i first ends
+  std::vector<py::ssize_t> final_dims_;
   std::vector<int> ended_;
 };
 
@@ -310,31 +390,36 @@ void without_gil(const minatar::VecEnv& e, F&& f) {
   }
 }
 
-// One gymnasium step: new arrays (obs, reward, terminated, truncated) and, when an env
-// ended, the object array of final observations (None for the others: gymnasium's layout)
-// with the ended mask; (None, None) otherwise.
+// One gymnasium step: (obs, reward, terminated, truncated, info), new arrays the caller
+// owns; info is {} unless an env ended, else gymnasium's SAME_STEP layout: the object
+// array of final observations (None for the envs that did not end) and the ended mask.
 py::tuple step_gym(BoundVecEnv& b, const py::handle& actions) {
   minatar::VecEnv& e = b.env();
-  const int n = e.num_envs();
   const int64_t* a = checked_actions(b, actions);
-  py::array obs = b.new_obs();
-  py::array_t<float> reward(n);
-  py::array_t<bool> terminated(n), truncated(n);
-  auto* term = reinterpret_cast<uint8_t*>(terminated.mutable_data());
-  auto* trunc = reinterpret_cast<uint8_t*>(truncated.mutable_data());
-  without_gil(e, [&] {
-    e.step(a, {static_cast<uint8_t*>(obs.mutable_data()), reward.mutable_data(), term, trunc,
-               b.final_rows(), /*pack_final_obs=*/true});
-  });
-  if (b.collect_ended(term, trunc) == 0)
-    return py::make_tuple(obs, reward, terminated, truncated, py::none(), py::none());
-  py::array_t<bool> ended(n);
-  auto* mask = reinterpret_cast<uint8_t*>(ended.mutable_data());
-  std::memset(mask, 0, n);
-  b.mark_ended(mask);
-  py::array final_obs(py::dtype(py::detail::npy_api::NPY_OBJECT_), std::vector<py::ssize_t>{n});
-  b.put_final_obs(static_cast<PyObject**>(final_obs.mutable_data()));
-  return py::make_tuple(obs, reward, terminated, truncated, final_obs, ended);
+  py::array obs = b.obs(), reward = b.reward(), terminated = b.terminated(),
+            truncated = b.truncated();
+  auto* term = static_cast<uint8_t*>(data_of(terminated.ptr()));
+  auto* trunc = static_cast<uint8_t*>(data_of(truncated.ptr()));
+  const minatar::StepOutput out{static_cast<uint8_t*>(data_of(obs.ptr())),
+                                static_cast<float*>(data_of(reward.ptr())), term, trunc,
+                                b.final_rows(), /*pack_final_obs=*/true};
+  without_gil(e, [&] { e.step(a, out); });
+  py::dict info;
+  if (b.collect_ended(term, trunc) > 0) {
+    // Interned once and kept for the life of the process: a key made per step costs more
+    // than the dict.
+    static PyObject* const kFinalObs = PyUnicode_InternFromString("final_obs");
+    static PyObject* const kFinalObsMask = PyUnicode_InternFromString("_final_obs");
+    static PyObject* const kFinalInfo = PyUnicode_InternFromString("final_info");
+    static PyObject* const kFinalInfoMask = PyUnicode_InternFromString("_final_info");
+    py::array ended = b.ended_mask();
+    const py::object items[] = {b.final_obs(), ended, py::dict(), ended};
+    PyObject* const keys[] = {kFinalObs, kFinalObsMask, kFinalInfo, kFinalInfoMask};
+    for (int k = 0; k < 4; ++k)
+      if (!keys[k] || PyDict_SetItem(info.ptr(), keys[k], items[k].ptr()) != 0)
+        throw py::error_already_set();
+  }
+  return py::make_tuple(obs, reward, terminated, truncated, info);
 }
 
 }  // namespace

@@ -79,9 +79,13 @@ struct Asterix {
 
   EVOZERO_HD void render(uint8_t* obs) const {
     set_cell(obs, kChannels, player_y, player_x, 0);
-    for (int i = 0; i < kSlots; ++i) {
+    // Over the live slots' bits: which slots are alive differs from env to env, and a
+    // branch per slot mispredicted often enough to cost asterix a sixth of its step.
+    unsigned live = 0;
+    for (int i = 0; i < kSlots; ++i) live |= static_cast<unsigned>(entities[i].alive) << i;
+    for (; live; live &= live - 1) {
+      const int i = hd_ctz(live);
       const Entity& e = entities[i];
-      if (!e.alive) continue;
       set_cell(obs, kChannels, i + 1, e.x, e.gold ? 3 : 1);
       const int back_x = e.x - e.dx;
       if (back_x >= 0 && back_x <= 9) set_cell(obs, kChannels, i + 1, back_x, 2);

@@ -18,8 +18,9 @@ step where no env ended.
 
 Every array ``step()`` returns (each ``info["final_obs"][i]`` included) is new and the
 caller's: the env never writes it again, so results can be kept as they are (in a
-replay buffer, say). For speed it reuses the memory of arrays the caller has dropped,
-which cannot be seen from Python.
+replay buffer, say). For speed it hands out again the arrays of earlier steps that the
+caller has dropped (no reference, view or weak reference left), which cannot be seen
+from Python.
 
 The compact observation form (for sparse first layers) is
 :func:`active_cells`: per env, the flat indices ``(y * 10 + x) * C + c`` of the
@@ -214,12 +215,8 @@ class MinAtarVecEnv(VectorEnv):
             raise RuntimeError("call reset() before step()")
         if self.device == "cuda":
             return self._step_cuda(actions)
-        # One C++ call checks the actions, steps, and builds the arrays and final_obs.
-        obs, reward, terminated, truncated, final_obs, ended = self._env.step_gym(actions)
-        if final_obs is None:
-            return obs, reward, terminated, truncated, {}
-        info = {"final_obs": final_obs, "_final_obs": ended, "final_info": {}, "_final_info": ended}
-        return obs, reward, terminated, truncated, info
+        # One C++ call checks the actions, steps, and builds the arrays and the info dict.
+        return self._env.step_gym(actions)
 
     def _step_cuda(
         self, actions: Any
