@@ -73,3 +73,32 @@ def test_other_commands_stop(args: list[str]) -> None:
     assert run.returncode == 130, run.stderr
     assert run.seconds is not None and run.seconds < PROMPTLY
     assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+def test_refine_validation_cancels_its_trainings_on_ctrl_c(monkeypatch) -> None:
+    """``refine`` (and ``evolve --refine-top``) end with a validation that trains on worker
+    threads; Ctrl-C in the main thread must cancel those runs, not wait for them to end
+    (a lifetime of the run's suite: minutes)."""
+    import os
+    import signal
+    import threading
+
+    from evozero.program import dsl
+    from evozero.refine import validate as validation
+
+    started = threading.Barrier(2)
+    cancelled: list[bool] = []
+
+    def fake_train(program, env, config, seed=0, stop=None, **kwargs):
+        started.wait(timeout=30)
+        if seed == validation.VALIDATION_SEED0:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while both runs are in flight
+        # A real run stops within one update of ``stop``; this one waits up to 30 s.
+        cancelled.append(stop is not None and stop.wait(timeout=30))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validation, "train", fake_train)
+    program = dsl.load(PPO)
+    with pytest.raises(KeyboardInterrupt):
+        validation.validate(program, program, "breakout", None, seeds=2, workers=2)
+    assert cancelled == [True, True]
