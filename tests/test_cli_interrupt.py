@@ -132,3 +132,47 @@ def test_a_training_in_the_calling_thread_is_cancelled_and_waited_for(
     assert run.returncode == 130, run.stderr
     assert run.seconds is not None and run.seconds < PROMPTLY
     assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+def test_ctrl_c_while_the_command_line_loads_is_the_one_line_note() -> None:
+    """Ctrl-C in the first second, while ``evozero``'s modules import (before a command's
+    own handler is in place), is the same note and exit code, not a traceback."""
+    import subprocess
+
+    press_during_import = (
+        "import importlib.abc, os, signal, sys\n"
+        "class Press(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'evozero.cli.search':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.meta_path.insert(0, Press())\n"
+        "from evozero.cli import app\n"
+        "app(['suites', '--help'], prog_name='evozero')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", press_during_import], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 130, run.stderr
+    assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+def test_a_ctrl_c_that_library_code_wraps_is_still_a_ctrl_c(monkeypatch) -> None:
+    """A Ctrl-C inside an import can reach the command as another exception (matplotlib's
+    ``__set_name__`` turns it into a RuntimeError, in ``report``): still exit code 130."""
+    from typer.testing import CliRunner
+
+    from evozero.cli import app
+    from evozero.program import dsl
+
+    def wrapped(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__ on 'converter' in 'Axis'") from e
+
+    monkeypatch.setattr(dsl, "load", wrapped)
+    result = CliRunner().invoke(app, ["show", PPO])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == "interrupted: stopped by Ctrl-C"
+    monkeypatch.setattr(dsl, "load", lambda *a, **k: 1 / 0)  # other errors are not hidden
+    assert isinstance(CliRunner().invoke(app, ["show", PPO]).exception, ZeroDivisionError)
