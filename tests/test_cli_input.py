@@ -9,6 +9,7 @@ line on stderr that names the flag, and no traceback.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 from evozero.cli import app
 from evozero.cli.group import flowing
 from evozero.cli.params import Integer, KeywordOrFile, PathArg, Seconds
+from evozero.search.backends import MAX_WORKERS, make_backend
 
 PPO = str(Path(__file__).resolve().parents[1] / "programs" / "ppo.evz")
 runner = CliRunner()
@@ -89,6 +91,17 @@ def test_every_numeric_and_path_flag_declares_its_kind() -> None:
     untyped = [(c, f, a) for c, f, a, parser in flags if not isinstance(parser, KINDS)]
     assert not untyped, f"give these a parser from evozero.cli.params: {untyped}"
     assert set(BASE) == set(typer.main.get_command(app).commands), "add the command to BASE"
+
+
+def test_every_worker_count_is_bounded_by_the_one_limit() -> None:
+    """A worker count starts that many processes or threads: a typo such as
+    ``--workers 99999999999`` must be refused, not start processes until the machine
+    stalls; every command and :func:`make_backend` share one bound."""
+    workers = [(c, parser) for c, p, _, parser in parameters() if flag_of(p) == "--workers"]
+    assert {c for c, _ in workers} >= {"eval", "evolve", "refine"}
+    assert {c: parser.hi for c, parser in workers} == {c: MAX_WORKERS for c, _ in workers}
+    with pytest.raises(ValueError, match=f"from 1 to {MAX_WORKERS}"):
+        make_backend("process", json.dumps, workers=MAX_WORKERS + 1)
 
 
 def unwritable_directory(tmp: Path) -> Path:

@@ -73,3 +73,106 @@ def test_other_commands_stop(args: list[str]) -> None:
     assert run.returncode == 130, run.stderr
     assert run.seconds is not None and run.seconds < PROMPTLY
     assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+def test_refine_validation_cancels_its_trainings_on_ctrl_c(monkeypatch) -> None:
+    """``refine`` (and ``evolve --refine-top``) end with a validation that trains on worker
+    threads; Ctrl-C in the main thread must cancel those runs, not wait for them to end
+    (a lifetime of the run's suite: minutes)."""
+    import signal
+    import threading
+    import time
+
+    from evozero.program import dsl
+    from evozero.refine import validate as validation
+
+    started, ended = threading.Barrier(2), threading.Semaphore(0)
+    cancelled: list[bool] = []
+
+    def ctrl_c_to_main() -> None:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    def fake_train(program, env, config, seed=0, stop=None, **kwargs):
+        started.wait(timeout=30)
+        first = seed == validation.VALIDATION_SEED0
+        if stop is None:  # cannot be cancelled: it runs on
+            if first:
+                ctrl_c_to_main()
+            time.sleep(2)
+        else:
+            # Ctrl-C while both runs are in flight, again every 0.2 s until they are
+            # cancelled: CPython misses a signal that lands just as its main thread blocks.
+            for _ in range(150):
+                if stop.is_set():
+                    break
+                if first:
+                    ctrl_c_to_main()
+                time.sleep(0.2)
+        cancelled.append(stop is not None and stop.is_set())
+        ended.release()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validation, "train", fake_train)
+    program = dsl.load(PPO)
+    with pytest.raises(KeyboardInterrupt):
+        validation.validate(program, program, "breakout", None, seeds=2, workers=2)
+    assert ended.acquire(timeout=60) and ended.acquire(timeout=60)
+    assert cancelled == [True, True]
+
+
+@pytest.mark.parametrize("args", [["suites", "tiny"]])
+def test_a_training_in_the_calling_thread_is_cancelled_and_waited_for(
+    args: list[str], tmp_path: Path
+) -> None:
+    """``suites`` measures the trainer's speed with a run in the main thread (as do
+    ``refine --method metagrad``, ``evolve --backend serial`` and ``evozero.train``): Ctrl-C
+    must cancel that run and wait for it, else the interpreter aborts at exit ("terminate
+    called without an active exception", exit code -6)."""
+    run = ctrl_c("thread:evozero-train-", args, env={"EVOZERO_CACHE_DIR": str(tmp_path)})
+    assert run.returncode == 130, run.stderr
+    assert run.seconds is not None and run.seconds < PROMPTLY
+    assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+def test_ctrl_c_while_the_command_line_loads_is_the_one_line_note() -> None:
+    """Ctrl-C in the first second, while ``evozero``'s modules import (before a command's
+    own handler is in place), is the same note and exit code, not a traceback."""
+    import subprocess
+
+    press_during_import = (
+        "import importlib.abc, os, signal, sys\n"
+        "class Press(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'evozero.cli.search':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.meta_path.insert(0, Press())\n"
+        "from evozero.cli import app\n"
+        "app(['suites', '--help'], prog_name='evozero')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", press_during_import], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 130, run.stderr
+    assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+def test_a_ctrl_c_that_library_code_wraps_is_still_a_ctrl_c(monkeypatch) -> None:
+    """A Ctrl-C inside an import can reach the command as another exception (matplotlib's
+    ``__set_name__`` turns it into a RuntimeError, in ``report``): still exit code 130."""
+    from typer.testing import CliRunner
+
+    from evozero.cli import app
+    from evozero.program import dsl
+
+    def wrapped(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__ on 'converter' in 'Axis'") from e
+
+    monkeypatch.setattr(dsl, "load", wrapped)
+    result = CliRunner().invoke(app, ["show", PPO])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == "interrupted: stopped by Ctrl-C"
+    monkeypatch.setattr(dsl, "load", lambda *a, **k: 1 / 0)  # other errors are not hidden
+    assert isinstance(CliRunner().invoke(app, ["show", PPO]).exception, ZeroDivisionError)

@@ -74,6 +74,26 @@ def _one_line_exits() -> Iterator[None]:
         fail(f"{e.format_message()} (see `{where} --help`)")
     except KeyboardInterrupt:
         interrupted("stopped by Ctrl-C")
+    except (typer.Exit, typer.Abort, _click_errors.ClickException):
+        raise
+    except Exception as e:
+        # Library code can wrap a Ctrl-C in another exception: one that lands in an
+        # import during a class body's __set_name__ (matplotlib's) is a RuntimeError.
+        if _caused_by_ctrl_c(e):
+            interrupted("stopped by Ctrl-C")
+        raise
+
+
+def _caused_by_ctrl_c(e: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in ``e``'s chain of causes and contexts."""
+    seen: set[int] = set()
+    cause: BaseException | None = e
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class Command(TyperCommand):

@@ -23,6 +23,7 @@ from evozero.refine.run import (
     store_child,
 )
 from evozero.refine.stage import run_settings
+from evozero.search.backends import MAX_WORKERS
 from evozero.search.tasks import Suite
 
 if TYPE_CHECKING:
@@ -61,7 +62,11 @@ def refine_command(
         5, "--seeds", parser=Integer(2, 1000), metavar="K", help="Fresh validation seeds."
     ),
     workers: int = typer.Option(
-        0, "--workers", parser=Integer(0), metavar="N", help="ES workers (0: one per core)."
+        0,
+        "--workers",
+        parser=Integer(0, MAX_WORKERS),
+        metavar="N",
+        help="ES workers (0: one per core).",
     ),
     backend: str = typer.Option("process", "--backend", metavar="NAME", help="ES backend."),
     output: Path | None = typer.Option(

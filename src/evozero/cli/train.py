@@ -19,6 +19,7 @@ from evozero.cli.output import JSON_NOTE, print_json
 from evozero.cli.params import Integer, PathArg, tensorboard_option
 from evozero.native.envs import GAMES, MinAtarVecEnv
 from evozero.native.train import NETWORKS, TrainConfig, TrainResult, learning_curve, train
+from evozero.search.backends import MAX_WORKERS
 from evozero.status import Status
 
 #: The most envs ``games`` steps together (far past the speed plateau; memory grows with it).
@@ -112,7 +113,11 @@ def eval_command(
         help="Number of runs (seeds 0..K-1).",
     ),
     workers: int = typer.Option(
-        0, "--workers", parser=Integer(0), metavar="N", help="Runs in parallel (0: one per core)."
+        0,
+        "--workers",
+        parser=Integer(0, MAX_WORKERS),
+        metavar="N",
+        help="Runs in parallel (0: one per core).",
     ),
     network: str = typer.Option(
         TrainConfig.network,

@@ -358,6 +358,17 @@ class _GymAdapter:
         )
 
 
+def _wait_out(finished: threading.Event) -> None:
+    """Wait until ``finished`` is set, through further Ctrl-Cs (a cancelled run ends
+    within one update; leaving before it does would abort the interpreter at exit)."""
+    while True:
+        try:
+            finished.wait()
+            return
+        except KeyboardInterrupt:
+            continue
+
+
 def train(
     program: Program | str | Path,
     env: str | gym.vector.VectorEnv = "breakout",
@@ -431,26 +442,33 @@ def train(
             adapter.num_actions,
         )
     out: dict[str, Any] = {}
+    # The calling thread waits on this event, not on Thread.join: on Python 3.11 a Ctrl-C
+    # that lands inside Thread.join marks the thread as ended while it still runs
+    # (CPython gh-90882), and a native run left behind aborts the interpreter at exit
+    # ("terminate called without an active exception").
+    finished = threading.Event()
 
     def run() -> None:
         try:
             out["result"] = call(rule, options, int(seed), progress, hooks)
         except BaseException as e:  # surfaced in the calling thread
             out["error"] = e
+        finally:
+            finished.set()
 
     thread = threading.Thread(target=run, name=f"evozero-train-{name}-{seed}", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(timeout=0.2)
+        while not finished.wait(timeout=0.2):
             if on_progress is not None:
                 on_progress(progress.steps)
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         progress.cancel()
-        thread.join()
+        _wait_out(finished)  # the run stops within one update
         raise
+    thread.join()
     if "error" in out:
         raise out["error"]
     raw = out["result"]

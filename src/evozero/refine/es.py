@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from evozero.search.backends import Backend
+from evozero.status import Status
 
 __all__ = ["ESConfig", "ESState", "centered_ranks", "es_step", "quadratic_job", "train_job"]
 
@@ -137,7 +138,7 @@ def train_job(payload: dict) -> dict:
     for seed in payload["seeds"]:
         r = train(program, payload["env"], config, seed=int(seed))
         steps += r.steps
-        returns.append(r.final_return if r.status == "ok" else math.nan)
+        returns.append(r.final_return if r.status is Status.OK else math.nan)
     fit = float(np.mean(returns)) if returns and not np.isnan(returns).all() else math.nan
     return {"fitness": None if math.isnan(fit) else fit, "steps": steps, "returns": _json(returns)}
 

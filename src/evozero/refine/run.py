@@ -36,6 +36,7 @@ from evozero.search.fitness import candidate_result, evaluate_job
 from evozero.search.protocol import Job, JobResult
 from evozero.search.store import REFINE_ORIGIN, RunStore
 from evozero.search.tasks import Suite
+from evozero.status import Status
 
 __all__ = [
     "METHODS",
@@ -174,7 +175,7 @@ def _metagrad(
             hooks={"checkpoints": updates, "stop_after_checkpoints": True},
         )
         steps += run.steps
-        if run.status != "ok":
+        if run.status is not Status.OK:
             history.append({"step": i, "steps": steps, "error": run.message})
             on_event(history[-1])
             break

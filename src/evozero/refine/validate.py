@@ -9,6 +9,7 @@ refined constants are kept only when the whole interval lies above zero.
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import numpy as np
 from evozero.native.train import TrainConfig, train
 from evozero.program.model import Program
 from evozero.search.report import mean_intervals
+from evozero.status import Status
 
 __all__ = ["VALIDATION_SEED0", "Validation", "validate"]
 
@@ -58,9 +60,11 @@ class Validation:
         return f"refined constants dropped: no clear gain on fresh seeds ({ci})"
 
 
-def _final(program: Program, env: str, config: TrainConfig, seed: int) -> float:
-    r = train(program, env, config, seed=seed)
-    return r.final_return if r.status == "ok" else math.nan
+def _final(
+    program: Program, env: str, config: TrainConfig, seed: int, stop: threading.Event
+) -> float:
+    r = train(program, env, config, seed=seed, stop=stop)
+    return r.final_return if r.status is Status.OK else math.nan
 
 
 def validate(
@@ -71,11 +75,21 @@ def validate(
     seeds: int,
     workers: int = 2,
 ) -> Validation:
-    """Train both on ``seeds`` fresh seeds and compare (see the module doc)."""
+    """Train both on ``seeds`` fresh seeds and compare (see the module doc).
+
+    Ctrl-C (``KeyboardInterrupt`` in the calling thread) cancels the trainings in flight,
+    which stop within one update, and is raised again."""
     ids = tuple(range(VALIDATION_SEED0, VALIDATION_SEED0 + seeds))
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # train releases the GIL
-        orig = list(pool.map(lambda s: _final(original, env, config, s), ids))
-        ref = list(pool.map(lambda s: _final(refined, env, config, s), ids))
+        try:
+            orig = list(pool.map(lambda s: _final(original, env, config, s, stop), ids))
+            ref = list(pool.map(lambda s: _final(refined, env, config, s, stop), ids))
+        except BaseException:
+            # Else leaving the pool waits for the trainings in flight to end (hours, for
+            # a long lifetime); pool.map has already cancelled those not started.
+            stop.set()
+            raise
     diffs = [b - a for a, b in zip(orig, ref, strict=True) if np.isfinite(a) and np.isfinite(b)]
     interval = mean_intervals([diffs])[0]  # None when no pair of runs finished
     lo, hi = (interval["lo"], interval["hi"]) if interval else (math.nan, math.nan)

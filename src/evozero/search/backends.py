@@ -49,6 +49,7 @@ from typing import Any
 
 __all__ = [
     "BACKENDS",
+    "MAX_WORKERS",
     "Backend",
     "Outcome",
     "ProcessBackend",
@@ -59,6 +60,10 @@ __all__ = [
 
 #: Backend names accepted by :func:`make_backend`.
 BACKENDS: tuple[str, ...] = ("serial", "process", "ray")
+
+#: The most workers (processes, actors or threads) one command starts: more is a typo, and
+#: each one costs a process and its memory.
+MAX_WORKERS = 1024
 
 #: Seconds a new worker may take to become ready before it counts as failed.
 START_TIMEOUT = 120.0
@@ -171,8 +176,8 @@ def make_backend(
         raise ValueError(
             f"fn must be a module-level function (workers import it by name), not {fn!r}"
         )
-    if workers is not None and (type(workers) is not int or workers < 1):
-        raise ValueError(f"workers must be a whole number >= 1, not {workers!r}")
+    if workers is not None and (type(workers) is not int or not 1 <= workers <= MAX_WORKERS):
+        raise ValueError(f"workers must be a whole number from 1 to {MAX_WORKERS}, not {workers!r}")
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be a number of seconds > 0, not {time_limit!r}")
     if name != "ray" and address is not None:

@@ -13,7 +13,7 @@ import numpy as np
 from evozero.program import dsl
 from evozero.program.model import Program
 from evozero.program.random_programs import random_program
-from evozero.search.backends import BACKENDS
+from evozero.search.backends import BACKENDS, MAX_WORKERS
 from evozero.search.fitness import reference_program
 from evozero.search.store import INIT_ORIGIN
 from evozero.search.tasks import DEFAULT_SUITE, get_suite
@@ -28,7 +28,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "budget": (1, 2**63 - 1),
     "population": (1, 100_000),
     "tournament": (1, 100_000),
-    "workers": (1, 1024),
+    "workers": (1, MAX_WORKERS),
     "seed": (0, 2**63 - 1),
     "refine_top": (0, 100),
     "refine_steps": (1, 2**63 - 1),
