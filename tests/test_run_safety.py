@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
+from evozero import open_run
 from evozero.cli import app
 from evozero.search import store as store_module
 from evozero.search.config import SearchConfig
@@ -410,6 +411,33 @@ def test_a_damaged_candidate_is_named_and_the_rest_is_shown(
     assert digest(db) == before  # the state is still "stopped": nothing was written
 
 
+def test_a_damaged_best_rule_does_not_hide_the_next(tmp_path: Path, finished_run: Path) -> None:
+    """``explain`` and the Python API pass over a best rule whose program no longer parses,
+    name it, and go on with the next readable rule; with none readable, they say so."""
+    run = copy_run(finished_run, tmp_path / "run")
+    db = run / DB_NAME
+    bad = best_id(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE candidates SET text = 'import os' WHERE id = ?", (bad,))
+    explained = runner.invoke(app, ["explain", str(run)])
+    assert explained.exit_code == 0, explained.output
+    warned = explained.stderr.replace("\n", "")
+    assert f"candidate {bad} is damaged" in warned and "not explained" in warned, warned
+    assert "nothing to explain" not in warned
+    assert "candidate " in explained.stdout and f"candidate {bad} " not in explained.stdout
+
+    with pytest.warns(UserWarning, match=f"candidate {bad} is damaged"):
+        rules = open_run(run).best(1)
+    assert len(rules) == 1 and rules[0].id != bad
+    with pytest.warns(UserWarning, match=f"candidate {bad} is damaged"):
+        assert len(open_run(run).explain(1)) == 1
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE candidates SET text = 'import os'")
+    none = one_line_error(runner.invoke(app, ["explain", str(run)]), run, "is readable")
+    assert "has passed the full suite yet" not in none
+
+
 def test_a_damaged_report_is_left_out(tmp_path: Path, finished_run: Path) -> None:
     run = copy_run(finished_run, tmp_path / "run")
     with sqlite3.connect(run / DB_NAME) as conn:
@@ -478,6 +506,33 @@ def test_a_read_only_run_is_read_but_not_resumed(tmp_path: Path, finished_run: P
             "is read-only (the directory is not writable)",
             "cp -r",
         )
+    assert sorted(p.name for p in run.iterdir()) == [DB_NAME]  # nothing was written
+
+
+def test_writing_to_a_read_only_run_names_the_fix_that_fits(
+    tmp_path: Path, finished_run: Path
+) -> None:
+    """A command that writes into a read-only run (or a file next to it by default) says
+    the fix for that command: the flag that writes elsewhere, or a copy to work on."""
+    run = copy_run(finished_run, tmp_path / "run")
+    with read_only(run):
+        one_line_error(
+            runner.invoke(app, ["report", str(run)]),
+            run / "report.html",
+            "pass --output FILE to write the report elsewhere",
+        )
+        refined = one_line_error(
+            runner.invoke(app, ["refine", str(run)]), run, "is read-only", "&& evozero refine NEW"
+        )
+        assert "resume" not in refined
+        rule = Path("programs/ppo.evz").resolve()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(run)  # refine writes into the current directory by default
+            one_line_error(
+                runner.invoke(app, ["refine", str(rule)]),
+                f"cannot write in {run}",
+                "pass --output DIR to write the refined rules elsewhere",
+            )
     assert sorted(p.name for p in run.iterdir()) == [DB_NAME]  # nothing was written
 
 

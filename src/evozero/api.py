@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,9 +132,13 @@ class Run:
         return report.get("comparison", {}).get("text")
 
     def best(self, k: int = 1) -> list[Rule]:
-        """The ``k`` fittest rules that passed the full suite, fittest first."""
+        """The ``k`` fittest rules that passed the full suite, fittest first; a damaged one
+        (its stored program does not parse) is passed over with a warning naming it."""
         with self._store() as store:
-            return [self._rule(store, c) for c in store.best(k)]
+            readable, skipped = store.best_readable(k)
+        for e in skipped:
+            warnings.warn(f"{e}; passed over", stacklevel=2)
+        return [Rule(c.id, c.fitness, c.complexity, c.origin, c.mutation, p) for c, p in readable]
 
     def hall_of_fame(self, explain: bool = True) -> Table:
         """The Pareto front of fitness against complexity, fittest first; with

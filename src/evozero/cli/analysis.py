@@ -10,26 +10,37 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from evozero.cli.app import console, fail, load_program, open_run, store_errors, warn
+from evozero.cli.app import (
+    console,
+    fail,
+    load_program,
+    open_run,
+    store_errors,
+    warn,
+    writable_dir,
+)
 from evozero.cli.output import JSON_NOTE, print_json
 from evozero.cli.params import PathArg, program_or_run, top_option
 
 if TYPE_CHECKING:
     from evozero.native.train import TrainConfig, TrainResult
+    from evozero.program.model import Program
 
 
 @store_errors
-def _run_rules(run_dir: Path, top: int) -> list[tuple[str, object]]:
-    """``(name, program)`` of a run's ``top`` best rules (a damaged one is left out)."""
-    from evozero.search.store import DamagedCandidate
-
-    rules: list[tuple[str, object]] = []
+def _run_rules(run_dir: Path, top: int) -> list[tuple[str, Program]]:
+    """``(name, program)`` of a run's ``top`` best readable rules (a damaged one is
+    passed over, with a warning)."""
     with open_run(run_dir) as store:
-        for c in store.best(top):
-            try:
-                rules.append((f"candidate {c.id} (fitness {c.fitness:.3f})", store.program(c)))
-            except DamagedCandidate as e:
-                warn(f"{e}; it is not explained")
+        readable, skipped = store.best_readable(top)
+    for e in skipped:
+        warn(f"{e}; it is not explained")
+    rules = [(f"candidate {c.id} (fitness {c.fitness:.3f})", p) for c, p in readable]
+    if not rules and skipped:
+        fail(
+            f"{run_dir}: no rule that passed the full suite is readable ({len(skipped)} "
+            "damaged), so there is nothing to explain; `evozero show` lists the run"
+        )
     if not rules:
         fail(
             f"{run_dir}: no candidate has passed the full suite yet, so there is nothing "
@@ -53,7 +64,7 @@ def explain_command(
     else:
         rules = [(program.name, load_program(program))]
     try:
-        found = [explain(p, name) for name, p in rules]  # type: ignore[arg-type]
+        found = [explain(p, name) for name, p in rules]
     except ValueError as e:
         fail(str(e))
     if as_json:
@@ -61,6 +72,9 @@ def explain_command(
         return
     for x in found:
         console.print(x.text(), highlight=False, markup=False, soft_wrap=True)
+
+
+_REPORT_ELSEWHERE = "pass --output FILE to write the report elsewhere"
 
 
 def report_command(
@@ -83,7 +97,9 @@ def report_command(
     """Write one self-contained HTML report of a run (figures embedded, readable offline):
     metadata, search curve, Pareto front, lineage, learning curves, per-task results with
     CIs, the hall of fame as pseudocode, formulas and explanations, and the verdict."""
-    path = _write_report(run_dir, output or run_dir / "report.html", top)
+    output = output or run_dir / "report.html"
+    writable_dir(output.parent, _REPORT_ELSEWHERE, output)
+    path = _write_report(run_dir, output, top)
     console.print(f"wrote {path}", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -95,7 +111,7 @@ def _write_report(run_dir: Path, output: Path, top: int) -> Path:
         try:
             return write_report(store, output, top)
         except OSError as e:
-            fail(f"cannot write {output}: {e.strerror or e}")
+            fail(f"cannot write {output}: {e.strerror or e}; {_REPORT_ELSEWHERE}")
     raise AssertionError("unreachable")
 
 

@@ -8,6 +8,7 @@ them on :data:`app`.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
@@ -86,6 +87,19 @@ def load_program(path: Path) -> Program:
     raise AssertionError("unreachable")
 
 
+def writable_dir(directory: Path, elsewhere: str, file: Path | None = None) -> None:
+    """Fail, before any work, unless a file (``file``, if given) can be written in
+    ``directory`` (made if missing); ``elsewhere`` is the fix, naming the flag (``pass
+    --output FILE to ...``)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):  # a probe: root passes os.access checks
+            pass
+    except OSError as e:
+        where = file or f"in {directory}"
+        fail(f"cannot write {where}: {e.strerror or e}; {elsewhere}")
+
+
 def warn(message: str) -> None:
     """A one-line warning on stderr (the command goes on)."""
     Console(stderr=True).print(
@@ -120,12 +134,13 @@ def store_errors(reader: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-def open_run(run_dir: Path, *, for_resume: bool = False) -> RunStore:
-    """Open the run store in ``run_dir``, or fail with a one-line message."""
+def open_run(run_dir: Path, *, for_resume: bool = False, writer: str = "resume") -> RunStore:
+    """Open the run store in ``run_dir`` (``for_resume``: as its ``writer``, see
+    :meth:`RunStore.open`), or fail with a one-line message."""
     from evozero.search.store import RunStore, RunStoreError
 
     try:
-        return RunStore.open(run_dir, for_resume=for_resume)
+        return RunStore.open(run_dir, for_resume=for_resume, writer=writer)
     except RunStoreError as e:
         fail(str(e))
     raise AssertionError("unreachable")

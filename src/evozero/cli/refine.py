@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from evozero.cli.app import console, fail, interrupted, load_program, open_run, store_errors
+from evozero.cli.app import (
+    console,
+    fail,
+    interrupted,
+    load_program,
+    open_run,
+    store_errors,
+    warn,
+    writable_dir,
+)
 from evozero.cli.output import print_json
 from evozero.cli.params import Integer, PathArg
 from evozero.native.train import TrainConfig
@@ -89,15 +98,17 @@ def refine_command(
         fail(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if method == "metagrad" and not torch_available():
         fail(f"--method metagrad needs PyTorch: {TORCH_INSTALL_HINT}; or use --method es")
-    store = open_run(target, for_resume=True) if target.is_dir() else None
+    store = open_run(target, for_resume=True, writer="refine") if target.is_dir() else None
     try:
         if store is None:
             targets = [(target.name, None, load_program(target))]
         else:
-            best = store.best(top)
+            best, skipped = store.best_readable(top)
+            for e in skipped:
+                warn(f"{e}; it is not refined")
             if not best:
-                fail(f"{target}: no candidate has passed the suite yet; nothing to refine")
-            targets = [(f"candidate {c.id}", c.id, store.program(c)) for c in best]
+                fail(f"{target}: no readable candidate has passed the suite yet; nothing to refine")
+            targets = [(f"candidate {c.id}", c.id, p) for c, p in best]
         try:
             given = {
                 "method": method,
@@ -115,7 +126,7 @@ def refine_command(
         except ValueError as e:
             fail(str(e))
         out_dir = output or Path.cwd()
-        out_dir.mkdir(parents=True, exist_ok=True)
+        writable_dir(out_dir, _REFINED_ELSEWHERE)  # before the work, not after it
         results = []
         for label, parent, program in targets:
             try:
@@ -163,6 +174,9 @@ def _store(
     return child
 
 
+_REFINED_ELSEWHERE = "pass --output DIR to write the refined rules elsewhere"
+
+
 def _report(
     label: str, outcome: RefineOutcome, out_dir: Path, method: str, as_json: bool
 ) -> dict[str, Any]:
@@ -175,11 +189,14 @@ def _report(
     if v.kept:
         stem = label.replace(" ", "-").removesuffix(".evz")
         path = out_dir / f"{stem}.refined-{method}.evz"
-        dsl.dump(
-            outcome.refined,
-            path,
-            header=f"refined by evozero refine --method {method}: {v.verdict}",
-        )
+        try:
+            dsl.dump(
+                outcome.refined,
+                path,
+                header=f"refined by evozero refine --method {method}: {v.verdict}",
+            )
+        except OSError as e:
+            fail(f"cannot write {path}: {e.strerror or e}; {_REFINED_ELSEWHERE}")
     if not as_json:
         written = f"wrote {path}" if path else "nothing written (dropped: the original stays)"
         console.print(f"{label}: {v.verdict}", highlight=False, soft_wrap=True)

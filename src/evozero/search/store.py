@@ -241,11 +241,23 @@ def _read_only(directory: Path, why: str, todo: str) -> RunStoreReadOnly:
     return RunStoreReadOnly(f"{directory} is read-only ({why}); {todo}")
 
 
-#: What to do with a read-only run that was to be resumed.
-_COPY_TO_RESUME = (
-    "show, export and runs read it as it is; to resume it, copy it somewhere "
-    "writable: cp -r {dir} NEW && chmod -R u+w NEW && evozero evolve --resume NEW"
-)
+#: The commands that write to an existing run (``RunStore.open``'s ``writer``): what
+#: they do to it, and the command that does it to a copy.
+WRITERS: dict[str, tuple[str, str]] = {
+    "resume": ("resume it", "evozero evolve --resume"),
+    "refine": ("refine its rules", "evozero refine"),
+}
+
+
+def _copy_to_write(directory: Path, writer: str) -> str:
+    """What to do with a read-only run that ``writer`` (a key of :data:`WRITERS`) was to
+    write to: work on a writable copy."""
+    what, command = WRITERS[writer]
+    return (
+        f"show, export and runs read it as it is; to {what}, copy it somewhere "
+        f"writable: cp -r {directory} NEW && chmod -R u+w NEW && {command} NEW"
+    )
+
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html) that the store tells apart.
 _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _CONSTRAINT, _NOTADB = (
@@ -285,8 +297,9 @@ def _sqlite_code(e: sqlite3.Error) -> int | None:
 _FAILURES = (sqlite3.DatabaseError, UnicodeDecodeError)
 
 
-def _store_error(e: Exception, db: Path) -> RunStoreError:
-    """The :class:`RunStoreError` of a SQLite failure (one of :data:`_FAILURES`) on ``db``."""
+def _store_error(e: Exception, db: Path, writer: str = "resume") -> RunStoreError:
+    """The :class:`RunStoreError` of a SQLite failure (one of :data:`_FAILURES`) on ``db``,
+    met by ``writer`` (a key of :data:`WRITERS`) where the database is read-only."""
     if not isinstance(e, sqlite3.Error):
         return damaged(db, "its schema holds text that is not UTF-8")
     code = _sqlite_code(e)
@@ -300,7 +313,7 @@ def _store_error(e: Exception, db: Path) -> RunStoreError:
         # A constraint fails only on rows the single writer did not put there.
         return damaged(db, str(e))
     if code == _READONLY:
-        return _read_only(db.parent, str(e), _COPY_TO_RESUME.format(dir=db.parent))
+        return _read_only(db.parent, str(e), _copy_to_write(db.parent, writer))
     if code in (_BUSY, _LOCKED):
         return RunStoreError(
             f"{db} is locked by another program ({e}); close it (an open "
@@ -330,7 +343,7 @@ def _guarded(
         except sqlite3.ProgrammingError:
             raise
         except _FAILURES as e:
-            raise _store_error(e, self.db) from None
+            raise _store_error(e, self.db, self._writer) from None
 
     return wrapper
 
@@ -764,6 +777,7 @@ class RunStore:
         self._lock = lock
         self._live = live  # a reader's view: another process writes the run
         self._scratch = scratch
+        self._writer = "resume"  # what a writer does to the run: a key of WRITERS
 
     @property
     def writable(self) -> bool:
@@ -817,10 +831,13 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, directory: str | Path, *, for_resume: bool = False) -> RunStore:
+    def open(
+        cls, directory: str | Path, *, for_resume: bool = False, writer: str = "resume"
+    ) -> RunStore:
         """An existing run: a reader, or with ``for_resume`` its writer, which needs the
         run to have been made by this evozero, to be writable and free, and to read back
-        whole (checked before anything is written)."""
+        whole (checked before anything is written). ``writer`` (a key of :data:`WRITERS`)
+        says what the writer is for, so that a read-only run's error advises it."""
         directory = Path(directory)
         db = directory / DB_NAME
         if not directory.is_dir():
@@ -832,13 +849,14 @@ class RunStore:
             raise RunStoreError(
                 f"{directory} is not an evozero run (no {DB_NAME}); `evozero runs` lists the runs"
             )
-        todo = _COPY_TO_RESUME.format(dir=directory)
+        todo = _copy_to_write(directory, writer)
         lock = None
         try:
             if for_resume:
                 _check_writable(directory, todo)
                 lock = _RunLock.acquire(directory, todo)
                 store = cls(directory, _writer(db), lock=lock)
+                store._writer = writer
             else:
                 conn, scratch = _reader(db)
                 store = cls(directory, conn, live=_is_live(directory), scratch=scratch)
@@ -846,7 +864,7 @@ class RunStore:
             if lock is not None:
                 lock.release()
             if isinstance(e, _FAILURES):
-                raise _store_error(e, db) from None
+                raise _store_error(e, db, writer) from None
             raise
         try:
             store._check_version(for_resume)
@@ -1305,6 +1323,32 @@ class RunStore:
         return self._select(
             f"{_PASSED} ORDER BY rung DESC, fitness DESC, complexity, id LIMIT ?", (k,)
         )
+
+    def best_readable(
+        self, k: int
+    ) -> tuple[list[tuple[Candidate, Program]], list[DamagedCandidate]]:
+        """The ``k`` best candidates (as :meth:`best`) whose programs parse, each with its
+        program, and the damaged ones passed over on the way: a damaged best rule does
+        not hide the next one."""
+        readable: list[tuple[Candidate, Program]] = []
+        skipped: list[DamagedCandidate] = []
+        limit = k
+        rows = self.best(limit)
+        i = 0
+        while len(readable) < k:
+            if i == len(rows):
+                if len(rows) < limit:
+                    break  # no more candidates passed
+                limit *= 2
+                rows = self.best(limit)
+                continue
+            c = rows[i]
+            i += 1
+            try:
+                readable.append((c, self.program(c)))
+            except DamagedCandidate as e:
+                skipped.append(e)
+        return readable, skipped
 
     def passed_by_complexity(self) -> list[Candidate]:
         """The candidates that passed their tasks, simplest first, best first within a
