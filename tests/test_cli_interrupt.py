@@ -9,7 +9,9 @@ bound (10 s from the signal to the exit, startup not included), as a behaviour, 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,6 +156,63 @@ def test_ctrl_c_while_the_command_line_loads_is_the_one_line_note() -> None:
     )
     assert run.returncode == 130, run.stderr
     assert run.stderr.strip() == "interrupted: stopped by Ctrl-C"
+
+
+def _console_script() -> tuple[str, str]:
+    """The module and function of the ``evozero`` console script (pyproject.toml)."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    target = tomllib.loads(pyproject.read_text())["project"]["scripts"]["evozero"]
+    module, _, function = target.partition(":")
+    return module, function
+
+
+def test_the_console_script_loads_nothing_slow_before_its_ctrl_c_handler() -> None:
+    """Python imports the console script's module (and the evozero package) before any of
+    its code runs: they must load nothing slow, or a Ctrl-C then is a traceback."""
+    import subprocess
+
+    module, _ = _console_script()
+    code = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    slow = {"gymnasium", "numpy", "typer", "rich", "importlib.metadata", "evozero.cli"}
+    assert slow.isdisjoint(json.loads(out.stdout)), out.stdout
+
+
+@pytest.mark.parametrize("delay", [0.01, 0.05, 0.1, 0.2, 0.4])
+def test_ctrl_c_at_any_moment_of_startup_is_the_one_line_note(delay: float) -> None:
+    """Ctrl-C at a moment of ``evozero``'s startup (after the console script's module has
+    loaded: Python's own startup is not evozero's): the note and exit 130, no traceback."""
+    import subprocess
+    import threading
+
+    module, function = _console_script()
+    script = f"import sys; from {module} import {function}; sys.exit({function}())"
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-c", script, "games", "--steps", str(10**15)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        for line in proc.stderr:  # -X importtime: a line as each import ends
+            lines.append(line)
+            if line.rstrip().endswith(f"| {module}"):
+                break
+        rest = threading.Thread(target=lambda: lines.extend(proc.stderr or []))
+        rest.start()  # keeps the pipe drained
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, "".join(lines)
+        rest.join(timeout=60)
+    finally:
+        proc.kill()
+    said = [line for line in lines if not line.startswith("import time:")]
+    assert "".join(said).strip() == "interrupted: stopped by Ctrl-C", "".join(said)
 
 
 def test_a_ctrl_c_that_library_code_wraps_is_still_a_ctrl_c(monkeypatch) -> None:

@@ -175,6 +175,32 @@ def test_stop_cancels_a_run_from_another_thread(env: str) -> None:
     assert 0 < seen[-1] < 10**9
 
 
+@pytest.mark.parametrize("made", [True, False])
+def test_ctrl_c_inside_thread_start_cancels_the_run(monkeypatch, made: bool) -> None:
+    """A Ctrl-C can land inside ``Thread.start`` (the thread then may or may not have
+    been made): the run is then cancelled and waited for, or never begins; never left
+    running with hours to go (the interpreter would abort at exit)."""
+    import types
+
+    from evozero.native import train as train_module
+
+    started: list[threading.Thread] = []
+
+    class CtrlCInStart(threading.Thread):
+        def start(self) -> None:
+            if made:
+                super().start()
+                started.append(self)
+            raise KeyboardInterrupt
+
+    fake = types.SimpleNamespace(**{**vars(threading), "Thread": CtrlCInStart})
+    monkeypatch.setattr(train_module, "threading", fake)
+    with pytest.raises(KeyboardInterrupt):
+        train(PPO, "breakout", SMALL.replace(total_steps=10**12), seed=0)
+    assert all(not t.is_alive() for t in started)
+    assert len(started) == made
+
+
 @pytest.mark.parametrize("seed", [-1, 2**64])
 def test_bad_seed_is_refused(seed: int) -> None:
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):

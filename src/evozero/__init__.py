@@ -13,19 +13,16 @@ Package layout, in the order of the data flow (docs/ARCHITECTURE.md):
 :mod:`evozero.analysis` (explain, run report) → :mod:`evozero.cli`.
 
 The exports are lazy: ``import evozero.program`` loads neither the compiled extension nor
-anything native. ``import evozero`` registers the gymnasium ids ``evozero/<Game>-v0|v1``.
+anything native. ``import evozero`` registers the gymnasium ids ``evozero/<Game>-v0|v1``
+(when gymnasium is imported, if it is not yet: ``import evozero`` itself stays cheap, so
+that the command line's Ctrl-C handler is in place before anything slow loads).
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
+import sys
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("evozero")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 # name -> module that defines it; resolved on first access (PEP 562).
 _EXPORTS: dict[str, str] = {
@@ -58,6 +55,7 @@ __all__ = [  # tests/test_architecture.py checks it against _EXPORTS
 ]
 
 if TYPE_CHECKING:
+    __version__: str
     from evozero import envs
     from evozero.api import Run, evolve, open_run
     from evozero.native.train import TrainConfig, TrainResult, train
@@ -66,8 +64,19 @@ if TYPE_CHECKING:
     from evozero.program.model import Program
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evozero")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
+    if name == "__version__":  # importlib.metadata is slow to import: on first use
+        value: Any = _version()
+    elif name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"evozero.{name}")
@@ -82,13 +91,40 @@ def __dir__() -> list[str]:
 
 
 def _register_gym_ids() -> None:
-    try:
-        import gymnasium  # noqa: F401  (a dependency; absent only in stripped-down installs)
-    except ImportError:
-        return
     from evozero.native.gym_ids import register_envs
 
     register_envs()
 
 
-_register_gym_ids()
+class _RegisterWithGymnasium:
+    """A meta path finder (importlib.abc's, without importing it) that registers the
+    gymnasium ids as soon as gymnasium is imported (it takes a tenth of a second to
+    import: ``import evozero`` does not import it)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "gymnasium":
+            return None
+        try:
+            sys.meta_path.remove(self)  # once, and not found by the search below
+        except ValueError:  # another thread got here first
+            return None
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_then_register(module: Any) -> None:
+            exec_module(module)
+            _register_gym_ids()
+
+        loader.exec_module = exec_then_register  # type: ignore[method-assign]
+        return spec
+
+
+if "gymnasium" in sys.modules:
+    _register_gym_ids()
+else:
+    sys.meta_path.insert(0, _RegisterWithGymnasium())

@@ -1,5 +1,5 @@
 """``python -m evozero``: the command line."""
 
-from evozero.cli import app
+from evozero._console import main
 
-app(prog_name="evozero")
+main()

@@ -8,35 +8,18 @@
 ``refine``.
 """
 
-import os
-import signal
-import sys
-import threading
+from evozero import _console
 
-
-def _ctrl_c_while_starting(signum: int, frame: object) -> None:
-    """Ctrl-C before a command runs (its handler is not in place yet): the one-line note
-    of every command, not a traceback from the middle of an import."""
-    sys.stderr.write("interrupted: stopped by Ctrl-C\n")
-    sys.stderr.flush()
-    os._exit(130)  # nothing has started that would need cleaning up
-
-
-# Only where Python's own handler is in place (not under a program's own, not off the
-# main thread), and only while the command line's modules load.
-_starting = (
-    threading.current_thread() is threading.main_thread()
-    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-)
-if _starting:
-    signal.signal(signal.SIGINT, _ctrl_c_while_starting)
+# Imported by a program of its own (not by the console script, whose handler is already in
+# place): the one-line note while the command line's modules load, then Python's handler.
+_starting = _console.starting()
 try:
     from evozero.cli import analysis, program, refine, search, train
     from evozero.cli.app import app
     from evozero.cli.group import Command
 finally:
     if _starting:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _console.started()
 
 # Registered here, in the order ``evozero --help`` lists them.
 app.command(cls=Command)(train.games)

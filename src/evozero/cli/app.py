@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import evozero
+from evozero import _console
 from evozero.cli.group import Group
 from evozero.program import dsl
 from evozero.program.errors import ProgramError
@@ -46,7 +47,7 @@ def fail(message: str) -> None:
 
 
 #: Exit code of a command stopped by Ctrl-C (128 + SIGINT, the shells' convention).
-INTERRUPTED = 130
+INTERRUPTED = _console.INTERRUPTED
 
 
 def interrupted(message: str) -> NoReturn:

@@ -16,6 +16,8 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from evozero import _console
+
 # click's exceptions, from wherever this typer takes click (it may vendor its own copy).
 _click_errors = importlib.import_module(typer.BadParameter.__module__)
 
@@ -131,4 +133,5 @@ class Group(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         with _one_line_exits():  # a command's own options are parsed in here too
+            _console.started()  # from here a Ctrl-C is a KeyboardInterrupt, caught above
             return super().invoke(ctx)

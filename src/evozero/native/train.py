@@ -447,8 +447,16 @@ def train(
     # (CPython gh-90882), and a native run left behind aborts the interpreter at exit
     # ("terminate called without an active exception").
     finished = threading.Event()
+    # A Ctrl-C can land inside thread.start(), before or after the thread was made: the
+    # run then either never begins or is cancelled and waited for (``gate`` settles which).
+    gate = threading.Lock()
+    state = {"began": False, "abandoned": False}
 
     def run() -> None:
+        with gate:
+            if state["abandoned"]:
+                return
+            state["began"] = True
         try:
             out["result"] = call(rule, options, int(seed), progress, hooks)
         except BaseException as e:  # surfaced in the calling thread
@@ -457,8 +465,8 @@ def train(
             finished.set()
 
     thread = threading.Thread(target=run, name=f"evozero-train-{name}-{seed}", daemon=True)
-    thread.start()
     try:
+        thread.start()
         while not finished.wait(timeout=0.2):
             if on_progress is not None:
                 on_progress(progress.steps)
@@ -466,7 +474,11 @@ def train(
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         progress.cancel()
-        _wait_out(finished)  # the run stops within one update
+        with gate:
+            state["abandoned"] = True
+            began = state["began"]
+        if began:
+            _wait_out(finished)  # the run stops within one update
         raise
     thread.join()
     if "error" in out:
