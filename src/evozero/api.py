@@ -116,8 +116,8 @@ class Run:
         return RunStore.open(self.path)
 
     @staticmethod
-    def _rule(store: RunStore, c: Candidate) -> Rule:
-        return Rule(c.id, c.fitness, c.complexity, c.origin, c.mutation, store.program(c))
+    def _rule(c: Candidate, program: Program) -> Rule:
+        return Rule(c.id, c.fitness, c.complexity, c.origin, c.mutation, program)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -138,7 +138,7 @@ class Run:
             readable, skipped = store.best_readable(k)
         for e in skipped:
             warnings.warn(f"{e}; passed over", stacklevel=2)
-        return [Rule(c.id, c.fitness, c.complexity, c.origin, c.mutation, p) for c, p in readable]
+        return [self._rule(c, p) for c, p in readable]
 
     def hall_of_fame(self, explain: bool = True) -> Table:
         """The Pareto front of fitness against complexity, fittest first; with
@@ -147,7 +147,7 @@ class Run:
         from evozero.search.report import hall_of_fame
 
         with self._store() as store:
-            rules = [self._rule(store, c) for c in hall_of_fame(store)]
+            rules = [self._rule(c, store.program(c)) for c in hall_of_fame(store)]
         rows = Table()
         for r in rules:
             row = r.record()
