@@ -163,15 +163,22 @@ def _est(e: dict[str, Any] | None) -> str:
 
 def validation_report() -> tuple[dict[str, Any], dict[str, list[RunRecord]]]:
     """The summary (:func:`evozero.search.report.summarize`) of the validation runs."""
+    if not VALIDATION.exists():
+        sys.exit(f"no {VALIDATION} yet: run `python benchmarks/discovery.py validate` first")
     records = _records()
-    train = [Task(g, STEPS, SEEDS) for g in GAMES if g in training_games()]
-    heldout = [Task(g, STEPS, SEEDS) for g in GAMES if g not in training_games()]
     ppo = {(r.task, r.seed): r.final_return for r in records[RULES[1]]}
+    # Seeds on which ppo.evz finished (all of them, once the validation is done).
+    tasks = {
+        g: Task(g, STEPS, seeds)
+        for g in GAMES
+        if (seeds := [s for s in SEEDS if ppo.get((Task(g, STEPS).label, s)) is not None])
+    }
+    train = [t for g, t in tasks.items() if g in training_games()]
+    heldout = [t for g, t in tasks.items() if g not in training_games()]
     normalizers = {
         (t.label, s): (random_return(t, s), ppo[(t.label, s)])
-        for t in (*train, *heldout)
-        for s in SEEDS
-        if ppo.get((t.label, s)) is not None
+        for t in tasks.values()
+        for s in t.seeds
     }
     subject = {"role": NAMES[RULES[0]], "id": 0}
     return summarize([subject], {0: records[RULES[0]]}, train, heldout, normalizers), records
@@ -268,6 +275,9 @@ def table(_: argparse.Namespace) -> None:
     ]
     for game in GAMES:
         label = Task(game, STEPS).label
+        if label not in subject["tasks"]:
+            out.append(f"| {game} | not run yet | | | |")
+            continue
         row = subject["tasks"][label]
         norm = "—" if row["normalized"] is None else f"{row['normalized']:.2f}"
         held = "" if game in training_games() else " (held out)"
