@@ -147,7 +147,7 @@ def test_the_json_form_holds_every_edit_with_its_sentence() -> None:
 
 
 def test_a_changed_argument_inside_a_term_is_one_edit() -> None:
-    """The README's discovered rule drops PPO's value clipping: the clipped branch of the
+    """A rule an early search found drops PPO's value clipping: the clipped branch of the
     value loss's max becomes -lam; that is one replacement, not a term removed and added."""
     program = _edited("ppo.evz", "square(v_clipped - vtarget)", "-lam")
     e = explain(program)
