@@ -1,6 +1,6 @@
 """A discovery measured at 10M steps: search with rungs, then validate the best rule.
 
-Three stages, each resuming where it stopped:
+Four stages, each resuming where it stopped:
 
 1. ``search``: ``evozero evolve --suite standard`` (breakout, space_invaders and asterix
    at 500k steps, the best quarter promoted to 2M steps with 2 seeds; the final report at
@@ -14,7 +14,12 @@ Three stages, each resuming where it stopped:
    all five MinAtar games, seeds 2000-2004 (never used by the search: its rungs use 0 and
    1, its report 1000-1004). Every run is appended to
    ``benchmarks/results/discovery_validation.jsonl`` as it finishes.
-3. ``table``: per game, mean final return with its 95% bootstrap interval, the paired
+3. ``refine``: ``evozero refine`` on the run's ``--top`` best rules, by each method
+   (refined on breakout at 500k steps, validated at the suite's target, breakout at 2M,
+   on 5 fresh seeds; a kept refinement is stored in the run as a child). Each method's
+   ``--json`` outcome goes to ``benchmarks/results/discovery_refine-METHOD.json``; a
+   method with a file is not run again.
+4. ``table``: per game, mean final return with its 95% bootstrap interval, the paired
    per-seed difference from ppo.evz, normalized score (random 0, ppo.evz 1); over games,
    the IQM of normalized scores and the probability of improvement with stratified
    bootstrap intervals (rliable; Agarwal et al. 2021), separately for the search's
@@ -26,6 +31,7 @@ Three stages, each resuming where it stopped:
 
     python benchmarks/discovery.py search --max-time 2700 --workers 2
     python benchmarks/discovery.py validate --workers 2
+    python benchmarks/discovery.py refine --top 2
     python benchmarks/discovery.py table
 """
 
@@ -47,7 +53,7 @@ from evozero.analysis.figures import mean_ci
 from evozero.program import dsl
 from evozero.search.fitness import random_return, reference_program, run_task
 from evozero.search.protocol import RunRecord
-from evozero.search.report import budget_text, seeds_text, steps_text, summarize
+from evozero.search.report import budget_text, mean_intervals, seeds_text, steps_text, summarize
 from evozero.search.store import Candidate, RunStore
 from evozero.search.tasks import SUITES, Task
 
@@ -89,6 +95,66 @@ def best_rule() -> tuple[int, str]:
         if not bred:
             sys.exit(f"{RUN}: no bred rule passed the suite yet")
         return bred[0].id, bred[0].text
+
+
+def refine_file(method: str) -> Path:
+    return RESULTS / f"discovery_refine-{method}.json"
+
+
+def refine(args: argparse.Namespace) -> None:
+    """Refine the run's best rules' constants by each method (the CLI, as a user runs it)."""
+    for method in args.methods:
+        out = refine_file(method)
+        if out.exists():
+            print(f"{out} exists: {method} was run", flush=True)
+            continue
+        cmd = [sys.executable, "-m", "evozero", "refine", str(RUN), "--top", str(args.top)]
+        cmd += ["--method", method, "--steps", str(args.steps), "--json"]
+        print(" ".join(cmd[2:]), flush=True)
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        if done.returncode:
+            sys.exit(done.returncode)
+        out.write_text(json.dumps(json.loads(done.stdout), indent=1) + "\n")
+
+
+def _interval(values: list[float]) -> dict[str, Any] | None:
+    return mean_intervals([values])[0]
+
+
+def refine_lines() -> list[str]:
+    """The refinement table: one row per refined rule and method."""
+    rows = []
+    for method in ("es", "metagrad"):
+        if refine_file(method).exists():
+            rows += [(method, r) for r in json.loads(refine_file(method).read_text())]
+    if not rows:
+        return ["", "Refinement: not run yet (`python benchmarks/discovery.py refine`)."]
+    v0 = rows[0][1]["validation"]
+    out = [
+        "",
+        f"Refinement of the search's best rules (refined on breakout at 500k steps; "
+        f"validated on {v0['env']} at {steps_text(v0['steps'])} steps on "
+        f"{seeds_text(v0['seeds'])}, paired):",
+        "",
+        "| rule | method | constants moved | original | refined | difference (paired) | "
+        "kept | env steps | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, r in rows:
+        v = r["validation"]
+        moved = ", ".join(
+            f"{k} {r['original'][k]:.3g} → {r['refined'][k]:.3g}"
+            for k in r["original"]
+            if f"{r['original'][k]:.3g}" != f"{r['refined'][k]:.3g}"
+        )
+        diff = np.subtract(v["refined"], v["original"])
+        out.append(
+            f"| {r['target']} | {method} | {moved or 'none'} | {_fmt(_interval(v['original']))} | "
+            f"{_fmt(_interval(v['refined']))} | {np.mean(diff):+.2f} [{v['lo']:+.2f}, "
+            f"{v['hi']:+.2f}] | {'yes' if r['kept'] else 'no'} | {r['steps'] / 1e6:.1f}M | "
+            f"{r['seconds']:.0f} |"
+        )
+    return out
 
 
 def _done() -> set[tuple[str, str, int]]:
@@ -301,6 +367,7 @@ def table(_: argparse.Namespace) -> None:
     verdict_2m = (meta.get("report") or {}).get("comparison", {}).get("text")
     if verdict_2m:
         out.append(f"- The run's own final report: {verdict_2m}.")
+    out += refine_lines()
     seconds = sum(r.seconds for rs in records.values() for r in rs)
     steps = sum(r.steps for rs in records.values() for r in rs)
     out.append(
@@ -323,9 +390,14 @@ def main() -> None:
     v = sub.add_parser("validate", help="10M-step runs of the best rule and ppo.evz")
     v.add_argument("--workers", type=int, default=2)
     v.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES), help="default: both")
+    r = sub.add_parser("refine", help="refine the run's best rules' constants")
+    r.add_argument("--top", type=int, default=2, help="best rules to refine")
+    r.add_argument("--methods", nargs="+", choices=("es", "metagrad"), default=["es", "metagrad"])
+    r.add_argument("--steps", type=int, default=8_000_000, help="env steps per rule")
     sub.add_parser("table", help="the validation table, curves and what the search teaches")
     args = ap.parse_args()
-    {"search": search, "validate": validate, "table": table}[args.stage](args)
+    stages = {"search": search, "validate": validate, "refine": refine, "table": table}
+    stages[args.stage](args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Before it writes anything, ``evozero evolve --resume`` checks the whole store
 (``PRAGMA integrity_check`` and decoding every row: :meth:`RunStore.open` with
-``for_resume``) and parses the stored programs it will read (the population, the queued
+``writer="resume"``) and parses the stored programs it will read (the population, the queued
 candidates, the report's subjects). The store here is a run of
 ``EVOZERO_BENCH_STORE_CANDIDATES`` (default 10,000) candidates as the ``quick`` suite makes
 them: mutants of ppo.evz, each with a hurdle run and two task runs of 20-bin learning
@@ -92,7 +92,7 @@ def test_resume_check_cost(benchmark, figures, tmp_path):
             store.unfinished()
 
     def check() -> None:
-        with RunStore.open(run, for_resume=True) as store:
+        with RunStore.open(run, writer="resume") as store:
             for c in store.finished()[-POPULATION:]:
                 store.program(c)
 

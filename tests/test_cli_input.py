@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from evozero.cli import app
 from evozero.cli.group import flowing
-from evozero.cli.params import Integer, KeywordOrFile, PathArg, Seconds
+from evozero.cli.params import Integer, KeywordOrFile, PathArg, Positive, Seconds
 from evozero.search.backends import MAX_WORKERS, make_backend
 
 PPO = str(Path(__file__).resolve().parents[1] / "programs" / "ppo.evz")
@@ -44,7 +44,7 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "report": (["{tmp}"], []),
     "refine": ([PPO], ["--method", "nope", "-o", "{tmp}/out"]),
 }
-KINDS = (Integer, Seconds, PathArg, KeywordOrFile)
+KINDS = (Integer, Seconds, Positive, PathArg, KeywordOrFile)
 
 
 def _bare(annotation: Any) -> Any:
@@ -123,6 +123,8 @@ def bad_values(parser: Any, tmp: Path) -> list[str]:
         return [str(v) for v in sorted(values)] + ["1e309", "nan", "inf", "abc", "", "1.5"]
     if isinstance(parser, Seconds):
         return ["-1", "-1e-9", "nan", "inf", "-inf", "1e309", repr(parser.hi * 2), "abc", ""]
+    if isinstance(parser, Positive):
+        return ["0", "-1e-9", "nan", "inf", "-inf", "1e309", repr(parser.hi * 2), "abc", ""]
     a_file = tmp / "a-file"
     a_file.write_text("not a directory\n")
     a_dir = tmp / "a-dir"

@@ -81,3 +81,61 @@ def test_only_a_kept_refinement_is_written(
     assert out["kept"] == kept and out["refined"] == refined.constant_values
     assert out["output"] == (str(written) if kept else None)
     assert sorted(p.name for p in tmp_path.iterdir()) == (["ppo.refined-es.evz"] if kept else [])
+
+
+def test_a_runs_rules_are_validated_at_the_suites_target_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from evozero.refine import run as refine_run
+    from evozero.refine.stage import run_settings
+    from evozero.search.tasks import get_suite
+
+    s = run_settings(get_suite("standard"), method="es")
+    assert (s.env, s.config.total_steps) == ("breakout", 500_000)  # where the rules learned
+    assert (s.validation_env, s.validation_config.total_steps) == ("breakout", 2_000_000)
+
+    # refine() hands the validation its own env and lifetime, not the refinement's.
+    seen = {}
+
+    def fake_validate(original, refined, env, config, seeds, workers=2):
+        seen.update(env=env, steps=config.run_steps, seeds=seeds)
+        return Validation((1,), (0.0,), (0.0,), 0.0, 0.0, env, config.run_steps)
+
+    monkeypatch.setattr(refine_run, "validate", fake_validate)
+    monkeypatch.setattr(
+        refine_run, "_es", lambda program, space, s, on_event: (space.initial_theta(), 0, [])
+    )
+    long = TrainConfig(total_steps=SMALL.run_steps * 4, num_envs=8, num_steps=32, num_minibatches=4)
+    settings = RefineSettings(
+        method="es",
+        config=SMALL,
+        budget_steps=10**9,
+        validation_seeds=3,
+        validation_env="space_invaders",
+        validation_config=long,
+    )
+    outcome = refine(PPO, settings)
+    assert seen == {"env": "space_invaders", "steps": long.run_steps, "seeds": 3}
+    assert (outcome.validation.env, outcome.validation.steps) == ("space_invaders", long.run_steps)
+
+
+def test_refine_passes_pairs_and_meta_lr_and_refuses_bad_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    kept = Validation((1, 2), (0, 0), (1, 1), 0.5, 1.5)
+
+    def fake(program, settings, on_event=lambda e: None):
+        seen.append(settings)
+        return RefineOutcome(program, program, 10, 0.0, [], kept)
+
+    monkeypatch.setattr(cli_refine, "refine", fake)
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "8192"]
+    args += ["--backend", "serial", "-o", str(tmp_path)]
+    ok = CliRunner().invoke(app, [*args, "--pairs", "3", "--meta-lr", "0.2"])
+    assert ok.exit_code == 0, ok.output
+    assert (seen[0].pairs, seen[0].meta_lr) == (3, 0.2)
+    for flag, value in [("--meta-lr", "0"), ("--meta-lr", "nan"), ("--pairs", "0")]:
+        bad = CliRunner().invoke(app, [*args, flag, value])
+        assert bad.exit_code == 2 and "Traceback" not in bad.output
+        assert flag in bad.output and "out of range" in bad.output

@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None:
     copy = copy_run(run_dir, tmp_path / "run")
-    with RunStore.open(copy, for_resume=True) as store:
+    with RunStore.open(copy, writer="resume") as store:
         (parent,) = store.best(1)
         original = store.program(parent)
         name, value = next(iter(original.constant_values.items()))

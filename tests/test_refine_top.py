@@ -170,7 +170,7 @@ def test_a_refine_budget_below_one_iteration_is_refused_before_the_search(
     args = ["evolve", "--resume", str(run), "--refine-top", "1", "--refine-method", "es"]
     result = CliRunner().invoke(app, [*args, "--refine-steps", "1"])
     assert result.exit_code == 2 and "--refine-steps 1 is less than" in result.output
-    with RunStore.open(run, for_resume=True) as store:
+    with RunStore.open(run, writer="resume") as store:
         assert "refined" not in store.meta()
     # The Python API names its own argument.
     with pytest.raises(ValueError, match=f"refine_steps 1 is less than .* pass refine_steps {one}"):

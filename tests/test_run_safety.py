@@ -125,7 +125,7 @@ def one_line_error(result: Result, *names: object) -> str:
 def test_a_run_has_one_writer_and_readers_need_no_lock(tmp_path: Path) -> None:
     writer = RunStore.create(tmp_path / "run", {"kind": "test"})  # locked from creation
     with pytest.raises(RunStoreInUse, match=rf"in use by process {os.getpid()} \(host "):
-        RunStore.open(tmp_path / "run", for_resume=True)
+        RunStore.open(tmp_path / "run", writer="resume")
     with pytest.raises(RunStoreError, match="already holds a run"):
         RunStore.create(tmp_path / "run", {})
     with RunStore.open(tmp_path / "run") as reader:  # while the writer is live
@@ -135,7 +135,7 @@ def test_a_run_has_one_writer_and_readers_need_no_lock(tmp_path: Path) -> None:
     writer.close()
     with RunStore.open(tmp_path / "run") as reader:  # nobody writes it: it stopped
         assert reader.meta()["state"] == "stopped"
-    RunStore.open(tmp_path / "run", for_resume=True).close()
+    RunStore.open(tmp_path / "run", writer="resume").close()
 
 
 def try_to_write(
@@ -145,7 +145,7 @@ def try_to_write(
     start.wait()
     store = None
     try:
-        store = RunStore.open(run, for_resume=True)
+        store = RunStore.open(run, writer="resume")
         outcomes.append("writer")
     except RunStoreInUse as e:
         outcomes.append(e)
@@ -178,7 +178,7 @@ def test_a_lock_dies_with_its_process(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time\nfrom evozero.search.store import RunStore\n"
-            "store = RunStore.open(sys.argv[1], for_resume=True)\nprint('locked', flush=True)\n"
+            "store = RunStore.open(sys.argv[1], writer='resume')\nprint('locked', flush=True)\n"
             "time.sleep(120)\n",
             str(tmp_path / "run"),
         ],
@@ -188,11 +188,11 @@ def test_a_lock_dies_with_its_process(tmp_path: Path) -> None:
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunStoreInUse, match=f"in use by process {holder.pid} "):
-            RunStore.open(tmp_path / "run", for_resume=True)
+            RunStore.open(tmp_path / "run", writer="resume")
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    RunStore.open(tmp_path / "run", for_resume=True).close()  # kill -9 freed it
+    RunStore.open(tmp_path / "run", writer="resume").close()  # kill -9 freed it
 
 
 def lock_record(run: Path) -> str:
@@ -302,13 +302,13 @@ def test_the_recovery_line_saves_what_is_readable(tmp_path: Path, finished_run: 
         ).fetchone()[0]
     overwrite(db, runs_page, 0, b"\xff" * 4096)
     with pytest.raises(RunStoreDamaged) as damaged:
-        RunStore.open(run, for_resume=True)
+        RunStore.open(run, writer="resume")
     command = str(damaged.value).split("with: ", 1)[1]
     subprocess.run(command, shell=True, check=True, capture_output=True)
     with RunStore.open(tmp_path / "run-recovered") as recovered:
         assert recovered.count(*TRAINED) == 6  # every candidate, only the runs are lost
         assert recovered.best(1) and not recovered.damaged
-    with RunStore.open(tmp_path / "run-recovered", for_resume=True) as writer:
+    with RunStore.open(tmp_path / "run-recovered", writer="resume") as writer:
         assert writer.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -541,7 +541,7 @@ def test_a_read_only_database_is_read_but_not_resumed(tmp_path: Path, finished_r
     with read_only(run / DB_NAME):
         assert runner.invoke(app, ["show", str(run)]).exit_code == 0
         with pytest.raises(RunStoreReadOnly, match="run.sqlite is not writable"):
-            RunStore.open(run, for_resume=True)
+            RunStore.open(run, writer="resume")
 
 
 def test_an_archive_of_a_live_run_is_read_with_its_log(tmp_path: Path) -> None:

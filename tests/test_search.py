@@ -291,7 +291,7 @@ def test_run_store_refuses_what_is_not_a_run(tmp_path):
     store.close()
     RunStore.open(tmp_path / "run").close()  # reading an older run is fine
     with pytest.raises(RunStoreError, match="made by evozero 0.0.1.*resume it with evozero"):
-        RunStore.open(tmp_path / "run", for_resume=True)
+        RunStore.open(tmp_path / "run", writer="resume")
     with sqlite3.connect(tmp_path / "run" / "run.sqlite") as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
     with pytest.raises(RunStoreError, match="schema 99"):

@@ -135,13 +135,13 @@ def store_errors(reader: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-def open_run(run_dir: Path, *, for_resume: bool = False, writer: str = "resume") -> RunStore:
-    """Open the run store in ``run_dir`` (``for_resume``: as its ``writer``, see
+def open_run(run_dir: Path, *, writer: str | None = None) -> RunStore:
+    """Open the run store in ``run_dir`` (a reader, or as its ``writer``: see
     :meth:`RunStore.open`), or fail with a one-line message."""
     from evozero.search.store import RunStore, RunStoreError
 
     try:
-        return RunStore.open(run_dir, for_resume=for_resume, writer=writer)
+        return RunStore.open(run_dir, writer=writer)
     except RunStoreError as e:
         fail(str(e))
     raise AssertionError("unreachable")

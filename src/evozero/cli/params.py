@@ -78,6 +78,30 @@ class Seconds:
         return f"give a number of seconds from 0 to {self.hi:,g}"
 
 
+@dataclass(frozen=True)
+class Positive:
+    """A step-size flag: a finite number in ``(0, hi]``."""
+
+    hi: float
+    kind: ClassVar[str] = "number"
+
+    def __call__(self, value: str | float) -> float:
+        if isinstance(value, (int, float)):  # the flag's default
+            return float(value)
+        try:
+            x = float(value.strip())
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a number; {self.expected}") from None
+        if not (math.isfinite(x) and 0 < x <= self.hi):  # NaN fails too
+            raise typer.BadParameter(f"{value.strip()} is out of range; {self.expected}")
+        return x
+
+    @property
+    def expected(self) -> str:
+        """What to give instead, as a phrase."""
+        return f"give a number above 0 and at most {self.hi:g}"
+
+
 Expects = Literal["file", "file or directory", "directory", "new file", "new directory"]
 
 

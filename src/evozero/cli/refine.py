@@ -18,7 +18,7 @@ from evozero.cli.app import (
     writable_dir,
 )
 from evozero.cli.output import print_json
-from evozero.cli.params import Integer, PathArg
+from evozero.cli.params import Integer, PathArg, Positive
 from evozero.native.train import TrainConfig
 from evozero.program import dsl
 from evozero.refine import TORCH_INSTALL_HINT, torch_available
@@ -38,6 +38,8 @@ from evozero.search.tasks import Suite
 if TYPE_CHECKING:
     from evozero.search.store import RunStore
 
+_DEFAULT = RefineSettings()  # the flags' defaults are the settings' own
+
 
 @store_errors
 def refine_command(
@@ -46,13 +48,18 @@ def refine_command(
         parser=PathArg("file or directory", "a .evz program or a run directory"),
         metavar="PROGRAM.evz|RUN_DIR",
         help="A program, or a run directory whose best rules to refine (on the run's "
-        "suite's first task; kept refinements are stored in the run as children).",
+        "suite's first task, validated at its target budget; kept refinements are stored "
+        "in the run as children).",
     ),
     method: str = typer.Option(
         "metagrad", "--method", metavar="METHOD", help=f"One of: {', '.join(METHODS)}."
     ),
     steps: int = typer.Option(
-        2_000_000, "--steps", parser=Integer(1), metavar="N", help="Env-step budget per rule."
+        _DEFAULT.budget_steps,
+        "--steps",
+        parser=Integer(1),
+        metavar="N",
+        help="Env-step budget per rule.",
     ),
     top: int = typer.Option(
         1, "--top", parser=Integer(1, 100), metavar="K", help="Rules of a run to refine."
@@ -67,8 +74,26 @@ def refine_command(
         metavar="N",
         help="Env steps of one lifetime (a program file; a run uses its suite's).",
     ),
+    pairs: int = typer.Option(
+        _DEFAULT.pairs,
+        "--pairs",
+        parser=Integer(1, 1000),
+        metavar="N",
+        help="Windows per meta-step (metagrad) or antithetic pairs per iteration (es).",
+    ),
+    meta_lr: float = typer.Option(
+        _DEFAULT.meta_lr,
+        "--meta-lr",
+        parser=Positive(10.0),
+        metavar="X",
+        help="Adam step in the constants' coordinates (log-scale or logit).",
+    ),
     seeds: int = typer.Option(
-        5, "--seeds", parser=Integer(2, 1000), metavar="K", help="Fresh validation seeds."
+        _DEFAULT.validation_seeds,
+        "--seeds",
+        parser=Integer(2, 1000),
+        metavar="K",
+        help="Fresh validation seeds.",
     ),
     workers: int = typer.Option(
         0,
@@ -98,7 +123,7 @@ def refine_command(
         fail(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if method == "metagrad" and not torch_available():
         fail(f"--method metagrad needs PyTorch: {TORCH_INSTALL_HINT}; or use --method es")
-    store = open_run(target, for_resume=True, writer="refine") if target.is_dir() else None
+    store = open_run(target, writer="refine") if target.is_dir() else None
     try:
         if store is None:
             targets = [(target.name, None, load_program(target))]
@@ -116,6 +141,8 @@ def refine_command(
                 "backend": backend,
                 "workers": workers or None,
                 "validation_seeds": seeds,
+                "pairs": pairs,
+                "meta_lr": meta_lr,
             }
             settings = (
                 RefineSettings(env=env, config=TrainConfig(total_steps=train_steps), **given)
@@ -199,7 +226,11 @@ def _report(
             fail(f"cannot write {path}: {e.strerror or e}; {_REFINED_ELSEWHERE}")
     if not as_json:
         written = f"wrote {path}" if path else "nothing written (dropped: the original stays)"
-        console.print(f"{label}: {v.verdict}", highlight=False, soft_wrap=True)
+        console.print(
+            f"{label}: {v.verdict}; validated on {v.env}, {len(v.seeds)} seeds x {v.steps:,} steps",
+            highlight=False,
+            soft_wrap=True,
+        )
         console.print(
             f"{label}: {outcome.steps:,} env steps, {outcome.seconds:.1f} s; {written}",
             highlight=False,
@@ -213,6 +244,8 @@ def _report(
         "original": outcome.original.constant_values,
         "refined": outcome.refined.constant_values,
         "validation": {
+            "env": v.env,
+            "steps": v.steps,
             "seeds": list(v.seeds),
             "original": list(v.original),
             "refined": list(v.refined),

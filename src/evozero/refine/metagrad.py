@@ -12,8 +12,12 @@ that data (as LPG, Oh et al. 2020, and MetaGrad, Xu et al. 2018):
     J(theta) = mean_i  exp(log pi_theta'(a_i | s_i) - log mu(a_i | s_i)) * A_i
 
 with theta' the replayed parameters, mu the recorded behaviour policy and A the
-normalized GAE(0.99, 0.95) advantages of the recorded rewards under the recorded
-critic: fixed reference values, not the rule's own, so the rule cannot move its target.
+normalized GAE(0.99, 1) advantages of the recorded rewards: discounted returns to the
+rollout's end (bootstrapped there by the recorded critic) minus the recorded critic's
+values. A fixed reference, not the rule's own, so the rule cannot move its target; and
+lambda' = 1 leans on the critic only as a baseline, because the critic learned the
+rule's own discount (with lambda' = 0.95, a detuned gamma 0.9 critic pulled gamma
+further down: benchmarks/refine_detuned.py, README).
 At the constants that produced the data, theta' equals the native parameters and the
 ratio is 1, so dJ/dtheta' is the on-policy policy gradient of the return.
 """
@@ -34,7 +38,7 @@ __all__ = ["META_GAMMA", "META_LAMBDA", "MetaProblem", "checkpoint_updates", "re
 
 #: The reference discount and trace of the meta-objective's advantages.
 META_GAMMA = 0.99
-META_LAMBDA = 0.95
+META_LAMBDA = 1.0
 
 
 def reference_advantages(cp: Checkpoint) -> torch.Tensor:

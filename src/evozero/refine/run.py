@@ -68,13 +68,18 @@ class RefineSettings:
     budget_steps: int = 2_000_000
     seed: int = 0
     k: int = 1  # inner updates unrolled (metagrad)
-    pairs: int = 4  # windows per meta-step (metagrad) / antithetic pairs (es)
-    meta_lr: float = 0.05
+    # Measured on the detuned benchmark (benchmarks/refine_detuned.py, README).
+    pairs: int = 2  # windows per meta-step (metagrad) / antithetic pairs (es)
+    meta_lr: float = 0.3  # Adam step in the coordinates (logit / log scale)
     sigma: float = 0.1  # es
     es_seeds: int = 1
     backend: str = "process"
     workers: int | None = None
     validation_seeds: int = 5
+    # Where the final validation trains (default: env and config above). A run's rules
+    # validate at its suite's target budget, which is what users train for.
+    validation_env: str | None = None
+    validation_config: TrainConfig | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -258,8 +263,8 @@ def refine(
         outcome.validation = validate(
             program,
             outcome.refined,
-            settings.env,
-            settings.config,
+            settings.validation_env or settings.env,
+            settings.validation_config or settings.config,
             settings.validation_seeds,
             workers=settings.workers or 2,
         )

@@ -34,10 +34,19 @@ META_KEY = "refined"
 
 
 def run_settings(suite: Suite, **settings: Any) -> RefineSettings:
-    """Refinement settings for a run's rules: on its suite's first task and its trainer
-    settings (where its rules learned)."""
+    """Refinement settings for a run's rules: refined on its suite's first task with its
+    trainer settings (where its rules learned, at rung 0's budget, which keeps each
+    iteration cheap), validated on the suite's target task of that env (the first target
+    task if none has it), at the budget users train for."""
     task = suite.tasks[0]
-    return RefineSettings(env=task.env, config=task.train_config(), **settings)
+    target = next((t for t in suite.target if t.env == task.env), suite.target[0])
+    return RefineSettings(
+        env=task.env,
+        config=task.train_config(),
+        validation_env=target.env,
+        validation_config=target.train_config(),
+        **settings,
+    )
 
 
 def stage_settings(config: SearchConfig, suite: Suite) -> RefineSettings:

@@ -35,6 +35,8 @@ class Validation:
     refined: tuple[float, ...]
     lo: float
     hi: float
+    env: str = ""  # where both trained, and each run's env steps
+    steps: int = 0
 
     @property
     def mean_difference(self) -> float:
@@ -93,4 +95,5 @@ def validate(
     diffs = [b - a for a, b in zip(orig, ref, strict=True) if np.isfinite(a) and np.isfinite(b)]
     interval = mean_intervals([diffs])[0]  # None when no pair of runs finished
     lo, hi = (interval["lo"], interval["hi"]) if interval else (math.nan, math.nan)
-    return Validation(ids, tuple(orig), tuple(ref), lo, hi)
+    steps = (config or TrainConfig()).run_steps
+    return Validation(ids, tuple(orig), tuple(ref), lo, hi, env, steps)

@@ -207,7 +207,7 @@ class Search(Journal[Rule, CandidateResult]):
         writes it, it is read-only or damaged, or another evozero made it.
         """
         try:
-            store = RunStore.open(run_dir, for_resume=True)
+            store = RunStore.open(run_dir, writer="resume")
             try:
                 meta = store.meta()
                 if meta.get("kind") != "evolve":

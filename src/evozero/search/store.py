@@ -754,7 +754,7 @@ def _check_writable(directory: Path, todo: str) -> None:
 class RunStore:
     """A run directory's database. Create with :meth:`create`, reopen with :meth:`open`.
 
-    A store from :meth:`create` or ``open(..., for_resume=True)`` is the run's writer: it
+    A store from :meth:`create` or ``open(..., writer=...)`` is the run's writer: it
     holds the run's lock until :meth:`close` (or its process ends), and any damage it reads
     raises :class:`RunStoreDamaged`. Any other is a reader: read-only, and what does not
     decode is left out of its answers and listed in :attr:`damaged`.
@@ -831,14 +831,13 @@ class RunStore:
         return store
 
     @classmethod
-    def open(
-        cls, directory: str | Path, *, for_resume: bool = False, writer: str = "resume"
-    ) -> RunStore:
-        """An existing run: a reader, or with ``for_resume`` its writer, which needs the
-        run to have been made by this evozero, to be writable and free, and to read back
-        whole (checked before anything is written). ``writer`` (a key of :data:`WRITERS`)
-        says what the writer is for, so that a read-only run's error advises it."""
+    def open(cls, directory: str | Path, *, writer: str | None = None) -> RunStore:
+        """An existing run: a reader, or with ``writer`` (a key of :data:`WRITERS`, what
+        the writing is for, so that a read-only run's error advises it) its writer, which
+        needs the run to have been made by this evozero, to be writable and free, and to
+        read back whole (checked before anything is written)."""
         directory = Path(directory)
+        writing = writer is not None
         db = directory / DB_NAME
         if not directory.is_dir():
             raise RunStoreError(
@@ -849,10 +848,11 @@ class RunStore:
             raise RunStoreError(
                 f"{directory} is not an evozero run (no {DB_NAME}); `evozero runs` lists the runs"
             )
+        writer = writer or "resume"  # a reader's advice: resuming is what writes to a run
         todo = _copy_to_write(directory, writer)
         lock = None
         try:
-            if for_resume:
+            if writing:
                 _check_writable(directory, todo)
                 lock = _RunLock.acquire(directory, todo)
                 store = cls(directory, _writer(db), lock=lock)
@@ -867,9 +867,9 @@ class RunStore:
                 raise _store_error(e, db, writer) from None
             raise
         try:
-            store._check_version(for_resume)
+            store._check_version(writing)
             store._migrate()
-            if for_resume:
+            if writing:
                 store._check_whole()
                 store._start_writing()
         except BaseException:
@@ -877,7 +877,7 @@ class RunStore:
             raise
         return store
 
-    def _check_version(self, for_resume: bool) -> None:
+    def _check_version(self, writing: bool) -> None:
         meta = self.meta()
         if "schema" not in meta:
             raise damaged(
@@ -892,7 +892,7 @@ class RunStore:
                 f"evozero {evozero.__version__} reads schema {SCHEMA_VERSION}: use evozero "
                 f"{made_by} to read it"
             )
-        if for_resume and made_by != evozero.__version__:
+        if writing and made_by != evozero.__version__:
             raise RunStoreError(
                 f"{self.directory} was made by evozero {made_by}, this is "
                 f"{evozero.__version__}: resume it with evozero {made_by}, or start a new run"
