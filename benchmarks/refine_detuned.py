@@ -30,6 +30,7 @@ from evozero.program import dsl
 from evozero.refine.run import RefineSettings, refine
 
 DETUNED = {"gamma": 0.9, "c_h": 0.1}
+DETUNED_FILE = Path("benchmarks/results/ppo-detuned.evz")
 EVAL_SEED0 = 2_000_000  # apart from refinement's and validation's seeds
 
 
@@ -68,6 +69,8 @@ def main() -> None:
 
     ppo = dsl.load("programs/ppo.evz")
     detuned = ppo.with_constants(DETUNED)
+    # For the shell: evozero refine benchmarks/results/ppo-detuned.evz --method metagrad ...
+    dsl.dump(detuned, DETUNED_FILE, header=f"ppo.evz detuned: {DETUNED}")
     config = TrainConfig(total_steps=args.train_steps)
     seeds = list(range(EVAL_SEED0, EVAL_SEED0 + args.seeds))
     out = {

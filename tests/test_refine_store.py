@@ -69,3 +69,36 @@ def test_refine_a_run_directory(run_dir: Path, tmp_path: Path) -> None:
         children = [c for c in reader.candidates() if c.origin == "refine:es"]
     assert [c.id for c in children] == ([out["child"]] if out["kept"] else [])
     assert (out["child"] is None) == (not out["kept"])
+
+
+def test_train_steps_sets_a_runs_refinement_lifetime(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default a run's rules refine at rung 0's budget; --train-steps changes the
+    lifetime (e.g. to the target budget), never where the result is validated."""
+    from evozero.cli import refine as cli_refine
+    from evozero.refine.validate import Validation
+
+    seen = []
+
+    def fake(program, settings, on_event=lambda e: None):
+        seen.append(settings)
+        return RefineOutcome(
+            program, program, 10, 0.0, [], Validation((1, 2), (0, 0), (0, 0), -1, 1)
+        )
+
+    monkeypatch.setattr(cli_refine, "refine", fake)
+    copy = copy_run(run_dir, tmp_path / "run")
+    with RunStore.open(copy) as reader:
+        suite = Suite.from_json(reader.meta()["suite"])
+    base = ["refine", str(copy), "--method", "es", "--steps", "999999999", "--backend", "serial"]
+    base += ["-o", str(tmp_path / "out")]
+    for extra, lifetime in [([], suite.tasks[0].steps), (["--train-steps", "30000"], 30000)]:
+        result = CliRunner().invoke(app, [*base, *extra])
+        assert result.exit_code == 0, result.output
+        assert seen[-1].config.total_steps == lifetime
+        assert seen[-1].validation_config == run_settings(suite).validation_config
+    # A program file's lifetime defaults to refine's own default.
+    result = CliRunner().invoke(app, ["refine", "programs/ppo.evz", "--method", "es", *base[4:]])
+    assert result.exit_code == 0, result.output
+    assert seen[-1].config.total_steps == 1_000_000 and seen[-1].validation_config is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,6 @@ from evozero.cli.app import (
 )
 from evozero.cli.output import print_json
 from evozero.cli.params import Integer, PathArg, Positive
-from evozero.native.train import TrainConfig
 from evozero.program import dsl
 from evozero.refine import TORCH_INSTALL_HINT, torch_available
 from evozero.refine.run import (
@@ -67,12 +67,13 @@ def refine_command(
     env: str = typer.Option(
         "breakout", "--env", metavar="ENV", help="A MinAtar game (a program file)."
     ),
-    train_steps: int = typer.Option(
-        1_000_000,
+    train_steps: int | None = typer.Option(
+        None,
         "--train-steps",
         parser=Integer(1),
         metavar="N",
-        help="Env steps of one lifetime (a program file; a run uses its suite's).",
+        help="Env steps of one lifetime refinement trains (default: 1,000,000 for a "
+        "program file; for a run, the budget of its suite's first task at rung 0).",
     ),
     pairs: int = typer.Option(
         _DEFAULT.pairs,
@@ -144,11 +145,14 @@ def refine_command(
                 "pairs": pairs,
                 "meta_lr": meta_lr,
             }
-            settings = (
-                RefineSettings(env=env, config=TrainConfig(total_steps=train_steps), **given)
-                if store is None
-                else run_settings(Suite.from_json(store.meta()["suite"]), **given)
-            )
+            if store is None:
+                settings = RefineSettings(env=env, **given)
+            else:
+                settings = run_settings(Suite.from_json(store.meta()["suite"]), **given)
+            if train_steps is not None:
+                settings = replace(
+                    settings, config=replace(settings.config, total_steps=train_steps)
+                )
             check_budget(settings, "--steps")
         except ValueError as e:
             fail(str(e))
