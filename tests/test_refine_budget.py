@@ -139,3 +139,17 @@ def test_refine_passes_pairs_and_meta_lr_and_refuses_bad_ones(
         bad = CliRunner().invoke(app, [*args, flag, value])
         assert bad.exit_code == 2 and "Traceback" not in bad.output
         assert flag in bad.output and "out of range" in bad.output
+
+
+def test_refine_names_the_lifetime_a_metagrad_needs_and_env_is_for_program_files(
+    tmp_path: Path,
+) -> None:
+    args = ["refine", "programs/ppo.evz", "--method", "metagrad", "--train-steps", "8192"]
+    short = CliRunner().invoke(app, [*args, "-o", str(tmp_path)])
+    assert short.exit_code == 2 and "Traceback" not in short.output
+    assert "too short for metagrad" in short.output and "--train-steps" in short.output
+    assert "16,384 env steps per lifetime" in short.output
+    run = tmp_path / "run"
+    run.mkdir()
+    env = CliRunner().invoke(app, ["refine", str(run), "--env", "seaquest"])
+    assert env.exit_code == 2 and "--env is for a program file" in env.output

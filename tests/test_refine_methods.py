@@ -104,6 +104,24 @@ def test_meta_gradient_equals_finite_differences(k: int) -> None:
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-7 + 1e-3 * np.abs(grad).max())
 
 
+def test_metagrad_steps_report_the_return_their_runs_reached() -> None:
+    """The live display shows what each meta-step's training reached (J itself is ~0
+    at the current constants by construction, so it would say nothing)."""
+    from evozero.refine.run import RefineSettings, event_line, iteration_steps, refine
+
+    config = TrainConfig(total_steps=16384, num_envs=8, num_steps=32, num_minibatches=4)
+    settings = RefineSettings(method="metagrad", config=config, pairs=1)
+    settings = RefineSettings(
+        method="metagrad", config=config, pairs=1, budget_steps=2 * iteration_steps(settings)
+    )
+    lines = []
+    outcome = refine(
+        PPO, settings, lambda e: lines.append(event_line("ppo", e)), validate_result=False
+    )
+    assert outcome.history and all(np.isfinite(e["return"]) for e in outcome.history)
+    assert all(" | return " in line for line in lines) and len(lines) == len(outcome.history)
+
+
 # ----------------------------------------------------------------------------- the command
 
 
@@ -114,7 +132,8 @@ def test_refine_command_es_writes_a_kept_rule_and_says_which_way(tmp_path, monke
 
     # A budget of 1.5 ES iterations (8 lifetimes of 8192 steps each): one fits.
     args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "98304", "--train-steps"]
-    args += ["8192", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path), "--json"]
+    args += ["8192", "--pairs", "4", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path)]
+    args += ["--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     import json
@@ -127,6 +146,8 @@ def test_refine_command_es_writes_a_kept_rule_and_says_which_way(tmp_path, monke
         assert out["output"] is None and not list(tmp_path.glob("*.evz"))
     assert out["original"] == PPO.constant_values and out["refined"] != out["original"]
     assert len(out["validation"]["original"]) == 2 and out["steps"] == 8 * 8192
+    assert (out["env"], out["train_steps"]) == ("breakout", 8192)
+    assert (out["validation"]["env"], out["validation"]["steps"]) == ("breakout", 8192)
 
 
 def test_refine_metagrad_without_torch_says_how_to_install(monkeypatch) -> None:

@@ -11,7 +11,15 @@ from typer.testing import CliRunner
 
 from evozero.cli import app
 from evozero.program import dsl
-from evozero.refine.run import RefineOutcome, describe_change, iteration_steps, store_child
+from evozero.refine.run import (
+    RefineOutcome,
+    child_rungs,
+    describe_change,
+    iteration_steps,
+    store_child,
+    stored_twin,
+    train_child,
+)
 from evozero.refine.stage import run_settings
 from evozero.search.store import RunStore
 from evozero.search.tasks import Suite
@@ -52,6 +60,31 @@ def test_a_refined_rule_is_a_scored_child(run_dir: Path, tmp_path: Path) -> None
         assert c.status != Status.OK or c.fitness is not None
         assert dsl.parse(c.text) == refined
         assert len(reader.runs(child)) >= 1  # it was trained on the suite
+        # Ranked against its parent on the same footing: trained up to the parent's rung.
+        assert parent.rung >= 1  # the tiny run promotes: this checks the climb
+        assert c.status != Status.OK or c.rung == parent.rung
+        assert stored_twin(reader, refined).id == child  # what a second refine finds
+
+
+def test_a_child_left_part_way_climbs_on(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evozero.refine import run as refine_run
+
+    copy = copy_run(run_dir, tmp_path / "run")
+    with RunStore.open(copy, writer="resume") as store:
+        (parent,) = store.best(1)
+        original = store.program(parent)
+        refined = original.with_constants({k: v for k, v in original.constant_values.items()})
+        outcome = RefineOutcome(original, refined.with_constants({}), 1, 0.0, [])
+        with monkeypatch.context() as m:  # a session stopped after rung 0
+            m.setattr(refine_run, "child_rungs", lambda store, child: [0])
+            child = store_child(store, parent.id, outcome, "es")
+        c = store.candidate(child)
+        assert c.rung == 0 and c.status is Status.OK  # the parent's own rule: it learns
+        assert child_rungs(store, child) == list(range(1, parent.rung + 1))
+        train_child(store, child)
+        assert store.candidate(child).rung == parent.rung and not child_rungs(store, child)
 
 
 def test_refine_a_run_directory(run_dir: Path, tmp_path: Path) -> None:

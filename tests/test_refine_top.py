@@ -48,7 +48,9 @@ def _fake_refine(calls: list[int]):
         calls.append(len(calls))
         name, value = next(iter(program.constant_values.items()))
         refined = program.with_constants({name: value * 0.5})
-        on_event({"step": 0, "steps": 10, "objective": 1.0, "values": {name: value * 0.5}})
+        on_event(
+            {"step": 0, "steps": 10, "objective": 1.0, "return": 1.0, "values": {name: value * 0.5}}
+        )
         kept = Validation((1, 2), (0.0, 0.0), (1.0, 1.0), 0.5, 1.5)
         return RefineOutcome(program, refined, 10, 0.0, [], kept)
 

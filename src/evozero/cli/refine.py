@@ -30,6 +30,7 @@ from evozero.refine.run import (
     event_line,
     refine,
     store_child,
+    stored_twin,
 )
 from evozero.refine.stage import run_settings
 from evozero.search.backends import MAX_WORKERS
@@ -64,8 +65,12 @@ def refine_command(
     top: int = typer.Option(
         1, "--top", parser=Integer(1, 100), metavar="K", help="Rules of a run to refine."
     ),
-    env: str = typer.Option(
-        "breakout", "--env", metavar="ENV", help="A MinAtar game (a program file)."
+    env: str | None = typer.Option(
+        None,
+        "--env",
+        metavar="ENV",
+        help="A native game or gymnasium id, for a program file (default: breakout; a run "
+        "uses its suite's first task).",
     ),
     train_steps: int | None = typer.Option(
         None,
@@ -124,6 +129,11 @@ def refine_command(
         fail(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if method == "metagrad" and not torch_available():
         fail(f"--method metagrad needs PyTorch: {TORCH_INSTALL_HINT}; or use --method es")
+    if env is not None and target.is_dir():
+        fail(
+            "--env is for a program file; a run's rules are refined on its suite's first "
+            "task: drop --env, or save the rule as a .evz file and refine that on --env"
+        )
     store = open_run(target, writer="refine") if target.is_dir() else None
     try:
         if store is None:
@@ -146,7 +156,7 @@ def refine_command(
                 "meta_lr": meta_lr,
             }
             if store is None:
-                settings = RefineSettings(env=env, **given)
+                settings = RefineSettings(env=env or RefineSettings.env, **given)
             else:
                 settings = run_settings(Suite.from_json(store.meta()["suite"]), **given)
             if train_steps is not None:
@@ -159,6 +169,16 @@ def refine_command(
         out_dir = output or Path.cwd()
         writable_dir(out_dir, _REFINED_ELSEWHERE)  # before the work, not after it
         results = []
+        if not as_json:
+            v_env = settings.validation_env or settings.env
+            v_steps = (settings.validation_config or settings.config).run_steps
+            console.print(
+                f"refining by {method} on {settings.env}, {settings.config.run_steps:,}-step "
+                f"lifetimes, {settings.budget_steps:,} env steps per rule; validating on "
+                f"{v_env}, {seeds} seeds x {v_steps:,} steps",
+                highlight=False,
+                soft_wrap=True,
+            )
         for label, parent, program in targets:
             try:
                 outcome = refine(
@@ -175,6 +195,7 @@ def refine_command(
             except ValueError as e:
                 fail(f"{label}: {e}")
             result = _report(label, outcome, out_dir, method, as_json)
+            result["env"], result["train_steps"] = settings.env, settings.config.run_steps
             if store is not None and parent is not None:
                 result["child"] = _store(store, parent, outcome, method, label, as_json)
             results.append(result)
@@ -193,6 +214,14 @@ def _store(
         if not as_json:
             console.print(f"{label}: nothing stored in the run (dropped)", highlight=False)
         return None
+    twin = stored_twin(store, outcome.refined)
+    if twin is not None:  # refined before to the same rule: one candidate per rule
+        if not as_json:
+            console.print(
+                f"{label}: already in the run as candidate {twin.id}; not stored again",
+                highlight=False,
+            )
+        return twin.id
     child = store_child(store, parent, outcome, method)
     if not as_json:
         c = store.candidate(child)

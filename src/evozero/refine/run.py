@@ -31,12 +31,12 @@ from evozero.refine.es import ESConfig, ESState, es_step, fitness_of, train_job
 from evozero.refine.schedule import checkpoint_updates
 from evozero.refine.validate import Validation, validate
 from evozero.search.backends import make_backend
-from evozero.search.config import REFINE_METHODS
+from evozero.search.config import REFINE_METHODS, REFINE_STEPS
 from evozero.search.fitness import candidate_result, evaluate_job
 from evozero.search.protocol import Job, JobResult
-from evozero.search.store import REFINE_ORIGIN, RunStore
+from evozero.search.store import REFINE_ORIGIN, Candidate, RunStore
 from evozero.search.tasks import Suite
-from evozero.status import Status
+from evozero.status import UNFINISHED, Status
 
 __all__ = [
     "METHODS",
@@ -47,7 +47,9 @@ __all__ = [
     "event_line",
     "iteration_steps",
     "refine",
+    "child_rungs",
     "store_child",
+    "stored_twin",
     "train_child",
 ]
 
@@ -65,7 +67,7 @@ class RefineSettings:
     method: str = "metagrad"
     env: str = "breakout"
     config: TrainConfig = field(default_factory=TrainConfig)
-    budget_steps: int = 2_000_000
+    budget_steps: int = REFINE_STEPS
     seed: int = 0
     k: int = 1  # inner updates unrolled (metagrad)
     # Measured on the detuned benchmark (benchmarks/refine_detuned.py, README).
@@ -107,14 +109,21 @@ Events = Callable[[dict[str, Any]], None]
 
 
 def event_line(label: str, event: dict[str, Any]) -> str:
-    """One progress event as a line: ``label step N | env steps | J | constants``."""
+    """One progress event as a line: ``label step N | env steps | return | constants``,
+    the return being what the step's training runs reached (see :func:`refine`)."""
     if "error" in event:
         return f"{label} step {event['step']}: run failed ({event['error']})"
     values = ", ".join(f"{k}={v:.4g}" for k, v in event["values"].items())
     return (
         f"{label} step {event['step']:>3} | {event['steps']:>10,} env steps"
-        f" | J {event['objective']:+.4g} | {values}"
+        f" | return {event['return']:.4g} | {values}"
     )
+
+
+def _recent_return(run: Any) -> float:
+    """Mean return of the episodes that ended in the last 10% of a run's steps."""
+    recent = run.episode_returns[run.episode_end_steps >= 0.9 * run.steps]
+    return float(np.mean(recent)) if len(recent) else math.nan
 
 
 def _meta_updates(s: RefineSettings, i: int) -> list[int]:
@@ -140,11 +149,19 @@ def iteration_steps(settings: RefineSettings) -> int:
 
 def check_budget(settings: RefineSettings, flag: str = "budget_steps") -> None:
     """ValueError, one line naming ``flag`` (how the caller spells the budget), the
-    least budget for ``settings`` and the fix, if the budget is below one iteration."""
+    least budget for ``settings`` and the fix, if the budget is below one iteration; or
+    naming the least lifetime, if the lifetime is too short for the method."""
+    c = settings.config
+    batch = c.num_envs * c.num_steps
+    if settings.method == "metagrad" and c.num_updates < settings.k + 1:
+        raise ValueError(
+            f"a lifetime of {c.num_updates} x {batch:,} env steps is too short for metagrad, "
+            f"which replays {settings.k} update(s) and evaluates the next: give it at least "
+            f"{(settings.k + 1) * batch:,} env steps per lifetime (refine --train-steps)"
+        )
     least = iteration_steps(settings)
     if settings.budget_steps >= least:
         return
-    c = settings.config
     if settings.method == "metagrad":
         what = (
             f"one training run to update {_meta_updates(settings, 0)[-1] + 1} of "
@@ -197,7 +214,13 @@ def _metagrad(
         if np.all(np.isfinite(grad)):
             state.ascend(grad, s.meta_lr)
         history.append(
-            {"step": i, "steps": steps, "objective": value, "values": space.values(state.theta)}
+            {
+                "step": i,
+                "steps": steps,
+                "objective": value,  # J at the current constants: ~0 by construction
+                "return": _recent_return(run),
+                "values": space.values(state.theta),
+            }
         )
         on_event(history[-1])
         i += 1
@@ -227,11 +250,13 @@ def _es(
             results = es_step(state, config, rng, backend, payload)
             steps += sum(int(r["steps"]) for r in results if r)
             fits = [fitness_of(r) for r in results]
+            mean_fit = float(np.nanmean(fits)) if np.isfinite(fits).any() else math.nan
             history.append(
                 {
                     "step": i,
                     "steps": steps,
-                    "objective": float(np.nanmean(fits)) if np.isfinite(fits).any() else math.nan,
+                    "objective": mean_fit,
+                    "return": mean_fit,
                     "values": space.values(state.theta),
                 }
             )
@@ -300,14 +325,44 @@ def store_child(store: RunStore, parent: int, outcome: RefineOutcome, method: st
     return child
 
 
-def train_child(store: RunStore, child: int) -> None:
-    """Train stored child ``child`` on the run's suite and record its result (also what
-    finishes one a stopped session left unfinished)."""
+def child_rungs(store: RunStore, child: int) -> list[int]:
+    """The rungs stored child ``child`` has still to train at: up to its parent's rung,
+    so that it is ranked against its parent on the same footing; none after a rung it
+    failed."""
     suite = Suite.from_json(store.meta()["suite"])
-    start = time.perf_counter()
-    reply = JobResult.from_json(
-        evaluate_job(Job(store.candidate(child).text, tuple(suite.tasks)).to_json())
-    )
-    store.finish_candidate(
-        child, candidate_result(reply, suite, store.normalizers(), time.perf_counter() - start)
-    )
+    c = store.candidate(child)
+    top = min(store.candidate(c.parent).rung, len(suite.rungs) - 1) if c.parent is not None else 0
+    if c.status in UNFINISHED:
+        return list(range(c.rung, max(top, c.rung) + 1))
+    return list(range(c.rung + 1, top + 1)) if c.status is Status.OK else []
+
+
+def train_child(store: RunStore, child: int) -> None:
+    """Train stored child ``child`` on the run's suite, rung 0 then each rung up to its
+    parent's (promoted as the search promotes), and record its results; also what
+    finishes one a stopped session left part-way."""
+    suite = Suite.from_json(store.meta()["suite"])
+    text = store.candidate(child).text
+    for rung in child_rungs(store, child):
+        c = store.candidate(child)
+        if rung > 0 and not (c.rung == rung and c.status in UNFINISHED):
+            store.promote(child, rung)
+        tasks = suite.rungs[rung]
+        start = time.perf_counter()
+        reply = JobResult.from_json(evaluate_job(Job(text, tuple(tasks)).to_json()))
+        result = candidate_result(
+            reply, suite, store.normalizers(), time.perf_counter() - start, tasks
+        )
+        if rung == 0:
+            store.finish_candidate(child, result)
+        else:
+            store.finish_rung(child, rung, result)
+        if result.status is not Status.OK:
+            return
+
+
+def stored_twin(store: RunStore, program: Program) -> Candidate | None:
+    """A candidate of the run with ``program``'s canonical form (a refinement stored by
+    an earlier ``refine``), or None."""
+    key = canonical_key(program)
+    return next((c for c in store.candidates() if c.key == key), None)

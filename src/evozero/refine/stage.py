@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 from evozero.refine.run import (
     RefineSettings,
     check_budget,
+    child_rungs,
     event_line,
     refine,
     store_child,
+    stored_twin,
     train_child,
 )
 from evozero.search.store import REFINE_ORIGIN, Candidate, RunStore
 from evozero.search.tasks import Suite
-from evozero.status import UNFINISHED
 
 if TYPE_CHECKING:
     from evozero.search.config import SearchConfig
@@ -82,8 +83,8 @@ def refine_top(search: Search) -> None:
     if not config.refine_top:
         return
     children = [c for c in store.candidates() if c.origin.startswith(REFINE_ORIGIN)]
-    for c in children:  # stored by a session stopped before it was trained
-        if c.status in UNFINISHED:
+    for c in children:  # stored by a session stopped before it was trained at every rung
+        if child_rungs(store, c.id):
             search.emit("refine", f"training refined candidate {c.id} (left by a stopped run)")
             train_child(store, c.id)
     done: dict[str, Any] = dict(store.meta().get(META_KEY) or {})
@@ -105,11 +106,10 @@ def refine_top(search: Search) -> None:
             store.set_meta({META_KEY: done})
             continue
         assert outcome.validation is not None
-        child = (
-            store_child(store, c.id, outcome, config.refine_method)
-            if outcome.validation.kept
-            else None
-        )
+        child = None
+        if outcome.validation.kept:  # one candidate per rule: an earlier refine's stays
+            twin = stored_twin(store, outcome.refined)
+            child = twin.id if twin else store_child(store, c.id, outcome, config.refine_method)
         done[str(c.id)] = {
             "method": config.refine_method,
             "child": child,

@@ -36,6 +36,9 @@ LIMITS: dict[str, tuple[int, int]] = {
 #: The refinement methods (:mod:`evozero.refine`; listed here, below it, so a search's
 #: settings can be checked without it).
 REFINE_METHODS: tuple[str, ...] = ("metagrad", "es")
+#: Env-step budget of one rule's refinement: the detuned benchmark's (README), enough
+#: for two ES iterations or about ten meta-steps at 1M-step lifetimes.
+REFINE_STEPS = 8_000_000
 #: The reference programs that ``--init seeds`` starts from (noop is not a seed: it
 #: learns nothing).
 SEED_PROGRAMS: tuple[str, ...] = ("ppo", "a2c", "dpo", "reinforce", "td_ac")
@@ -79,7 +82,7 @@ class SearchConfig:
     max_time: float | None = None
     refine_top: int = 0
     refine_method: str = "metagrad"
-    refine_steps: int = 2_000_000
+    refine_steps: int = REFINE_STEPS
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in LIMITS.items():
