@@ -76,6 +76,8 @@ def test_evolve_refine_top_stores_the_outcome_and_reports(tmp_path: Path) -> Non
         assert [c.id for c in children] == ([record["child"]] if record["child"] else [])
         assert all(c.parent == best.id for c in children)
         assert store.count(*TRAINED) == 3  # the budget; a child is counted apart
+    shown = CliRunner().invoke(app, ["show", str(out)])  # what evolve prints at its end
+    assert f"refined candidate {best.id} by es: refined constants" in shown.output
 
 
 def test_a_run_stopped_in_the_refine_stage_resumes_without_refining_twice(

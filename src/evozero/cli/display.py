@@ -274,3 +274,19 @@ def run_json(store: RunStore, top: int) -> dict[str, Any]:
         "hall_of_fame": [asdict(c) for c in hall_of_fame(store)],
         "report": meta.get("report"),
     }
+
+
+def refined_lines(refined: object) -> list[str]:
+    """What ``evolve --refine-top`` did to each rule (the run's meta ``refined``: run
+    data, so read defensively), one line each, after a blank line; none if nothing."""
+    if not isinstance(refined, dict) or not refined:
+        return []
+    lines = [""]
+    for rule, r in refined.items():
+        r = r if isinstance(r, dict) else {}
+        child = r.get("child")
+        lines.append(
+            f"refined candidate {rule} by {r.get('method', '?')}: {r.get('verdict', '?')}"
+            + (f"; stored as candidate {child}" if isinstance(child, int) else "")
+        )
+    return lines

@@ -99,7 +99,7 @@ def refine_command(
         "--seeds",
         parser=Integer(2, 1000),
         metavar="K",
-        help="Fresh validation seeds.",
+        help="Fresh validation seeds (2 or more; fewer than 5 warns).",
     ),
     workers: int = typer.Option(
         0,
@@ -129,6 +129,11 @@ def refine_command(
         fail(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
     if method == "metagrad" and not torch_available():
         fail(f"--method metagrad needs PyTorch: {TORCH_INSTALL_HINT}; or use --method es")
+    if seeds < 5:  # a percentile bootstrap over a few pairs is about [min, max]
+        warn(
+            f"--seeds {seeds}: with fewer than 5 seeds the 95% interval is about the range "
+            "of the paired differences, too narrow to trust a 'kept'; use --seeds 5 or more"
+        )
     if env is not None and target.is_dir():
         fail(
             "--env is for a program file; a run's rules are refined on its suite's first "

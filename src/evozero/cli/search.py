@@ -43,6 +43,7 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
     part is left out, with a warning)."""
     from evozero import export
     from evozero.cli import display
+    from evozero.refine.stage import META_KEY as REFINED_KEY
     from evozero.search.report import hall_of_fame
     from evozero.search.store import DamagedCandidate
 
@@ -80,6 +81,8 @@ def show_run(run_dir: Path, top: int, as_json: bool) -> None:
                 warn(f"{e}; its program is not shown")
                 continue
             print_program(console, export.pseudocode(program))
+        for line in display.refined_lines(store.meta().get(REFINED_KEY)):
+            console.print(line, highlight=False, soft_wrap=True)
         report = store.meta().get("report")
         if report:
             console.print()
