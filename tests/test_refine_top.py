@@ -180,3 +180,46 @@ def test_a_refine_budget_below_one_iteration_is_refused_before_the_search(
     with pytest.raises(ValueError, match=f"refine_steps 1 is less than .* pass refine_steps {one}"):
         evozero.evolve(3, "tiny", out=out, refine_top=1, refine_method="es", refine_steps=1)
     assert not out.exists()
+
+
+def test_a_child_stopped_mid_rung_neither_breaks_the_resume_nor_stays_short(
+    searched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refined child promoted but not trained at rung 1 when its session stopped: the
+    resumed search passes over its promotion (not the evolution's), and the refine stage
+    trains it on, up to its parent's rung."""
+    from evozero.refine import run as refine_run
+
+    run = copy_run(searched, tmp_path / "run")
+    real = refine_run.evaluate_job
+    jobs: list[str] = []
+
+    def stop_at_rung_1(job: str) -> str:
+        jobs.append(job)
+        if len(jobs) == 2:  # rung 0 done, promoted, stopped in rung 1's training
+            raise KeyboardInterrupt
+        return real(job)
+
+    with RunStore.open(run, writer="resume") as store:
+        parent = stage.targets(store, 1)[0]
+        assert parent.rung >= 1  # else there is no rung to stop in
+        original = store.program(parent)
+        name, value = next(iter(original.constant_values.items()))
+        outcome = RefineOutcome(original, original.with_constants({name: value * 0.9}), 1, 0.0, [])
+        with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+            m.setattr(refine_run, "evaluate_job", stop_at_rung_1)
+            refine_run.store_child(store, parent.id, outcome, "es")
+        store.requeue()  # what a stopped session leaves
+        (child,) = [c for c in store.candidates() if c.origin.startswith("refine:")]
+        assert (child.id, 1) in store.unfinished_promotions()
+        assert refine_run.child_rungs(store, child.id) == list(range(1, parent.rung + 1))
+    monkeypatch.setattr(stage, "refine", _fake_refine([]))
+    search = Search.resume(run, after_search=stage.refine_top)
+    search.change(refine_top=1, refine_method="es")
+    search.run()
+    search.store.close()
+    with RunStore.open(run) as store:
+        c = store.candidate(child.id)
+        assert store.meta()["state"] == "finished"
+        assert c.rung == parent.rung and not refine_run.child_rungs(store, child.id)
+        assert not [p for p in store.unfinished_promotions() if p[0] == child.id]

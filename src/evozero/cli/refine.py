@@ -28,6 +28,7 @@ from evozero.refine.run import (
     RefineSettings,
     check_budget,
     event_line,
+    finish_children,
     refine,
     store_child,
     stored_twin,
@@ -69,16 +70,17 @@ def refine_command(
         None,
         "--env",
         metavar="ENV",
-        help="A native game or gymnasium id, for a program file (default: breakout; a run "
-        "uses its suite's first task).",
+        help=f"A native game or gymnasium id, for a program file (default: {_DEFAULT.env}; "
+        "a run uses its suite's first task).",
     ),
     train_steps: int | None = typer.Option(
         None,
         "--train-steps",
         parser=Integer(1),
         metavar="N",
-        help="Env steps of one lifetime refinement trains (default: 1,000,000 for a "
-        "program file; for a run, the budget of its suite's first task at rung 0).",
+        help="Env steps of one lifetime refinement trains (default: "
+        f"{_DEFAULT.config.total_steps:,} for a program file; for a run, the budget of its "
+        "suite's first task at rung 0).",
     ),
     pairs: int = typer.Option(
         _DEFAULT.pairs,
@@ -161,14 +163,19 @@ def refine_command(
                 "meta_lr": meta_lr,
             }
             if store is None:
-                settings = RefineSettings(env=env or RefineSettings.env, **given)
+                settings = RefineSettings(env=_DEFAULT.env if env is None else env, **given)
             else:
                 settings = run_settings(Suite.from_json(store.meta()["suite"]), **given)
-            if train_steps is not None:
-                settings = replace(
-                    settings, config=replace(settings.config, total_steps=train_steps)
-                )
-            check_budget(settings, "--steps")
+        except ValueError as e:
+            fail(str(e))
+        if train_steps is not None:
+            try:
+                lifetime = replace(settings.config, total_steps=train_steps)
+            except ValueError as e:
+                fail(f"--train-steps {train_steps}: {e}")
+            settings = replace(settings, config=lifetime)
+        try:
+            check_budget(settings, "--steps", "--train-steps")
         except ValueError as e:
             fail(str(e))
         out_dir = output or Path.cwd()
@@ -184,6 +191,8 @@ def refine_command(
                 highlight=False,
                 soft_wrap=True,
             )
+        if store is not None:
+            finish_children(store, lambda line: console.print(line, highlight=False))
         for label, parent, program in targets:
             try:
                 outcome = refine(
@@ -227,6 +236,11 @@ def _store(
                 highlight=False,
             )
         return twin.id
+    if not as_json:
+        console.print(
+            f"{label}: kept; training it on the run's suite up to its parent's rung",
+            highlight=False,
+        )
     child = store_child(store, parent, outcome, method)
     if not as_json:
         c = store.candidate(child)

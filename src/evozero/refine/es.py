@@ -30,11 +30,11 @@ __all__ = ["ESConfig", "ESState", "centered_ranks", "es_step", "quadratic_job", 
 
 @dataclass(frozen=True)
 class ESConfig:
-    """Settings of the search (defaults suit a handful of constants)."""
+    """Settings of the search (no defaults: ``RefineSettings`` holds refine's)."""
 
-    pairs: int = 4
-    sigma: float = 0.1
-    lr: float = 0.05
+    pairs: int
+    sigma: float
+    lr: float
 
     def __post_init__(self) -> None:
         if self.pairs < 1 or not self.sigma > 0 or not self.lr > 0:

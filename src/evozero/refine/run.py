@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from evozero.native.train import TrainConfig, train
+from evozero.native.train import TrainConfig, final_return, train
 from evozero.program import dsl
 from evozero.program.canon import canonical_key, fingerprint
 from evozero.program.model import Program
@@ -48,6 +48,7 @@ __all__ = [
     "iteration_steps",
     "refine",
     "child_rungs",
+    "finish_children",
     "store_child",
     "stored_twin",
     "train_child",
@@ -121,9 +122,9 @@ def event_line(label: str, event: dict[str, Any]) -> str:
 
 
 def _recent_return(run: Any) -> float:
-    """Mean return of the episodes that ended in the last 10% of a run's steps."""
-    recent = run.episode_returns[run.episode_end_steps >= 0.9 * run.steps]
-    return float(np.mean(recent)) if len(recent) else math.nan
+    """The final return (:func:`~evozero.native.train.final_return`) of a run that stopped
+    early: over the end of the steps it took."""
+    return final_return(run.episode_returns, run.episode_end_steps, run.steps)
 
 
 def _meta_updates(s: RefineSettings, i: int) -> list[int]:
@@ -147,7 +148,9 @@ def iteration_steps(settings: RefineSettings) -> int:
     return _meta_steps(settings, 0) if settings.method == "metagrad" else _es_steps(settings)
 
 
-def check_budget(settings: RefineSettings, flag: str = "budget_steps") -> None:
+def check_budget(
+    settings: RefineSettings, flag: str = "budget_steps", lifetime_flag: str = "config.total_steps"
+) -> None:
     """ValueError, one line naming ``flag`` (how the caller spells the budget), the
     least budget for ``settings`` and the fix, if the budget is below one iteration; or
     naming the least lifetime, if the lifetime is too short for the method."""
@@ -157,7 +160,7 @@ def check_budget(settings: RefineSettings, flag: str = "budget_steps") -> None:
         raise ValueError(
             f"a lifetime of {c.num_updates} x {batch:,} env steps is too short for metagrad, "
             f"which replays {settings.k} update(s) and evaluates the next: give it at least "
-            f"{(settings.k + 1) * batch:,} env steps per lifetime (refine --train-steps)"
+            f"{(settings.k + 1) * batch:,} env steps per lifetime ({lifetime_flag})"
         )
     least = iteration_steps(settings)
     if settings.budget_steps >= least:
@@ -344,8 +347,10 @@ def train_child(store: RunStore, child: int) -> None:
     suite = Suite.from_json(store.meta()["suite"])
     text = store.candidate(child).text
     for rung in child_rungs(store, child):
-        c = store.candidate(child)
-        if rung > 0 and not (c.rung == rung and c.status in UNFINISHED):
+        pending = {r for id, r in store.unfinished_promotions() if id == child}
+        if rung in pending:  # promoted by a session that stopped before the result
+            store.dispatch(child, rung)
+        elif rung > 0:
             store.promote(child, rung)
         tasks = suite.rungs[rung]
         start = time.perf_counter()
@@ -361,8 +366,20 @@ def train_child(store: RunStore, child: int) -> None:
             return
 
 
+def finish_children(store: RunStore, say: Callable[[str], None]) -> None:
+    """Train the refined children a stopped session left short of their parent's rung
+    (:func:`train_child`), saying which first."""
+    for c in store.candidates():
+        if c.origin.startswith(REFINE_ORIGIN) and child_rungs(store, c.id):
+            say(f"training refined candidate {c.id} (left by a stopped run)")
+            train_child(store, c.id)
+
+
 def stored_twin(store: RunStore, program: Program) -> Candidate | None:
-    """A candidate of the run with ``program``'s canonical form (a refinement stored by
-    an earlier ``refine``), or None."""
+    """The refined child of the run with ``program``'s canonical form (stored by an
+    earlier refinement), or None."""
     key = canonical_key(program)
-    return next((c for c in store.candidates() if c.key == key), None)
+    return next(
+        (c for c in store.candidates() if c.key == key and c.origin.startswith(REFINE_ORIGIN)),
+        None,
+    )

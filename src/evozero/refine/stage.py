@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 from evozero.refine.run import (
     RefineSettings,
     check_budget,
-    child_rungs,
     event_line,
+    finish_children,
     refine,
     store_child,
     stored_twin,
-    train_child,
 )
 from evozero.search.store import REFINE_ORIGIN, Candidate, RunStore
 from evozero.search.tasks import Suite
@@ -30,6 +29,8 @@ if TYPE_CHECKING:
     from evozero.search.config import SearchConfig
     from evozero.search.driver import Search
 
+#: Where a run's refinement lifetime comes from, for errors.
+_LIFETIME = "the suite's first task at rung 0"
 #: The run store's meta key of the rules refined so far.
 META_KEY = "refined"
 
@@ -67,7 +68,7 @@ def check_stage(config: SearchConfig, suite: Suite, flag: str = "refine_steps") 
     below one iteration (:func:`~evozero.refine.run.check_budget`): callers check before
     the search, not after it."""
     if config.refine_top:
-        check_budget(stage_settings(config, suite), flag)
+        check_budget(stage_settings(config, suite), flag, _LIFETIME)
 
 
 def targets(store: RunStore, k: int) -> list[Candidate]:
@@ -82,16 +83,13 @@ def refine_top(search: Search) -> None:
     config, store = search.config, search.store
     if not config.refine_top:
         return
+    finish_children(store, lambda line: search.emit("refine", line))
     children = [c for c in store.candidates() if c.origin.startswith(REFINE_ORIGIN)]
-    for c in children:  # stored by a session stopped before it was trained at every rung
-        if child_rungs(store, c.id):
-            search.emit("refine", f"training refined candidate {c.id} (left by a stopped run)")
-            train_child(store, c.id)
     done: dict[str, Any] = dict(store.meta().get(META_KEY) or {})
     done_ids = {int(k) for k in done} | {c.parent for c in children}
     todo = [c for c in targets(store, config.refine_top) if c.id not in done_ids]
     settings = stage_settings(config, search.suite)
-    check_budget(settings, "refine_steps")  # callers checked; this catches a change()
+    check_budget(settings, "refine_steps", _LIFETIME)  # callers checked; catches a change()
     for i, c in enumerate(todo, 1):
         label = f"candidate {c.id} ({i}/{len(todo)}, {config.refine_method})"
         search.emit("refine", f"refining {label}")

@@ -95,5 +95,4 @@ def validate(
     diffs = [b - a for a, b in zip(orig, ref, strict=True) if np.isfinite(a) and np.isfinite(b)]
     interval = mean_intervals([diffs])[0]  # None when no pair of runs finished
     lo, hi = (interval["lo"], interval["hi"]) if interval else (math.nan, math.nan)
-    steps = (config or TrainConfig()).run_steps
-    return Validation(ids, tuple(orig), tuple(ref), lo, hi, env, steps)
+    return Validation(ids, tuple(orig), tuple(ref), lo, hi, env, config.run_steps)

@@ -345,11 +345,14 @@ class Search(Journal[Rule, CandidateResult]):
             promote=self.suite.promote,
         )
         ladders = self.store.ladders()
-        self._requeued = self.store.unfinished_promotions()
         # Refined children were made after a search phase, outside the evolution: not in
-        # its population, queue or budget (the refinement stage trains them), but their
-        # ids are taken.
+        # its population, queue, promotions or budget (the refinement stage trains them),
+        # but their ids are taken.
         finished, unfinished = self.store.finished(), self.store.unfinished()
+        children = {c.id for c in (*finished, *unfinished) if _refined(c)}
+        self._requeued = [
+            (id, rung) for id, rung in self.store.unfinished_promotions() if id not in children
+        ]
         next_id = 1 + max((c.id for c in (*finished, *unfinished)), default=-1)
         self.evolution.restore(
             (individual(c, ladders.get(c.id)) for c in finished if not _refined(c)),
