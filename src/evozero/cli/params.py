@@ -54,51 +54,56 @@ class Integer:
         return f"give a whole number from {self.lo:,} to {self.hi:,}"
 
 
+class _Real:
+    """A flag taking a finite real number that ``inside`` accepts (subclasses say which)."""
+
+    def __call__(self, value: str | float) -> float:
+        if isinstance(value, (int, float)):  # the flag's default
+            return float(value)
+        try:
+            x = float(value.strip())
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a number; {self.expected}") from None
+        if not (math.isfinite(x) and self.inside(x)):  # NaN fails too
+            raise typer.BadParameter(f"{value.strip()} is out of range; {self.expected}")
+        return x
+
+    def inside(self, x: float) -> bool:
+        raise NotImplementedError
+
+    @property
+    def expected(self) -> str:
+        """What to give instead, as a phrase."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class Seconds:
+class Seconds(_Real):
     """A duration flag: a finite number of seconds in ``[0, hi]``."""
 
     hi: float = 86_400.0  # a day: longer is a typo (and threading caps its timeouts)
     kind: ClassVar[str] = "seconds"
 
-    def __call__(self, value: str | float) -> float:
-        if isinstance(value, (int, float)):  # the flag's default
-            return float(value)
-        try:
-            x = float(value.strip())
-        except ValueError:
-            raise typer.BadParameter(f"{value!r} is not a number; {self.expected}") from None
-        if not (math.isfinite(x) and 0 <= x <= self.hi):  # NaN fails too
-            raise typer.BadParameter(f"{value.strip()} is out of range; {self.expected}")
-        return x
+    def inside(self, x: float) -> bool:
+        return 0 <= x <= self.hi
 
     @property
     def expected(self) -> str:
-        """What to give instead, as a phrase."""
-        return f"give a number of seconds from 0 to {self.hi:,g}"
+        return f"give a number of seconds from 0 to {self.hi:,.0f}"
 
 
 @dataclass(frozen=True)
-class Positive:
+class Positive(_Real):
     """A step-size flag: a finite number in ``(0, hi]``."""
 
     hi: float
     kind: ClassVar[str] = "number"
 
-    def __call__(self, value: str | float) -> float:
-        if isinstance(value, (int, float)):  # the flag's default
-            return float(value)
-        try:
-            x = float(value.strip())
-        except ValueError:
-            raise typer.BadParameter(f"{value!r} is not a number; {self.expected}") from None
-        if not (math.isfinite(x) and 0 < x <= self.hi):  # NaN fails too
-            raise typer.BadParameter(f"{value.strip()} is out of range; {self.expected}")
-        return x
+    def inside(self, x: float) -> bool:
+        return 0 < x <= self.hi
 
     @property
     def expected(self) -> str:
-        """What to give instead, as a phrase."""
         return f"give a number above 0 and at most {self.hi:g}"
 
 
