@@ -121,12 +121,6 @@ def event_line(label: str, event: dict[str, Any]) -> str:
     )
 
 
-def _recent_return(run: Any) -> float:
-    """The final return (:func:`~evozero.native.train.final_return`) of a run that stopped
-    early: over the end of the steps it took."""
-    return final_return(run.episode_returns, run.episode_end_steps, run.steps)
-
-
 def _meta_updates(s: RefineSettings, i: int) -> list[int]:
     """The updates meta-step ``i`` records (its run stops after the last)."""
     return checkpoint_updates(s.config.num_updates, s.pairs, s.k, (i * _GOLDEN) % 1.0)
@@ -221,7 +215,8 @@ def _metagrad(
                 "step": i,
                 "steps": steps,
                 "objective": value,  # J at the current constants: ~0 by construction
-                "return": _recent_return(run),
+                # what the run reached by the step it stopped at (the last window)
+                "return": final_return(run.episode_returns, run.episode_end_steps, run.steps),
                 "values": space.values(state.theta),
             }
         )
