@@ -18,6 +18,7 @@ import math
 import os
 import stat
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class Integer:
         return f"give a whole number from {self.lo:,} to {self.hi:,}"
 
 
-class _Real:
+class _Real(ABC):
     """A flag taking a finite real number that ``inside`` accepts (subclasses say which)."""
 
     def __call__(self, value: str | float) -> float:
@@ -68,13 +69,14 @@ class _Real:
             raise typer.BadParameter(f"{value.strip()} is out of range; {self.expected}")
         return x
 
+    @abstractmethod
     def inside(self, x: float) -> bool:
-        raise NotImplementedError
+        """Whether ``x`` is in the flag's range."""
 
     @property
+    @abstractmethod
     def expected(self) -> str:
         """What to give instead, as a phrase."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
