@@ -138,6 +138,32 @@ def test_deadline_survives_a_finalizer_that_swallows_it(monkeypatch) -> None:
     assert finished.wait(10.0)  # the abandoned work ends (here: on its own)
 
 
+def test_ctrl_c_while_the_worker_starts_cancels_the_work(monkeypatch) -> None:
+    """A KeyboardInterrupt that lands inside ``Thread.start`` (it waits for the new thread
+    to come up) must cancel the work, not leave it running beside the exiting caller:
+    ``show --simplify`` hung at exit that way on a loaded CI machine."""
+    from evozero.program import time_limit
+
+    stopped = threading.Event()
+
+    class InterruptedStart(threading.Thread):
+        def start(self) -> None:
+            super().start()
+            raise KeyboardInterrupt  # as a Ctrl-C in start's wait for the thread
+
+    def work() -> None:
+        try:
+            spin(30.0)
+        finally:
+            stopped.set()
+
+    monkeypatch.setattr(time_limit.threading, "Thread", InterruptedStart)
+    with pytest.raises(KeyboardInterrupt):
+        call_with_time_limit(work, 60.0)
+    monkeypatch.undo()  # the canceller thread (if any) is a plain Thread
+    assert stopped.wait(5.0)  # cancelled, not left spinning for 30 s
+
+
 def test_a_long_c_call_does_not_hold_the_caller() -> None:
     assert_times_out(lambda: time.sleep(3.0))  # sleep ignores cancellation
 

@@ -166,8 +166,10 @@ def call_with_time_limit(fn: Callable[[], _T], timeout: float | None) -> _T:
         raise TimeLimitExceeded(f"no time given (timeout={timeout} s)")
     job = _Job(fn)
     worker = threading.Thread(target=job.run, name="evozero-time-limit", daemon=True)
-    worker.start()
     try:
+        # start() inside the try: a Ctrl-C while it waits for the thread to come up
+        # must cancel the work too, or it runs on uncancelled beside the exiting caller
+        worker.start()
         finished = job.done.wait(timeout)
     except BaseException:  # e.g. KeyboardInterrupt while waiting: stop the work too
         job.abandon()
