@@ -13,25 +13,32 @@ outputs of actor and critic together, E = 4 epochs; both nets):
 
     conv  dense: 2 * (2 * 64 * 16 * 9C)    executed: 2 * (k * 9 * 16) (k active cells,
                                            each adds its filter column at <= 9 positions)
-    forward  F = conv + 2 * (2 * 1024 * 128) + 2 * 128 * O
-    backward G = conv + 2 * (4 * 1024 * 128) + 4 * 128 * O   (FC weight + input grads;
-                                                              conv weight grads only)
+    fc    dense: 1024 * 128                executed: a * 1024 * 128 (a: the fraction of
+                                           the 64 conv positions with an active cell in
+                                           their 3x3 patch; the others output the same
+                                           features in every sample, folded into one
+                                           vector per batch, conv.hpp)
+    forward  F = conv + 2 * (2 * fc) + 2 * 128 * O
+    backward G = conv + 2 * (4 * fc) + 4 * 128 * O   (FC weight + input grads;
+                                                      conv weight grads only)
     per step   F + E * (F + G)
 
 The dense count is what torch computes (8.2 MFLOP per step on breakout); the
 fraction of one core's peak (test_trainer.peak_flops_per_core) uses the executed
-count, which differs from it by the conv layer only (< 2%).
+count, the work the native trainer does.
 
     pytest benchmarks/test_conv_trainer.py --benchmark-enable
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from test_trainer import (
     active_cells,
     native_steps_per_s,
     peak_flops_per_core,
+    random_play_mean,
     torch_steps_per_s,
 )
 
@@ -48,14 +55,35 @@ FLOPS = "conv PPO FLOPs (native, 1 core)"
 
 
 def conv_flops_per_step(
-    channels: int, num_actions: int, active: float | None = None, epochs: int = 4
+    channels: int,
+    num_actions: int,
+    active: float | None = None,
+    positions: float = 1.0,
+    epochs: int = 4,
 ) -> float:
-    """FLOPs per env step (module docstring); ``active`` cells: the sparse conv."""
+    """FLOPs per env step (module docstring); ``active`` cells: the sparse conv;
+    ``positions``: the fraction of conv positions the hidden layer works on."""
     O = num_actions + 1  # noqa: N806, E741
     conv = 2 * (2 * 64 * 16 * 9 * channels) if active is None else 2 * active * 9 * 16
-    forward = conv + 2 * (2 * 1024 * 128) + 2 * 128 * O
-    backward = conv + 2 * (4 * 1024 * 128) + 4 * 128 * O
+    fc = positions * 1024 * 128
+    forward = conv + 2 * (2 * fc) + 2 * 128 * O
+    backward = conv + 2 * (4 * fc) + 4 * 128 * O
     return forward + epochs * (forward + backward)
+
+
+def active_positions(game: str) -> float:
+    """Mean fraction of the 64 conv positions (3x3 patches of the 10x10 grid) that hold
+    an active cell, under random play."""
+
+    def fraction(obs: np.ndarray) -> np.ndarray:
+        cells = obs.reshape(len(obs), 10, 10, -1).any(axis=-1)
+        patches = np.zeros((len(obs), 8, 8), dtype=bool)
+        for dy in range(3):
+            for dx in range(3):
+                patches |= cells[:, dy : dy + 8, dx : dx + 8]
+        return patches.mean(axis=(1, 2))
+
+    return random_play_mean(game, fraction)
 
 
 @pytest.mark.parametrize("game", GAMES)
@@ -68,9 +96,10 @@ def test_conv_native_one_core(benchmark, figures, game: str) -> None:
     env = MinAtarVecEnv(game, 1, seed=0, minimal_action_set=True)
     channels = int(env.single_observation_space.shape[-1])
     actions = int(env.single_action_space.n)
-    k = active_cells(game)
-    executed = conv_flops_per_step(channels, actions, active=k)
+    k, a = active_cells(game), active_positions(game)
+    executed = conv_flops_per_step(channels, actions, active=k, positions=a)
     peak, _ = peak_flops_per_core()
+    figures(FLOPS, game, "active positions", a)
     figures(FLOPS, game, "FLOPs/step dense", conv_flops_per_step(channels, actions))
     figures(FLOPS, game, "FLOPs/step executed", executed)
     figures(FLOPS, game, "GFLOP/s executed", executed * steps_per_s / 1e9)

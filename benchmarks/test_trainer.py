@@ -54,6 +54,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -192,16 +193,23 @@ def _ratios(figures) -> None:
 # ----------------------------------------------------------------------------- FLOPs
 
 
-def active_cells(game: str, steps: int = 300, envs: int = 64) -> float:
-    """Mean number of active observation cells under random play."""
+def random_play_mean(
+    game: str, per_env: Callable[[np.ndarray], np.ndarray], steps: int = 300, envs: int = 64
+) -> float:
+    """Mean of ``per_env(observations)`` (one value per env) over random play."""
     env = MinAtarVecEnv(game, envs, seed=0, minimal_action_set=True)
     obs, _ = env.reset()
     rng = np.random.default_rng(0)
-    total = 0
+    total = 0.0
     for _ in range(steps):
         obs, *_ = env.step(rng.integers(0, env.single_action_space.n, envs))
-        total += int(obs.sum())
-    return total / (steps * envs)
+        total += float(np.mean(per_env(obs)))
+    return total / steps
+
+
+def active_cells(game: str) -> float:
+    """Mean number of active observation cells under random play."""
+    return random_play_mean(game, lambda obs: obs.reshape(len(obs), -1).sum(axis=1))
 
 
 def flops_per_step(

@@ -389,13 +389,14 @@ def test_bad_inputs_raise_value_error() -> None:
             actor_critic(*sizes)
 
 
-def test_empty_batch() -> None:
-    net = actor_critic(10, 3, hidden=8)
+@pytest.mark.parametrize("network", ["mlp", "conv"])
+def test_empty_batch(network: str) -> None:
+    net = actor_critic(100, 3, hidden=8, network=network)
     empty = np.zeros(0, dtype=np.float32)
     logp, v, h = net.forward_sparse(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, int))
     assert logp.shape == v.shape == h.shape == (0,)
     grads = net.gradients_dense(
-        np.zeros((0, 10), np.float32), np.zeros(0, int), empty, empty, empty
+        np.zeros((0, 100), np.float32), np.zeros(0, int), empty, empty, empty
     )
     assert not any(g.any() for g in grads.values())
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "trainer/init.hpp"
@@ -11,6 +12,7 @@ namespace {
 
 constexpr int kTaps = ConvNet::kKernel * ConvNet::kKernel;
 constexpr int kF = ConvNet::kFilters;
+using v4 = float __attribute__((vector_size(16)));  // SSE2: the portable baseline
 
 // Calls f(cell, value) for every non-zero input of sample i: the active cells
 // (value 1) of a sparse row, or the non-zero entries of a dense one.
@@ -37,6 +39,28 @@ inline void for_each_tap(int y, int x, F&& f) {
       f((y - oy) * ConvNet::kKernel + (x - ox), oy * ConvNet::kOutGrid + ox);
 }
 
+// y[f] += value * x[f] for the 16 filters, in 4-float vectors (SSE2, the
+// portable baseline: GCC left the plain loop scalar here).
+inline void add_scaled(float* y, float value, const float* x) {
+  for (int f = 0; f < kF; f += 4) {
+    v4 a, b;
+    std::memcpy(&a, y + f, sizeof(a));
+    std::memcpy(&b, x + f, sizeof(b));
+    a += value * b;
+    std::memcpy(y + f, &a, sizeof(a));
+  }
+}
+
+// The ReLU of the 16 features of one position, in place (NaN passes).
+inline void relu(float* h) {
+  for (int f = 0; f < kF; f += 4) {
+    v4 a;
+    std::memcpy(&a, h + f, sizeof(a));
+    a = a < v4{} ? v4{} : a;
+    std::memcpy(h + f, &a, sizeof(a));
+  }
+}
+
 }  // namespace
 
 ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
@@ -52,7 +76,15 @@ ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
   w2_ = b1_ + kHidden;
   b2_ = w2_ + std::size_t(out) * kHidden;
   size_ = b2_ + std::size_t(padded(out)) - offset;
-  w1_out_major_.assign(std::size_t(kFeatures) * kHidden, 0.0f);
+  w1_by_position_.assign(std::size_t(kFeatures) * kHidden, 0.0f);
+  kappa_.assign(kF, 0.0f);
+  inactive_sums_.assign(std::size_t(kPositions) * kHidden, 0.0f);
+  starts_.assign(kPositions + 1, 0);
+  yx_of_cell_.resize(std::size_t(obs_size));
+  for (int cell = 0; cell < obs_size; ++cell) yx_of_cell_[cell] = int16_t(cell / channels_);
+  for (int yx = 0; yx < kGrid * kGrid; ++yx)
+    for_each_tap(yx / kGrid, yx % kGrid,
+                 [&](int, int pos) { patch_of_cell_[yx] |= uint64_t(1) << pos; });
 }
 
 std::vector<TensorSpec> ConvNet::tensors(const std::string& prefix) const {
@@ -89,42 +121,106 @@ void ConvNet::initialize(float* params, NormalRng& rng, double out_gain) const {
 
 void ConvNet::sync(const float* params) {
   const float* w1 = params + w1_;
-  for (int j = 0; j < kFeatures; ++j)
-    for (int o = 0; o < kHidden; ++o)
-      w1_out_major_[std::size_t(o) * kFeatures + j] = w1[std::size_t(j) * kHidden + o];
+  for (int q = 0; q < kPositions; ++q)
+    for (int f = 0; f < kF; ++f)
+      for (int o = 0; o < kHidden; ++o)
+        w1_by_position_[(std::size_t(q) * kHidden + o) * kF + f] =
+            w1[(std::size_t(q) * kF + f) * kHidden + o];
 }
 
 void ConvNet::reserve(int n) {
   if (n <= capacity_) return;
   const std::size_t rows = std::size_t(n);
   for (Buffer* b : {&h1_, &d1_}) ensure_size(*b, rows * kFeatures);
-  for (Buffer* b : {&h2_, &d2_}) ensure_size(*b, rows * kHidden);
+  for (Buffer* b : {&h2_, &d2_, &rows_}) ensure_size(*b, rows * kHidden);
+  ensure_size(panel_, rows * kF);
   ensure_size(out_buf_, rows * std::size_t(out_));
+  active_.resize(rows);
+  by_position_.resize(rows * kPositions);
   capacity_ = n;
+}
+
+void ConvNet::index_positions(const FirstLayerInput& x, int n) {
+  for (int i = 0; i < n; ++i) {
+    uint64_t active = 0;
+    for_each_input(x, in_, i,
+                   [&](int cell, float) { active |= patch_of_cell_[yx_of_cell_[cell]]; });
+    active_[i] = active;
+  }
+  std::fill(starts_.begin(), starts_.end(), int64_t(0));
+  for (int i = 0; i < n; ++i)  // counts, shifted by one
+    for (uint64_t m = active_[i]; m; m &= m - 1) ++starts_[__builtin_ctzll(m) + 1];
+  for (int q = 0; q < kPositions; ++q) starts_[q + 1] += starts_[q];
+  int64_t next[kPositions];
+  std::copy(starts_.begin(), starts_.begin() + kPositions, next);
+  for (int i = 0; i < n; ++i)  // in sample order: each position's list is sorted
+    for (uint64_t m = active_[i]; m; m &= m - 1) by_position_[next[__builtin_ctzll(m)]++] = i;
+}
+
+template <class Open, class Tap, class Close>
+void ConvNet::for_each_slot(const FirstLayerInput& x, int n, Open&& open, Tap&& tap,
+                            Close&& close) const {
+  int64_t next[kPositions], slot[kPositions];
+  std::copy(starts_.begin(), starts_.begin() + kPositions, next);
+  for (int i = 0; i < n; ++i) {
+    // samples in increasing order take each position's slots in turn
+    for (uint64_t m = active_[i]; m; m &= m - 1) {
+      const int q = __builtin_ctzll(m);
+      slot[q] = next[q]++;
+      open(std::size_t(slot[q]) * kF);
+    }
+    for_each_input(x, in_, i, [&](int cell, float value) {
+      const int yx = yx_of_cell_[cell];
+      const std::size_t filters = std::size_t(cell - yx * channels_) * kTaps * kF;
+      for_each_tap(yx / kGrid, yx % kGrid, [&](int t, int pos) {
+        tap(filters + std::size_t(t) * kF, std::size_t(slot[pos]) * kF, value);
+      });
+    });
+    for (uint64_t m = active_[i]; m; m &= m - 1) close(std::size_t(slot[__builtin_ctzll(m)]) * kF);
+  }
 }
 
 void ConvNet::forward(const float* params, const FirstLayerInput& x, int n) {
   reserve(n);
   const float* p = params;
   const float* wc = p + wc_;
-  const int C = channels_;
-  for (int i = 0; i < n; ++i) {
-    float* h = h1_.data() + std::size_t(i) * kFeatures;
-    for (int q = 0; q < kPositions; ++q) std::copy(p + bc_, p + bc_ + kF, h + q * kF);
-    for_each_input(x, in_, i, [&](int cell, float value) {
-      const float* w = wc + std::size_t(cell % C) * kTaps * kF;
-      const int yx = cell / C;
-      for_each_tap(yx / kGrid, yx % kGrid, [&](int tap, int pos) {
-        float* hp = h + pos * kF;
-        const float* wt = w + tap * kF;
-        for (int f = 0; f < kF; ++f) hp[f] += value * wt[f];
-      });
-    });
-    for (int k = 0; k < kFeatures; ++k) h[k] = h[k] < 0.0f ? 0.0f : h[k];  // ReLU; NaN passes
+  const float* bc = p + bc_;
+  const float* w1 = p + w1_;
+  for (int f = 0; f < kF; ++f) kappa_[f] = bc[f] < 0.0f ? 0.0f : bc[f];  // NaN passes
+  index_positions(x, n);
+
+  // Conv, active positions only: slot k of h1 holds the 16 outputs of the k-th
+  // (position, sample) pair in position order, so each position's samples are
+  // contiguous, as the hidden layer reads them.
+  float* h1 = h1_.data();
+  for_each_slot(
+      x, n, [&](std::size_t at) { std::copy(bc, bc + kF, h1 + at); },
+      [&](std::size_t filters, std::size_t at, float value) {
+        add_scaled(h1 + at, value, wc + filters);
+      },
+      [&](std::size_t at) { relu(h1 + at); });
+
+  // h2 = b1 + sum_q kappa . W1[q] (every sample) + the active (h1 - kappa) . W1[q]
+  float* base = inactive_sums_.data();
+  std::copy(p + b1_, p + b1_ + kHidden, base);
+  for (int j = 0; j < kFeatures; ++j) {
+    const float k = kappa_[j % kF];
+    if (k == 0.0f) continue;
+    const float* w = w1 + std::size_t(j) * kHidden;
+    for (int o = 0; o < kHidden; ++o) base[o] += k * w[o];
   }
-  kernels::gemm(n, kFeatures, kHidden, h1_.data(), kFeatures, 1, p + w1_, p + b1_, true,
-                h2_.data());
-  kernels::gemm_nt(n, out_, kHidden, h2_.data(), p + w2_, p + b2_, out_buf_.data());
+  float* h2 = h2_.data();
+  for (int i = 0; i < n; ++i) std::copy(base, base + kHidden, h2 + std::size_t(i) * kHidden);
+  for (int q = 0; q < kPositions; ++q) {
+    const int m = int(starts_[q + 1] - starts_[q]);
+    const float* h = h1 + std::size_t(starts_[q]) * kF;
+    for (int k = 0; k < m; ++k)
+      for (int f = 0; f < kF; ++f) panel_[std::size_t(k) * kF + f] = h[k * kF + f] - kappa_[f];
+    kernels::gemm_add_rows(m, kF, kHidden, panel_.data(), w1 + std::size_t(q) * kF * kHidden,
+                           by_position_.data() + starts_[q], h2);
+  }
+  for (std::size_t k = 0; k < std::size_t(n) * kHidden; ++k) h2[k] = h2[k] < 0.0f ? 0.0f : h2[k];
+  kernels::gemm_nt(n, out_, kHidden, h2, p + w2_, p + b2_, out_buf_.data());
 }
 
 void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, const float* dout,
@@ -133,34 +229,64 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
     throw std::logic_error("ConvNet::backward without a forward pass of n samples");
   const float* p = params;
   float* g = grads;
+  const float* w1 = p + w1_;
   float *h1 = h1_.data(), *h2 = h2_.data(), *d1 = d1_.data(), *d2 = d2_.data();
 
   output_layer_backward(n, out_, kHidden, dout, h2, p + w2_, g + w2_, g + b2_,
                         g + offset_ + size_, d2);
-
-  // Hidden layer: dW1[j, :] = sum_i h1[i, j] d2[i, :];  dh1 = d2 . W1^T.
-  kernels::gemm(kFeatures, n, kHidden, h1, 1, kFeatures, d2, nullptr, false, g + w1_);
   kernels::column_sums(n, kHidden, d2, g + b1_);
-  kernels::gemm(n, kHidden, kFeatures, d2, kHidden, 1, w1_out_major_.data(), nullptr, false, d1);
-  kernels::relu_backward(std::size_t(n) * kFeatures, h1, d1);
 
-  // Conv: each non-zero input adds value * dh1 at the positions it reached.
-  float* gc = g + wc_;
-  const int C = channels_;
-  std::fill(gc, gc + std::size_t(C) * kTaps * kF, 0.0f);
-  for (int i = 0; i < n; ++i) {
-    const float* d = d1 + std::size_t(i) * kFeatures;
-    for_each_input(x, in_, i, [&](int cell, float value) {
-      float* w = gc + std::size_t(cell % C) * kTaps * kF;
-      const int yx = cell / C;
-      for_each_tap(yx / kGrid, yx % kGrid, [&](int tap, int pos) {
-        float* wt = w + tap * kF;
-        const float* dp = d + pos * kF;
-        for (int f = 0; f < kF; ++f) wt[f] += value * dp[f];
-      });
-    });
+  // Hidden layer, one position q at a time over the samples where it is active
+  // (module docstring): dW1[q] = h1[., q]^T d2 + kappa (x) (d2 summed where q is
+  // inactive); dh1 = d2 . W1[q]^T in q's slots (the conv weights read no more); the
+  // conv bias also gets the inactive samples' part, one product per position.
+  bool kappa_any = false, kappa_open = false;  // kappa != 0; the ReLU passes at kappa
+  for (int f = 0; f < kF; ++f) {
+    kappa_any |= kappa_[f] != 0.0f;
+    kappa_open |= !(kappa_[f] <= 0.0f);
   }
-  kernels::column_sums(n * kPositions, kF, d1, g + bc_);
+  float* gbc = g + bc_;
+  std::fill(gbc, gbc + kF, 0.0f);
+  if (kappa_any || kappa_open)
+    kernels::masked_row_sums(n, kHidden, d2, active_.data(), inactive_sums_.data());
+  for (int q = 0; q < kPositions; ++q) {
+    const int m = int(starts_[q + 1] - starts_[q]);
+    const std::size_t first = std::size_t(starts_[q]) * kF;
+    float* gw = g + w1_ + std::size_t(q) * kF * kHidden;
+    kernels::gather_rows(m, kHidden, d2, by_position_.data() + starts_[q], rows_.data());
+    kernels::gemm(kF, m, kHidden, h1 + first, 1, kF, rows_.data(), nullptr, false, gw);
+    kernels::gemm(m, kHidden, kF, rows_.data(), kHidden, 1,
+                  w1_by_position_.data() + std::size_t(q) * kHidden * kF, nullptr, false,
+                  d1 + first);
+    if (!kappa_any && !kappa_open) continue;
+    const float* inactive = inactive_sums_.data() + std::size_t(q) * kHidden;
+    for (int f = 0; f < kF; ++f) {
+      const float* w = w1 + (std::size_t(q) * kF + f) * kHidden;
+      if (kappa_[f] != 0.0f)
+        for (int o = 0; o < kHidden; ++o) gw[f * kHidden + o] += kappa_[f] * inactive[o];
+      if (!(kappa_[f] <= 0.0f)) {
+        float dot = 0.0f;
+        for (int o = 0; o < kHidden; ++o) dot += w[o] * inactive[o];
+        gbc[f] += dot;
+      }
+    }
+  }
+  const std::size_t slots = std::size_t(starts_[kPositions]);
+  kernels::relu_backward(slots * kF, h1, d1);
+  float active_sum[kF];
+  kernels::column_sums(int(slots), kF, d1, active_sum);
+  for (int f = 0; f < kF; ++f) gbc[f] += active_sum[f];
+
+  // Conv: each non-zero input adds value * dh1 at the (active) positions it reached.
+  float* gc = g + wc_;
+  std::fill(gc, gc + std::size_t(channels_) * kTaps * kF, 0.0f);
+  const auto skip = [](std::size_t) {};
+  for_each_slot(
+      x, n, skip,
+      [&](std::size_t filters, std::size_t at, float value) {
+        add_scaled(gc + filters, value, d1 + at);
+      },
+      skip);
 }
 
 }  // namespace evozero::trainer

@@ -14,7 +14,7 @@
 //   w1 (1024, 128)   b1 (128)  hidden layer, input-major, its input in the
 //                              order of the conv output below
 //   w2 (out, 128)    b2 (out)  output layer, output-major (torch's layout)
-// The conv output of a sample is stored position-major, (64 positions, 16
+// The conv output's features are ordered position-major, (64 positions, 16
 // filters): feature p * 16 + f (torch's Flatten order is f * 64 + p; tensors()
 // maps between the two).
 //
@@ -22,14 +22,29 @@
 // at most 9 output positions (3x3 kernel offsets), so the forward pass costs
 // 9 * 16 adds per active cell instead of 64 * 9 * C * 16 multiply-adds, and
 // so does the filters' gradient. Dense float rows are read the same way,
-// skipping zeros (a value multiplies its filter column). The 1024 -> 128 layer,
-// most of the work, is a dense register-tiled gemm (kernels.hpp): running it
-// over the ~20-35% non-zero conv outputs only (CSR rows of w1) was measured
-// slower, as each sparse row of w1 is read once from L2 where the dense tile
-// reuses it across 4 samples.
+// skipping zeros (a value multiplies its filter column).
+//
+// The 1024 -> 128 layer, most of the work, exploits it too. A position whose
+// 3x3 patch holds no active cell ("inactive": 25-65% of them, by game) outputs
+// the same 16 features in every sample, kappa = ReLU(conv bias). So, with W1[p]
+// the 16 rows of w1 that position p feeds,
+//   h2 = b1 + sum_p kappa . W1[p] + sum over active p of (h1[p] - kappa) . W1[p]
+// where the first two terms are one vector for the whole batch; and likewise
+// the weight gradient (kappa times the sum of d2 over the samples where p is
+// inactive) and the input gradient (needed only where p is active, and, for
+// the conv bias, summed over the inactive samples in one product per p). Each
+// position's work is a small gemm over the samples where it is active,
+// gathered by position (CSC), so the weights of W1[p] are reused across those
+// samples. So the activations keep only the active positions: slot k of h1
+// holds the 16 features of the k-th (position, sample) pair, pairs grouped by
+// position and each group in sample order, so a position's samples are
+// contiguous. Running the layer over the ~20-35% non-zero conv outputs one
+// sample at a time was measured slower: each weight row was then read once
+// from L2 where a tile reuses it across samples.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -70,10 +85,34 @@ class ConvNet final : public Network {
 
   int in_, channels_, out_;
   std::size_t offset_, wc_, bc_, w1_, b1_, w2_, b2_, size_;
+  // The positions each sample of x activates (active_), and the samples by
+  // position: position q is active in samples
+  // by_position_[starts_[q] .. starts_[q + 1]), in increasing order. Index k of
+  // that list is also the pair's slot in h1 and d1.
+  void index_positions(const FirstLayerInput& x, int n);
+  // For each sample of x: open(at) for each of its active positions, then
+  // tap(filters, at, value) for each non-zero input and each position it
+  // reaches, then close(at) for each active position. filters: the offset of
+  // the input's 16 filter weights at that kernel offset in wc; at: the offset
+  // of the (position, sample) pair's 16 features in h1 (and d1).
+  template <class Open, class Tap, class Close>
+  void for_each_slot(const FirstLayerInput& x, int n, Open&& open, Tap&& tap,
+                     Close&& close) const;
+
   int capacity_ = 0;
-  Buffer w1_out_major_;        // (128, 1024): w1 transposed, for the input gradient
-  Buffer h1_, h2_, out_buf_;   // activations of the last forward pass
-  Buffer d1_, d2_;             // gradients w.r.t. the pre-activations
+  Buffer w1_by_position_;      // (64, 128, 16): W1[q] transposed per position, for dh1
+  Buffer h1_, d1_;             // (slots, 16): the conv's outputs at active positions only,
+                               // and their gradients (the last forward pass's pairs)
+  Buffer h2_, d2_, out_buf_;   // the hidden layer's and the output layer's (n, .)
+  Buffer kappa_;               // (16): ReLU(conv bias), an inactive position's output
+  Buffer panel_;               // (m, 16): one position's h1 - kappa
+  Buffer rows_;                // (m, 128): one position's samples' d2, gathered
+  Buffer inactive_sums_;       // (64, 128): d2 summed per position over its inactive samples
+  uint64_t patch_of_cell_[kGrid * kGrid] = {};  // the positions each grid cell reaches
+  std::vector<int16_t> yx_of_cell_;             // input index -> grid cell (no division)
+  std::vector<uint64_t> active_;      // per sample: bit q set when position q is active
+  std::vector<int64_t> starts_;       // 65 offsets into by_position_
+  std::vector<int32_t> by_position_;  // sample indices, grouped by position
 };
 
 }  // namespace evozero::trainer

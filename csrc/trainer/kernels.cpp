@@ -65,6 +65,14 @@ EVOZERO_INLINE float horizontal_sum(const v16& v) {
 
 // ---- gemm: an R x (C vectors) tile of register accumulators ----------------
 
+// Rows per tile: R x 2 accumulators, enough to hide the FMA latency, and each
+// loaded vector of v feeds R FMAs. AVX-512 has 32 vector registers: 8 rows (16
+// accumulators) halve the loads of v per FMA (the conv network's 1024 -> 128
+// layer streams its weights from L2); AVX2 has 16: 6 rows (12 accumulators, the
+// usual AVX2 sgemm tile) ran 12-30% faster than 4 on the conv layer's shapes.
+template <class V>
+constexpr int kTileRows = kLanes<V> == 16 ? 8 : kLanes<V> == 8 ? 6 : 4;
+
 template <class V, int R, int C>
 EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_t s_row,
                               std::ptrdiff_t s_inner, const float* v, const float* bias,
@@ -95,15 +103,23 @@ template <class V, int C>
 EVOZERO_INLINE void gemm_columns(int rows, int inner, int cols, const float* s,
                                  std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
                                  const float* bias, bool do_relu, float* y) {
-  // R x C vectors of accumulators: enough to hide the FMA latency, and each
-  // loaded vector of v feeds R FMAs. AVX-512 has 32 vector registers: 8 rows
-  // (16 accumulators) halve the loads of v per FMA (the conv network's
-  // 1024 -> 128 layer streams its weights from L2); the narrower sets have 16.
-  constexpr int R = kLanes<V> == 16 ? 8 : 4;
+  constexpr int R = kTileRows<V>;
   int r = 0;
   for (; r + R <= rows; r += R)
     gemm_tile<V, R, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
                        y + std::ptrdiff_t(r) * cols);
+  // the rest in tiles of 4, 2, 1 rows (16 rows = 6 + 6 + 4: the conv network's
+  // per-position weight gradient)
+  if (R > 4 && r + 4 <= rows) {
+    gemm_tile<V, 4, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
+                       y + std::ptrdiff_t(r) * cols);
+    r += 4;
+  }
+  if (r + 2 <= rows) {
+    gemm_tile<V, 2, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
+                       y + std::ptrdiff_t(r) * cols);
+    r += 2;
+  }
   for (; r < rows; ++r)
     gemm_tile<V, 1, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
                        y + std::ptrdiff_t(r) * cols);
@@ -121,6 +137,48 @@ EVOZERO_INLINE void gemm_impl(int rows, int inner, int cols, const float* s,
   for (; c < cols; c += W)
     gemm_columns<V, 1>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
                        do_relu, y + c);
+}
+
+// ---- gemm_add_rows: the same tile, accumulating into named rows of y ---------
+
+template <class V, int R, int C>
+EVOZERO_INLINE void add_rows_tile(int inner, int cols, const float* s, const float* v,
+                                  const int32_t* at, float* y) {
+  constexpr int W = kLanes<V>;
+  V acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) load(acc[r][c], y + std::ptrdiff_t(at[r]) * cols + c * W);
+  for (int t = 0; t < inner; ++t) {
+    V w[C];
+    for (int c = 0; c < C; ++c) load(w[c], v + std::ptrdiff_t(t) * cols + c * W);
+    for (int r = 0; r < R; ++r) {
+      const float x = s[std::ptrdiff_t(r) * inner + t];
+      for (int c = 0; c < C; ++c) acc[r][c] += x * w[c];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) store(y + std::ptrdiff_t(at[r]) * cols + c * W, acc[r][c]);
+}
+
+template <class V, int R>
+EVOZERO_INLINE void add_rows_block(int inner, int cols, const float* s, const float* v,
+                                   const int32_t* at, float* y) {
+  // all columns of these R rows before the next rows: the rows of y stay in L1
+  constexpr int W = kLanes<V>;
+  int c = 0;
+  for (; c + 2 * W <= cols; c += 2 * W) add_rows_tile<V, R, 2>(inner, cols, s, v + c, at, y + c);
+  for (; c < cols; c += W) add_rows_tile<V, R, 1>(inner, cols, s, v + c, at, y + c);
+}
+
+template <class V>
+EVOZERO_INLINE void gemm_add_rows_impl(int rows, int inner, int cols, const float* s,
+                                       const float* v, const int32_t* at, float* y) {
+  constexpr int R = kTileRows<V>;
+  int r = 0;
+  for (; r + R <= rows; r += R)
+    add_rows_block<V, R>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
+  for (; r < rows; ++r)
+    add_rows_block<V, 1>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
 }
 
 // ---- gemm_nt: dot products, R rows of x at a time ----------------------------
@@ -258,6 +316,40 @@ EVOZERO_INLINE void column_sums_impl(int rows, int cols, const float* d, float* 
 }
 
 template <class V>
+EVOZERO_INLINE void gather_rows_impl(int rows, int cols, const float* src, const int32_t* at,
+                                     float* dst) {
+  constexpr int W = kLanes<V>;
+  for (int k = 0; k < rows; ++k) {
+    const float* from = src + std::ptrdiff_t(at[k]) * cols;
+    float* to = dst + std::ptrdiff_t(k) * cols;
+    for (int c = 0; c < cols; c += W) {
+      V v;
+      load(v, from + c);
+      store(to + c, v);
+    }
+  }
+}
+
+template <class V>
+EVOZERO_INLINE void masked_row_sums_impl(int n, int cols, const float* d, const uint64_t* masks,
+                                         float* sums) {
+  constexpr int W = kLanes<V>;
+  std::fill(sums, sums + std::ptrdiff_t(64) * cols, 0.0f);
+  for (int i = 0; i < n; ++i) {
+    const float* row = d + std::ptrdiff_t(i) * cols;
+    for (uint64_t m = ~masks[i]; m; m &= m - 1) {
+      float* out = sums + std::ptrdiff_t(__builtin_ctzll(m)) * cols;
+      for (int c = 0; c < cols; c += W) {
+        V a, b;
+        load(a, out + c);
+        load(b, row + c);
+        store(out + c, a + b);
+      }
+    }
+  }
+}
+
+template <class V>
 EVOZERO_INLINE void relu_backward_impl(std::size_t count, const float* h, float* d) {
   for (std::size_t i = 0; i < count; ++i) d[i] = h[i] <= 0.0f ? 0.0f : d[i];
 }
@@ -279,6 +371,10 @@ EVOZERO_MULTIVERSION(gemm,
                       std::ptrdiff_t s_inner, const float* v, const float* bias, bool do_relu,
                       float* y),
                      (rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, y))
+EVOZERO_MULTIVERSION(gemm_add_rows,
+                     (int rows, int inner, int cols, const float* s, const float* v,
+                      const int32_t* at, float* y),
+                     (rows, inner, cols, s, v, at, y))
 EVOZERO_MULTIVERSION(gemm_nt,
                      (int rows, int cols, int k, const float* x, const float* w,
                       const float* bias, float* y),
@@ -292,6 +388,12 @@ EVOZERO_MULTIVERSION(sparse_column_sums,
                      (num_cells, x, cols, d, g))
 EVOZERO_MULTIVERSION(column_sums, (int rows, int cols, const float* d, float* out),
                      (rows, cols, d, out))
+EVOZERO_MULTIVERSION(gather_rows,
+                     (int rows, int cols, const float* src, const int32_t* at, float* dst),
+                     (rows, cols, src, at, dst))
+EVOZERO_MULTIVERSION(masked_row_sums,
+                     (int n, int cols, const float* d, const uint64_t* masks, float* sums),
+                     (n, cols, d, masks, sums))
 EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d),
                      (count, h, d))
 
@@ -302,6 +404,11 @@ EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y) {
   gemm_mv(rows, inner, cols, s, s_row, s_inner, v, bias, relu, y);
+}
+
+void gemm_add_rows(int rows, int inner, int cols, const float* s, const float* v,
+                   const int32_t* at, float* y) {
+  gemm_add_rows_mv(rows, inner, cols, s, v, at, y);
 }
 
 void gemm_nt(int rows, int cols, int k, const float* x, const float* w, const float* bias,
@@ -338,6 +445,14 @@ void transpose(int n, const SparseRows& x, int num_cells, int64_t* ptr, int32_t*
 
 void column_sums(int rows, int cols, const float* d, float* out) {
   column_sums_mv(rows, cols, d, out);
+}
+
+void gather_rows(int rows, int cols, const float* src, const int32_t* at, float* dst) {
+  gather_rows_mv(rows, cols, src, at, dst);
+}
+
+void masked_row_sums(int n, int cols, const float* d, const uint64_t* masks, float* sums) {
+  masked_row_sums_mv(n, cols, d, masks, sums);
 }
 
 void relu_backward(std::size_t count, const float* h, float* d) {

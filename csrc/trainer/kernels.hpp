@@ -35,6 +35,12 @@ namespace kernels {
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y);
 
+// y[at[k], :] (padded cols) += sum_t s[k * inner + t] * v[t, :] for k < rows: a block
+// of rows' contribution through v, added into the rows of y that `at` names (the
+// conv network's hidden layer, one input position at a time; conv.hpp).
+void gemm_add_rows(int rows, int inner, int cols, const float* s, const float* v,
+                   const int32_t* at, float* y);
+
 // y (rows x cols) = bias + x (rows x k) . w^T with w (cols x k); padded k.
 // The small output layers (logits, value). bias may be null.
 void gemm_nt(int rows, int cols, int k, const float* x, const float* w, const float* bias,
@@ -68,6 +74,14 @@ void transpose(int n, const SparseRows& x, int num_cells, int64_t* ptr, int32_t*
 // gathered per weight row (rows of inactive cells get zero).
 void sparse_column_sums(int num_cells, const SparseColumns& x, int cols, const float* d,
                         float* g);
+
+// sums[q, :] (padded cols) = sum of d[i, :] over the samples i < n whose bit q of
+// masks[i] is clear, for q < 64: per-position sums over the samples where the
+// position is inactive (the conv network's hidden layer, conv.hpp).
+void masked_row_sums(int n, int cols, const float* d, const uint64_t* masks, float* sums);
+
+// dst[k, :] = src[at[k], :] for k < rows (padded cols).
+void gather_rows(int rows, int cols, const float* src, const int32_t* at, float* dst);
 
 // out[c] = sum_r d[r, c] for c < cols (any cols).
 void column_sums(int rows, int cols, const float* d, float* out);
