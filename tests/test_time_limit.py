@@ -144,24 +144,21 @@ def test_ctrl_c_while_the_worker_starts_cancels_the_work(monkeypatch) -> None:
     ``show --simplify`` hung at exit that way on a loaded CI machine."""
     from evozero.program import time_limit
 
-    stopped = threading.Event()
+    workers: list[threading.Thread] = []
 
     class InterruptedStart(threading.Thread):
         def start(self) -> None:
             super().start()
-            raise KeyboardInterrupt  # as a Ctrl-C in start's wait for the thread
-
-    def work() -> None:
-        try:
-            spin(30.0)
-        finally:
-            stopped.set()
+            if self.name == "evozero-time-limit":  # the worker; not the canceller
+                workers.append(self)
+                raise KeyboardInterrupt  # as a Ctrl-C in start's wait for the thread
 
     monkeypatch.setattr(time_limit.threading, "Thread", InterruptedStart)
     with pytest.raises(KeyboardInterrupt):
-        call_with_time_limit(work, 60.0)
-    monkeypatch.undo()  # the canceller thread (if any) is a plain Thread
-    assert stopped.wait(5.0)  # cancelled, not left spinning for 30 s
+        call_with_time_limit(lambda: spin(30.0), 60.0)
+    (worker,) = workers
+    worker.join(5.0)  # cancelled (or never began): not left spinning for 30 s
+    assert not worker.is_alive()
 
 
 def test_a_long_c_call_does_not_hold_the_caller() -> None:

@@ -78,6 +78,7 @@ ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
   size_ = b2_ + std::size_t(padded(out)) - offset;
   w1_by_position_.assign(std::size_t(kFeatures) * kHidden, 0.0f);
   kappa_.assign(kF, 0.0f);
+  base_.assign(kHidden, 0.0f);
   inactive_sums_.assign(std::size_t(kPositions) * kHidden, 0.0f);
   starts_.assign(kPositions + 1, 0);
   yx_of_cell_.resize(std::size_t(obs_size));
@@ -160,7 +161,7 @@ void ConvNet::index_positions(const FirstLayerInput& x, int n) {
 template <class Open, class Tap, class Close>
 void ConvNet::for_each_slot(const FirstLayerInput& x, int n, Open&& open, Tap&& tap,
                             Close&& close) const {
-  int64_t next[kPositions], slot[kPositions];
+  int64_t next[kPositions], slot[kPositions] = {};
   std::copy(starts_.begin(), starts_.begin() + kPositions, next);
   for (int i = 0; i < n; ++i) {
     // samples in increasing order take each position's slots in turn
@@ -188,6 +189,7 @@ void ConvNet::forward(const float* params, const FirstLayerInput& x, int n) {
   const float* w1 = p + w1_;
   for (int f = 0; f < kF; ++f) kappa_[f] = bc[f] < 0.0f ? 0.0f : bc[f];  // NaN passes
   index_positions(x, n);
+  last_n_ = n;
 
   // Conv, active positions only: slot k of h1 holds the 16 outputs of the k-th
   // (position, sample) pair in position order, so each position's samples are
@@ -201,11 +203,11 @@ void ConvNet::forward(const float* params, const FirstLayerInput& x, int n) {
       [&](std::size_t at) { relu(h1 + at); });
 
   // h2 = b1 + sum_q kappa . W1[q] (every sample) + the active (h1 - kappa) . W1[q]
-  float* base = inactive_sums_.data();
+  // (no skipping kappa = 0: 0 * inf is NaN here as in torch)
+  float* base = base_.data();
   std::copy(p + b1_, p + b1_ + kHidden, base);
   for (int j = 0; j < kFeatures; ++j) {
     const float k = kappa_[j % kF];
-    if (k == 0.0f) continue;
     const float* w = w1 + std::size_t(j) * kHidden;
     for (int o = 0; o < kHidden; ++o) base[o] += k * w[o];
   }
@@ -225,8 +227,9 @@ void ConvNet::forward(const float* params, const FirstLayerInput& x, int n) {
 
 void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, const float* dout,
                        float* grads) {
-  if (n > capacity_)
-    throw std::logic_error("ConvNet::backward without a forward pass of n samples");
+  // the slots below are the last forward pass's: same x, same n
+  if (n != last_n_)
+    throw std::logic_error("ConvNet::backward without the forward pass of the same n samples");
   const float* p = params;
   float* g = grads;
   const float* w1 = p + w1_;
@@ -240,15 +243,9 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
   // (module docstring): dW1[q] = h1[., q]^T d2 + kappa (x) (d2 summed where q is
   // inactive); dh1 = d2 . W1[q]^T in q's slots (the conv weights read no more); the
   // conv bias also gets the inactive samples' part, one product per position.
-  bool kappa_any = false, kappa_open = false;  // kappa != 0; the ReLU passes at kappa
-  for (int f = 0; f < kF; ++f) {
-    kappa_any |= kappa_[f] != 0.0f;
-    kappa_open |= !(kappa_[f] <= 0.0f);
-  }
   float* gbc = g + bc_;
   std::fill(gbc, gbc + kF, 0.0f);
-  if (kappa_any || kappa_open)
-    kernels::masked_row_sums(n, kHidden, d2, active_.data(), inactive_sums_.data());
+  kernels::masked_row_sums(n, kHidden, d2, active_.data(), inactive_sums_.data());
   for (int q = 0; q < kPositions; ++q) {
     const int m = int(starts_[q + 1] - starts_[q]);
     const std::size_t first = std::size_t(starts_[q]) * kF;
@@ -258,13 +255,11 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
     kernels::gemm(m, kHidden, kF, rows_.data(), kHidden, 1,
                   w1_by_position_.data() + std::size_t(q) * kHidden * kF, nullptr, false,
                   d1 + first);
-    if (!kappa_any && !kappa_open) continue;
     const float* inactive = inactive_sums_.data() + std::size_t(q) * kHidden;
     for (int f = 0; f < kF; ++f) {
       const float* w = w1 + (std::size_t(q) * kF + f) * kHidden;
-      if (kappa_[f] != 0.0f)
-        for (int o = 0; o < kHidden; ++o) gw[f * kHidden + o] += kappa_[f] * inactive[o];
-      if (!(kappa_[f] <= 0.0f)) {
+      for (int o = 0; o < kHidden; ++o) gw[f * kHidden + o] += kappa_[f] * inactive[o];
+      if (!(kappa_[f] <= 0.0f)) {  // the ReLU passes at kappa (NaN passes)
         float dot = 0.0f;
         for (int o = 0; o < kHidden; ++o) dot += w[o] * inactive[o];
         gbc[f] += dot;

@@ -177,6 +177,14 @@ EVOZERO_INLINE void gemm_add_rows_impl(int rows, int inner, int cols, const floa
   int r = 0;
   for (; r + R <= rows; r += R)
     add_rows_block<V, R>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
+  if (R > 4 && r + 4 <= rows) {  // the rest in blocks of 4, 2, 1 rows, as gemm's
+    add_rows_block<V, 4>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
+    r += 4;
+  }
+  if (r + 2 <= rows) {
+    add_rows_block<V, 2>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
+    r += 2;
+  }
   for (; r < rows; ++r)
     add_rows_block<V, 1>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
 }

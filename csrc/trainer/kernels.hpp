@@ -11,9 +11,10 @@
 // see kernels.cpp). Nothing here allocates.
 //
 // Summation order is fixed: every output element accumulates its terms in
-// increasing order of the summed index, starting from the bias (or zero). So a
-// dense binary input and the same input given as sorted sparse indices give
-// bit-identical results (x = 1 multiplies exactly, x = 0 adds exactly zero).
+// increasing order of the summed index, starting from the bias or zero
+// (gemm_add_rows: from the output's value). So a dense binary input and the
+// same input given as sorted sparse indices give bit-identical results
+// (x = 1 multiplies exactly, x = 0 adds exactly zero).
 #pragma once
 
 #include <cstddef>

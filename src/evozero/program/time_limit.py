@@ -132,7 +132,8 @@ class _Job(Generic[_T]):
 
     def abandon(self) -> None:
         """Cancel the work; wait :data:`_GRACE_S` at most for it to stop."""
-        self.cancel()
+        if not self.cancel():  # not inside fn: it has left, or will never enter (cancelled)
+            return
         if not self.done.wait(_GRACE_S):
             threading.Thread(
                 target=self.keep_cancelling, name="evozero-time-limit-cancel", daemon=True
