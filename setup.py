@@ -109,9 +109,10 @@ class BuildExt(build_ext):
 
 
 class CudaCheck(Command):
-    """Compiles every CUDA source with nvcc, without linking: a compile error fails."""
+    """Compiles every CUDA source with nvcc and the extension's host code with the host
+    compiler, without linking: a compile error fails."""
 
-    description = "compile csrc/cuda/*.cu with nvcc (no link, no GPU needed)"
+    description = "compile csrc/cuda/ (.cu with nvcc, .cpp with c++; no link, no GPU needed)"
     user_options = []
 
     def initialize_options(self) -> None:
@@ -124,6 +125,18 @@ class CudaCheck(Command):
         with tempfile.TemporaryDirectory() as tmp:
             for source in CUDA_SOURCES:
                 _nvcc_compile(source, os.path.join(tmp, Path(source).stem + ".o"))
+        # The extension's host code (the pybind11 layer), with the host compiler.
+        import sysconfig
+
+        import pybind11
+
+        python = sysconfig.get_paths()["include"]
+        includes = ["-Icsrc", f"-I{pybind11.get_include()}", f"-I{python}"]
+        flags = ["-std=c++17", "-fsyntax-only", "-fvisibility=hidden", "-Wall", "-Wextra"]
+        for source in sorted(glob("csrc/cuda/*.cpp")):
+            cmd = [os.environ.get("CXX", "c++"), *flags, *includes, source]
+            print(" ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
 
 
 ext = Pybind11Extension(
@@ -143,7 +156,7 @@ if os.environ.get("EVOZERO_CUDA") == "1":
     ext_modules.append(
         Pybind11Extension(
             "evozero._cuda",
-            ["csrc/cuda/module.cpp"],
+            sorted(glob("csrc/cuda/*.cpp")),
             depends=sorted(glob("csrc/**/*.hpp", recursive=True)) + CUDA_SOURCES,
             include_dirs=["csrc"],
             cxx_std=17,

@@ -29,6 +29,18 @@ def _gpu_missing() -> str:
 gpu = pytest.mark.skipif(bool(_gpu_missing()), reason=_gpu_missing() or "GPU present")
 
 
+def _extension_missing() -> str:
+    """Why the tests of the extension's host code cannot run here, or ''."""
+    try:
+        from evozero import _cuda  # noqa: F401
+    except ImportError:
+        return "needs evozero._cuda (EVOZERO_CUDA=1 pip install .); no GPU needed"
+    return ""
+
+
+extension = pytest.mark.skipif(bool(_extension_missing()), reason=_extension_missing() or "-")
+
+
 def test_unknown_device_is_one_clear_error() -> None:
     with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda', got 'gpu'"):
         MinAtarVecEnv("breakout", 4, device="gpu")
@@ -48,6 +60,60 @@ def test_cuda_without_a_gpu_names_the_gpu(monkeypatch) -> None:
     monkeypatch.setattr("evozero._cuda", fake, raising=False)
     with pytest.raises(RuntimeError, match="needs an NVIDIA GPU.*no CUDA-capable device"):
         MinAtarVecEnv("breakout", 4, device="cuda")
+
+
+def test_step_on_device_needs_the_cuda_envs() -> None:
+    env = MinAtarVecEnv("breakout", 4, seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match="step_on_device needs MinAtarVecEnv.*device='cuda'"):
+        env.step_on_device(np.zeros(4, dtype=np.int64))
+
+
+@extension
+def test_dlpack_views_export_without_a_copy() -> None:
+    """The export path of the device views, on host memory: consumers read the buffer in
+    place, the view keeps its owner alive, and what it cannot give is a BufferError."""
+    from evozero import _cuda
+
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    view = _cuda.host_view(a)
+    assert view.__dlpack_device__() == (1, 0)
+    assert view.shape == (3, 4) and view.dtype == "float32"
+    b = np.from_dlpack(view)
+    np.testing.assert_array_equal(b, a)
+    a[1, 2] = -1.0  # the same memory
+    assert b[1, 2] == -1.0
+    torch = pytest.importorskip("torch")
+    t = torch.from_dlpack(view)
+    del a, view, b
+    np.testing.assert_array_equal(t.numpy()[1], [4.0, 5.0, -1.0, 7.0])  # owner kept alive
+    again = _cuda.host_view(np.zeros(2, dtype=np.float32))
+    with pytest.raises(BufferError, match="copy=True"):
+        again.__dlpack__(copy=True)
+    with pytest.raises(BufferError, match="another"):
+        again.__dlpack__(dl_device=(2, 0))
+    again.__dlpack__()  # a capsule nobody consumes frees its tensor
+
+
+@gpu
+def test_step_on_device_gives_device_views_of_the_step() -> None:
+    cpu = MinAtarVecEnv("breakout", 64, seed=3)
+    dev = MinAtarVecEnv("breakout", 64, seed=3, device="cuda")
+    cpu.reset()
+    dev.reset()
+    actions = np.random.default_rng(0).integers(0, cpu.single_action_space.n, 64)
+    obs, reward, terminated, truncated, _ = cpu.step(actions)
+    out = dev.step_on_device(actions)
+    assert out.obs.__dlpack_device__()[0] == 2  # kDLCUDA
+    assert out.obs.shape == obs.shape and out.obs.dtype == "bool"
+    assert out.reward.shape == (64,) and out.reward.dtype == "float32"
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("reading the views needs a CUDA build of torch")
+    np.testing.assert_array_equal(torch.from_dlpack(out.obs).cpu().numpy(), obs)
+    np.testing.assert_array_equal(torch.from_dlpack(out.reward).cpu().numpy(), reward)
+    np.testing.assert_array_equal(torch.from_dlpack(out.terminated).cpu().numpy(), terminated)
+    np.testing.assert_array_equal(torch.from_dlpack(out.truncated).cpu().numpy(), truncated)
 
 
 STEPS, ENVS = 400, 256  # 102,400 env-steps per game

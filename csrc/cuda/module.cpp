@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/arrays.hpp"
+#include "cuda/dlpack.hpp"
 #include "cuda/ops.hpp"
 #include "cuda/vec_env.hpp"
 
@@ -18,6 +19,17 @@ using evozero::cuda::DeviceVecEnv;
 
 uint8_t* bool_out(py::array& a, py::ssize_t size, const char* name) {
   return reinterpret_cast<uint8_t*>(checked<bool>(a, size, name));
+}
+
+namespace dl = evozero::cuda::dlpack;
+
+// A view of one of env's device buffers (rows of `row` elements, one per env), kept
+// alive by the Python env object.
+dl::View env_view(const py::object& self, void* data, std::vector<int64_t> row,
+                  dl::DLDataType dtype) {
+  const DeviceVecEnv& e = self.cast<const DeviceVecEnv&>();
+  row.insert(row.begin(), e.num_envs());
+  return dl::View{data, std::move(row), dtype, {dl::kDLCUDA, e.device()}, self};
 }
 
 }  // namespace
@@ -47,6 +59,17 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("op"), py::arg("a"), py::arg("b"), py::arg("c"),
       "out[i] = op(a[i], b[i], c[i]) computed on the device by the CPU's op kernels");
+
+  dl::bind(m, "DeviceView");
+  m.def(
+      "host_view",
+      [](py::array_t<float, py::array::c_style> a) {
+        std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+        return dl::View{a.mutable_data(), std::move(shape), dl::kFloat32, {dl::kDLCPU, 0}, a};
+      },
+      py::arg("array"),
+      "A DeviceView of a float32 host array (the export path of the device views, testable "
+      "without a GPU)");
 
   py::class_<DeviceVecEnv>(m, "MinAtarVecEnv")
       .def(py::init([](const std::string& game, int num_envs, double sticky, bool ramping,
@@ -114,5 +137,18 @@ PYBIND11_MODULE(_cuda, m) {
             py::gil_scoped_release release;
             e.step(actions.data());
           },
-          py::arg("actions"), "One step; the outputs stay on the device (benchmarks)");
+          py::arg("actions"), "One step; the outputs stay on the device")
+      .def_property_readonly(
+          "device_outputs",
+          [](const py::object& self) {
+            DeviceVecEnv& e = self.cast<DeviceVecEnv&>();
+            const int64_t c = e.channels();
+            return py::make_tuple(env_view(self, e.obs(), {10, 10, c}, dl::kBool),
+                                  env_view(self, e.reward(), {}, dl::kFloat32),
+                                  env_view(self, e.terminated(), {}, dl::kBool),
+                                  env_view(self, e.truncated(), {}, dl::kBool),
+                                  env_view(self, e.final_obs(), {10, 10, c}, dl::kBool));
+          },
+          "(obs, reward, terminated, truncated, final_obs) of the latest step as DeviceViews "
+          "of the device buffers (no copy; overwritten by the next step)");
 }

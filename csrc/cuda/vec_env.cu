@@ -105,6 +105,7 @@ class GameDeviceVecEnv final : public DeviceVecEnv {
     else
       for (int a = 0; a < minatar::kNumActions; ++a) set_.push_back(a);
     // The games start as the host constructs them (trivially copyable state).
+    check(cudaGetDevice(&device_), "cudaGetDevice");
     const std::vector<Game> host(n, Game(options.difficulty_ramping));
     check(cudaMemcpy(games_.get(), host.data(), n * sizeof(Game), cudaMemcpyHostToDevice),
           "cudaMemcpy (games)");
@@ -139,6 +140,7 @@ class GameDeviceVecEnv final : public DeviceVecEnv {
     check(cudaDeviceSynchronize(), "step kernel");
   }
 
+  int device() const override { return device_; }
   uint8_t* obs() override { return obs_.get(); }
   uint8_t* final_obs() override { return final_obs_.get(); }
   float* reward() override { return reward_.get(); }
@@ -176,6 +178,7 @@ class GameDeviceVecEnv final : public DeviceVecEnv {
   }
 
   int n_;
+  int device_ = 0;
   minatar::EnvOptions options_;
   std::vector<int> set_;
   DeviceArray<Game> games_;

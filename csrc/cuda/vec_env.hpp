@@ -26,6 +26,8 @@ class DeviceVecEnv {
   virtual std::vector<int> action_set() const = 0;
   virtual std::vector<std::string> channel_names() const = 0;
   int obs_size() const { return 100 * channels(); }
+  // The CUDA device the envs live on (the current device when they were made).
+  virtual int device() const = 0;
 
   // Reseeds env i with seeds[i] (host) and resets it, as VecEnv::reset.
   virtual void reset(const uint32_t* seeds) = 0;

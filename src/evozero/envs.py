@@ -3,6 +3,7 @@
 
 from evozero.native.envs import (
     GAMES,
+    DeviceStep,
     MinAtarEnv,
     MinAtarVecEnv,
     active_cells,
@@ -10,4 +11,12 @@ from evozero.native.envs import (
     register_envs,
 )
 
-__all__ = ["GAMES", "MinAtarEnv", "MinAtarVecEnv", "active_cells", "gym_id", "register_envs"]
+__all__ = [
+    "GAMES",
+    "DeviceStep",
+    "MinAtarEnv",
+    "MinAtarVecEnv",
+    "active_cells",
+    "gym_id",
+    "register_envs",
+]

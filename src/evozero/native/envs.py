@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -44,6 +44,7 @@ from evozero.native.gym_ids import GAMES, check_game, gym_id, register_envs
 
 __all__ = [
     "DIFFICULTY_RAMPING",
+    "DeviceStep",
     "GAMES",
     "STICKY_ACTION_PROB",
     "MinAtarEnv",
@@ -111,6 +112,18 @@ def _cuda_module() -> Any:
     return _cuda
 
 
+class DeviceStep(NamedTuple):
+    """One step's results on the GPU (:meth:`MinAtarVecEnv.step_on_device`): DLPack
+    views of the env's device buffers (``__dlpack__``, ``__dlpack_device__``, ``shape``,
+    ``dtype``), valid until the next step."""
+
+    obs: Any
+    reward: Any
+    terminated: Any
+    truncated: Any
+    final_obs: Any
+
+
 class MinAtarVecEnv(VectorEnv):
     """``num_envs`` native MinAtar games stepped in one C++ call (GIL released).
 
@@ -125,7 +138,8 @@ class MinAtarVecEnv(VectorEnv):
         device: ``"cpu"``, or ``"cuda"``: every env stepped by one thread of one CUDA kernel
             launch per step, with the CPU envs' own code (bit-exact with them); needs the
             CUDA build (``EVOZERO_CUDA=1 pip install .``) and a GPU, and says which is
-            missing. Observations come back to the host as numpy arrays.
+            missing. :meth:`step` brings the results to the host as numpy arrays;
+            :meth:`step_on_device` leaves them on the GPU (DLPack, no copy).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -218,10 +232,33 @@ class MinAtarVecEnv(VectorEnv):
         # One C++ call checks the actions, steps, and builds the arrays and the info dict.
         return self._env.step_gym(actions)
 
-    def _step_cuda(
-        self, actions: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """step() on the CUDA envs: the same results, built here from the device's copies."""
+    def step_on_device(self, actions: Any) -> DeviceStep:
+        """Step every env (as :meth:`step`) and leave the results on the GPU.
+
+        Needs ``device="cuda"``. Returns views of the env's device buffers, without a
+        copy, that any DLPack consumer reads in place (``torch.from_dlpack(out.obs)``,
+        ``cupy.from_dlpack``): ``obs`` and ``final_obs`` bool ``(num_envs, 10, 10, C)``
+        (``final_obs`` row ``i``: env ``i``'s last observation where it ended this step,
+        zeros elsewhere), ``reward`` float32, ``terminated`` and ``truncated`` bool
+        ``(num_envs,)``. The next step overwrites them: copy what you keep.
+
+        Raises:
+            ValueError: on the CPU envs, or for actions as :meth:`step` refuses them.
+            RuntimeError: before ``reset()``.
+        """
+        if self.device != "cuda":
+            raise ValueError(
+                "step_on_device needs MinAtarVecEnv(..., device='cuda'); "
+                "on the CPU envs use step(), whose arrays are already in host memory"
+            )
+        if not self._ready:
+            self._check_open()
+            raise RuntimeError("call reset() before step_on_device()")
+        self._env.step_on_device(self._checked_actions(actions))
+        return DeviceStep(*self._env.device_outputs)
+
+    def _checked_actions(self, actions: Any) -> np.ndarray:
+        """``actions`` as int64, one per env, each in the action set; else ValueError."""
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or a.dtype.kind not in "iu":
             raise ValueError(
@@ -233,11 +270,18 @@ class MinAtarVecEnv(VectorEnv):
             raise ValueError(
                 f"actions must be in [0, {len(self.action_set)}); env {bad[0]} got {a[bad[0]]}"
             )
+        return a.astype(np.int64)
+
+    def _step_cuda(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """step() on the CUDA envs: the same results, built here from the device's copies."""
+        a = self._checked_actions(actions)
         n = self.num_envs
         obs, final = self._new_obs(), self._new_obs()
         reward = np.empty(n, dtype=np.float32)
         terminated, truncated = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
-        self._env.step(a.astype(np.int64), obs, reward, terminated, truncated, final)
+        self._env.step(a, obs, reward, terminated, truncated, final)
         ended = terminated | truncated
         if not ended.any():
             return obs, reward, terminated, truncated, {}
