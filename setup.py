@@ -13,6 +13,7 @@ not change with what happens to be on PATH, nor fail on a broken CUDA toolchain.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -134,7 +135,7 @@ class CudaCheck(Command):
         includes = ["-Icsrc", f"-I{pybind11.get_include()}", f"-I{python}"]
         flags = ["-std=c++17", "-fsyntax-only", "-fvisibility=hidden", "-Wall", "-Wextra"]
         for source in sorted(glob("csrc/cuda/*.cpp")):
-            cmd = [os.environ.get("CXX", "c++"), *flags, *includes, source]
+            cmd = [*shlex.split(os.environ.get("CXX", "c++")), *flags, *includes, source]
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
 

@@ -72,10 +72,29 @@ def test_step_on_device_needs_the_cuda_envs() -> None:
 @extension
 def test_dlpack_views_export_without_a_copy() -> None:
     """The export path of the device views, on host memory: consumers read the buffer in
-    place, the view keeps its owner alive, and what it cannot give is a BufferError."""
+    place, the exported tensor keeps the owner alive (and lets it go), and what the view
+    cannot give is a clear error."""
+    import gc
+    import weakref
+
     from evozero import _cuda
 
-    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    again = _cuda.host_view(np.zeros(2, dtype=np.float32))
+    with pytest.raises(BufferError, match=r"copy=True is not supported.*clone"):
+        again.__dlpack__(copy=True)
+    with pytest.raises(BufferError, match="cannot be exported to another"):
+        again.__dlpack__(dl_device=(2, 0))
+    with pytest.raises(TypeError, match="dl_device must be a"):
+        again.__dlpack__(dl_device="cuda")
+    with pytest.raises(TypeError):
+        _cuda.host_view(np.zeros(4, dtype=np.float64))  # never a silent converted copy
+
+    class Owned(np.ndarray):  # an array that owns its memory and takes weak references
+        pass
+
+    a = Owned((3, 4), dtype=np.float32)
+    a[...] = np.arange(12).reshape(3, 4)
+    owner = weakref.ref(a)
     view = _cuda.host_view(a)
     assert view.__dlpack_device__() == (1, 0)
     assert view.shape == (3, 4) and view.dtype == "float32"
@@ -83,37 +102,60 @@ def test_dlpack_views_export_without_a_copy() -> None:
     np.testing.assert_array_equal(b, a)
     a[1, 2] = -1.0  # the same memory
     assert b[1, 2] == -1.0
+    del a, view
+    gc.collect()
+    assert owner() is not None  # b's tensor holds it
+    del b
+    gc.collect()
+    assert owner() is None  # the consumer's deleter released it
+
+    c = Owned(3, dtype=np.float32)
+    owner = weakref.ref(c)
+    capsule = _cuda.host_view(c).__dlpack__()
+    del c
+    gc.collect()
+    assert owner() is not None
+    del capsule  # never consumed: its destructor frees the tensor
+    gc.collect()
+    assert owner() is None
+
     torch = pytest.importorskip("torch")
-    t = torch.from_dlpack(view)
-    del a, view, b
-    np.testing.assert_array_equal(t.numpy()[1], [4.0, 5.0, -1.0, 7.0])  # owner kept alive
-    again = _cuda.host_view(np.zeros(2, dtype=np.float32))
-    with pytest.raises(BufferError, match="copy=True"):
-        again.__dlpack__(copy=True)
-    with pytest.raises(BufferError, match="another"):
-        again.__dlpack__(dl_device=(2, 0))
-    again.__dlpack__()  # a capsule nobody consumes frees its tensor
+    t = torch.from_dlpack(_cuda.host_view(np.full(5, 2.5, dtype=np.float32)))
+    assert t.dtype == torch.float32 and t.tolist() == [2.5] * 5
 
 
 @gpu
 def test_step_on_device_gives_device_views_of_the_step() -> None:
-    cpu = MinAtarVecEnv("breakout", 64, seed=3)
-    dev = MinAtarVecEnv("breakout", 64, seed=3, device="cuda")
+    """Every output of every step, read back from the device views, equals the CPU envs'
+    (episodes truncated at 7 steps, so ends and final observations occur)."""
+    from evozero import _cuda
+
+    kw = {"seed": 3, "max_episode_steps": 7}
+    cpu, dev = (
+        MinAtarVecEnv("breakout", 64, **kw),
+        MinAtarVecEnv("breakout", 64, **kw, device="cuda"),
+    )
     cpu.reset()
     dev.reset()
-    actions = np.random.default_rng(0).integers(0, cpu.single_action_space.n, 64)
-    obs, reward, terminated, truncated, _ = cpu.step(actions)
-    out = dev.step_on_device(actions)
-    assert out.obs.__dlpack_device__()[0] == 2  # kDLCUDA
-    assert out.obs.shape == obs.shape and out.obs.dtype == "bool"
-    assert out.reward.shape == (64,) and out.reward.dtype == "float32"
+    rng = np.random.default_rng(0)
+    for t in range(40):
+        actions = rng.integers(0, cpu.single_action_space.n, 64)
+        obs, reward, terminated, truncated, info = cpu.step(actions)
+        out = dev.step_on_device(actions)
+        assert out.obs.__dlpack_device__()[0] == 2  # kDLCUDA
+        for view, want in zip(out[:4], (obs, reward, terminated, truncated), strict=True):
+            assert view.shape == want.shape and view.dtype == str(want.dtype)
+            np.testing.assert_array_equal(_cuda.to_numpy(view), want, err_msg=f"step {t}")
+        final = np.zeros_like(obs)
+        for i in np.flatnonzero(info.get("_final_obs", np.zeros(64, bool))):
+            final[i] = info["final_obs"][i]
+        np.testing.assert_array_equal(_cuda.to_numpy(out.final_obs), final, err_msg=f"step {t}")
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
-        pytest.skip("reading the views needs a CUDA build of torch")
-    np.testing.assert_array_equal(torch.from_dlpack(out.obs).cpu().numpy(), obs)
-    np.testing.assert_array_equal(torch.from_dlpack(out.reward).cpu().numpy(), reward)
-    np.testing.assert_array_equal(torch.from_dlpack(out.terminated).cpu().numpy(), terminated)
-    np.testing.assert_array_equal(torch.from_dlpack(out.truncated).cpu().numpy(), truncated)
+        pytest.skip("reading the views with torch needs a CUDA build of torch")
+    got = torch.from_dlpack(out.obs)
+    assert got.dtype == torch.bool and got.is_cuda
+    np.testing.assert_array_equal(got.cpu().numpy(), obs)
 
 
 STEPS, ENVS = 400, 256  # 102,400 env-steps per game

@@ -13,22 +13,29 @@ namespace {
 // What one exported tensor owns: its shape array and a reference to the buffer's owner.
 struct Export {
   DLManagedTensor tensor{};
-  std::vector<int64_t> shape;
+  std::vector<int64_t> shape, strides;  // strides in elements, row-major
   py::object owner;
 };
 
 void delete_export(DLManagedTensor* self) {
+  // After the interpreter is gone (a consumer freeing late) the owner cannot be
+  // released: leak it rather than crash.
+  if (!Py_IsInitialized()) return;
   // Consumers may call this from any thread, with or without the GIL.
   py::gil_scoped_acquire gil;
   delete static_cast<Export*>(self->manager_ctx);
 }
 
 // The capsule's destructor: a capsule never consumed (still named "dltensor"; a consumer
-// renames it "used_dltensor" and calls the deleter itself) frees its tensor.
+// renames it "used_dltensor" and calls the deleter itself) frees its tensor. It may run
+// while an exception is set (a consumer that refused the capsule): keep it.
 void destroy_capsule(PyObject* capsule) {
   if (!PyCapsule_IsValid(capsule, "dltensor")) return;
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
   auto* tensor = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
   if (tensor && tensor->deleter) tensor->deleter(tensor);
+  PyErr_Restore(type, value, traceback);
 }
 
 std::string dtype_name(const DLDataType& t) {
@@ -41,9 +48,16 @@ std::string dtype_name(const DLDataType& t) {
 
 py::capsule View::capsule(const py::object& dl_device, const py::object& copy) const {
   if (!copy.is_none() && copy.cast<bool>())
-    throw py::buffer_error("this view exports its buffer as is: copy=True is not supported");
+    throw py::buffer_error(
+        "this view exports its buffer as is: copy=True is not supported (import it, then "
+        "copy: torch.from_dlpack(view).clone())");
   if (!dl_device.is_none()) {
-    const auto want = dl_device.cast<std::pair<int32_t, int32_t>>();
+    std::pair<int32_t, int32_t> want;
+    try {
+      want = dl_device.cast<std::pair<int32_t, int32_t>>();
+    } catch (const py::cast_error&) {
+      throw py::type_error("dl_device must be a (device type, device id) pair of ints");
+    }
     if (want.first != device.device_type || want.second != device.device_id)
       throw py::buffer_error("this view lives on device (" + std::to_string(device.device_type) +
                              ", " + std::to_string(device.device_id) +
@@ -57,8 +71,11 @@ py::capsule View::capsule(const py::object& dl_device, const py::object& copy) c
   t.device = device;
   t.ndim = int32_t(e->shape.size());
   t.dtype = dtype;
+  e->strides.assign(e->shape.size(), 1);
+  for (std::size_t d = e->shape.size(); d-- > 1;)
+    e->strides[d - 1] = e->strides[d] * e->shape[d];
   t.shape = e->shape.data();
-  t.strides = nullptr;
+  t.strides = e->strides.data();  // explicit: DLPack >= 1.2 forbids null for ndim > 0
   t.byte_offset = 0;
   e->tensor.manager_ctx = e;
   e->tensor.deleter = delete_export;

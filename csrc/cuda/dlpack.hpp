@@ -2,9 +2,9 @@
 // protocol of the Python array API (`__dlpack__` / `__dlpack_device__`), so that
 // torch.from_dlpack, cupy.from_dlpack and jax.dlpack read them without a copy.
 //
-// The structs are DLPack's C ABI (dlpack.h, v0.8 and later, unversioned "dltensor"
-// capsules; https://dmlc.github.io/dlpack/latest/c_api.html), declared here from the
-// spec: they are an ABI, and every consumer reads exactly this layout.
+// The structs are DLPack's C ABI, the pre-1.0 (unversioned) "dltensor" capsule that
+// every consumer still accepts (dlpack.h; https://dmlc.github.io/dlpack/latest/c_api.html),
+// declared here from the spec: they are an ABI, and consumers read exactly this layout.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -31,7 +31,7 @@ struct DLTensor {
   int32_t ndim;
   DLDataType dtype;
   int64_t* shape;
-  int64_t* strides;  // null: compact, row-major
+  int64_t* strides;  // in elements (null: compact, row-major; not allowed since 1.2)
   uint64_t byte_offset;
 };
 
@@ -56,8 +56,9 @@ struct View {
 
   // `__dlpack__(stream=None, max_version=None, dl_device=None, copy=None)`: a
   // "dltensor" capsule. The data is complete when it is made (the env's steps
-  // synchronize), so `stream` needs no event. Raises BufferError for a copy or another
-  // device (this view can give neither).
+  // synchronize), so `stream` needs no event; the env's next step or reset waits for
+  // the device's pending work first, readers' included. Raises BufferError for a copy
+  // or another device (this view can give neither), TypeError for a malformed device.
   pybind11::capsule capsule(const pybind11::object& dl_device,
                             const pybind11::object& copy) const;
   // `__dlpack_device__()`: (device type, device id).

@@ -67,9 +67,23 @@ PYBIND11_MODULE(_cuda, m) {
         std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
         return dl::View{a.mutable_data(), std::move(shape), dl::kFloat32, {dl::kDLCPU, 0}, a};
       },
-      py::arg("array"),
-      "A DeviceView of a float32 host array (the export path of the device views, testable "
-      "without a GPU)");
+      py::arg("array").noconvert(),
+      "A DeviceView of a float32 C-contiguous host array (the export path of the device "
+      "views, testable without a GPU)");
+  m.def(
+      "to_numpy",
+      [](const dl::View& v) {
+        if (v.device.device_type != dl::kDLCUDA)
+          throw py::value_error("to_numpy reads device views; read host views with numpy");
+        const bool is_bool = v.dtype.code == dl::kBool.code;
+        py::array out(is_bool ? py::dtype::of<bool>() : py::dtype::of<float>(), v.shape);
+        evozero::cuda::copy_to_host(v.data, out.mutable_data(), std::size_t(out.nbytes()),
+                                    v.device.device_id);
+        return out;
+      },
+      py::arg("view"),
+      "A copy of a device view's data in a new numpy array (tests read the views with it "
+      "where no CUDA-enabled consumer such as torch is installed)");
 
   py::class_<DeviceVecEnv>(m, "MinAtarVecEnv")
       .def(py::init([](const std::string& game, int num_envs, double sticky, bool ramping,

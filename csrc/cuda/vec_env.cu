@@ -122,13 +122,18 @@ class GameDeviceVecEnv final : public DeviceVecEnv {
   }
 
   void reset(const uint32_t* seeds) override {
+    claim();
     check(cudaMemcpy(seeds_.get(), seeds, n_ * sizeof(uint32_t), cudaMemcpyHostToDevice),
           "cudaMemcpy (seeds)");
     launch_reset(seeds_.get());
   }
-  void restart() override { launch_reset(nullptr); }
+  void restart() override {
+    claim();
+    launch_reset(nullptr);
+  }
 
   void step(const int64_t* actions) override {
+    claim();
     check(cudaMemcpy(actions_.get(), actions, n_ * sizeof(int64_t), cudaMemcpyHostToDevice),
           "cudaMemcpy (actions)");
     step_kernel<Game><<<blocks(), kThreads>>>(n_, games_.get(), rngs_.get(), last_action_.get(),
@@ -149,6 +154,7 @@ class GameDeviceVecEnv final : public DeviceVecEnv {
 
   void copy_out(uint8_t* obs, float* reward, uint8_t* terminated, uint8_t* truncated,
                 uint8_t* final_obs) override {
+    check(cudaSetDevice(device_), "cudaSetDevice");
     const std::size_t rows = std::size_t(n_) * obs_size();
     if (obs) check(cudaMemcpy(obs, obs_.get(), rows, cudaMemcpyDeviceToHost), "copy obs");
     if (final_obs)
@@ -169,6 +175,14 @@ class GameDeviceVecEnv final : public DeviceVecEnv {
   static constexpr int kNumActions = minatar::kNumActions;
 
   int blocks() const { return (n_ + kThreads - 1) / kThreads; }
+
+  // Before overwriting the outputs: make the envs' device current (the caller may have
+  // switched) and let every pending reader of the last outputs finish (DLPack
+  // consumers may read them on streams of their own).
+  void claim() {
+    check(cudaSetDevice(device_), "cudaSetDevice");
+    check(cudaDeviceSynchronize(), "waiting for the readers of the last outputs");
+  }
 
   void launch_reset(const uint32_t* seeds) {
     reset_kernel<Game><<<blocks(), kThreads>>>(n_, games_.get(), rngs_.get(), steps_.get(),
@@ -199,6 +213,11 @@ std::unique_ptr<DeviceVecEnv> make(int n, const minatar::EnvOptions& o) {
 }
 
 }  // namespace
+
+void copy_to_host(const void* device_data, void* host, std::size_t bytes, int device) {
+  check(cudaSetDevice(device), "cudaSetDevice");
+  check(cudaMemcpy(host, device_data, bytes, cudaMemcpyDeviceToHost), "copy to host");
+}
 
 int device_count(std::string* why) {
   int n = 0;

@@ -2,6 +2,7 @@
 // that the pybind11 layer (module.cpp, built by the host compiler) links against the
 // kernels (vec_env.cu, built by nvcc).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +15,9 @@ namespace evozero::cuda {
 // How many CUDA devices the runtime sees; 0 with `why` set when it sees none (no driver,
 // no GPU, or a driver older than this build's runtime).
 int device_count(std::string* why);
+
+// Copies bytes of device memory (on that device) to host memory.
+void copy_to_host(const void* device_data, void* host, std::size_t bytes, int device);
 
 // num_envs envs of one game, their state in device memory, each stepped by one thread
 // of one kernel launch per step, with the CPU envs' code (minatar/env_step.hpp).

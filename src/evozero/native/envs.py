@@ -115,7 +115,7 @@ def _cuda_module() -> Any:
 class DeviceStep(NamedTuple):
     """One step's results on the GPU (:meth:`MinAtarVecEnv.step_on_device`): DLPack
     views of the env's device buffers (``__dlpack__``, ``__dlpack_device__``, ``shape``,
-    ``dtype``), valid until the next step."""
+    ``dtype``), valid until the next step or reset."""
 
     obs: Any
     reward: Any
@@ -240,7 +240,8 @@ class MinAtarVecEnv(VectorEnv):
         ``cupy.from_dlpack``): ``obs`` and ``final_obs`` bool ``(num_envs, 10, 10, C)``
         (``final_obs`` row ``i``: env ``i``'s last observation where it ended this step,
         zeros elsewhere), ``reward`` float32, ``terminated`` and ``truncated`` bool
-        ``(num_envs,)``. The next step overwrites them: copy what you keep.
+        ``(num_envs,)``. The next step or reset overwrites them (after waiting for the
+        device's pending reads): copy what you keep.
 
         Raises:
             ValueError: on the CPU envs, or for actions as :meth:`step` refuses them.
