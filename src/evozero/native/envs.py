@@ -235,12 +235,13 @@ class MinAtarVecEnv(VectorEnv):
     def step_on_device(self, actions: Any) -> DeviceStep:
         """Step every env (as :meth:`step`) and leave the results on the GPU.
 
-        Needs ``device="cuda"``. Returns views of the env's device buffers, without a
-        copy, that any DLPack consumer reads in place (``torch.from_dlpack(out.obs)``,
-        ``cupy.from_dlpack``): ``obs`` and ``final_obs`` bool ``(num_envs, 10, 10, C)``
-        (``final_obs`` row ``i``: env ``i``'s last observation where it ended this step,
-        zeros elsewhere), ``reward`` float32, ``terminated`` and ``truncated`` bool
-        ``(num_envs,)``. The next step or reset overwrites them (after waiting for the
+        Needs ``device="cuda"``. Returns a :class:`DeviceStep` ``(obs, reward,
+        terminated, truncated, final_obs)`` of views of the env's device buffers, without
+        a copy, that any DLPack consumer reads in place (``torch.from_dlpack(out.obs)``,
+        ``cupy.from_dlpack``): ``obs`` bool ``(num_envs, 10, 10, C)``; ``reward``
+        float32, ``terminated`` and ``truncated`` bool ``(num_envs,)``; ``final_obs`` as
+        ``obs``, row ``i`` env ``i``'s last observation where it ended this step, zeros
+        elsewhere. The next step or reset overwrites them (after waiting for the
         device's pending reads): copy what you keep.
 
         Raises:
