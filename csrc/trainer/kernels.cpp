@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "trainer/dispatch.hpp"
 
@@ -21,6 +22,9 @@ using v8 = float __attribute__((vector_size(32)));
 using v16 = float __attribute__((vector_size(64)));
 
 #define EVOZERO_INLINE inline __attribute__((always_inline))
+// A lambda does not inherit its caller's target: inlined, its body is compiled
+// for the caller's instruction set.
+#define EVOZERO_INLINE_LAMBDA __attribute__((always_inline))
 
 template <class V>
 constexpr int kLanes = int(sizeof(V) / sizeof(float));
@@ -99,30 +103,33 @@ EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_
     }
 }
 
+// Calls tile(std::integral_constant<int, R>{}, r) for row tiles covering rows
+// 0..rows: R = kTileRows<V> rows at a time, then the rest in tiles of 4, 2, 1
+// rows (16 rows = 6 + 6 + 4: the conv network's per-position weight gradient).
+template <class V, class Tile>
+EVOZERO_INLINE void for_each_row_tile(int rows, Tile&& tile) {
+  constexpr int R = kTileRows<V>;
+  int r = 0;
+  for (; r + R <= rows; r += R) tile(std::integral_constant<int, R>{}, r);
+  if (R > 4 && r + 4 <= rows) {
+    tile(std::integral_constant<int, 4>{}, r);
+    r += 4;
+  }
+  if (r + 2 <= rows) {
+    tile(std::integral_constant<int, 2>{}, r);
+    r += 2;
+  }
+  for (; r < rows; ++r) tile(std::integral_constant<int, 1>{}, r);
+}
+
 template <class V, int C>
 EVOZERO_INLINE void gemm_columns(int rows, int inner, int cols, const float* s,
                                  std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
                                  const float* bias, bool do_relu, float* y) {
-  constexpr int R = kTileRows<V>;
-  int r = 0;
-  for (; r + R <= rows; r += R)
-    gemm_tile<V, R, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
-                       y + std::ptrdiff_t(r) * cols);
-  // the rest in tiles of 4, 2, 1 rows (16 rows = 6 + 6 + 4: the conv network's
-  // per-position weight gradient)
-  if (R > 4 && r + 4 <= rows) {
-    gemm_tile<V, 4, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
-                       y + std::ptrdiff_t(r) * cols);
-    r += 4;
-  }
-  if (r + 2 <= rows) {
-    gemm_tile<V, 2, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
-                       y + std::ptrdiff_t(r) * cols);
-    r += 2;
-  }
-  for (; r < rows; ++r)
-    gemm_tile<V, 1, C>(inner, cols, s + r * s_row, s_row, s_inner, v, bias, do_relu,
-                       y + std::ptrdiff_t(r) * cols);
+  for_each_row_tile<V>(rows, [&](auto tile_rows, int r) EVOZERO_INLINE_LAMBDA {
+    gemm_tile<V, decltype(tile_rows)::value, C>(inner, cols, s + r * s_row, s_row, s_inner, v,
+                                                 bias, do_relu, y + std::ptrdiff_t(r) * cols);
+  });
 }
 
 template <class V>
@@ -173,20 +180,10 @@ EVOZERO_INLINE void add_rows_block(int inner, int cols, const float* s, const fl
 template <class V>
 EVOZERO_INLINE void gemm_add_rows_impl(int rows, int inner, int cols, const float* s,
                                        const float* v, const int32_t* at, float* y) {
-  constexpr int R = kTileRows<V>;
-  int r = 0;
-  for (; r + R <= rows; r += R)
-    add_rows_block<V, R>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
-  if (R > 4 && r + 4 <= rows) {  // the rest in blocks of 4, 2, 1 rows, as gemm's
-    add_rows_block<V, 4>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
-    r += 4;
-  }
-  if (r + 2 <= rows) {
-    add_rows_block<V, 2>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
-    r += 2;
-  }
-  for (; r < rows; ++r)
-    add_rows_block<V, 1>(inner, cols, s + std::ptrdiff_t(r) * inner, v, at + r, y);
+  for_each_row_tile<V>(rows, [&](auto tile_rows, int r) EVOZERO_INLINE_LAMBDA {
+    add_rows_block<V, decltype(tile_rows)::value>(inner, cols, s + std::ptrdiff_t(r) * inner,
+                                                  v, at + r, y);
+  });
 }
 
 // ---- gemm_nt: dot products, R rows of x at a time ----------------------------
