@@ -55,7 +55,7 @@ def test_eval_says_the_steps_trained_not_only_the_steps_asked() -> None:
 def test_eval_network_conv_is_recorded() -> None:
     result = runner.invoke(
         app,
-        ["eval", "programs/ppo.evz", "--env", "asterix", "--network", "conv"]
+        ["eval", "programs/ppo.evz", "--env", "asterix", "--network", "Conv"]
         + ["--steps", "8192", "--seeds", "1", "--json"],
     )
     assert result.exit_code == 0, result.output
@@ -101,6 +101,12 @@ def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
         (["eval", "programs/ppo.evz", "--steps", "10"], "less than one rollout"),
         (["eval", "programs/ppo.evz", "--env", "Nope-v0", *TINY], "not a native game"),
         (["eval", "programs/ppo.evz", "--env", "Pendulum-v1", *TINY], "Discrete action"),
+        (["eval", "programs/ppo.evz", "--env", "breakout-v1", *TINY], "mean 'breakout'?"),
+        (
+            ["eval", "programs/ppo.evz", "--env", "MinAtar/SpaceInvaders-v1", *TINY],
+            "mean 'space_invaders'?",
+        ),
+        (["eval", "programs/ppo.evz", "--env", "evozero/Breakout-v1", *TINY], "mean 'breakout'?"),
         (
             ["eval", "programs/ppo.evz", "--env", "CartPole-v1", "--network", "conv", *TINY],
             "--network conv needs a native game",

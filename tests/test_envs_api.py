@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 from evozero.envs import GAMES, MinAtarEnv, MinAtarVecEnv, gym_id
+from evozero.native.gym_ids import did_you_mean_game
 
 MINIMAL_ACTIONS = {
     "breakout": [0, 1, 3],
@@ -450,10 +451,29 @@ def test_unknown_game_lists_the_valid_games() -> None:
     valid = re.escape(", ".join(GAMES))
     with pytest.raises(ValueError, match=f"unknown game 'pong'; valid games: {valid}"):
         MinAtarVecEnv("pong", 1)
-    with pytest.raises(ValueError, match=f"unknown game 'Breakout'; valid games: {valid}"):
+    hint = re.escape("; did you mean 'breakout'?")
+    with pytest.raises(ValueError, match=f"unknown game 'Breakout'{hint}; valid games: {valid}"):
         MinAtarEnv("Breakout")
     with pytest.raises(ValueError, match="unknown game 'pong'"):
         gym_id("pong")
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("Breakout", "breakout"),
+        ("breakout-v1", "breakout"),
+        ("MinAtar/SpaceInvaders-v1", "space_invaders"),
+        ("evozero/Asterix-v0", "asterix"),
+        ("space-invaders", "space_invaders"),
+        ("seaqest", "seaquest"),
+        ("pong", None),
+        ("breakout", None),  # already right: nothing to suggest
+    ],
+)
+def test_did_you_mean_game(name: str, suggestion: str | None) -> None:
+    expected = f"; did you mean {suggestion!r}?" if suggestion else ""
+    assert did_you_mean_game(name) == expected
 
 
 @pytest.mark.parametrize("num_envs", [0, -1])

@@ -148,6 +148,7 @@ def eval_command(
         config = TrainConfig(total_steps=steps)
     except ValueError as e:
         fail(f"--steps: {e}")
+    network = network.lower()
     try:
         config = config.replace(network=network)
     except ValueError as e:
@@ -238,7 +239,7 @@ def _report(
     table = Table(
         title=f"{program.name} on {env}, {config.network} networks, {_steps_title(config)}"
     )
-    for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s"):
+    for col in ("seed", "status", "final return", "AUC", "episodes", "steps/s (per run)"):
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(

@@ -8,6 +8,9 @@ compiled extension loads only when an env is made.
 
 from __future__ import annotations
 
+import difflib
+import re
+
 #: The five MinAtar games, in the order of the native core (``_core.GAMES``; a test
 #: checks they agree).
 GAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
@@ -16,8 +19,19 @@ GAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest", "space_i
 def check_game(game: str) -> str:
     """``game`` if it is a native game, else ValueError listing the valid names."""
     if game not in GAMES:
-        raise ValueError(f"unknown game {game!r}; valid games: {', '.join(GAMES)}")
+        raise ValueError(
+            f"unknown game {game!r}{did_you_mean_game(game)}; valid games: {', '.join(GAMES)}"
+        )
     return game
+
+
+def did_you_mean_game(name: str) -> str:
+    """``"; did you mean 'space_invaders'?"`` for a name that looks like a native game
+    (other case, a gymnasium id such as ``MinAtar/SpaceInvaders-v1``, a typo), else ``""``."""
+    base = re.sub(r"-v\d+$", "", name.rsplit("/", 1)[-1])
+    base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", base).lower().replace("-", "_")
+    close = [base] if base in GAMES else difflib.get_close_matches(base, GAMES, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close and close[0] != name else ""
 
 
 def gym_id(game: str, minimal_action_set: bool = True) -> str:

@@ -26,6 +26,7 @@ from gymnasium.vector import AutoresetMode
 from evozero import _core
 from evozero.native.compile import check_native_tables, compile_program
 from evozero.native.envs import DIFFICULTY_RAMPING, GAMES, STICKY_ACTION_PROB
+from evozero.native.gym_ids import did_you_mean_game
 from evozero.program import dsl
 from evozero.program.model import Program
 from evozero.status import Status
@@ -310,7 +311,7 @@ def _gym_vector_env(env: str | gym.vector.VectorEnv, config: TrainConfig) -> gym
         except gym.error.Error as e:
             raise ValueError(
                 f"unknown env {env!r}: not a native game ({', '.join(GAMES)}) "
-                f"and not a gymnasium id ({e})"
+                f"and not a gymnasium id ({e}){did_you_mean_game(env)}"
             ) from None
     else:
         venv = env
@@ -324,7 +325,10 @@ def _gym_vector_env(env: str | gym.vector.VectorEnv, config: TrainConfig) -> gym
     if not isinstance(act, gym.spaces.Discrete):
         raise ValueError(f"the trainer supports Discrete action spaces only, got {act}")
     if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
-        raise ValueError(f"the trainer supports flat Box observations (shape (n,)) only, got {obs}")
+        hint = did_you_mean_game(venv.spec.id) if isinstance(env, str) and venv.spec else ""
+        raise ValueError(
+            f"the trainer supports flat Box observations (shape (n,)) only, got {obs}{hint}"
+        )
     return venv
 
 
