@@ -110,3 +110,37 @@ def test_cuda_without_a_gpu_says_what_is_missing() -> None:
         pytest.skip("a GPU is present: tests/test_cuda.py runs train_many on it")
     with pytest.raises(RuntimeError, match="CUDA extension|NVIDIA GPU"):
         evozero.train_many("programs/ppo.evz", "breakout", SMALL, [0], device="cuda")
+
+
+def test_the_mlp_follows_the_dispatched_kernels_rounding() -> None:
+    """Other numerics (4 unfused lanes, the baseline kernels; 16 fused lanes, AVX-512's)
+    give other runs: the bit-exact tests above pin the block code to the rounding of the
+    kernels this CPU dispatches (net.hpp), not merely to close values."""
+    from evozero import _core
+    from evozero.native.compile import compile_program
+
+    it = _core.Interpreter(**compile_program(dsl.load("programs/ppo.evz")).arrays())
+    c = SMALL
+
+    def stats(**numerics):
+        pop = _core.pack_population(
+            "breakout",
+            c.num_envs,
+            c.sticky_action_prob,
+            c.difficulty_ramping,
+            c.minimal_action_set,
+            0,
+            [it],
+            [0],
+            [1],
+            c.trainer_options(),
+            **numerics,
+        )
+        return _core.train_many_host(pop, 1)["update_stats"][0]
+
+    here = stats()
+    np.testing.assert_array_equal(here, train("programs/ppo.evz", "breakout", c, 1).update_stats)
+    others = [stats(lanes=4, fma=False), stats(lanes=16, fma=True)]
+    assert any(not np.array_equal(here, o) for o in others)
+    for o in others:  # the same maths, rounded otherwise
+        np.testing.assert_allclose(o, here, rtol=1e-2, atol=1e-4)

@@ -93,13 +93,14 @@ void bind_population(py::module_& m) {
       "pack_population",
       [](const std::string& game, int num_envs, double sticky, bool ramping, bool minimal,
          int64_t max_steps, const py::list& programs, const std::vector<int32_t>& agent_program,
-         const std::vector<uint64_t>& seeds, const py::dict& options) {
+         const std::vector<uint64_t>& seeds, const py::dict& options, int64_t episode_capacity,
+         int32_t lanes, bool fma) {
         const trainer::TrainConfig config = train_config_from(options);
         std::vector<const interp::Interpreter*> progs;
         for (const auto& p : programs) progs.push_back(&p.cast<PyInterpreter&>().impl);
         try {
           return population::pack(game, num_envs, {sticky, ramping, minimal, max_steps}, config,
-                                  progs, agent_program, seeds);
+                                  progs, agent_program, seeds, episode_capacity, {lanes, fma});
         } catch (const std::invalid_argument& e) {
           throw py::value_error(e.what());
         }
@@ -107,7 +108,10 @@ void bind_population(py::module_& m) {
       py::arg("game"), py::arg("num_envs"), py::arg("sticky_action_prob"),
       py::arg("difficulty_ramping"), py::arg("minimal_action_set"), py::arg("max_episode_steps"),
       py::arg("programs"), py::arg("agent_program"), py::arg("seeds"), py::arg("options"),
-      "Packs agents (program index and seed each) for train_many_host or the CUDA extension.");
+      py::arg("episode_capacity") = 0, py::arg("lanes") = 0, py::arg("fma") = false,
+      "Packs agents (program index and seed each) for train_many_host or the CUDA extension. "
+      "episode_capacity: episode returns kept per agent (0: the run's steps); lanes, fma: "
+      "the MLP's numerics (lanes 0: those of this CPU's kernels, as train()).");
 
   m.def(
       "train_many_host",

@@ -114,7 +114,8 @@ void Results::resize(const PopConfig& c, std::size_t agents) {
 Population pack(const std::string& game, int num_envs, const minatar::EnvOptions& env,
                 const trainer::TrainConfig& cfg,
                 const std::vector<const interp::Interpreter*>& programs,
-                const std::vector<int32_t>& agent_program, const std::vector<uint64_t>& seeds) {
+                const std::vector<int32_t>& agent_program, const std::vector<uint64_t>& seeds,
+                int64_t episode_capacity, NumericsChoice numerics) {
   if (trainer::network_kind(cfg.network) != trainer::NetworkKind::kMlp)
     throw std::invalid_argument(
         "train_many supports network 'mlp' only; the conv network runs in train()");
@@ -142,11 +143,18 @@ Population pack(const std::string& game, int num_envs, const minatar::EnvOptions
   const std::vector<int> set = probe->action_set();
   for (int a = 0; a < 6; ++a) c.action_set[a] = a < int(set.size()) ? set[a] : 0;
   host_numerics(c.lanes, c.fma);
+  if (numerics.lanes) {
+    if (numerics.lanes != 4 && numerics.lanes != 8 && numerics.lanes != 16)
+      throw std::invalid_argument("train_many: lanes must be 4, 8 or 16");
+    c.lanes = numerics.lanes, c.fma = numerics.fma != 0;
+  }
   const trainer::Mlp actor(c.obs_size, c.hidden, c.A, 0);
   const trainer::Mlp critic(c.obs_size, c.hidden, 1, actor.size());
   c.actor_size = int64_t(actor.size());
   c.params = int64_t(critic.offset() + critic.size());
-  c.episode_capacity = c.updates * batch;  // at most one episode ends per env step
+  // At most one episode ends per env step.
+  c.episode_capacity = episode_capacity > 0 ? std::min(episode_capacity, c.updates * batch)
+                                            : c.updates * batch;
 
   const int64_t steps = c.updates * c.epochs * c.minibatches;
   pop.bias_correction.resize(std::size_t(2 * steps));

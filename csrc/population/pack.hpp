@@ -40,12 +40,20 @@ struct Results {  // (agents, ...) row-major
 // or the baseline when the library loads; these are the numerics that reproduce it).
 void host_numerics(int32_t& lanes, int32_t& fma);
 
+// The numerics of the block code's MLP (PopConfig::lanes, fma); lanes 0: this CPU's.
+struct NumericsChoice {
+  int32_t lanes = 0;
+  int32_t fma = 0;
+};
+
 // Throws std::invalid_argument for what the population trainer does not support
-// (network "conv"; every config is checked as train()'s bindings do).
+// (network "conv"; every config is checked as train()'s bindings do). episode_capacity:
+// room for episode returns per agent (0: the run's env steps, which always suffice).
 Population pack(const std::string& game, int num_envs, const minatar::EnvOptions& env,
                 const trainer::TrainConfig& config,
                 const std::vector<const interp::Interpreter*>& programs,
-                const std::vector<int32_t>& agent_program, const std::vector<uint64_t>& seeds);
+                const std::vector<int32_t>& agent_program, const std::vector<uint64_t>& seeds,
+                int64_t episode_capacity = 0, NumericsChoice numerics = {});
 
 // Runs every agent on the host (HostBlock), threads at a time.
 Results run_host(const Population& pop, int threads);

@@ -33,7 +33,11 @@ DEVICES = ("cpu", "cuda")
 
 
 def _pack(
-    programs: Sequence[Program | str | Path], env: str, config: TrainConfig, seeds: Sequence[int]
+    programs: Sequence[Program | str | Path],
+    env: str,
+    config: TrainConfig,
+    seeds: Sequence[int],
+    episode_capacity: int = 0,
 ) -> Any:
     if not isinstance(env, str) or env not in GAMES:
         raise ValueError(
@@ -66,6 +70,7 @@ def _pack(
         agent_program,
         agent_seed,
         config.trainer_options(),
+        episode_capacity,
     )
 
 
@@ -120,7 +125,8 @@ def train_many(
         device: ``cpu`` (the block code on host threads, GIL released) or ``cuda`` (one
             thread block per agent on the GPU; needs the CUDA extension, built with
             ``EVOZERO_CUDA=1``, and a GPU).
-        threads: host threads for ``cpu`` (default: every core); ignored for ``cuda``.
+        threads: ``cpu``: host threads (default: every core); ``cuda``: threads per agent's
+            block (a multiple of 32, default 256).
         parameters: also return each agent's final parameters, ``{torch name: float32
             array}`` as :func:`evozero.train`'s checkpoints name them.
 
@@ -133,7 +139,10 @@ def train_many(
         ValueError: an env other than a native game, ``network`` other than ``mlp``, a bad
             seed, no program or no seed, or a program that does not compile.
         RuntimeError: ``device="cuda"`` without the CUDA extension or without a GPU (the
-            message says which); an unknown device.
+            message says which), or a CUDA error; an unknown device.
+
+    On ``cuda`` each agent keeps up to ``max(2**20, run_steps // 8)`` episode returns; an
+    agent with more ends with status ``error`` (its message says so).
     """
     if device not in DEVICES:
         raise RuntimeError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
@@ -141,13 +150,16 @@ def train_many(
     if isinstance(programs, (Program, str, Path)):
         programs = [programs]
     seeds = list(seeds)
-    population = _pack(list(programs), env, config, seeds)
+    # The GPU keeps every agent's episode returns in device memory: room for one episode
+    # per 8 env steps past 2**20 steps (a run with more ends with status error).
+    capacity = 0 if device == "cpu" else min(config.run_steps, max(2**20, config.run_steps // 8))
+    population = _pack(list(programs), env, config, seeds, capacity)
     agent_seeds = [int(s) for _ in programs for s in seeds]
     start = time.perf_counter()
     if device == "cuda":
         from evozero.native.envs import _cuda_module
 
-        raw = _cuda_module().train_many(population.arrays())
+        raw = _cuda_module().train_many(population.arrays(), threads or 256)
     else:
         raw = _core.train_many_host(population, threads or os.cpu_count() or 1)
     seconds = time.perf_counter() - start
