@@ -259,3 +259,29 @@ def test_train_many_on_the_gpu_agrees_with_the_host() -> None:
     for gp, hp in zip(gpu_params, host_params, strict=True):
         for k in gp:
             np.testing.assert_allclose(gp[k], hp[k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+@extension
+def test_train_many_checks_the_packed_population_before_the_device() -> None:
+    """_cuda.train_many's host side (no GPU needed): a malformed population is a
+    ValueError naming the problem, raised before any CUDA call."""
+    from evozero import _core, _cuda
+    from evozero.native.compile import compile_program
+    from evozero.program import dsl
+
+    config = _population_config()
+    it = _core.Interpreter(**compile_program(dsl.load("programs/ppo.evz")).arrays())
+    pop = _core.pack_population(
+        "breakout", 8, 0.1, True, True, 10, [it], [0, 0], [1, 2], config.trainer_options()
+    )
+    arrays = pop.arrays()
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _cuda.train_many(arrays, 100)
+    with pytest.raises(ValueError, match="lack 'params0'"):
+        _cuda.train_many({k: v for k, v in arrays.items() if k != "params0"})
+    with pytest.raises(ValueError, match="another build"):
+        _cuda.train_many({**arrays, "config": arrays["config"][:-1]})
+    with pytest.raises(ValueError, match="wrong dtype"):
+        _cuda.train_many({**arrays, "agent_seed": arrays["agent_seed"].astype(np.float64)})
+    with pytest.raises(ValueError, match="out of range"):
+        _cuda.train_many({**arrays, "agent_program": np.array([0, 5], dtype=np.int32)})

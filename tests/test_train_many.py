@@ -144,3 +144,35 @@ def test_the_mlp_follows_the_dispatched_kernels_rounding() -> None:
     assert any(not np.array_equal(here, o) for o in others)
     for o in others:  # the same maths, rounded otherwise
         np.testing.assert_allclose(o, here, rtol=1e-2, atol=1e-4)
+
+
+def test_a_block_of_threads_runs_exactly_as_one_thread() -> None:
+    """The block code on host blocks of 2, 3 and 7 threads (sharing the agent's memory,
+    meeting at a barrier, as a CUDA block's threads): the same runs bit for bit, so its
+    syncs and the owners of its reductions are right without a GPU."""
+    from evozero import _core
+    from evozero.native.compile import compile_program
+
+    programs = [
+        _core.Interpreter(**compile_program(dsl.load(f"programs/{n}.evz")).arrays())
+        for n in ("ppo", "dpo", "td_ac")
+    ]
+    c = SMALL.replace(max_episode_steps=12)
+    pop = _core.pack_population(
+        "space_invaders",
+        c.num_envs,
+        c.sticky_action_prob,
+        c.difficulty_ramping,
+        c.minimal_action_set,
+        c.max_episode_steps,
+        programs,
+        [0, 1, 2],
+        [4, 5, 6],
+        c.trainer_options(),
+    )
+    one = _core.train_many_host(pop, 1)
+    assert (one["info"][:, 0] == 0).all() and (one["info"][:, 3] > 0).all()
+    for k in (2, 3, 7):
+        many = _core.train_many_host(pop, 1, block_threads=k)
+        for key in ("info", "episode_returns", "episode_end_steps", "update_stats", "params"):
+            np.testing.assert_array_equal(many[key], one[key], err_msg=f"{key}, {k} threads")

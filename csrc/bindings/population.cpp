@@ -115,16 +115,19 @@ void bind_population(py::module_& m) {
 
   m.def(
       "train_many_host",
-      [](const population::Population& pop, int threads) {
+      [](const population::Population& pop, int threads, int block_threads) {
+        if (block_threads < 1 || block_threads > 64)
+          throw py::value_error("block_threads must be in [1, 64]");
         population::Results r;
         {
           py::gil_scoped_release release;
-          r = population::run_host(pop, threads);
+          r = population::run_host(pop, threads, block_threads);
         }
         return results_dict(r, pop.config, pop.agent_seed.size());
       },
-      py::arg("population"), py::arg("threads"),
-      "Runs every agent of the population on the host (the block code, one thread each).");
+      py::arg("population"), py::arg("threads"), py::arg("block_threads") = 1,
+      "Runs every agent of the population on the host (the block code, one thread each; "
+      "block_threads > 1, for tests: a block of that many threads per agent, as on a GPU).");
 
   m.def("population_reason", &population::reason_message, py::arg("reason"),
         "The message of a population run's stop reason.");

@@ -95,7 +95,7 @@ EVOZERO_HD void run_agent(const Blk& blk, const AgentTask& task) {
   float *logits = at<float>(ar, L.logits), *log_probs = at<float>(ar, L.log_probs);
   float *probs = at<float>(ar, L.probs), *dlogits = at<float>(ar, L.dlogits);
   float *ent_n = at<float>(ar, L.ent_n), *value = at<float>(ar, L.value);
-  double* sums = at<double>(ar, L.sums);  // 0..8 StatSums, 9..10 interpreter scratch
+  double* sums = at<double>(ar, L.sums);  // 0..8 StatSums, 9..10 scratch, 12..19 norm lanes
   int32_t *actions = at<int32_t>(ar, L.actions), *perm = at<int32_t>(ar, L.perm);
   int32_t *ended = at<int32_t>(ar, L.ended), *last_action = at<int32_t>(ar, L.last_action);
   int64_t* episode_steps = at<int64_t>(ar, L.episode_steps);
@@ -312,15 +312,22 @@ EVOZERO_HD void run_agent(const Blk& blk, const AgentTask& task) {
         blk.sync();
         mlp_backward(blk, num, actor, params, x, n, nets[0], dlogits, grads);
         mlp_backward(blk, num, critic, params, x, n, nets[1], d_v, grads);
-        // Adam::step: the global norm (8 partial sums in double, adam.cpp's order).
+        // Adam::step: the global norm, adam.cpp's 8 partial sums in double (lane l: the
+        // squares of elements l, l + 8, ...; the tail into lane 0), one thread per lane.
+        double* lanes = sums + 12;
+        for (int l = tid; l < 8; l += nt) {
+          double acc = 0.0;
+          const std::size_t whole = P / 8 * 8;
+          for (std::size_t k = std::size_t(l); k < whole; k += 8)
+            acc += double(grads[k]) * double(grads[k]);
+          if (l == 0)
+            for (std::size_t k = whole; k < P; ++k) acc += double(grads[k]) * double(grads[k]);
+          lanes[l] = acc;
+        }
+        blk.sync();
         if (tid == 0) {
-          double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          std::size_t k = 0;
-          for (; k + 8 <= P; k += 8)
-            for (int l = 0; l < 8; ++l) acc[l] += double(grads[k + l]) * double(grads[k + l]);
-          for (; k < P; ++k) acc[0] += double(grads[k]) * double(grads[k]);
           double total = 0.0;
-          for (int l = 0; l < 8; ++l) total += acc[l];
+          for (int l = 0; l < 8; ++l) total += lanes[l];
           scratch[0] = std::sqrt(total);
           if (!detail::finite(float(scratch[0]))) stop(kReasonGradNorm);
         }

@@ -14,6 +14,7 @@
 #include "population/agent.hpp"
 #include "population/block.hpp"
 #include "population/games.hpp"
+#include "population/thread_block.hpp"
 #include "trainer/actor_critic.hpp"
 #include "trainer/dispatch.hpp"
 #include "trainer/kernels.hpp"
@@ -185,7 +186,7 @@ Population pack(const std::string& game, int num_envs, const minatar::EnvOptions
   return pop;
 }
 
-Results run_host(const Population& pop, int threads) {
+Results run_host(const Population& pop, int threads, int block_threads) {
   const std::size_t agents = pop.agent_seed.size();
   const PopConfig& c = pop.config;
   Results res;
@@ -211,7 +212,18 @@ Results run_host(const Population& pop, int threads) {
                       res.params.data() + a * std::size_t(c.params)}};
       try {
         with_game(c.game, [&](auto tag) {
-          run_agent<typename decltype(tag)::type>(HostBlock{}, task);
+          using Game = typename decltype(tag)::type;
+          if (block_threads <= 1) {
+            run_agent<Game>(HostBlock{}, task);
+            return 0;
+          }
+          Barrier barrier(block_threads);
+          std::vector<std::thread> team;
+          for (int k = 1; k < block_threads; ++k)
+            team.emplace_back(
+                [&, k] { run_agent<Game>(ThreadsBlock{k, block_threads, &barrier}, task); });
+          run_agent<Game>(ThreadsBlock{0, block_threads, &barrier}, task);
+          for (auto& t : team) t.join();
           return 0;
         });
       } catch (const std::exception& e) {
@@ -220,7 +232,7 @@ Results run_host(const Population& pop, int threads) {
       }
     }
   };
-  const int n = std::max(1, std::min<int>(threads, int(agents)));
+  const int n = block_threads > 1 ? 1 : std::max(1, std::min<int>(threads, int(agents)));
   std::vector<std::thread> pool;
   for (int k = 1; k < n; ++k) pool.emplace_back(worker);
   worker();

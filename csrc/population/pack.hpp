@@ -55,8 +55,10 @@ Population pack(const std::string& game, int num_envs, const minatar::EnvOptions
                 const std::vector<int32_t>& agent_program, const std::vector<uint64_t>& seeds,
                 int64_t episode_capacity = 0, NumericsChoice numerics = {});
 
-// Runs every agent on the host (HostBlock), threads at a time.
-Results run_host(const Population& pop, int threads);
+// Runs every agent on the host (HostBlock), threads at a time. block_threads > 1 (tests
+// only): each agent instead runs on a ThreadsBlock of that many threads, one agent at
+// a time (thread_block.hpp).
+Results run_host(const Population& pop, int threads, int block_threads = 1);
 
 // The message trainer.cpp gives for a Reason.
 const char* reason_message(int reason);
