@@ -141,8 +141,9 @@ def train_many(
         RuntimeError: ``device="cuda"`` without the CUDA extension or without a GPU (the
             message says which), or a CUDA error; an unknown device.
 
-    On ``cuda`` each agent keeps up to ``max(2**20, run_steps // 8)`` episode returns; an
-    agent with more ends with status ``error`` (its message says so).
+    Each agent keeps up to ``max(2**20, run_steps // 8)`` episode returns (all of them in
+    runs of up to 2**20 steps); an agent with more ends with status ``error`` (its message
+    says so), having trained to the end.
     """
     if device not in DEVICES:
         raise RuntimeError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
@@ -150,9 +151,9 @@ def train_many(
     if isinstance(programs, (Program, str, Path)):
         programs = [programs]
     seeds = list(seeds)
-    # The GPU keeps every agent's episode returns in device memory: room for one episode
-    # per 8 env steps past 2**20 steps (a run with more ends with status error).
-    capacity = 0 if device == "cpu" else min(config.run_steps, max(2**20, config.run_steps // 8))
+    # Every agent's episode returns live in one preallocated buffer (device memory on
+    # cuda): room for one episode per 8 env steps past 2**20 steps (more: status error).
+    capacity = min(config.run_steps, max(2**20, config.run_steps // 8))
     population = _pack(list(programs), env, config, seeds, capacity)
     agent_seeds = [int(s) for _ in programs for s in seeds]
     start = time.perf_counter()
