@@ -89,9 +89,14 @@ EVOZERO_HD void run_agent(const Blk& blk, const AgentTask& task) {
   float *mb_logp = mb[0], *mb_v = mb[1], *mb_ent = mb[2], *mb_logp_old = mb[3], *mb_adv = mb[4];
   float *mb_v_old = mb[5], *mb_vtarget = mb[6], *loss = mb[7], *d_logp = mb[8], *d_v = mb[9];
   float* d_ent = mb[10];
-  const MlpBuffers nets[2] = {
-      {at<float>(ar, L.h1[0]), at<float>(ar, L.h2[0]), at<float>(ar, L.d1[0]), at<float>(ar, L.d2[0])},
-      {at<float>(ar, L.h1[1]), at<float>(ar, L.h2[1]), at<float>(ar, L.d1[1]), at<float>(ar, L.d2[1])}};
+  int32_t *active = at<int32_t>(ar, L.active), *count = at<int32_t>(ar, L.count);
+  int32_t *col_ptr = at<int32_t>(ar, L.col_ptr), *col_samples = at<int32_t>(ar, L.col_samples);
+  const MlpBuffers nets[2] = {{at<float>(ar, L.h1[0]), at<float>(ar, L.h2[0]),
+                               at<float>(ar, L.d1[0]), at<float>(ar, L.d2[0]), active, count,
+                               col_ptr, col_samples},
+                              {at<float>(ar, L.h1[1]), at<float>(ar, L.h2[1]),
+                               at<float>(ar, L.d1[1]), at<float>(ar, L.d2[1]), active, count,
+                               col_ptr, col_samples}};
   float *logits = at<float>(ar, L.logits), *log_probs = at<float>(ar, L.log_probs);
   float *probs = at<float>(ar, L.probs), *dlogits = at<float>(ar, L.dlogits);
   float *ent_n = at<float>(ar, L.ent_n), *value = at<float>(ar, L.value);

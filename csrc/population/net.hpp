@@ -7,7 +7,8 @@
 //   - the output layer's dot products (gemm_nt) keep `lanes` partial sums, lane l
 //     taking every lanes-th term, summed by halves as horizontal_sum does.
 // The sparse binary first layer adds the weight rows of the active cells in increasing
-// cell order, as sparse_gemm; its gradient sums the active samples in increasing order.
+// cell order, as sparse_gemm; its gradient sums the active samples in increasing order,
+// as sparse_column_sums over kernels::transpose's columns.
 // Each thread computes whole output elements (strided over them), so the result does
 // not depend on the block size. Parameters: the flat layout of mlp.hpp.
 #pragma once
@@ -58,9 +59,14 @@ struct ObsRows {
   }
 };
 
-// Activations of one MLP for a batch of up to N samples.
+// Activations of one MLP for a batch of up to N samples, and the batch's active cells
+// (shared by both MLPs: made by each forward pass, read by the backward pass after it).
 struct MlpBuffers {
   float *h1, *h2, *d1, *d2;
+  int32_t* active;       // (N, in): row i's active cells, ascending
+  int32_t* count;        // N: how many
+  int32_t* col_ptr;      // in + 1: the batch by cell (kernels::transpose)
+  int32_t* col_samples;  // N * in
 };
 
 // out (n, s.out) = the MLP applied to x; keeps h1, h2 for backward.
@@ -70,12 +76,20 @@ EVOZERO_HD void mlp_forward(const Blk& blk, const Numerics& num, const MlpShape&
                             float* out) {
   const int H = s.H;
   const std::size_t nh = std::size_t(n) * H;
+  for (int i = blk.tid(); i < n; i += blk.size()) {  // the active cells (active_cells)
+    const uint8_t* o = x.row(i);
+    int32_t* a = b.active + std::size_t(i) * s.in;
+    int k = 0;
+    for (int j = 0; j < s.in; ++j)
+      if (o[j]) a[k++] = j;
+    b.count[i] = k;
+  }
+  blk.sync();
   for (std::size_t e = blk.tid(); e < nh; e += blk.size()) {  // sparse_gemm
     const int i = int(e / H), c = int(e % H);
-    const uint8_t* o = x.row(i);
+    const int32_t* a = b.active + std::size_t(i) * s.in;
     float acc = p[s.b0 + c];
-    for (int j = 0; j < s.in; ++j)
-      if (o[j]) acc += p[s.w0 + std::size_t(j) * H + c];
+    for (int k = 0; k < b.count[i]; ++k) acc += p[s.w0 + std::size_t(a[k]) * H + c];
     b.h1[e] = acc < 0.0f ? 0.0f : acc;
   }
   blk.sync();
@@ -104,10 +118,12 @@ EVOZERO_HD void mlp_forward(const Blk& blk, const Numerics& num, const MlpShape&
 }
 
 // The MLP's whole gradient range of g for dout (n, s.out), after mlp_forward on the
-// same batch (Mlp::backward and output_layer_backward).
+// same batch, the last forward pass made with b's active-cell lists (Mlp::backward and
+// output_layer_backward).
 template <class Blk>
 EVOZERO_HD void mlp_backward(const Blk& blk, const Numerics& num, const MlpShape& s,
-                             const float* p, const ObsRows& x, int n, const MlpBuffers& b,
+                             const float* p, const ObsRows& /*x: listed in b*/, int n,
+                             const MlpBuffers& b,
                              const float* dout, float* g) {
   const int H = s.H, out = s.out;
   const std::size_t nh = std::size_t(n) * H;
@@ -155,12 +171,27 @@ EVOZERO_HD void mlp_backward(const Blk& blk, const Numerics& num, const MlpShape
     b.d1[e] = b.h1[e] <= 0.0f ? 0.0f : acc;
   }
   blk.sync();
-  // First layer: gw0[j, c] = sum of d1[i, c] over the samples with cell j active.
+  // First layer: gw0[j, c] = sum of d1[i, c] over the samples with cell j active, in
+  // increasing i (kernels::transpose then sparse_column_sums; thread 0 transposes the
+  // active cells the forward pass listed).
+  if (blk.tid() == 0) {
+    int32_t* ptr = b.col_ptr;
+    for (int j = 0; j <= s.in; ++j) ptr[j] = 0;
+    for (int i = 0; i < n; ++i)
+      for (int k = 0; k < b.count[i]; ++k) ++ptr[b.active[std::size_t(i) * s.in + k] + 1];
+    for (int j = 0; j < s.in; ++j) ptr[j + 1] += ptr[j];
+    for (int i = 0; i < n; ++i)  // in sample order, so each column is ascending
+      for (int k = 0; k < b.count[i]; ++k)
+        b.col_samples[ptr[b.active[std::size_t(i) * s.in + k]]++] = i;
+    for (int j = s.in; j > 0; --j) ptr[j] = ptr[j - 1];
+    ptr[0] = 0;
+  }
+  blk.sync();
   for (std::size_t e = blk.tid(); e < std::size_t(s.in) * H; e += blk.size()) {
     const int j = int(e / H), c = int(e % H);
     float acc = 0.0f;
-    for (int i = 0; i < n; ++i)
-      if (x.row(i)[j]) acc += b.d1[std::size_t(i) * H + c];
+    for (int32_t q = b.col_ptr[j]; q < b.col_ptr[j + 1]; ++q)
+      acc += b.d1[std::size_t(b.col_samples[q]) * H + c];
     g[s.w0 + e] = acc;
   }
   for (int c = blk.tid(); c < H; c += blk.size()) {

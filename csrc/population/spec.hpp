@@ -87,6 +87,7 @@ struct Layout {
   std::size_t sums;   // 12: StatSums of trainer.cpp, then 8 norm lanes
   // ints
   std::size_t actions, perm, rows, ended;  // int32: T*B, T*B, N, B
+  std::size_t active, count, col_ptr, col_samples;  // int32: N*S, N, S+1, N*S
   std::size_t last_action;                  // int32 B
   std::size_t episode_steps;                // int64 B
   std::size_t control;                      // int64 8: shared flags
@@ -134,6 +135,9 @@ EVOZERO_HD inline Layout make_layout(const PopConfig& c, std::size_t ws_floats,
   l.ws = take(ws_floats * F);
   l.sums = take(20 * sizeof(double));
   l.actions = take(TB * 4), l.perm = take(TB * 4), l.rows = take(N * 4), l.ended = take(B * 4);
+  const std::size_t S = std::size_t(c.obs_size);
+  l.active = take(N * S * 4), l.count = take(N * 4), l.col_ptr = take((S + 1) * 4);
+  l.col_samples = take(N * S * 4);
   l.last_action = take(B * 4);
   l.episode_steps = take(B * 8);
   l.control = take(8 * 8);
