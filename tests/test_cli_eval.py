@@ -112,6 +112,7 @@ def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
             "--network conv needs a native game",
         ),
         (["eval", "programs/ppo.evz", "--network", "resnet", *TINY], "--network: "),
+        (["eval", "programs/ppo.evz", "--device", "tpu", *TINY], "--device must be cpu or cuda"),
         (
             ["eval", "programs/ppo.evz", *TINY, "--plot", "/no/such/dir/c.png"],
             "directory /no/such/dir does not exist",
@@ -122,6 +123,19 @@ def test_eval_bad_input(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_device_cuda_without_a_gpu_says_what_is_missing() -> None:
+    try:
+        from evozero import _cuda
+    except ImportError:
+        _cuda = None
+    if _cuda is not None and _cuda.device_count()[0] > 0:
+        pytest.skip("a GPU is present (tests/test_cuda.py covers train_many on it)")
+    result = runner.invoke(app, ["eval", "programs/ppo.evz", "--device", "cuda", *TINY])
+    assert result.exit_code == 2
+    assert "--device cuda: " in result.output and "CUDA" in result.output
     assert "Traceback" not in result.output
 
 

@@ -197,3 +197,91 @@ def test_cuda_op_kernels_equal_numpy_on_exact_ops() -> None:
     exact = {"add": a + b, "sub": a - b, "mul": a * b, "neg": -a, "square": a * a}
     for name, want in exact.items():
         np.testing.assert_array_equal(_cuda.op_values(opcode(name), a, b, c), want, err_msg=name)
+
+
+# ---- train_many: the population trainer, one thread block per agent -------------------
+
+
+def _population_config():
+    from evozero.native.train import TrainConfig
+
+    return TrainConfig(
+        total_steps=3 * 8 * 16,
+        num_envs=8,
+        num_steps=16,
+        update_epochs=2,
+        num_minibatches=4,
+        hidden=32,
+        max_episode_steps=10,
+    )
+
+
+@gpu
+def test_train_many_on_the_gpu_is_deterministic_and_independent_of_the_block_size() -> None:
+    """Two launches give identical runs, and so do blocks of 32 and of 256 threads (every
+    reduction has a fixed order and owner: agent.hpp)."""
+    import evozero
+
+    config = _population_config()
+    programs = ["programs/ppo.evz", "programs/a2c.evz", "programs/dpo.evz"]
+    runs = [
+        evozero.train_many(programs, "breakout", config, [0, 1], device="cuda", threads=t)
+        for t in (256, 256, 32)
+    ]
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            assert (a.status, a.message, a.steps) == (b.status, b.message, b.steps)
+            np.testing.assert_array_equal(a.episode_returns, b.episode_returns)
+            np.testing.assert_array_equal(a.episode_end_steps, b.episode_end_steps)
+            np.testing.assert_array_equal(a.update_stats, b.update_stats)
+
+
+@gpu
+def test_train_many_on_the_gpu_agrees_with_the_host() -> None:
+    """The GPU runs the host's block code; only exp/log/expm1 of CUDA's libm may round
+    differently from glibc's (by an ulp), so a short run takes the same actions and
+    episodes and its statistics and parameters agree closely (not bit for bit)."""
+    import evozero
+
+    config = _population_config()
+    programs = ["programs/ppo.evz", "programs/reinforce.evz"]
+    gpu_runs, gpu_params = evozero.train_many(
+        programs, "asterix", config, [3, 4], device="cuda", parameters=True
+    )
+    host_runs, host_params = evozero.train_many(
+        programs, "asterix", config, [3, 4], device="cpu", parameters=True
+    )
+    for g, h in zip(gpu_runs, host_runs, strict=True):
+        assert (g.status, g.steps) == (h.status, h.steps) == ("ok", config.run_steps)
+        np.testing.assert_array_equal(g.episode_end_steps, h.episode_end_steps)
+        np.testing.assert_array_equal(g.episode_returns, h.episode_returns)
+        np.testing.assert_allclose(g.update_stats, h.update_stats, rtol=1e-3, atol=1e-5)
+    for gp, hp in zip(gpu_params, host_params, strict=True):
+        for k in gp:
+            np.testing.assert_allclose(gp[k], hp[k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+@extension
+def test_train_many_checks_the_packed_population_before_the_device() -> None:
+    """_cuda.train_many's host side (no GPU needed): a malformed population is a
+    ValueError naming the problem, raised before any CUDA call."""
+    from evozero import _core, _cuda
+    from evozero.native.compile import compile_program
+    from evozero.program import dsl
+
+    config = _population_config()
+    it = _core.Interpreter(**compile_program(dsl.load("programs/ppo.evz")).arrays())
+    pop = _core.pack_population(
+        "breakout", 8, 0.1, True, True, 10, [it], [0, 0], [1, 2], config.trainer_options()
+    )
+    arrays = pop.arrays()
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _cuda.train_many(arrays, 100)
+    with pytest.raises(ValueError, match="lack 'params0'"):
+        _cuda.train_many({k: v for k, v in arrays.items() if k != "params0"})
+    with pytest.raises(ValueError, match="another build"):
+        _cuda.train_many({**arrays, "config": arrays["config"][:-1]})
+    with pytest.raises(ValueError, match="wrong dtype"):
+        _cuda.train_many({**arrays, "agent_seed": arrays["agent_seed"].astype(np.float64)})
+    with pytest.raises(ValueError, match="out of range"):
+        _cuda.train_many({**arrays, "agent_program": np.array([0, 5], dtype=np.int32)})

@@ -57,12 +57,15 @@ from pathlib import Path
 path = Path(sys.argv[1])
 if not path.exists():
     sys.exit("no GPU figures were measured (see the skips above)")
-table = json.loads(path.read_text())["GPU env steps/s (median)"]
+figures = json.loads(path.read_text())
+table = figures["GPU env steps/s (median)"]
 print("\n| game | GPU env steps/s | CPU (one core) env steps/s | GPU / CPU |")
 print("|---|---|---|---|")
 for game, row in table.items():
     gpu, cpu = row.get("GPU"), row.get("CPU, one core")
     ratio = f"{gpu / cpu:,.0f}x" if gpu and cpu else ""
     print(f"| {game} | {gpu or 0:,.3g} | {cpu or 0:,.3g} | {ratio} |")
+for row, cols in figures.get("train_many env steps/s (aggregate)", {}).items():
+    print(f"\n| train_many: {row} | " + " | ".join(f"{k}: {v:,.3g}" for k, v in cols.items()) + " |")
 PY
 exit "$status"

@@ -28,4 +28,5 @@ PYBIND11_MODULE(_core, m) {
   bind_train(m, testing);
   bind_networks(testing);
   bind_random_state(testing);
+  bind_population(m);
 }

@@ -14,5 +14,6 @@ void bind_interpreter(py::module_& m, py::module_& testing);      // interpreter
 void bind_train(py::module_& m, py::module_& testing);            // train.cpp
 void bind_networks(py::module_& testing);                         // networks.cpp
 void bind_random_state(py::module_& testing);                     // random_state.cpp
+void bind_population(py::module_& m);                             // population.cpp
 
 }  // namespace evozero::bindings

@@ -14,6 +14,7 @@
 
 #include "bindings/module.hpp"
 #include "bindings/py_interpreter.hpp"
+#include "bindings/train_config.hpp"
 #include "trainer/mlp.hpp"
 #include "trainer/network.hpp"
 #include "trainer/program_rule.hpp"
@@ -82,34 +83,6 @@ class PyTrainEnv final : public trainer::TrainEnv {
   py::object reset_, step_;
   int n_, size_, actions_;
 };
-
-// The trainer's settings from the dict evozero.train passes: every field of
-// trainer::TrainConfig by name, nothing else (the defaults are evozero.TrainConfig's).
-trainer::TrainConfig train_config_from(const py::dict& d) {
-  trainer::TrainConfig c{};
-  std::vector<std::string> names;
-  c.for_each_field([&](const char* name, auto& field) {
-    if (!d.contains(name))
-      throw py::value_error(std::string("train options lack '") + name +
-                            "' (pass every field of evozero.TrainConfig)");
-    field = d[name].cast<std::decay_t<decltype(field)>>();
-    names.emplace_back(name);
-  });
-  for (const auto& item : d) {
-    const std::string key = py::str(item.first);
-    if (std::find(names.begin(), names.end(), key) == names.end())
-      throw py::value_error("train options have an unknown field '" + key + "'");
-  }
-  if (c.total_steps < 1 || c.num_steps < 1 || c.update_epochs < 1 || c.num_minibatches < 1 ||
-      c.hidden < 1)
-    throw py::value_error("train options must be positive (see evozero.TrainConfig)");
-  try {
-    trainer::network_kind(c.network);
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(std::string("train options: ") + e.what());
-  }
-  return c;
-}
 
 // The networks' tensors in torch names and shapes, and the size of their flat array
 // (ActorCritic's layout: the actor's MLP, then the critic's; mlp.hpp).
@@ -238,6 +211,34 @@ py::dict run_training(trainer::TrainEnv& env, PyInterpreter& program, const py::
 }
 
 }  // namespace
+
+// The trainer's settings from the dict evozero.train passes: every field of
+// trainer::TrainConfig by name, nothing else (the defaults are evozero.TrainConfig's).
+trainer::TrainConfig train_config_from(const py::dict& d) {
+  trainer::TrainConfig c{};
+  std::vector<std::string> names;
+  c.for_each_field([&](const char* name, auto& field) {
+    if (!d.contains(name))
+      throw py::value_error(std::string("train options lack '") + name +
+                            "' (pass every field of evozero.TrainConfig)");
+    field = d[name].cast<std::decay_t<decltype(field)>>();
+    names.emplace_back(name);
+  });
+  for (const auto& item : d) {
+    const std::string key = py::str(item.first);
+    if (std::find(names.begin(), names.end(), key) == names.end())
+      throw py::value_error("train options have an unknown field '" + key + "'");
+  }
+  if (c.total_steps < 1 || c.num_steps < 1 || c.update_epochs < 1 || c.num_minibatches < 1 ||
+      c.hidden < 1)
+    throw py::value_error("train options must be positive (see evozero.TrainConfig)");
+  try {
+    trainer::network_kind(c.network);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(std::string("train options: ") + e.what());
+  }
+  return c;
+}
 
 void bind_train(py::module_& m, py::module_& testing) {
   py::class_<trainer::TrainProgress>(m, "TrainProgress",

@@ -24,6 +24,26 @@ EVOZERO_HD constexpr T hd_max(T a, T b) {
   return a < b ? b : a;
 }
 
+// The bits of a double (std::memcpy is not a device function everywhere).
+EVOZERO_HD inline unsigned long long hd_double_bits(double x) {
+#ifdef __CUDA_ARCH__
+  return static_cast<unsigned long long>(__double_as_longlong(x));
+#else
+  unsigned long long bits;
+  __builtin_memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+
+// The number of leading zero bits of x != 0.
+EVOZERO_HD inline int hd_clzll(unsigned long long x) {
+#ifdef __CUDA_ARCH__
+  return __clzll(static_cast<long long>(x));
+#else
+  return __builtin_clzll(x);
+#endif
+}
+
 // The index of the lowest set bit of x != 0.
 EVOZERO_HD inline int hd_ctz(unsigned x) {
 #ifdef __CUDA_ARCH__

@@ -5,9 +5,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
+#include <string>
+#include <vector>
+
 #include "bindings/arrays.hpp"
 #include "cuda/dlpack.hpp"
 #include "cuda/ops.hpp"
+#include "cuda/train_many.hpp"
 #include "cuda/vec_env.hpp"
 
 namespace py = pybind11;
@@ -22,6 +27,67 @@ uint8_t* bool_out(py::array& a, py::ssize_t size, const char* name) {
 }
 
 namespace dl = evozero::cuda::dlpack;
+
+// A numpy array of the packed population as a vector of T (its dtype checked).
+template <class T>
+std::vector<T> vector_of(const py::dict& d, const char* key) {
+  if (!d.contains(key)) throw py::value_error(std::string("population arrays lack '") + key + "'");
+  auto a = py::array_t<T, py::array::c_style>::ensure(d[key]);
+  if (!a) throw py::value_error(std::string("population array '") + key + "' has the wrong dtype");
+  return std::vector<T>(a.data(), a.data() + a.size());
+}
+
+template <class T>
+py::array_t<T> array_of(const std::vector<T>& v, std::vector<py::ssize_t> shape) {
+  py::array_t<T> a(shape);
+  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
+
+// evozero._core's Population.arrays() -> the results of every agent (the keys of
+// _core.train_many_host's).
+py::dict train_many(const py::dict& arrays, int block_threads) {
+  namespace pop = evozero::population;
+  if (block_threads < 32 || block_threads > 1024 || block_threads % 32)
+    throw py::value_error("block_threads must be a multiple of 32 in [32, 1024]");
+  evozero::cuda::PopulationInput in;
+  const std::vector<uint8_t> config = vector_of<uint8_t>(arrays, "config");
+  if (config.size() != sizeof(pop::PopConfig))
+    throw py::value_error("population config of another build (its size differs)");
+  std::memcpy(&in.config, config.data(), sizeof in.config);
+  in.bias_correction = vector_of<float>(arrays, "bias_correction");
+  in.program_ints = vector_of<int32_t>(arrays, "program_ints");
+  in.program_floats = vector_of<float>(arrays, "program_floats");
+  in.program_int_offset = vector_of<int64_t>(arrays, "program_int_offset");
+  in.program_float_offset = vector_of<int64_t>(arrays, "program_float_offset");
+  in.ws_floats = vector_of<int64_t>(arrays, "ws_floats");
+  in.arena_bytes = vector_of<int64_t>(arrays, "arena_bytes");
+  in.agent_program = vector_of<int32_t>(arrays, "agent_program");
+  in.agent_seed = vector_of<uint64_t>(arrays, "agent_seed");
+  in.params0 = vector_of<float>(arrays, "params0");
+  const pop::PopConfig& c = in.config;
+  const std::size_t agents = in.agent_seed.size();
+  if (in.agent_program.size() != agents || in.params0.size() != agents * std::size_t(c.params))
+    throw py::value_error("population arrays of different agent counts");
+  for (int32_t p : in.agent_program)
+    if (p < 0 || std::size_t(p) >= in.program_int_offset.size())
+      throw py::value_error("an agent's program index is out of range");
+  evozero::cuda::PopulationOutput out;
+  {
+    py::gil_scoped_release release;
+    out = evozero::cuda::train_many(in, block_threads);
+  }
+  const py::ssize_t na = py::ssize_t(agents);
+  py::dict d;
+  d["info"] = array_of(out.info, {na, pop::kNumInfo});
+  d["episode_returns"] = array_of(out.episode_returns, {na, py::ssize_t(c.episode_capacity)});
+  d["episode_end_steps"] = array_of(out.episode_end_steps, {na, py::ssize_t(c.episode_capacity)});
+  d["update_stats"] = array_of(out.update_stats, {na, py::ssize_t(c.updates),
+                                                  py::ssize_t(evozero::trainer::kNumUpdateStats)});
+  d["params"] = array_of(out.params, {na, py::ssize_t(c.params)});
+  d["errors"] = std::vector<std::string>(agents);
+  return d;
+}
 
 // A view of one of env's device buffers (rows of `row` elements, one per env), kept
 // alive by the Python env object.
@@ -59,6 +125,10 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("op"), py::arg("a"), py::arg("b"), py::arg("c"),
       "out[i] = op(a[i], b[i], c[i]) computed on the device by the CPU's op kernels");
+
+  m.def("train_many", &train_many, py::arg("arrays"), py::arg("block_threads") = 256,
+        "Trains a packed population (evozero._core.Population.arrays()) on the current device, "
+        "one thread block per agent; the results as evozero._core.train_many_host returns them");
 
   dl::bind(m, "DeviceView");
   m.def(

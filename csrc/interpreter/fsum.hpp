@@ -25,15 +25,16 @@
 #include <cstring>
 #include <limits>
 
+#include "common/hd.hpp"
+
 namespace evozero::interp {
 
 class ExactSum {
   __extension__ typedef unsigned __int128 u128;
 
  public:
-  void add(double x) {
-    uint64_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
+  EVOZERO_HD void add(double x) {
+    const uint64_t bits = hd_double_bits(x);
     const uint64_t biased = (bits >> 52) & 0x7ff;
     if (biased == 0x7ff) {  // inf or NaN
       if (std::isinf(x)) inf_sum_ += x;
@@ -62,9 +63,9 @@ class ExactSum {
   }
 
   // The exact sum correctly rounded to double (see above). Leaves the sum unusable.
-  double result() {
+  EVOZERO_HD double result() {
     if (special_sum_ != 0.0) {  // true for NaN too
-      if (std::isnan(inf_sum_)) return std::numeric_limits<double>::quiet_NaN();
+      if (std::isnan(inf_sum_)) return double(NAN);
       return special_sum_;
     }
     propagate();
@@ -77,8 +78,7 @@ class ExactSum {
     while (h >= 0 && digit_[h] == 0) --h;
     if (h < 0) return 0.0;
     if (h >= 66) {  // at least 2^(32 * 66 - 1074) = 2^1038: beyond the double range
-      return negative ? -std::numeric_limits<double>::infinity()
-                      : std::numeric_limits<double>::infinity();
+      return negative ? -HUGE_VAL : HUGE_VAL;
     }
     // The top 96 bits of the magnitude (digits h, h-1, h-2; missing ones are zero),
     // window * 2^(32 (h - 2)) = magnitude, minus a remainder recorded as a sticky bit.
@@ -88,7 +88,7 @@ class ExactSum {
     bool sticky = false;
     for (int k = 0; k < h - 2; ++k) sticky |= digit_[k] != 0;
     // Keep the window's highest 53 bits and round the rest half to even.
-    const int top_bits = 64 - __builtin_clzll(uint64_t(digit_[h]));  // 1..32
+    const int top_bits = 64 - hd_clzll(uint64_t(digit_[h]));  // 1..32
     const int excess = 64 + top_bits - 53;                             // 12..43
     uint64_t mant = uint64_t(window >> excess);
     const u128 rest = window & ((u128(1) << excess) - 1);
@@ -106,7 +106,7 @@ class ExactSum {
   static constexpr uint32_t kCarryEvery = uint32_t(1) << 29;
 
   // Brings every digit but the top one into [0, 2^32), keeping the value.
-  void propagate() {
+  EVOZERO_HD void propagate() {
     for (int k = 0; k + 1 < kDigits; ++k) {
       const int64_t low = digit_[k] & int64_t(kMask);
       const int64_t carry = (digit_[k] - low) / (int64_t(1) << 32);  // exact floor division

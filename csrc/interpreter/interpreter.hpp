@@ -88,7 +88,8 @@ class Interpreter {
   void run_objective(std::size_t n, const ObjectiveInputs& in, float progress,
                      const ObjectiveOutputs& out);
 
- private:
+  // The plan of a component (kind: kScan, kPost, kObjective), made in the constructor;
+  // the population trainer runs the same plan block-wide (population/interp.hpp).
   struct Plan {
     std::vector<uint8_t> scalar;   // per register: a broadcast scalar
     std::vector<uint8_t> mode;     // per instruction: bit j set if argument j is scalar
@@ -103,6 +104,9 @@ class Interpreter {
     bool reads_ratio = false;      // objective: whether the ratio must be computed
   };
 
+  const Plan& plan(int kind) const { return plans_[kind]; }
+
+ private:
   void plan_component(const Component& c, Plan& p);
   // Sizes the workspace for vectors of n floats and points every register at its storage.
   void bind(const Component& c, Plan& p, std::size_t n, const float* const* inputs,

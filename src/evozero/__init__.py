@@ -1,10 +1,10 @@
 """evozero: discover reinforcement-learning update rules by program search.
 
 The public entry points: :func:`load` and :func:`parse` (``.evz`` text to a
-:class:`Program`), :func:`train` (one training run of an update program) with
-:class:`TrainConfig` and :class:`TrainResult`, the native games in :mod:`evozero.envs`,
-and the search from Python (:mod:`evozero.api`): :func:`evolve` and :func:`open_run`
-give a :class:`Run`.
+:class:`Program`), :func:`train` (one training run of an update program) and
+:func:`train_many` (many at once, on host threads or a GPU) with :class:`TrainConfig`
+and :class:`TrainResult`, the native games in :mod:`evozero.envs`, and the search from
+Python (:mod:`evozero.api`): :func:`evolve` and :func:`open_run` give a :class:`Run`.
 
 Package layout, in the order of the data flow (docs/ARCHITECTURE.md):
 :mod:`evozero.program` (ops, model, text, evaluator, canonical forms, mutation) →
@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "evozero.native.train",
     "TrainResult": "evozero.native.train",
     "train": "evozero.native.train",
+    "train_many": "evozero.native.population",
     "Run": "evozero.api",
     "evolve": "evozero.api",
     "open_run": "evozero.api",
@@ -52,12 +53,14 @@ __all__ = [  # tests/test_architecture.py checks it against _EXPORTS
     "open_run",
     "parse",
     "train",
+    "train_many",
 ]
 
 if TYPE_CHECKING:
     __version__: str
     from evozero import envs
     from evozero.api import Run, evolve, open_run
+    from evozero.native.population import train_many
     from evozero.native.train import TrainConfig, TrainResult, train
     from evozero.program.dsl import load, parse
     from evozero.program.errors import ProgramError

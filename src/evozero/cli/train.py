@@ -18,7 +18,9 @@ from evozero.cli.app import console, fail, interrupted, load_program
 from evozero.cli.output import JSON_NOTE, print_json
 from evozero.cli.params import Integer, PathArg, tensorboard_option
 from evozero.native.envs import GAMES, MinAtarVecEnv
+from evozero.native.population import train_many
 from evozero.native.train import NETWORKS, TrainConfig, TrainResult, learning_curve, train
+from evozero.program.model import Program
 from evozero.search.backends import MAX_WORKERS
 from evozero.status import Status
 
@@ -125,6 +127,13 @@ def eval_command(
         metavar="NET",
         help=f"The actor and critic networks: {' or '.join(NETWORKS)} (conv: native games only).",
     ),
+    device: str = typer.Option(
+        "cpu",
+        "--device",
+        metavar="DEV",
+        help="cpu, or cuda: every seed at once on the GPU, one thread block per run "
+        "(evozero.train_many; native games, mlp networks; needs the CUDA build).",
+    ),
     as_json: bool = typer.Option(False, "--json", help=f"Print JSON ({JSON_NOTE})."),
     plot: Path | None = typer.Option(
         None,
@@ -156,6 +165,11 @@ def eval_command(
     if network != "mlp" and env not in GAMES:
         fail(f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not one")
 
+    if device not in ("cpu", "cuda"):
+        fail(f"--device must be cpu or cuda, got {device}")
+    if device == "cuda":
+        _eval_on_gpu(prog, program, env, config, seeds, as_json, plot, tensorboard)
+        return
     workers = min(workers or os.cpu_count() or 1, seeds)
     done = [0] * seeds
     stop = threading.Event()  # set on Ctrl-C or an error: the other runs are cancelled
@@ -207,6 +221,27 @@ def eval_command(
             f"{len(results)} of {seeds} seed(s) finished"
             + ("; the summary covers those" if results else "")
         )
+
+
+def _eval_on_gpu(
+    prog: Program,
+    program: Path,
+    env: str,
+    config: TrainConfig,
+    seeds: int,
+    as_json: bool,
+    plot: Path | None,
+    tensorboard: Path | None,
+) -> None:
+    """eval --device cuda: every seed in one train_many launch (no progress, no Ctrl-C
+    mid-run: the launch runs to its end)."""
+    try:
+        results = train_many(prog, env, config, list(range(seeds)), device="cuda")
+    except (ValueError, RuntimeError) as e:
+        fail(f"--device cuda: {e}")
+    _report(results, program, env, config, as_json, plot, False)
+    if tensorboard is not None and results:
+        write_training_logs(tensorboard, program.stem, results, config)
 
 
 def _report(
