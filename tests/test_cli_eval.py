@@ -114,6 +114,10 @@ def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
         (["eval", "programs/ppo.evz", "--network", "resnet", *TINY], "--network: "),
         (["eval", "programs/ppo.evz", "--device", "tpu", *TINY], "--device must be cpu or cuda"),
         (
+            ["eval", "programs/ppo.evz", "--env", "CartPole-v1", "--device", "CUDA", *TINY],
+            "drop --device cuda to train CartPole-v1 on the CPU",
+        ),
+        (
             ["eval", "programs/ppo.evz", *TINY, "--plot", "/no/such/dir/c.png"],
             "directory /no/such/dir does not exist",
         ),

@@ -101,6 +101,38 @@ def test_what_train_many_does_not_support_is_a_clear_error() -> None:
         evozero.train_many("programs/ppo.evz", "breakout", SMALL, [0], device="tpu")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"programs": "no/such.evz"}, "'no/such.evz' does not exist; give the path of a .evz"),
+        ({"programs": "programs"}, "'programs' is a directory, not a file"),
+        ({"programs": 3}, "a program must be a Program or the path of a .evz file, got 3"),
+        ({"programs": [0]}, "a program must be a Program or the path of a .evz file, got 0"),
+        ({"config": {"total_steps": 256}}, "config must be a TrainConfig, got dict"),
+        ({"threads": 0}, "threads must be an integer from 1 to 4096, got 0"),
+        ({"threads": 1.5}, "threads must be an integer from 1 to 4096, got 1.5"),
+        ({"threads": 48, "device": "cuda"}, "a multiple of 32"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(kwargs: dict, message: str) -> None:
+    args = {"programs": "programs/ppo.evz", "env": "breakout", "config": SMALL, "seeds": [0]}
+    with pytest.raises(ValueError) as e:
+        evozero.train_many(**{**args, **kwargs})
+    assert message in str(e.value)
+
+
+def test_train_names_a_missing_program_file_too() -> None:
+    with pytest.raises(ValueError, match="'no/such.evz' does not exist"):
+        train("no/such.evz", "breakout", SMALL, 0)
+
+
+def test_programs_and_seeds_may_be_any_iterable_or_one_seed() -> None:
+    programs = (p for p in ["programs/ppo.evz", "programs/a2c.evz"])  # a generator
+    got = evozero.train_many(programs, "breakout", SMALL, 4)
+    assert [r.seed for r in got] == [4, 4]
+    assert_same_run(got[1], train("programs/a2c.evz", "breakout", SMALL, 4))
+
+
 def test_cuda_without_a_gpu_says_what_is_missing() -> None:
     try:
         from evozero import _cuda

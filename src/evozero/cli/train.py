@@ -165,9 +165,18 @@ def eval_command(
     if network != "mlp" and env not in GAMES:
         fail(f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not one")
 
+    device = device.lower()
     if device not in ("cpu", "cuda"):
         fail(f"--device must be cpu or cuda, got {device}")
     if device == "cuda":
+        if env not in GAMES or network != "mlp":
+            what = f"--network {network}" if env in GAMES else env
+            fail(
+                f"--device cuda trains the native games with mlp networks only; "
+                f"drop --device cuda to train {what} on the CPU"
+            )
+        if workers:
+            console.print("note: --workers is ignored with --device cuda (one launch)")
         _eval_on_gpu(prog, program, env, config, seeds, as_json, plot, tensorboard)
         return
     workers = min(workers or os.cpu_count() or 1, seeds)

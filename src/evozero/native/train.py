@@ -293,8 +293,19 @@ class TrainResult:
 
 
 def _as_program(program: Program | str | Path) -> Program:
+    """``program`` itself, or the ``.evz`` file it names parsed; a ValueError naming the
+    problem for anything else (a missing file, a directory, an int)."""
     if isinstance(program, Program):
         return program
+    if not isinstance(program, (str, Path)):
+        raise ValueError(f"a program must be a Program or the path of a .evz file, got {program!r}")
+    path = Path(program)
+    if not path.is_file():
+        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ValueError(
+            f"program {str(program)!r} {problem}; give the path of a .evz file or a Program "
+            "(evozero.program.dsl.parse reads program text)"
+        )
     return dsl.load(program)
 
 
