@@ -1,0 +1,194 @@
+"""The batch backend (``evolve --backend batch`` / ``--device cuda``): search jobs trained
+together by ``evozero.train_many``, here on its host path, which is bit-exact with
+``evozero.train``, so every number must equal the per-job path's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_checks import DIVERGES
+from typer.testing import CliRunner
+
+import evozero
+from evozero.cli import app
+from evozero.search.batched import BatchBackend, evaluate_jobs
+from evozero.search.config import SearchConfig
+from evozero.search.driver import Search
+from evozero.search.fitness import evaluate_job, reference_program_text
+from evozero.search.protocol import Hurdle, Job, JobResult, Phase
+from evozero.search.store import RunStore
+from evozero.search.tasks import SUITES, Task
+from evozero.status import Status
+
+runner = CliRunner()
+TINY = SUITES["tiny"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("EVOZERO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def tiny(**changes) -> SearchConfig:
+    return SearchConfig(
+        **{
+            "budget": 8,
+            "suite": "tiny",
+            "backend": "serial",
+            "workers": 1,
+            "population": 6,
+            "tournament": 3,
+            **changes,
+        }
+    )
+
+
+class Counting:
+    """``evozero.train_many``, counting the programs of each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, programs, *args, **kwargs):
+        self.calls.append(len(programs))
+        return evozero.train_many(programs, *args, **kwargs)
+
+
+def candidates(store: RunStore) -> dict[str, tuple]:
+    """Per trained program text: its verdict and every search run's numbers."""
+    return {
+        c.text: (
+            c.status,
+            c.fitness,
+            c.hurdle_score,
+            c.scores,
+            c.rung,
+            [
+                (r.task, r.seed, r.status, r.message, r.final_return, r.auc, r.steps, r.curve)
+                for r in store.runs(c.id, Phase.HURDLE) + store.runs(c.id, Phase.SEARCH)
+            ],
+        )
+        for c in store.candidates()
+        if c.status != Status.DUPLICATE
+    }
+
+
+def test_a_batched_search_gives_every_candidate_the_serial_search_s_numbers(tmp_path):
+    serial = Search.create(tmp_path / "serial", tiny(seed=7))
+    serial.run(report=False)
+    batched = Search.create(tmp_path / "batched", tiny(seed=7, backend="batch", workers=4))
+    counting = Counting()
+    batched._open_backend = lambda: setattr(  # the same backend, with a counting trainer
+        batched, "backend", BatchBackend(4, device="cpu", trainer=counting)
+    )
+    batched.run(report=False)
+    want, got = candidates(serial.store), candidates(batched.store)
+    assert len(got) >= 8
+    # The batched evolution proposes in batches of 4, so the two runs share only some
+    # candidates (the five seed programs at least); those must agree in every number.
+    shared = set(want) & set(got)
+    assert len(shared) >= 5
+    for text in shared:
+        assert got[text] == want[text], text
+    assert any(v[0] == Status.OK and v[1] is not None for v in got.values())
+    assert max(counting.calls) > 1  # candidates really were trained together
+
+
+def test_diverging_and_culled_candidates_reply_as_the_per_job_path(tmp_path):
+    hurdle_task = TINY.hurdle
+    hurdle = Hurdle(hurdle_task, TINY.hurdle_threshold, (0.0,), (5.0,))
+    ppo = reference_program_text("ppo")
+    noop = reference_program_text("noop")
+    jobs = [
+        Job(DIVERGES, TINY.tasks, hurdle),  # diverges on the hurdle
+        Job(DIVERGES, TINY.tasks, None),  # diverges on the tasks
+        Job(ppo, TINY.tasks, hurdle),
+        Job(noop, TINY.tasks, hurdle),  # culled
+        Job(ppo, TINY.tasks, None),
+        Job("not a program", TINY.tasks, None),
+    ]
+    payloads = [j.to_json() for j in jobs]
+    counting = Counting()
+    got = evaluate_jobs(payloads, trainer=counting)
+    for payload, reply in zip(payloads[:5], got[:5], strict=True):
+        want = JobResult.from_json(evaluate_job(payload))
+        have = JobResult.from_json(reply)
+        assert _numbers(have) == _numbers(want)
+    diverged = JobResult.from_json(got[0])
+    assert not diverged.passed and diverged.hurdle[0].status == Status.DIVERGED
+    assert JobResult.from_json(got[1]).runs[TINY.tasks[0].label][0].status == Status.DIVERGED
+    assert not JobResult.from_json(got[3]).passed
+    assert isinstance(got[5], str) and got[5].startswith("ProgramError")
+    assert counting.calls[0] == 3  # the three hurdles in one call
+
+
+def _numbers(reply: JobResult) -> tuple:
+    def runs(records):
+        return [(r.task, r.seed, r.status, r.message, r.final_return, r.curve) for r in records]
+
+    return (
+        runs(reply.hurdle or ()),
+        reply.hurdle_score,
+        reply.passed,
+        {k: runs(v) for k, v in reply.runs.items()},
+    )
+
+
+def test_tasks_train_many_cannot_train_run_one_at_a_time():
+    cartpole = Task("CartPole-v1", 2_048, seeds=(0, 1), config={"num_envs": 4})
+    payload = Job(reference_program_text("ppo"), (cartpole, TINY.tasks[0]), None).to_json()
+    counting = Counting()
+    (got,) = evaluate_jobs([payload], trainer=counting)
+    assert _numbers(JobResult.from_json(got)) == _numbers(
+        JobResult.from_json(evaluate_job(payload))
+    )
+    assert counting.calls == [1]  # breakout through train_many; CartPole through train
+
+
+def test_a_stopped_batched_search_resumes_to_the_same_run(tmp_path):
+    config = tiny(seed=3, backend="batch", workers=3, budget=6)
+    whole = Search.create(tmp_path / "whole", config)
+    whole.run(report=False)
+    stopped = Search.create(tmp_path / "run", config)
+    batches = []
+
+    def ctrl_c(status) -> None:
+        if status.phase == "search" and status.trained >= 3 and not batches:
+            batches.append(status.trained)
+            raise KeyboardInterrupt
+
+    stopped.on_status = ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run(report=False)
+    assert batches
+    stopped.store.close()
+    resumed = Search.resume(tmp_path / "run")
+    resumed.run(report=False)
+    assert candidates(resumed.store) == candidates(whole.store)
+
+
+def test_device_settings_are_checked():
+    with pytest.raises(ValueError, match="batch backend"):
+        tiny(device="cuda", backend="process")
+    with pytest.raises(ValueError, match="unknown --device"):
+        tiny(device="tpu", backend="batch")
+    assert SearchConfig.from_json({k: v for k, v in tiny().to_json().items() if k != "device"})
+
+
+def test_evolve_device_cuda_without_a_gpu_says_what_is_missing(tmp_path: Path) -> None:
+    try:
+        from evozero import _cuda
+    except ImportError:
+        _cuda = None
+    if _cuda is not None and _cuda.device_count()[0] > 0:
+        pytest.skip("a GPU is present")
+    out = tmp_path / "run"
+    args = ["evolve", "--suite", "tiny", "--budget", "2", "--device", "cuda", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--device cuda: " in result.output and "CUDA" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()  # refused before a run was made
+    result = runner.invoke(app, [*args[:-2], "--backend", "ray"])
+    assert result.exit_code == 2 and "--backend batch" in result.output
