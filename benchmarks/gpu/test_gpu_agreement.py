@@ -4,8 +4,9 @@ steps: GPU seeds within the spread of CPU seeds").
 A GPU run is not bit-exact with its CPU run (CUDA's exp/log may differ from glibc's by an
 ulp, and training amplifies that), so the check is statistical. It trains ppo.evz on
 breakout for 1M env steps (the default TrainConfig) with seeds 0-7 on the GPU
-(``train_many(device="cuda")``) and with seeds 0-7 on the CPU (``train_many(device="cpu")``,
-which is bit-exact with ``evozero.train``: tests/test_train_many.py), and asserts:
+(``train_many(device="cuda")``) and with seeds 0-7 on the CPU (``evozero.train``, the
+eight runs on threads; train_many's host path equals it bit for bit but is a slow
+reference, docs/CUDA.md), and asserts:
 
 * every run ends ``ok``;
 * **the mean final return of the GPU seeds lies within [min, max] of the CPU seeds' final
@@ -19,6 +20,7 @@ one and prints its line).
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -55,9 +57,10 @@ def test_the_criterion() -> None:  # runs everywhere: the criterion itself
 def test_gpu_seeds_are_within_the_spread_of_cpu_seeds(figures) -> None:
     _gpu_or_skip()
     gpu = evozero.train_many("programs/ppo.evz", "breakout", CONFIG, SEEDS, device="cuda")
-    cpu = evozero.train_many(
-        "programs/ppo.evz", "breakout", CONFIG, SEEDS, device="cpu", threads=os.cpu_count()
-    )
+    with ThreadPoolExecutor(min(len(SEEDS), os.cpu_count() or 1)) as pool:  # train() frees the GIL
+        cpu = list(
+            pool.map(lambda s: evozero.train("programs/ppo.evz", "breakout", CONFIG, s), SEEDS)
+        )
     for device, results in (("GPU", gpu), ("CPU", cpu)):
         assert all(r.status == "ok" for r in results), [(r.status, r.message) for r in results]
         returns = [r.final_return for r in results]

@@ -254,7 +254,7 @@ def evolve(
             backend = "batch"
             if workers is None and resume is None:
                 # A GPU trains hundreds of agents at once: a batch of one population.
-                workers = population or _DEFAULTS["population"]
+                workers = min(population or _DEFAULTS["population"], LIMITS["workers"][1])
             from evozero.search.batched import check_device
 
             try:  # before a run directory is made
