@@ -228,3 +228,41 @@ def test_evolve_device_cuda_without_a_gpu_says_what_is_missing(tmp_path: Path) -
     assert not out.exists()  # refused before a run was made
     result = runner.invoke(app, [*args[:-2], "--backend", "ray"])
     assert result.exit_code == 2 and "--backend batch" in result.output
+
+
+def test_evolve_backend_batch_runs_a_search_and_its_report(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["evolve", "--suite", "tiny", "--budget", "2", "--population", "2"]
+    result = runner.invoke(
+        app, [*args, "--tournament", "1", "--backend", "batch", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    with RunStore.open(out) as store:
+        meta = store.meta()
+        assert meta["config"]["backend"] == "batch" and meta["config"]["device"] == "cpu"
+        assert meta["state"] == "finished"
+        best = meta["report"]["subjects"][0]
+        # the report's held-out CartPole task went through train(), the rest through train_many
+        assert {r.task for r in store.runs(best["id"], Phase.REPORT)} >= {
+            t.label for t in TINY.heldout
+        }
+
+
+def test_a_failed_train_many_call_fails_the_jobs_it_trained_only():
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    task = Task("breakout", 1_024, config={"num_envs": 4})
+    cartpole = Task("CartPole-v1", 1_024, config={"num_envs": 4})
+    ppo = reference_program_text("ppo")
+    backend = BatchBackend(3, device="cpu", trainer=broken)
+    backend.submit(5, Job(ppo, (task,), None).to_json())
+    backend.submit(6, Job(ppo, (cartpole,), None).to_json())  # not through train_many
+    backend.submit(7, Job("not a program", (task,), None).to_json())
+    assert backend.in_flight() == 3
+    outcomes = backend.wait()
+    assert [o.job_id for o in outcomes] == [5, 6, 7] and backend.in_flight() == 0
+    assert outcomes[0].error == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert outcomes[1].error is None and JobResult.from_json(outcomes[1].result).passed
+    assert outcomes[2].error.startswith("ProgramError")
+    assert backend.batches == [3]

@@ -23,7 +23,8 @@ may be gymnasium envs, need no other backend.
 
 The backend runs in the calling process: ``time_limit`` is not enforced (a GPU launch
 cannot be stopped part way) and a job that crashes the process stops the search (resume
-it); an exception in one job (a program that does not compile) fails that job alone.
+it); a program that does not compile fails its own job alone (programs are compiled
+before the call); a ``train_many`` call that raises fails the jobs it trained.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from evozero.native.compile import compile_program
 from evozero.native.envs import GAMES, _cuda_module
 from evozero.native.population import train_many
 from evozero.native.train import TrainResult
@@ -85,6 +87,7 @@ def _train_runs(
     task's seed order), or the exception that training it raised."""
     out: list[list[RunRecord] | BaseException | None] = [None] * len(requests)
     groups: dict[tuple[str, Any, tuple[int, ...]], list[int]] = {}
+    compiled: set[int] = set()
     for i, (program, task) in enumerate(requests):
         if not batchable(task):
             try:
@@ -92,26 +95,24 @@ def _train_runs(
             except Exception as exc:
                 out[i] = exc
             continue
+        try:  # a program that does not compile fails its own job, not its group's call
+            if id(program) not in compiled:
+                compile_program(program)
+                compiled.add(id(program))
+        except Exception as exc:
+            out[i] = exc
+            continue
         key = (task.env, task.train_config(), tuple(task.seeds))
         groups.setdefault(key, []).append(i)
     for (env, config, seeds), members in groups.items():
         programs = [requests[i][0] for i in members]
         try:
             results = trainer(programs, env, config, list(seeds), device=device, threads=threads)
-            per_program = [
+            per_program: list[Any] = [
                 results[k * len(seeds) : (k + 1) * len(seeds)] for k in range(len(members))
             ]
-        except Exception:
-            # One bad program (it does not compile) must not fail the others: train each
-            # alone to find which.
-            per_program = []
-            for program in programs:
-                try:
-                    per_program.append(
-                        trainer([program], env, config, list(seeds), device=device, threads=threads)
-                    )
-                except Exception as exc:
-                    per_program.append(exc)
+        except Exception as exc:  # the call as a whole failed (a CUDA error)
+            per_program = [exc] * len(members)
         share = len(members) * len(seeds)
         for i, results in zip(members, per_program, strict=True):
             if isinstance(results, BaseException):
