@@ -81,13 +81,15 @@ def live_workers(backend: ProcessBackend) -> list[int]:
 
 
 def test_backend_names():
-    assert BACKENDS == ("serial", "process", "ray")
+    assert BACKENDS == ("serial", "process", "ray", "batch")
 
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
-        (("threads", backend_jobs.echo), {}, "serial, process, ray"),
+        (("threads", backend_jobs.echo), {}, "serial, process, ray, batch"),
+        (("batch", backend_jobs.echo), {}, "evaluate_job only"),
+        (("process", backend_jobs.echo), {"device": "cuda"}, "needs the batch backend"),
         (("process", backend_jobs.echo), {"workers": 0}, "workers"),
         (("process", backend_jobs.echo), {"workers": 1.5}, "workers"),
         (("serial", backend_jobs.echo), {"workers": -1}, "workers"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: builds evozero with CUDA, runs the GPU tests (CUDA envs bit-exact with the
-# CPU envs, >= 1e5 env-steps per game) and the GPU benchmarks, and prints one table.
+# CPU envs, >= 1e5 env-steps per game) and the GPU benchmarks (throughput; ppo.evz on
+# breakout at 1M steps, 8 GPU seeds against 8 CPU seeds), and prints one table.
 #
 #   bash benchmarks/gpu/check.sh WHEELS
 #
@@ -67,5 +68,15 @@ for game, row in table.items():
     print(f"| {game} | {gpu or 0:,.3g} | {cpu or 0:,.3g} | {ratio} |")
 for row, cols in figures.get("train_many env steps/s (aggregate)", {}).items():
     print(f"\n| train_many: {row} | " + " | ".join(f"{k}: {v:,.3g}" for k, v in cols.items()) + " |")
+agreement = figures.get("ppo.evz on breakout at 1M steps: final return over 8 seeds", {})
+if agreement:
+    gpu, cpu = agreement.get("GPU, seeds 0-7", {}), agreement.get("CPU, seeds 0-7", {})
+    verdict = agreement.get("GPU mean within the CPU spread", {}).get("1 = yes")
+    print(
+        f"\n| ppo.evz, breakout, 1M steps, final return | GPU mean {gpu.get('mean', 0):.3g} "
+        f"(min {gpu.get('min', 0):.3g}, max {gpu.get('max', 0):.3g}) | CPU min "
+        f"{cpu.get('min', 0):.3g}, mean {cpu.get('mean', 0):.3g}, max {cpu.get('max', 0):.3g} | "
+        f"GPU mean within the CPU spread: {'yes' if verdict else 'NO'} |"
+    )
 PY
 exit "$status"

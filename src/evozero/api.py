@@ -209,6 +209,7 @@ def evolve(
     tournament: int | None = None,
     workers: int | None = None,
     backend: str | None = None,
+    device: str | None = None,
     seed: int | None = None,
     report: bool = True,
     refine_top: int | None = None,
@@ -225,6 +226,10 @@ def evolve(
         seeds: ``.evz`` files to start from instead of ``init``.
         population, tournament, workers, backend, seed: as the command's flags (None:
             their defaults).
+        device: as ``--device``: ``cuda`` trains the candidates in batches on the GPU
+            (the ``batch`` backend, picked when ``backend`` is None); ``cpu`` (default)
+            as today. Raises RuntimeError, before the run is made, if ``cuda`` lacks the
+            CUDA extension or a GPU.
         report: run the final report (fresh seeds, held-out tasks, the verdict).
         refine_top, refine_method, refine_steps: as ``--refine-top`` ...: refine the
             constants of the best rules after the search (:mod:`evozero.refine.stage`).
@@ -235,6 +240,11 @@ def evolve(
     from evozero.search.driver import Search
     from evozero.search.tasks import get_suite
 
+    if device == "cuda":
+        from evozero.search.batched import check_device
+
+        check_device("cuda")  # before a run directory is made
+        backend = backend or "batch"
     given = {
         k: v
         for k, v in (
@@ -243,6 +253,7 @@ def evolve(
             ("tournament", tournament),
             ("workers", workers),
             ("backend", backend),
+            ("device", device),
             ("seed", seed),
             ("refine_top", refine_top),
             ("refine_method", refine_method),

@@ -157,10 +157,22 @@ def evolve(
         "--workers",
         parser=Integer(*LIMITS["workers"]),
         metavar="N",
-        help="Parallel evaluations (default: one per core).",
+        help="Parallel evaluations (default: one per core); with --backend batch, "
+        "candidates trained together in one batch.",
     ),
     backend: str = typer.Option(
-        None, "--backend", metavar="NAME", help="process (default), serial (deterministic) or ray."
+        None,
+        "--backend",
+        metavar="NAME",
+        help="process (default), serial (deterministic), ray, or batch (--workers "
+        "candidates at a time in one evozero.train_many call on --device; deterministic).",
+    ),
+    device: str = typer.Option(
+        None,
+        "--device",
+        metavar="DEVICE",
+        help="cpu (default) or cuda: train candidates in batches on the GPU (implies "
+        "--backend batch; needs the CUDA build and a GPU).",
     ),
     address: str = typer.Option(
         None,
@@ -232,11 +244,29 @@ def evolve(
     from evozero.search.driver import Search
     from evozero.search.store import RunStoreError
 
+    if device is not None:
+        device = device.lower()
+        if device not in ("cpu", "cuda"):
+            fail(f"--device must be cpu or cuda, got {device}")
+        if device == "cuda":
+            if backend not in (None, "batch"):
+                fail(f"--device cuda trains with --backend batch, not --backend {backend}")
+            backend = "batch"
+            if workers is None and resume is None:
+                # A GPU trains hundreds of agents at once: a batch of one population.
+                workers = min(population or _DEFAULTS["population"], LIMITS["workers"][1])
+            from evozero.search.batched import check_device
+
+            try:  # before a run directory is made
+                check_device("cuda")
+            except RuntimeError as e:
+                fail(f"--device cuda: {e}")
     execution = {
         k: v
         for k, v in (
             ("workers", workers),
             ("backend", backend),
+            ("device", device),
             ("address", address),
             ("max_time", max_time),
             ("refine_top", refine_top),
@@ -259,7 +289,8 @@ def evolve(
             if given:
                 fail(
                     f"{', '.join(given)} cannot change when resuming; drop them (only "
-                    "--budget, --max-time, --workers, --backend, --address and --refine-* may)"
+                    "--budget, --max-time, --workers, --backend, --device, --address and "
+                    "--refine-* may)"
                 )
             search = Search.resume(resume, after_search=refine_top_stage)
             changes = dict(execution)

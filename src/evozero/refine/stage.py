@@ -58,7 +58,9 @@ def stage_settings(config: SearchConfig, suite: Suite) -> RefineSettings:
         method=config.refine_method,
         budget_steps=config.refine_steps,
         seed=config.seed,
-        backend=config.backend,
+        # Refinement trains single rules, not batches of search jobs: a batch search
+        # refines on worker processes.
+        backend="process" if config.backend == "batch" else config.backend,
         workers=config.workers,
     )
 

@@ -23,6 +23,10 @@ Backends (:data:`BACKENDS`):
 * ``ray``: one Ray actor per worker (``num_cpus=1``), on a local instance or a cluster,
   spread over its nodes. A job whose node dies is run again once on a live node.
   Ray is an optional dependency (``pip install 'evozero[ray]'``).
+* ``batch``: ``workers`` slots; :meth:`Backend.wait` trains every queued search job
+  together with ``evozero.train_many`` on ``device`` (``cpu`` or ``cuda``), in the calling
+  process (:mod:`evozero.search.batched`; ``fn`` must be
+  :func:`evozero.search.fitness.evaluate_job`, whose replies it reproduces).
 
 A job's clock (``Outcome.seconds`` and ``time_limit``) starts when its worker is ready
 to run it, so the start-up of a fresh worker does not count against the job.
@@ -59,7 +63,7 @@ __all__ = [
 ]
 
 #: Backend names accepted by :func:`make_backend`.
-BACKENDS: tuple[str, ...] = ("serial", "process", "ray")
+BACKENDS: tuple[str, ...] = ("serial", "process", "ray", "batch")
 
 #: The most workers (processes, actors or threads) one command starts: more is a typo, and
 #: each one costs a process and its memory.
@@ -154,6 +158,7 @@ def make_backend(
     workers: int | None = None,
     time_limit: float | None = None,
     address: str | None = None,
+    device: str = "cpu",
 ) -> Backend:
     """Creates the backend ``name`` (one of :data:`BACKENDS`) running ``fn``.
 
@@ -162,10 +167,13 @@ def make_backend(
     ``os.cpu_count()`` (``ray``: the cluster's CPUs when connecting). ``time_limit``:
     seconds a job may run before its worker is killed (not enforced by ``serial``).
     ``address`` (``ray`` only): ``None`` or ``"local"`` starts a local Ray instance;
-    ``"auto"`` or ``"HOST:PORT"`` connects to a running cluster.
+    ``"auto"`` or ``"HOST:PORT"`` connects to a running cluster. ``device`` (``batch``
+    only): ``cpu`` or ``cuda``, where ``train_many`` trains; ``workers`` is then the
+    number of jobs per batch (default ``os.cpu_count()``).
 
     Raises ``ValueError`` for bad arguments; the process and Ray backends raise
-    ``RuntimeError`` if their workers fail to start.
+    ``RuntimeError`` if their workers fail to start, the batch backend if ``device`` is
+    ``cuda`` without the CUDA extension or a GPU.
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
@@ -182,6 +190,16 @@ def make_backend(
         raise ValueError(f"time_limit must be a number of seconds > 0, not {time_limit!r}")
     if name != "ray" and address is not None:
         raise ValueError(f"address is for the ray backend only, not {name!r}")
+    if name != "batch" and device != "cpu":
+        raise ValueError(f"device {device!r} needs the batch backend, not {name!r}")
+    if name == "batch":
+        from evozero.search.fitness import evaluate_job
+
+        if fn is not evaluate_job:
+            raise ValueError("the batch backend runs evozero.search.fitness.evaluate_job only")
+        from evozero.search.batched import BatchBackend
+
+        return BatchBackend(workers or os.cpu_count() or 1, device=device)
     if name == "serial":
         return SerialBackend(fn)
     if name == "process":

@@ -18,6 +18,8 @@ from evozero.search.fitness import reference_program
 from evozero.search.store import INIT_ORIGIN
 from evozero.search.tasks import DEFAULT_SUITE, get_suite
 
+#: Where the ``batch`` backend trains (``evozero.train_many``'s devices).
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
 INITS: tuple[str, ...] = ("seeds", "noop", "random")
 #: Where runs go unless told otherwise (``evolve --out``, ``evozero.evolve(out=...)``).
 DEFAULT_RUNS_ROOT = Path("runs")
@@ -58,7 +60,11 @@ class SearchConfig:
         population: individuals kept alive; the oldest dies when a child arrives.
         tournament: individuals drawn to pick each parent.
         workers: parallel evaluations (default: all cores).
-        backend: ``serial`` (deterministic), ``process`` or ``ray``.
+        backend: ``serial`` (deterministic), ``process``, ``ray`` or ``batch`` (``workers``
+            candidates at a time trained together by ``evozero.train_many`` on
+            ``device``; deterministic).
+        device: ``cpu`` (default) or ``cuda``: where the ``batch`` backend trains
+            (``cuda`` needs it: ``evolve --device cuda`` picks it).
         address: Ray cluster address (``auto``, ``HOST:PORT``) for the ray backend.
         seed: seeds every random choice of the search.
         max_time: seconds of search (over all sessions of the run) after which no more
@@ -77,6 +83,7 @@ class SearchConfig:
     tournament: int = 4
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     backend: str = "process"
+    device: str = "cpu"
     address: str | None = None
     seed: int = 0
     max_time: float | None = None
@@ -104,6 +111,15 @@ class SearchConfig:
         if self.backend not in BACKENDS:
             raise ValueError(
                 f"unknown --backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.device not in DEVICES:
+            raise ValueError(
+                f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}"
+            )
+        if self.device != "cpu" and self.backend != "batch":
+            raise ValueError(
+                f"--device {self.device} trains with the batch backend, not --backend "
+                f"{self.backend}"
             )
         if self.refine_method not in REFINE_METHODS:
             raise ValueError(

@@ -244,8 +244,8 @@ class Search(Journal[Rule, CandidateResult]):
 
     def change(self, **changes: Any) -> str | None:
         """Changes a resumed run's ``budget``, ``max_time``, ``workers``, ``backend``,
-        ``address`` or ``refine_*`` settings and records them; returns the line that says
-        what the budget means for this run, when it changes. The budget counts the
+        ``device``, ``address`` or ``refine_*`` settings and records them; returns the
+        line that says what the budget means for this run, when it changes. The budget counts the
         search's trained candidates over the whole run (refined children are not); one
         below the number already trained becomes that number."""
         note = None
@@ -309,6 +309,7 @@ class Search(Journal[Rule, CandidateResult]):
             workers=self.config.workers,
             time_limit=self.suite.time_limit,
             address=self.config.address,
+            device=self.config.device,
         )
 
     def result_of(self, outcome: Outcome, rung: int = 0) -> CandidateResult:

@@ -30,7 +30,7 @@ from gymnasium.vector import AutoresetMode
 
 import evozero
 from evozero.native.envs import GAMES, MinAtarVecEnv
-from evozero.native.train import learning_curve, train
+from evozero.native.train import TrainResult, learning_curve, train
 from evozero.program import dsl
 from evozero.program.model import Program
 from evozero.search.protocol import (
@@ -112,6 +112,27 @@ def random_return(task: Task, seed: int) -> float:
     return float(np.mean(returns)) if returns else float(np.mean(acc))
 
 
+def run_record(task: Task, seed: int, result: TrainResult) -> RunRecord:
+    """The record of one training run of ``task`` with ``seed`` (``ok`` with no episode
+    ended in the last 10% of the run is an ``error``)."""
+    _, curve = learning_curve(result.episode_returns, result.episode_end_steps, result.total_steps)
+    final = result.final_return
+    status, message = result.status, result.message
+    if status == Status.OK and not math.isfinite(final):
+        status, message = Status.ERROR, "no episode ended in the last 10% of the run"
+    return RunRecord(
+        task=task.label,
+        seed=seed,
+        status=status,
+        message=message,
+        final_return=final if math.isfinite(final) else None,
+        auc=result.auc,
+        steps=result.steps,
+        seconds=result.seconds,
+        curve=tuple(None if math.isnan(c) else float(c) for c in curve),
+    )
+
+
 def run_task(program: Program, task: Task) -> list[RunRecord]:
     """Train ``program`` on each seed of ``task``; one record per seed.
 
@@ -119,28 +140,8 @@ def run_task(program: Program, task: Task) -> list[RunRecord]:
     """
     records = []
     for seed in task.seeds:
-        result = train(program, task.env, task.train_config(), seed)
-        _, curve = learning_curve(
-            result.episode_returns, result.episode_end_steps, result.total_steps
-        )
-        final = result.final_return
-        status, message = result.status, result.message
-        if status == Status.OK and not math.isfinite(final):
-            status, message = Status.ERROR, "no episode ended in the last 10% of the run"
-        records.append(
-            RunRecord(
-                task=task.label,
-                seed=seed,
-                status=status,
-                message=message,
-                final_return=final if math.isfinite(final) else None,
-                auc=result.auc,
-                steps=result.steps,
-                seconds=result.seconds,
-                curve=tuple(None if math.isnan(c) else float(c) for c in curve),
-            )
-        )
-        if status != Status.OK:
+        records.append(run_record(task, seed, train(program, task.env, task.train_config(), seed)))
+        if records[-1].status != Status.OK:
             break
     return records
 
@@ -329,6 +330,7 @@ __all__ = [
     "random_return",
     "reference_program",
     "reference_program_text",
+    "run_record",
     "run_task",
     "task_score",
 ]
