@@ -23,7 +23,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 
 import evozero
 from evozero.native.train import TrainConfig
@@ -31,16 +30,6 @@ from evozero.native.train import TrainConfig
 TABLE = "ppo.evz on breakout at 1M steps: final return over 8 seeds"
 SEEDS = list(range(8))
 CONFIG = TrainConfig(total_steps=1_000_000)
-
-
-def _gpu_or_skip() -> None:
-    try:
-        from evozero import _cuda
-    except ImportError:
-        pytest.skip("needs evozero._cuda (EVOZERO_CUDA=1 pip install .) and a CUDA GPU")
-    count, why = _cuda.device_count()
-    if not count:
-        pytest.skip(f"needs a CUDA GPU; the CUDA runtime says: {why}")
 
 
 def within_spread(gpu: list[float], cpu: list[float]) -> bool:
@@ -54,8 +43,7 @@ def test_the_criterion() -> None:  # runs everywhere: the criterion itself
     assert not within_spread([0.1, 0.2], [1.0, 3.5])
 
 
-def test_gpu_seeds_are_within_the_spread_of_cpu_seeds(figures) -> None:
-    _gpu_or_skip()
+def test_gpu_seeds_are_within_the_spread_of_cpu_seeds(cuda, figures) -> None:
     gpu = evozero.train_many("programs/ppo.evz", "breakout", CONFIG, SEEDS, device="cuda")
     with ThreadPoolExecutor(min(len(SEEDS), os.cpu_count() or 1)) as pool:  # train() frees the GIL
         cpu = list(

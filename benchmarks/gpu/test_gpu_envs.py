@@ -18,20 +18,8 @@ GPU_ENVS = 1 << 16  # 65,536 envs: enough threads to fill an H200
 CPU_ENVS = 4096
 
 
-def _cuda_or_skip():
-    try:
-        from evozero import _cuda
-    except ImportError:
-        pytest.skip("needs evozero._cuda (EVOZERO_CUDA=1 pip install .) and a CUDA GPU")
-    count, why = _cuda.device_count()
-    if not count:
-        pytest.skip(f"needs a CUDA GPU; the CUDA runtime says: {why}")
-    return _cuda
-
-
 @pytest.mark.parametrize("game", GAMES)
-def test_gpu_env_steps(benchmark, figures, game: str) -> None:
-    _cuda_or_skip()
+def test_gpu_env_steps(cuda, benchmark, figures, game: str) -> None:
     env = MinAtarVecEnv(game, GPU_ENVS, seed=0, device="cuda")
     env.reset()
     core = env._env
@@ -50,8 +38,8 @@ def test_gpu_env_steps(benchmark, figures, game: str) -> None:
 
 
 @pytest.mark.parametrize("game", GAMES)
-def test_cpu_env_steps(benchmark, figures, game: str) -> None:
-    _cuda_or_skip()  # the baseline of the GPU table: only measured where there is one
+def test_cpu_env_steps(cuda, benchmark, figures, game: str) -> None:
+    # the baseline of the GPU table: only measured where there is a GPU (the cuda fixture)
     env = MinAtarVecEnv(game, CPU_ENVS, seed=0)
     env.reset()
     core = env._env

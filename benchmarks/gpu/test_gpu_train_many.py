@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 import evozero
 from evozero.native.train import TrainConfig
 
@@ -19,18 +17,7 @@ AGENTS = 256
 CONFIG = TrainConfig(total_steps=2 * 64 * 128)
 
 
-def _gpu_or_skip() -> None:
-    try:
-        from evozero import _cuda
-    except ImportError:
-        pytest.skip("needs evozero._cuda (EVOZERO_CUDA=1 pip install .) and a CUDA GPU")
-    count, why = _cuda.device_count()
-    if not count:
-        pytest.skip(f"needs a CUDA GPU; the CUDA runtime says: {why}")
-
-
-def test_gpu_train_many(benchmark, figures) -> None:
-    _gpu_or_skip()
+def test_gpu_train_many(cuda, benchmark, figures) -> None:
     seeds = list(range(AGENTS))
 
     def run() -> list[evozero.TrainResult]:
@@ -43,8 +30,7 @@ def test_gpu_train_many(benchmark, figures) -> None:
     figures(TABLE, f"breakout, ppo, {AGENTS} agents", "GPU", steps / benchmark.stats.stats.median)
 
 
-def test_cpu_train_many(benchmark, figures) -> None:
-    _gpu_or_skip()  # the baseline of the GPU table: only measured where there is one
+def test_cpu_train_many(cuda, benchmark, figures) -> None:
     cores = os.cpu_count() or 1
     seeds = list(range(cores))
 
