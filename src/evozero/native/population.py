@@ -60,12 +60,7 @@ def _pack(
     agent_program = [p for p in range(len(programs)) for _ in seeds]
     agent_seed = [int(s) for _ in programs for s in seeds]
     return _core.pack_population(
-        env,
-        config.num_envs,
-        config.sticky_action_prob,
-        config.difficulty_ramping,
-        config.minimal_action_set,
-        config.max_episode_steps or 0,
+        *config.native_env_args(env),
         interpreters,
         agent_program,
         agent_seed,

@@ -182,6 +182,19 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
         return TrainConfig(**{**asdict(self), **changes})
 
+    def native_env_args(self, game: str) -> tuple[str, int, float, bool, bool, int]:
+        """The native env's arguments, in the order the bindings take them (train_minatar,
+        pack_population): game, num_envs, sticky_action_prob, difficulty_ramping,
+        minimal_action_set, max_episode_steps (0: none)."""
+        return (
+            game,
+            self.num_envs,
+            self.sticky_action_prob,
+            self.difficulty_ramping,
+            self.minimal_action_set,
+            self.max_episode_steps or 0,
+        )
+
     def trainer_options(self) -> dict[str, Any]:
         """The fields the C++ trainer reads (all but :data:`ENV_FIELDS`), by name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ENV_FIELDS}
@@ -429,15 +442,7 @@ def train(
     progress = _core.TrainProgress()
     if isinstance(env, str) and env in GAMES:
         name = env
-        call = functools.partial(
-            _core.train_minatar,
-            env,
-            config.num_envs,
-            config.sticky_action_prob,
-            config.difficulty_ramping,
-            config.minimal_action_set,
-            config.max_episode_steps or 0,
-        )
+        call = functools.partial(_core.train_minatar, *config.native_env_args(env))
     else:
         if config.network != "mlp":
             raise ValueError(
