@@ -130,13 +130,7 @@ def test_eval_bad_input(args: list[str], message: str) -> None:
     assert "Traceback" not in result.output
 
 
-def test_eval_device_cuda_without_a_gpu_says_what_is_missing() -> None:
-    try:
-        from evozero import _cuda
-    except ImportError:
-        _cuda = None
-    if _cuda is not None and _cuda.device_count()[0] > 0:
-        pytest.skip("a GPU is present (tests/test_cuda.py covers train_many on it)")
+def test_eval_device_cuda_without_a_gpu_says_what_is_missing(no_gpu) -> None:
     result = runner.invoke(app, ["eval", "programs/ppo.evz", "--device", "cuda", *TINY])
     assert result.exit_code == 2
     assert "--device cuda: " in result.output and "CUDA" in result.output

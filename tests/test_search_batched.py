@@ -244,13 +244,7 @@ def test_device_settings_are_checked():
     assert SearchConfig.from_json({k: v for k, v in tiny().to_json().items() if k != "device"})
 
 
-def test_evolve_device_cuda_without_a_gpu_says_what_is_missing(tmp_path: Path) -> None:
-    try:
-        from evozero import _cuda
-    except ImportError:
-        _cuda = None
-    if _cuda is not None and _cuda.device_count()[0] > 0:
-        pytest.skip("a GPU is present")
+def test_evolve_device_cuda_without_a_gpu_says_what_is_missing(tmp_path: Path, no_gpu) -> None:
     out = tmp_path / "run"
     args = ["evolve", "--suite", "tiny", "--budget", "2", "--device", "cuda", "--out", str(out)]
     result = runner.invoke(app, args)

@@ -133,13 +133,7 @@ def test_programs_and_seeds_may_be_any_iterable_or_one_seed() -> None:
     assert_same_run(got[1], train("programs/a2c.evz", "breakout", SMALL, 4))
 
 
-def test_cuda_without_a_gpu_says_what_is_missing() -> None:
-    try:
-        from evozero import _cuda
-    except ImportError:
-        _cuda = None
-    if _cuda is not None and _cuda.device_count()[0] > 0:
-        pytest.skip("a GPU is present: tests/test_cuda.py runs train_many on it")
+def test_cuda_without_a_gpu_says_what_is_missing(no_gpu) -> None:
     with pytest.raises(RuntimeError, match="CUDA extension|NVIDIA GPU"):
         evozero.train_many("programs/ppo.evz", "breakout", SMALL, [0], device="cuda")
 
