@@ -93,6 +93,7 @@ def test_a_runs_rules_are_validated_at_the_suites_target_budget(
     s = run_settings(get_suite("standard"), method="es")
     assert (s.env, s.config.total_steps) == ("breakout", 500_000)  # where the rules learned
     assert (s.validation_env, s.validation_config.total_steps) == ("breakout", 2_000_000)
+    assert s.config.network == s.validation_config.network == "conv"  # the suite's network
 
     # refine() hands the validation its own env and lifetime, not the refinement's.
     seen = {}

@@ -3,6 +3,7 @@ finite differences of the same meta-objective."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -77,12 +78,18 @@ def test_checkpoint_updates_spread_over_the_lifetime() -> None:
         checkpoint_updates(2, 1, 2)
 
 
-@pytest.mark.parametrize("k", [1, 2])
-def test_meta_gradient_equals_finite_differences(k: int) -> None:
+@pytest.mark.parametrize(("k", "network"), [(1, "mlp"), (2, "mlp"), (1, "conv")])
+def test_meta_gradient_equals_finite_differences(k: int, network: str) -> None:
     """dJ/dtheta by autograd through K unrolled updates equals central differences of
-    the same J (float64, a small fixed problem)."""
+    the same J (float64, a small fixed problem), through either network."""
     config = TrainConfig(
-        total_steps=4 * 8 * 4, num_envs=4, num_steps=8, num_minibatches=2, update_epochs=2, hidden=8
+        total_steps=4 * 8 * 4,
+        num_envs=4,
+        num_steps=8,
+        num_minibatches=2,
+        update_epochs=2,
+        hidden=8,
+        network=network,
     )
     run = train(PPO, "breakout", config, seed=2, hooks={"checkpoints": list(range(k + 1))})
     window = [Checkpoint.from_native(c, dtype=torch.float64) for c in run.checkpoints]
@@ -148,6 +155,23 @@ def test_refine_command_es_writes_a_kept_rule_and_says_which_way(tmp_path, monke
     assert len(out["validation"]["original"]) == 2 and out["steps"] == 8 * 8192
     assert (out["env"], out["train_steps"]) == ("breakout", 8192)
     assert (out["validation"]["env"], out["validation"]["steps"]) == ("breakout", 8192)
+
+
+def test_refine_command_trains_a_program_file_on_the_network_asked_for(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from evozero.cli import app
+
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "16384", "--train-steps"]
+    args += ["8192", "--pairs", "1", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--network", "CONV", "--json"])
+    assert result.exit_code == 0, result.output
+    (out,) = json.loads(result.stdout)
+    assert out["network"] == "conv" and out["steps"] == 2 * 8192
+    bad = CliRunner().invoke(app, [*args, "--network", "conv", "--env", "CartPole-v1"])
+    assert bad.exit_code == 2 and "--network conv needs a native game" in bad.output
+    run = CliRunner().invoke(app, ["refine", str(tmp_path), "--network", "conv"])
+    assert run.exit_code == 2 and "--network is for a program file" in run.output
 
 
 def test_refine_metagrad_without_torch_says_how_to_install(monkeypatch) -> None:

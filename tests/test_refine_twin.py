@@ -41,13 +41,17 @@ def _replay(rule, cp, constants, **kwargs):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("name", ["ppo", "a2c", "td_ac"])
-def test_one_update_in_torch_equals_the_native_update(name: str, device: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "network"), [("ppo", "mlp"), ("a2c", "mlp"), ("td_ac", "mlp"), ("ppo", "conv")]
+)
+def test_one_update_in_torch_equals_the_native_update(name: str, network: str, device: str):
     """Same parameters, Adam state, rollout and minibatch order: the twin's parameters
-    after a whole update (E epochs x M minibatches) are the native trainer's. Update 2
-    starts from trained networks and non-zero Adam moments."""
+    after a whole update (E epochs x M minibatches) are the native trainer's, for the
+    MLPs and the conv networks. Update 2 starts from trained networks and non-zero Adam
+    moments."""
     program = dsl.load(f"programs/{name}.evz")
-    result = train(program, "breakout", CONFIG, seed=3, hooks={"checkpoints": [0, 2]})
+    config = CONFIG.replace(network=network)
+    result = train(program, "breakout", config, seed=3, hooks={"checkpoints": [0, 2]})
     assert [c["update"] for c in result.checkpoints] == [0, 2]
     rule = TorchRule(program)
     for raw in result.checkpoints:
@@ -61,9 +65,14 @@ def test_one_update_in_torch_equals_the_native_update(name: str, device: str) ->
         np.testing.assert_allclose(vtarget.cpu(), cp.vtarget.cpu(), rtol=1e-5, atol=1e-6)
         params, adam = _replay(rule, cp, constants)
         assert adam.count == cp.adam.count + CONFIG.update_epochs * CONFIG.num_minibatches
+        output_bias = "5.bias" if network == "conv" else "4.bias"
+        assert {k for k in cp.params_after if k.endswith(output_bias)} == {
+            "actor." + output_bias,
+            "critic." + output_bias,
+        }  # the checkpoint holds this network's tensors
         for k, want in cp.params_after.items():
             moved = (want - cp.params_before[k]).abs().max().item()
-            assert moved > 1e-4 or k.endswith("4.bias")  # the update did change them
+            assert moved > 1e-4 or k.endswith(output_bias)  # the update did change them
             np.testing.assert_allclose(params[k].cpu(), want.cpu(), rtol=0, atol=2e-6, err_msg=k)
 
 

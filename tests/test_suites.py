@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evozero.cli import app
+from evozero.native.envs import GAMES
 from evozero.search.store import RunStore
 from evozero.search.tasks import SUITES, Suite, SuiteFileError, Task, get_suite, load_suite
 from evozero.status import Status
@@ -68,6 +69,59 @@ def test_the_built_ins_climb_to_their_target():
         train, heldout = suite.report_tasks()  # the final report: target tasks, fresh seeds
         assert [t.spec_json() for t in train] == [t.spec_json() for t in suite.target]
         assert all(set(t.seeds).isdisjoint({0, 1}) for t in (*train, *heldout))
+
+
+def test_the_built_ins_train_on_the_stronger_network_where_verdicts_are_long():
+    """standard and full (verdicts at 2M and 10M steps) select and report on the conv
+    network, ppo.evz's stronger baseline on every game at 10M; their hurdles, quick and
+    tiny stay on the MLP, for speed; gymnasium tasks can only have the MLP."""
+
+    def network(task: Task) -> str:
+        return task.train_config().network
+
+    for name in ("standard", "full"):
+        suite = SUITES[name]
+        tasks = [*(t for rung in suite.rungs for t in rung), *suite.target, *suite.heldout]
+        for task in tasks:
+            assert network(task) == ("conv" if task.env in GAMES else "mlp"), task
+        assert network(suite.hurdle) == "mlp"
+        assert suite.target[0].label.endswith(":conv")  # tables say which network
+    for name in ("quick", "tiny"):
+        suite = SUITES[name]
+        tasks = [suite.hurdle, *(t for rung in suite.rungs for t in rung), *suite.heldout]
+        assert {network(t) for t in tasks} == {"mlp"}
+        assert "MLP" in suite.description
+
+
+def test_a_suite_file_sets_the_network_of_its_minatar_tasks(tmp_path: Path):
+    small = "config = { num_envs = 8, num_steps = 32, num_minibatches = 4 }\n"
+    path = tmp_path / "conv.toml"
+    path.write_text(
+        'network = "conv"\n'
+        + GOOD
+        + '[[tasks]]\nenv = "freeway"\n'
+        + small.replace("{ ", '{ network = "mlp", ')
+        + '[hurdle]\nenv = "breakout"\nsteps = 500\n'
+        + small
+        + '[[heldout]]\nenv = "CartPole-v1"\nsteps = 500\n'
+        + small
+    )
+    suite = load_suite(path)
+    breakout, freeway = suite.rungs[0]
+    assert breakout.config == {
+        "network": "conv",
+        "num_envs": 8,
+        "num_minibatches": 4,
+        "num_steps": 32,
+    }
+    assert breakout.label == "breakout@1k:conv"
+    assert freeway.train_config().network == "mlp"  # a task's own setting wins
+    assert suite.hurdle is not None and suite.hurdle.train_config().network == "conv"
+    assert suite.heldout[0].train_config().network == "mlp"  # gymnasium keeps the MLP
+    plain, mlp = tmp_path / "plain.toml", tmp_path / "mlp.toml"
+    plain.write_text(GOOD)
+    mlp.write_text('network = "mlp"\n' + GOOD)  # the default adds nothing to the spec
+    assert load_suite(mlp).rungs == load_suite(plain).rungs
 
 
 def test_the_example_suite_file_loads_with_every_field():
@@ -147,6 +201,12 @@ GOOD = (
             "use only env",
         ),
         ("heldout = 3\n" + GOOD, "heldout: is not a list of tables", "[[heldout]]"),
+        ('network = "cnn"\n' + GOOD, "network: 'cnn' is not a network", "'mlp', 'conv'"),
+        (
+            GOOD + '[hurdle]\nenv = "breakout"\nsteps = 1000\nconfig = { num_envs = 4 }\n',
+            "two tasks are both breakout@1k with different trainer settings",
+            "another step budget",
+        ),
     ],
 )
 def test_a_bad_suite_file_names_the_file_the_field_and_the_fix(

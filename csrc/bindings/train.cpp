@@ -15,7 +15,6 @@
 #include "bindings/module.hpp"
 #include "bindings/py_interpreter.hpp"
 #include "bindings/train_config.hpp"
-#include "trainer/mlp.hpp"
 #include "trainer/network.hpp"
 #include "trainer/program_rule.hpp"
 #include "trainer/train_env.hpp"
@@ -85,17 +84,18 @@ class PyTrainEnv final : public trainer::TrainEnv {
 };
 
 // The networks' tensors in torch names and shapes, and the size of their flat array
-// (ActorCritic's layout: the actor's MLP, then the critic's; mlp.hpp).
+// (ActorCritic's layout: the actor's network, then the critic's; mlp.hpp, conv.hpp).
 struct NetworkLayout {
   std::vector<trainer::TensorSpec> specs;
   std::size_t size = 0;
 };
 
-NetworkLayout network_layout(const trainer::TrainEnv& env, int hidden) {
-  const trainer::Mlp actor(env.obs_size(), hidden, env.num_actions(), 0);
-  const trainer::Mlp critic(env.obs_size(), hidden, 1, actor.size());
-  NetworkLayout l{actor.tensors("actor"), critic.offset() + critic.size()};
-  for (auto& s : critic.tensors("critic")) l.specs.push_back(std::move(s));
+NetworkLayout network_layout(const trainer::TrainEnv& env, const trainer::TrainConfig& config) {
+  const trainer::NetworkKind kind = trainer::network_kind(config.network);
+  const auto actor = trainer::make_network(kind, env.obs_size(), config.hidden, env.num_actions(), 0);
+  const auto critic = trainer::make_network(kind, env.obs_size(), config.hidden, 1, actor->size());
+  NetworkLayout l{actor->tensors("actor"), critic->offset() + critic->size()};
+  for (auto& s : critic->tensors("critic")) l.specs.push_back(std::move(s));
   return l;
 }
 
@@ -186,7 +186,7 @@ py::dict run_training(trainer::TrainEnv& env, PyInterpreter& program, const py::
   trainer::TrainHooks hooks;
   const bool hooked = !hooks_dict.is_none();
   if (hooked) {
-    layout = network_layout(env, config.hidden);
+    layout = network_layout(env, config);
     hooks = hooks_from(hooks_dict.cast<py::dict>(), layout);
   }
   {

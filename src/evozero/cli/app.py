@@ -25,6 +25,7 @@ from evozero.program.errors import ProgramError
 from evozero.program.model import Program
 
 if TYPE_CHECKING:
+    from evozero.native.train import TrainConfig
     from evozero.search.store import RunStore
 
 app = typer.Typer(
@@ -86,6 +87,21 @@ def load_program(path: Path) -> Program:
     except (OSError, UnicodeDecodeError) as e:
         fail(f"cannot read {path}: {e}")
     raise AssertionError("unreachable")
+
+
+def with_network(config: TrainConfig, network: str, env: str) -> TrainConfig:
+    """``config`` with ``--network NET`` (any case); a one-line error for an unknown
+    network, or for conv on an env that is not a native game."""
+    from evozero.native.envs import GAMES
+
+    network = network.lower()
+    try:
+        config = config.replace(network=network)
+    except ValueError as e:
+        fail(f"--network: {e}")
+    if network != "mlp" and env not in GAMES:
+        fail(f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not one")
+    return config
 
 
 def writable_dir(directory: Path, elsewhere: str, file: Path | None = None) -> None:

@@ -277,3 +277,8 @@ def tensorboard_option(help: str) -> typer.models.OptionInfo:
         metavar="DIR",
         help=help,
     )
+
+
+def network_option(default: str | None, help: str) -> typer.models.OptionInfo:
+    """``--network NET`` of ``eval`` and ``refine`` (checked by ``app.with_network``)."""
+    return typer.Option(default, "--network", metavar="NET", help=help)

@@ -16,10 +16,12 @@ from evozero.cli.app import (
     open_run,
     store_errors,
     warn,
+    with_network,
     writable_dir,
 )
 from evozero.cli.output import print_json
-from evozero.cli.params import Integer, PathArg, Positive
+from evozero.cli.params import Integer, PathArg, Positive, network_option
+from evozero.native.train import NETWORKS
 from evozero.program import dsl
 from evozero.refine import TORCH_INSTALL_HINT, torch_available
 from evozero.refine.run import (
@@ -72,6 +74,11 @@ def refine_command(
         metavar="ENV",
         help=f"A native game or gymnasium id, for a program file (default: {_DEFAULT.env}; "
         "a run uses its suite's first task).",
+    ),
+    network: str | None = network_option(
+        None,
+        f"The networks of the lifetimes, for a program file: {' or '.join(NETWORKS)} "
+        f"(default: {_DEFAULT.config.network}; a run uses its suite's first task's).",
     ),
     train_steps: int | None = typer.Option(
         None,
@@ -136,11 +143,13 @@ def refine_command(
             f"--seeds {seeds}: with fewer than 5 seeds the 95% interval is about the range "
             "of the paired differences, too narrow to trust a 'kept'; use --seeds 5 or more"
         )
-    if env is not None and target.is_dir():
-        fail(
-            "--env is for a program file; a run's rules are refined on its suite's first "
-            "task: drop --env, or save the rule as a .evz file and refine that on --env"
-        )
+    for flag, given in (("--env", env), ("--network", network)):
+        if given is not None and target.is_dir():
+            fail(
+                f"{flag} is for a program file; a run's rules are refined on its suite's "
+                f"first task: drop {flag}, or save the rule as a .evz file and refine that "
+                f"with {flag}"
+            )
     store = open_run(target, writer="refine") if target.is_dir() else None
     try:
         if store is None:
@@ -163,7 +172,9 @@ def refine_command(
                 "meta_lr": meta_lr,
             }
             if store is None:
-                settings = RefineSettings(env=_DEFAULT.env if env is None else env, **given)
+                env = _DEFAULT.env if env is None else env
+                config = with_network(_DEFAULT.config, network or _DEFAULT.config.network, env)
+                settings = RefineSettings(env=env, config=config, **given)
             else:
                 settings = run_settings(Suite.from_json(store.meta()["suite"]), **given)
         except ValueError as e:
@@ -185,9 +196,10 @@ def refine_command(
             v_env = settings.validation_env or settings.env
             v_steps = (settings.validation_config or settings.config).run_steps
             console.print(
-                f"refining by {method} on {settings.env}, {settings.config.run_steps:,}-step "
-                f"lifetimes, {settings.budget_steps:,} env steps per rule; validating on "
-                f"{v_env}, {seeds} seeds x {v_steps:,} steps",
+                f"refining by {method} on {settings.env} ({settings.config.network} "
+                f"networks), {settings.config.run_steps:,}-step lifetimes, "
+                f"{settings.budget_steps:,} env steps per rule; validating on {v_env}, "
+                f"{seeds} seeds x {v_steps:,} steps",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -210,6 +222,7 @@ def refine_command(
                 fail(f"{label}: {e}")
             result = _report(label, outcome, out_dir, method, as_json)
             result["env"], result["train_steps"] = settings.env, settings.config.run_steps
+            result["network"] = settings.config.network
             if store is not None and parent is not None:
                 result["child"] = _store(store, parent, outcome, method, label, as_json)
             results.append(result)

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evozero.cli.analysis import tensorboard_available, write_training_logs
-from evozero.cli.app import console, fail, interrupted, load_program
+from evozero.cli.app import console, fail, interrupted, load_program, with_network
 from evozero.cli.output import JSON_NOTE, print_json
-from evozero.cli.params import Integer, PathArg, tensorboard_option
+from evozero.cli.params import Integer, PathArg, network_option, tensorboard_option
 from evozero.native.envs import GAMES, MinAtarVecEnv
 from evozero.native.population import train_many
 from evozero.native.train import NETWORKS, TrainConfig, TrainResult, learning_curve, train
@@ -121,11 +121,9 @@ def eval_command(
         metavar="N",
         help="Runs in parallel (0: one per core).",
     ),
-    network: str = typer.Option(
+    network: str = network_option(
         TrainConfig.network,
-        "--network",
-        metavar="NET",
-        help=f"The actor and critic networks: {' or '.join(NETWORKS)} (conv: native games only).",
+        f"The actor and critic networks: {' or '.join(NETWORKS)} (conv: native games only).",
     ),
     device: str = typer.Option(
         "cpu",
@@ -157,13 +155,8 @@ def eval_command(
         config = TrainConfig(total_steps=steps)
     except ValueError as e:
         fail(f"--steps: {e}")
-    network = network.lower()
-    try:
-        config = config.replace(network=network)
-    except ValueError as e:
-        fail(f"--network: {e}")
-    if network != "mlp" and env not in GAMES:
-        fail(f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not one")
+    config = with_network(config, network, env)
+    network = config.network
 
     device = device.lower()
     if device not in ("cpu", "cuda"):

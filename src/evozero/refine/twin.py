@@ -5,10 +5,11 @@ moments before it, its rollout and each epoch's minibatch order; see the ``hooks
 :func:`evozero.native.train.train`), :func:`replay_update` redoes that update in torch:
 the program's ``scan`` and ``post`` give advantages and value targets, then
 ``update_epochs`` passes over the same minibatches of the program's mean ``objective``,
-backpropagated through the same actor and critic MLPs (ReLU, categorical policy), the
-global gradient norm clipped, one Adam step each with the update's annealed learning
-rate. It gives the native parameters to float tolerance (tests/test_refine_twin.py), and
-it is differentiable in the program's constants (``create_graph=True``), which is what
+backpropagated through the same actor and critic networks (the MLPs, or the conv
+networks of ``network="conv"``; ReLU, categorical policy), the global gradient norm
+clipped, one Adam step each with the update's annealed learning rate. It gives the
+native parameters to float tolerance (tests/test_refine_twin.py), and it is
+differentiable in the program's constants (``create_graph=True``), which is what
 meta-gradients need (:mod:`evozero.refine.metagrad`).
 
 The program runs through the op table's torch forms (:data:`evozero.program.ops.OPS`,
@@ -174,13 +175,26 @@ def _mlp(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
     return F.linear(h, params[f"{prefix}.4.weight"], params[f"{prefix}.4.bias"])
 
 
+def _conv(params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    """The MinAtar paper's network (csrc/trainer/conv.hpp) on flat (n, 10 * 10 * C)
+    bit planes in (y, x, c) order: Conv2d(C, 16, 3x3 valid) -> ReLU -> Linear(1024, 128)
+    -> ReLU -> Linear(128, out)."""
+    w = params[f"{prefix}.0.weight"]
+    planes = x.reshape(len(x), 10, 10, w.shape[1]).permute(0, 3, 1, 2)
+    h = torch.relu(F.conv2d(planes, w, params[f"{prefix}.0.bias"])).flatten(1)
+    h = torch.relu(F.linear(h, params[f"{prefix}.3.weight"], params[f"{prefix}.3.bias"]))
+    return F.linear(h, params[f"{prefix}.5.weight"], params[f"{prefix}.5.bias"])
+
+
 def forward(
     params: Params, obs: torch.Tensor, actions: torch.Tensor | None = None
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(logp of actions or None, value, entropy, log_probs)`` of the actor-critic."""
-    log_probs = torch.log_softmax(_mlp(params, "actor", obs), dim=-1)
+    """``(logp of actions or None, value, entropy, log_probs)`` of the actor-critic: the
+    MLPs or the conv networks, whichever the parameters are (a 4-d first weight: conv)."""
+    net = _conv if params["actor.0.weight"].dim() == 4 else _mlp
+    log_probs = torch.log_softmax(net(params, "actor", obs), dim=-1)
     entropy = -(log_probs.exp() * log_probs).sum(-1)
-    value = _mlp(params, "critic", obs)[:, 0]
+    value = net(params, "critic", obs)[:, 0]
     logp = None if actions is None else log_probs.gather(1, actions[:, None])[:, 0]
     return logp, value, entropy, log_probs
 
