@@ -66,7 +66,7 @@ class Args:
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     hidden: int = 64
-    network: str = "mlp"  # or "conv"
+    network: str = "mlp"  # or "conv" (or "conv-shared": one torso, benchmarks/conv_torso.py)
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -127,6 +127,17 @@ def mlp(obs_size: int, hidden: int, out: int, out_gain: float) -> nn.Sequential:
     )
 
 
+class Headed(nn.Module):
+    """A linear head on a (possibly shared) torso."""
+
+    def __init__(self, torso: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.torso, self.head = torso, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.torso(x))
+
+
 class Agent(nn.Module):
     def __init__(
         self, obs_size: int, num_actions: int, hidden: int = 64, network: str = "mlp"
@@ -135,6 +146,14 @@ class Agent(nn.Module):
         if network == "conv":
             self.actor = MinAtarConv(obs_size, num_actions, 0.01)
             self.critic = MinAtarConv(obs_size, 1, 1.0)
+        elif network == "conv-shared":
+            # The MinAtar examples' actor-critic (examples/AC_lambda.py): one conv -> FC
+            # 128 torso under both heads. Only for benchmarks/conv_torso.py; evozero's
+            # conv network has separate torsos.
+            torso = MinAtarConv(obs_size, 1)
+            torso[-1] = nn.Identity()  # its layers up to the 128 features
+            self.actor = Headed(torso, layer_init(nn.Linear(128, num_actions), 0.01))
+            self.critic = Headed(torso, layer_init(nn.Linear(128, 1), 1.0))
         else:
             self.actor = mlp(obs_size, hidden, num_actions, 0.01)
             self.critic = mlp(obs_size, hidden, 1, 1.0)
