@@ -255,6 +255,7 @@ def test_suites_lists_rungs_tasks_and_a_measured_cost(tmp_path_factory):
     assert len(json.loads(cache.read_text())) == 3  # tiny breakout, breakout, space_invaders
     table = runner.invoke(app, ["suites"], env={"COLUMNS": "160"})
     assert table.exit_code == 0 and "500k → 2M → 10M" in table.output
+    assert {"conv", "mlp"} <= set(table.output.split())  # the network column
 
 
 def test_a_multi_fidelity_search_runs_from_a_suite_file(tmp_path: Path):

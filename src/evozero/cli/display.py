@@ -14,6 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from evozero.native.train import TrainConfig
 from evozero.search.driver import SearchStatus
 from evozero.search.report import hall_of_fame
 from evozero.search.store import Candidate, RunStore
@@ -132,7 +133,8 @@ def suites_view(rows: Sequence[dict[str, Any]]) -> RenderableType:
         "machine; expected includes promotions)",
         title_justify="left",
     )
-    for col in ("suite", "rungs (promote)", "tasks", "target", "held out", "rung 0", "expected"):
+    cols = ("suite", "rungs (promote)", "tasks", "network", "target", "held out", "rung 0")
+    for col in (*cols, "expected"):
         table.add_column(col, justify="right" if col in ("rung 0", "expected") else "left")
     for r in rows:
         rung0 = r["cost"]["hurdle_seconds"] + r["cost"]["rung_seconds"][0]
@@ -143,6 +145,16 @@ def suites_view(rows: Sequence[dict[str, Any]]) -> RenderableType:
             ", ".join(
                 f"{t['env']}×{len(t['seeds'])}" if len(t["seeds"]) > 1 else t["env"]
                 for t in r["rungs"][-1]["tasks"]
+            ),
+            # the selection tasks' networks (TrainConfig's default where a task sets none)
+            ", ".join(
+                sorted(
+                    {
+                        t["config"].get("network", TrainConfig.network)
+                        for rung in r["rungs"]
+                        for t in rung["tasks"]
+                    }
+                )
             ),
             f"{steps_label(r['target_steps'])}, {r['report_seeds']} seeds",
             ", ".join(t["env"] for t in r["heldout"]) or "-",
