@@ -204,7 +204,7 @@ GOOD = (
         ('network = "cnn"\n' + GOOD, "network: 'cnn' is not a network", "'mlp', 'conv'"),
         (
             GOOD + '[hurdle]\nenv = "breakout"\nsteps = 1000\nconfig = { num_envs = 4 }\n',
-            "two tasks are both breakout@1k with different trainer settings",
+            "hurdle and rung 0 task 0 are both breakout@1k with different trainer settings",
             "another step budget",
         ),
     ],

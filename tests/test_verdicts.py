@@ -128,6 +128,12 @@ def test_every_verdict_names_its_budget_and_seeds():
         assert rep["subjects"][0]["verdict"]["text"].endswith(MEASURED)
     assert budget_text([Task("breakout", 10_000_000)]) == "10M steps per task"
     assert budget_text([Task("breakout", 40_960)]) == "40,960 steps per task"
+    conv = {"network": "conv"}  # a verdict on the conv network says so
+    mixed = [Task("breakout", 2_000_000, config=conv), Task("CartPole-v1", 200_000)]
+    assert budget_text(mixed[:1]) == "2M steps per task, conv network"
+    assert budget_text([*mixed, Task("asterix", 2_000_000, config=conv)]) == (
+        "2M steps per task (CartPole-v1: 200k), conv network (CartPole-v1: mlp)"
+    )
     assert seeds_text([1000]) == "1 fresh seed (1000)"
     assert seeds_text([3, 1]) == "2 fresh seeds (1, 3)"
 

@@ -93,12 +93,12 @@ def with_network(config: TrainConfig, network: str, env: str) -> TrainConfig:
     """``config`` with ``--network NET`` (any case); a one-line error for an unknown
     network, or for conv on an env that is not a native game."""
     from evozero.native.envs import GAMES
+    from evozero.native.train import NETWORKS
 
+    if network.lower() not in NETWORKS:
+        fail(f"--network {network}: not a network; use one of {', '.join(NETWORKS)}")
     network = network.lower()
-    try:
-        config = config.replace(network=network)
-    except ValueError as e:
-        fail(f"--network: {e}")
+    config = config.replace(network=network)
     if network != "mlp" and env not in GAMES:
         fail(f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not one")
     return config

@@ -126,6 +126,18 @@ def suite_json(suite: Suite, cost: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _networks(row: dict[str, Any]) -> str:
+    """The networks a suite selects on, and its hurdle's where that differs:
+    ``conv (hurdle mlp)``."""
+
+    def network(task: dict[str, Any]) -> str:
+        return task["config"].get("network", TrainConfig.network)
+
+    rungs = sorted({network(t) for rung in row["rungs"] for t in rung["tasks"]})
+    hurdle = network(row["hurdle"]) if row.get("hurdle") else None
+    return ", ".join(rungs) + (f" (hurdle {hurdle})" if hurdle and [hurdle] != rungs else "")
+
+
 def suites_view(rows: Sequence[dict[str, Any]]) -> RenderableType:
     """The table of ``evozero suites``."""
     table = Table(
@@ -146,16 +158,7 @@ def suites_view(rows: Sequence[dict[str, Any]]) -> RenderableType:
                 f"{t['env']}×{len(t['seeds'])}" if len(t["seeds"]) > 1 else t["env"]
                 for t in r["rungs"][-1]["tasks"]
             ),
-            # the selection tasks' networks (TrainConfig's default where a task sets none)
-            ", ".join(
-                sorted(
-                    {
-                        t["config"].get("network", TrainConfig.network)
-                        for rung in r["rungs"]
-                        for t in rung["tasks"]
-                    }
-                )
-            ),
+            _networks(r),
             f"{steps_label(r['target_steps'])}, {r['report_seeds']} seeds",
             ", ".join(t["env"] for t in r["heldout"]) or "-",
             f"{rung0:,.0f} s",

@@ -215,12 +215,20 @@ def steps_text(steps: int) -> str:
 
 def budget_text(tasks: Sequence[Task]) -> str:
     """The training budget of ``tasks`` in words: ``500k steps per task (CartPole-v1:
-    100k)``."""
+    100k)``, then the networks where any is not the MLP: ``..., conv network
+    (CartPole-v1: mlp)``."""
     if not tasks:
         return "no task"
-    common = Counter(t.steps for t in tasks).most_common(1)[0][0]
-    others = [f"{t.env}: {steps_text(t.steps)}" for t in tasks if t.steps != common]
-    return f"{steps_text(common)} steps per task" + (f" ({', '.join(others)})" if others else "")
+
+    def usual(of: Callable[[Task], Any], text: Callable[[Any], str], unit: str) -> str:
+        common = Counter(of(t) for t in tasks).most_common(1)[0][0]
+        others = [f"{t.env}: {text(of(t))}" for t in tasks if of(t) != common]
+        return f"{text(common)} {unit}" + (f" ({', '.join(others)})" if others else "")
+
+    words = usual(lambda t: t.steps, steps_text, "steps per task")
+    if any(t.train_config().network != "mlp" for t in tasks):
+        words += ", " + usual(lambda t: t.train_config().network, str, "network")
+    return words
 
 
 def seeds_text(seeds: Sequence[int]) -> str:

@@ -143,13 +143,17 @@ class Suite:
         if self.report_seeds < 1:
             raise ValueError(f"suite {self.name}: report_seeds must be at least 1")
         # Run stores key normalizers and runs by label: one label, one task spec.
-        specs: dict[str, str] = {}
-        hurdle = (self.hurdle,) if self.hurdle else ()
-        for task in (*hurdle, *(t for r in rungs for t in r), *self.heldout, *self.target):
-            if specs.setdefault(task.label, task.spec_json()) != task.spec_json():
+        placed = [("hurdle", self.hurdle)] if self.hurdle else []
+        placed += [(f"rung {k} task {i}", t) for k, r in enumerate(rungs) for i, t in enumerate(r)]
+        placed += [(f"heldout[{i}]", t) for i, t in enumerate(self.heldout)]
+        placed += [(f"target task {i}", t) for i, t in enumerate(self.target)]
+        first: dict[str, tuple[str, Task]] = {}
+        for where, task in placed:
+            seen, other = first.setdefault(task.label, (where, task))
+            if other.spec_json() != task.spec_json():
                 raise ValueError(
-                    f"suite {self.name}: two tasks are both {task.label} with different "
-                    "trainer settings; give one of them another step budget"
+                    f"suite {self.name}: {seen} and {where} are both {task.label} with "
+                    "different trainer settings; give one of them another step budget"
                 )
 
     @property
@@ -251,8 +255,8 @@ SUITES: Mapping[str, Suite] = {
         name="standard",
         description="conv network: breakout, space_invaders and asterix at 500k steps, "
         "the best quarter promoted to 2M steps with 2 seeds (the target), after a 200k "
-        "breakout hurdle on the MLP; held out: freeway, seaquest (conv), CartPole-v1, "
-        "Acrobot-v1",
+        "breakout hurdle on the MLP; held out: freeway and seaquest (conv), CartPole-v1 "
+        "and Acrobot-v1 (MLP)",
         hurdle=Task("breakout", 200_000),
         hurdle_threshold=0.3,
         rungs=ladder(GAMES_3, (500_000, 2_000_000), ((0,), (0, 1)), _CONV),
@@ -409,13 +413,14 @@ class _SuiteFile:
     def suite(self, data: Mapping[str, Any]) -> Suite:
         data = self.table(data, "", _SUITE_FIELDS)
         if "network" in data:
-            if data["network"] not in NETWORKS:
+            network = data["network"]
+            if not isinstance(network, str) or network.lower() not in NETWORKS:
                 raise self.error(
                     "network",
-                    f"{data['network']!r} is not a network",
+                    f"{network!r} is not a network",
                     f"use one of {', '.join(map(repr, NETWORKS))}",
                 )
-            self.network = data["network"]
+            self.network = network.lower()
         steps = data.get("rungs")
         if not isinstance(steps, list) or not steps:
             raise self.error(
