@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from evozero.native.train import TrainConfig
 from evozero.search.backends import Outcome
 from evozero.search.fitness import normalized
 from evozero.search.protocol import Job, JobResult, Phase, RunRecord
@@ -226,7 +227,7 @@ def budget_text(tasks: Sequence[Task]) -> str:
         return f"{text(common)} {unit}" + (f" ({', '.join(others)})" if others else "")
 
     words = usual(lambda t: t.steps, steps_text, "steps per task")
-    if any(t.train_config().network != "mlp" for t in tasks):
+    if any(t.train_config().network != TrainConfig.network for t in tasks):
         words += ", " + usual(lambda t: t.train_config().network, str, "network")
     return words
 

@@ -64,8 +64,8 @@ class Task:
         """Short name for tables, e.g. ``breakout@500k``, or ``breakout@500k:conv`` with
         the conv network."""
         steps = f"{self.steps // 1000}k" if self.steps % 1000 == 0 else str(self.steps)
-        network = self.config.get("network", "mlp")
-        return f"{self.env}@{steps}" + ("" if network == "mlp" else f":{network}")
+        network = self.config.get("network", TrainConfig.network)
+        return f"{self.env}@{steps}" + ("" if network == TrainConfig.network else f":{network}")
 
     def with_seeds(self, seeds: Iterable[int]) -> Task:
         """The same task run with other seeds."""
@@ -534,8 +534,9 @@ class _SuiteFile:
             raise self.error(
                 f"{where}.config", "is not a table", "write e.g. config = { num_envs = 8 }"
             )
-        if self.network not in (None, "mlp") and env in GAMES and "network" not in config:
-            # gymnasium tasks keep the MLP; "mlp", the default, adds nothing to the spec
+        default = TrainConfig.network
+        if self.network not in (None, default) and env in GAMES and "network" not in config:
+            # gymnasium tasks keep the MLP; the default network adds nothing to the spec
             config = {**config, "network": self.network}
         fields = set(TrainConfig.__dataclass_fields__) - {"total_steps"}
         unknown = sorted(set(config) - fields)
