@@ -47,8 +47,8 @@ def test_the_least_budget_is_one_iteration_of_the_settings(method: str) -> None:
 
 
 def test_refine_command_refuses_steps_below_one_iteration(tmp_path: Path) -> None:
-    least = iteration_steps(RefineSettings(method="es", config=TrainConfig(total_steps=8192)))
-    args = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "8192"]
+    least = iteration_steps(RefineSettings(method="es", config=TrainConfig(total_steps=16384)))
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "16384"]
     args += ["--steps", str(least - 1), "--backend", "serial", "-o", str(tmp_path / "out")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "Traceback" not in result.output
@@ -66,7 +66,7 @@ def test_only_a_kept_refinement_is_written(
     lo = 0.5 if kept else -0.5
     outcome = RefineOutcome(PPO, refined, 10, 0.0, [], Validation((1, 2), (0, 0), (1, 1), lo, 1.5))
     monkeypatch.setattr(cli_refine, "refine", lambda *a, **k: outcome)
-    args = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "8192"]
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "16384"]
     args += ["--backend", "serial", "-o", str(tmp_path)]
     shown = CliRunner().invoke(app, args)
     assert shown.exit_code == 0, shown.output
@@ -131,7 +131,7 @@ def test_refine_passes_pairs_and_meta_lr_and_refuses_bad_ones(
         return RefineOutcome(program, program, 10, 0.0, [], kept)
 
     monkeypatch.setattr(cli_refine, "refine", fake)
-    args = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "8192"]
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "16384"]
     args += ["--backend", "serial", "-o", str(tmp_path)]
     ok = CliRunner().invoke(app, [*args, "--pairs", "3", "--meta-lr", "0.2"])
     assert ok.exit_code == 0, ok.output
@@ -150,6 +150,10 @@ def test_refine_names_the_lifetime_a_metagrad_needs_and_env_is_for_program_files
     assert short.exit_code == 2 and "Traceback" not in short.output
     assert "too short for metagrad" in short.output and "--train-steps" in short.output
     assert "16,384 env steps per lifetime" in short.output
+    es = ["refine", "programs/ppo.evz", "--method", "es", "--train-steps", "8192"]
+    one_update = CliRunner().invoke(app, [*es, "-o", str(tmp_path)])
+    assert one_update.exit_code == 2 and "too short for es" in one_update.output
+    assert "16,384 env steps per lifetime" in one_update.output
     run = tmp_path / "run"
     run.mkdir()
     env = CliRunner().invoke(app, ["refine", str(run), "--env", "seaquest"])

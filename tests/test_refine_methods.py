@@ -137,9 +137,9 @@ def test_refine_command_es_writes_a_kept_rule_and_says_which_way(tmp_path, monke
 
     from evozero.cli import app
 
-    # A budget of 1.5 ES iterations (8 lifetimes of 8192 steps each): one fits.
-    args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "98304", "--train-steps"]
-    args += ["8192", "--pairs", "4", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path)]
+    # A budget of 1.5 ES iterations (8 lifetimes of 2 updates each): one fits.
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "196608", "--train-steps"]
+    args += ["16384", "--pairs", "4", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path)]
     args += ["--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -152,9 +152,9 @@ def test_refine_command_es_writes_a_kept_rule_and_says_which_way(tmp_path, monke
     else:
         assert out["output"] is None and not list(tmp_path.glob("*.evz"))
     assert out["original"] == PPO.constant_values and out["refined"] != out["original"]
-    assert len(out["validation"]["original"]) == 2 and out["steps"] == 8 * 8192
-    assert (out["env"], out["train_steps"]) == ("breakout", 8192)
-    assert (out["validation"]["env"], out["validation"]["steps"]) == ("breakout", 8192)
+    assert len(out["validation"]["original"]) == 2 and out["steps"] == 8 * 16384
+    assert (out["env"], out["train_steps"]) == ("breakout", 16384)
+    assert (out["validation"]["env"], out["validation"]["steps"]) == ("breakout", 16384)
 
 
 def test_refine_command_trains_a_program_file_on_the_network_asked_for(tmp_path) -> None:
@@ -162,12 +162,12 @@ def test_refine_command_trains_a_program_file_on_the_network_asked_for(tmp_path)
 
     from evozero.cli import app
 
-    args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "16384", "--train-steps"]
-    args += ["8192", "--pairs", "1", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path)]
+    args = ["refine", "programs/ppo.evz", "--method", "es", "--steps", "32768", "--train-steps"]
+    args += ["16384", "--pairs", "1", "--seeds", "2", "--backend", "serial", "-o", str(tmp_path)]
     result = CliRunner().invoke(app, [*args, "--network", "CONV", "--json"])
     assert result.exit_code == 0, result.output
     (out,) = json.loads(result.stdout)
-    assert out["network"] == "conv" and out["steps"] == 2 * 8192
+    assert out["network"] == "conv" and out["steps"] == 2 * 16384
     bad = CliRunner().invoke(app, [*args, "--network", "conv", "--env", "CartPole-v1"])
     assert bad.exit_code == 2 and "--network conv needs a native game" in bad.output
     run = CliRunner().invoke(app, ["refine", str(tmp_path), "--network", "conv"])

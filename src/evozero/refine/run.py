@@ -156,6 +156,13 @@ def check_budget(
             f"which replays {settings.k} update(s) and evaluates the next: give it at least "
             f"{(settings.k + 1) * batch:,} env steps per lifetime ({lifetime_flag})"
         )
+    if settings.method == "es" and c.num_updates < 2:
+        # The one update comes after the lifetime's only rollout: no rule changes a return.
+        raise ValueError(
+            f"a lifetime of {c.num_updates} x {batch:,} env steps is too short for es: its "
+            "one update comes after the last rollout, so all constants score the same; "
+            f"give it at least {2 * batch:,} env steps per lifetime ({lifetime_flag})"
+        )
     least = iteration_steps(settings)
     if settings.budget_steps >= least:
         return
