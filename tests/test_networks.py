@@ -489,6 +489,13 @@ def test_conv_needs_minatar_bit_planes(obs_size: int) -> None:
         actor_critic(obs_size, 3, network="conv")
 
 
+def test_conv_takes_at_most_64_channels() -> None:
+    # one bit per channel in each cell's mask (csrc/trainer/conv.cpp)
+    actor_critic(100 * 64, 3, network="conv")
+    with pytest.raises(ValueError, match="at most 64 channels \\(got 65\\); use network 'mlp'"):
+        actor_critic(100 * 65, 3, network="conv")
+
+
 def test_unknown_network_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown network 'resnet'; use 'mlp' or 'conv'"):
         actor_critic(400, 3, network="resnet")

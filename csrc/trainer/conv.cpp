@@ -12,7 +12,6 @@ namespace {
 
 constexpr int kTaps = ConvNet::kKernel * ConvNet::kKernel;
 constexpr int kF = ConvNet::kFilters;
-using v4 = float __attribute__((vector_size(16)));  // SSE2: the portable baseline
 
 // Calls f(cell, value) for every non-zero input of sample i: the active cells
 // (value 1) of a sparse row, or the non-zero entries of a dense one.
@@ -39,28 +38,6 @@ inline void for_each_tap(int y, int x, F&& f) {
       f((y - oy) * ConvNet::kKernel + (x - ox), oy * ConvNet::kOutGrid + ox);
 }
 
-// y[f] += value * x[f] for the 16 filters, in 4-float vectors (SSE2, the
-// portable baseline: GCC left the plain loop scalar here).
-inline void add_scaled(float* y, float value, const float* x) {
-  for (int f = 0; f < kF; f += 4) {
-    v4 a, b;
-    std::memcpy(&a, y + f, sizeof(a));
-    std::memcpy(&b, x + f, sizeof(b));
-    a += value * b;
-    std::memcpy(y + f, &a, sizeof(a));
-  }
-}
-
-// The ReLU of the 16 features of one position, in place (NaN passes).
-inline void relu(float* h) {
-  for (int f = 0; f < kF; f += 4) {
-    v4 a;
-    std::memcpy(&a, h + f, sizeof(a));
-    a = a < v4{} ? v4{} : a;
-    std::memcpy(h + f, &a, sizeof(a));
-  }
-}
-
 }  // namespace
 
 ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
@@ -69,6 +46,9 @@ ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
     throw std::invalid_argument(
         "the conv network needs 10x10xC MinAtar observations (obs_size = 100 * C, got " +
         std::to_string(obs_size) + "); use network 'mlp' for other envs");
+  if (channels_ > 64)
+    throw std::invalid_argument("the conv network takes at most 64 channels (got " +
+                                std::to_string(channels_) + "); use network 'mlp'");
   wc_ = offset;
   bc_ = wc_ + std::size_t(channels_) * kTaps * kF;
   w1_ = bc_ + kF;
@@ -83,6 +63,13 @@ ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
   starts_.assign(kPositions + 1, 0);
   yx_of_cell_.resize(std::size_t(obs_size));
   for (int cell = 0; cell < obs_size; ++cell) yx_of_cell_[cell] = int16_t(cell / channels_);
+  channel_starts_.resize(std::size_t(channels_) + 1);
+  channel_cells_.resize(std::size_t(obs_size));
+  channel_values_.resize(std::size_t(obs_size));
+  for (int q = 0; q < kPositions; ++q) {
+    identity_[q] = q;
+    padded_[q] = (q / kOutGrid + 2) * kPadded + q % kOutGrid + 2;
+  }
   for (int yx = 0; yx < kGrid * kGrid; ++yx)
     for_each_tap(yx / kGrid, yx % kGrid,
                  [&](int, int pos) { patch_of_cell_[yx] |= uint64_t(1) << pos; });
@@ -127,12 +114,25 @@ void ConvNet::sync(const float* params) {
       for (int o = 0; o < kHidden; ++o)
         w1_by_position_[(std::size_t(q) * kHidden + o) * kF + f] =
             w1[(std::size_t(q) * kF + f) * kHidden + o];
+  // An inactive position's output, and every sample's start of the hidden layer:
+  // base = b1 + sum_q kappa . W1[q] (no skipping kappa = 0: 0 * inf is NaN here as
+  // in torch).
+  const float* bc = params + bc_;
+  for (int f = 0; f < kF; ++f) kappa_[f] = bc[f] < 0.0f ? 0.0f : bc[f];  // NaN passes
+  float* base = base_.data();
+  std::copy(params + b1_, params + b1_ + kHidden, base);
+  for (int j = 0; j < kFeatures; ++j) {
+    const float k = kappa_[j % kF];
+    const float* w = w1 + std::size_t(j) * kHidden;
+    for (int o = 0; o < kHidden; ++o) base[o] += k * w[o];
+  }
 }
 
 void ConvNet::reserve(int n) {
   if (n <= capacity_) return;
   const std::size_t rows = std::size_t(n);
-  for (Buffer* b : {&h1_, &d1_}) ensure_size(*b, rows * kFeatures);
+  ensure_size(h1_, rows * kFeatures);
+  ensure_size(d1_, rows * kFeatures + kF);  // and a zero row, read by the conv's backward
   for (Buffer* b : {&h2_, &d2_, &rows_}) ensure_size(*b, rows * kHidden);
   ensure_size(panel_, rows * kF);
   ensure_size(out_buf_, rows * std::size_t(out_));
@@ -148,37 +148,56 @@ void ConvNet::index_positions(const FirstLayerInput& x, int n) {
                    [&](int cell, float) { active |= patch_of_cell_[yx_of_cell_[cell]]; });
     active_[i] = active;
   }
-  std::fill(starts_.begin(), starts_.end(), int64_t(0));
-  for (int i = 0; i < n; ++i)  // counts, shifted by one
-    for (uint64_t m = active_[i]; m; m &= m - 1) ++starts_[__builtin_ctzll(m) + 1];
-  for (int q = 0; q < kPositions; ++q) starts_[q + 1] += starts_[q];
-  int64_t next[kPositions];
-  std::copy(starts_.begin(), starts_.begin() + kPositions, next);
-  for (int i = 0; i < n; ++i)  // in sample order: each position's list is sorted
-    for (uint64_t m = active_[i]; m; m &= m - 1) by_position_[next[__builtin_ctzll(m)]++] = i;
+  const int chunks = (n + kChunk - 1) / kChunk;
+  starts_.resize(std::size_t(chunks) * (kPositions + 1));
+  int64_t slot = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const int first = c * kChunk, last = std::min(n, first + kChunk);
+    int64_t* starts = starts_.data() + std::size_t(c) * (kPositions + 1);
+    int64_t next[kPositions] = {};  // counts, then each position's next slot
+    for (int i = first; i < last; ++i)
+      for (uint64_t m = active_[i]; m; m &= m - 1) ++next[__builtin_ctzll(m)];
+    for (int q = 0; q < kPositions; ++q) {
+      starts[q] = slot;
+      slot += next[q];
+      next[q] = starts[q];
+    }
+    starts[kPositions] = slot;
+    for (int i = first; i < last; ++i)  // in sample order: each position's list is sorted
+      for (uint64_t m = active_[i]; m; m &= m - 1) by_position_[next[__builtin_ctzll(m)]++] = i;
+  }
 }
 
-template <class Open, class Tap, class Close>
-void ConvNet::for_each_slot(const FirstLayerInput& x, int n, Open&& open, Tap&& tap,
-                            Close&& close) const {
-  int64_t next[kPositions], slot[kPositions] = {};
-  std::copy(starts_.begin(), starts_.begin() + kPositions, next);
-  for (int i = 0; i < n; ++i) {
+template <class F>
+void ConvNet::for_each_sample(int n, int c, const int* place, int64_t* at, F&& f) const {
+  int64_t next[kPositions];
+  std::copy(chunk_starts(c), chunk_starts(c) + kPositions, next);
+  for (int i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
     // samples in increasing order take each position's slots in turn
     for (uint64_t m = active_[i]; m; m &= m - 1) {
       const int q = __builtin_ctzll(m);
-      slot[q] = next[q]++;
-      open(std::size_t(slot[q]) * kF);
+      at[place[q]] = next[q]++ * kF;
     }
-    for_each_input(x, in_, i, [&](int cell, float value) {
-      const int yx = yx_of_cell_[cell];
-      const std::size_t filters = std::size_t(cell - yx * channels_) * kTaps * kF;
-      for_each_tap(yx / kGrid, yx % kGrid, [&](int t, int pos) {
-        tap(filters + std::size_t(t) * kF, std::size_t(slot[pos]) * kF, value);
-      });
-    });
-    for (uint64_t m = active_[i]; m; m &= m - 1) close(std::size_t(slot[__builtin_ctzll(m)]) * kF);
+    f(i);
   }
+}
+
+kernels::ConvInputByChannel ConvNet::by_channel(const FirstLayerInput& x, int i) {
+  int32_t* starts = channel_starts_.data();
+  std::fill(starts, starts + channels_ + 1, 0);
+  for_each_input(x, in_, i, [&](int cell, float) {
+    ++starts[cell - yx_of_cell_[cell] * channels_ + 1];
+  });
+  for (int c = 0; c < channels_; ++c) starts[c + 1] += starts[c];
+  for_each_input(x, in_, i, [&](int cell, float value) {  // starts[c]: channel c's next
+    const int yx = yx_of_cell_[cell];
+    const int k = starts[cell - yx * channels_]++;
+    channel_cells_[k] = int16_t((yx / kGrid + 2) * kPadded + yx % kGrid + 2);
+    channel_values_[k] = value;
+  });
+  for (int c = channels_; c > 0; --c) starts[c] = starts[c - 1];  // back to the starts
+  starts[0] = 0;
+  return {channel_cells_.data(), channel_values_.data(), starts, channels_};
 }
 
 void ConvNet::forward(const float* params, const FirstLayerInput& x, int n) {
@@ -187,39 +206,36 @@ void ConvNet::forward(const float* params, const FirstLayerInput& x, int n) {
   const float* wc = p + wc_;
   const float* bc = p + bc_;
   const float* w1 = p + w1_;
-  for (int f = 0; f < kF; ++f) kappa_[f] = bc[f] < 0.0f ? 0.0f : bc[f];  // NaN passes
   index_positions(x, n);
   last_n_ = n;
-
-  // Conv, active positions only: slot k of h1 holds the 16 outputs of the k-th
-  // (position, sample) pair in position order, so each position's samples are
-  // contiguous, as the hidden layer reads them.
-  float* h1 = h1_.data();
-  for_each_slot(
-      x, n, [&](std::size_t at) { std::copy(bc, bc + kF, h1 + at); },
-      [&](std::size_t filters, std::size_t at, float value) {
-        add_scaled(h1 + at, value, wc + filters);
-      },
-      [&](std::size_t at) { relu(h1 + at); });
-
-  // h2 = b1 + sum_q kappa . W1[q] (every sample) + the active (h1 - kappa) . W1[q]
-  // (no skipping kappa = 0: 0 * inf is NaN here as in torch)
-  float* base = base_.data();
-  std::copy(p + b1_, p + b1_ + kHidden, base);
-  for (int j = 0; j < kFeatures; ++j) {
-    const float k = kappa_[j % kF];
-    const float* w = w1 + std::size_t(j) * kHidden;
-    for (int o = 0; o < kHidden; ++o) base[o] += k * w[o];
-  }
-  float* h2 = h2_.data();
-  for (int i = 0; i < n; ++i) std::copy(base, base + kHidden, h2 + std::size_t(i) * kHidden);
-  for (int q = 0; q < kPositions; ++q) {
-    const int m = int(starts_[q + 1] - starts_[q]);
-    const float* h = h1 + std::size_t(starts_[q]) * kF;
-    for (int k = 0; k < m; ++k)
-      for (int f = 0; f < kF; ++f) panel_[std::size_t(k) * kF + f] = h[k * kF + f] - kappa_[f];
-    kernels::gemm_add_rows(m, kF, kHidden, panel_.data(), w1 + std::size_t(q) * kF * kHidden,
-                           by_position_.data() + starts_[q], h2);
+  const float* base = base_.data();  // b1 + sum_q kappa . W1[q] (sync)
+  float *h1 = h1_.data(), *h2 = h2_.data();
+  for (int c = 0; c * kChunk < n; ++c) {
+    // Conv, active positions only, into the chunk's slots (position-major, so each
+    // position's samples are contiguous, as the hidden layer reads them).
+    for_each_sample(n, c, identity_, at_, [&](int i) {
+      uint64_t* channels = channels_of_cell_;
+      const auto mark = [&](int cell, float) {
+        const int yx = yx_of_cell_[cell];
+        channels[yx] |= uint64_t(1) << (cell - yx * channels_);
+      };
+      for_each_input(x, in_, i, mark);
+      const float* values = x.is_sparse() ? nullptr : x.dense + std::size_t(i) * in_;
+      kernels::conv3x3_forward(active_[i], {channels, values, channels_}, wc, bc, at_, h1);
+      for_each_input(x, in_, i, [&](int cell, float) { channels[yx_of_cell_[cell]] = 0; });
+    });
+    // h2 = base + the active (h1 - kappa) . W1[q]
+    for (int i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+      std::copy(base, base + kHidden, h2 + std::size_t(i) * kHidden);
+    const int64_t* starts = chunk_starts(c);
+    for (int q = 0; q < kPositions; ++q) {
+      const int m = int(starts[q + 1] - starts[q]);
+      const float* h = h1 + std::size_t(starts[q]) * kF;
+      for (int k = 0; k < m; ++k)
+        for (int f = 0; f < kF; ++f) panel_[std::size_t(k) * kF + f] = h[k * kF + f] - kappa_[f];
+      kernels::gemm_add_rows(m, kF, kHidden, panel_.data(), w1 + std::size_t(q) * kF * kHidden,
+                             by_position_.data() + starts[q], h2);
+    }
   }
   for (std::size_t k = 0; k < std::size_t(n) * kHidden; ++k) h2[k] = h2[k] < 0.0f ? 0.0f : h2[k];
   kernels::gemm_nt(n, out_, kHidden, h2, p + w2_, p + b2_, out_buf_.data());
@@ -239,22 +255,45 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
                         g + offset_ + size_, d2);
   kernels::column_sums(n, kHidden, d2, g + b1_);
 
-  // Hidden layer, one position q at a time over the samples where it is active
-  // (module docstring): dW1[q] = h1[., q]^T d2 + kappa (x) (d2 summed where q is
-  // inactive); dh1 = d2 . W1[q]^T in q's slots (the conv weights read no more); the
-  // conv bias also gets the inactive samples' part, one product per position.
+  // Hidden layer, chunk by chunk and within a chunk one position q at a time over
+  // the samples where it is active (conv.hpp): dW1[q] += h1[., q]^T d2; dh1 = d2 .
+  // W1[q]^T in q's slots (the conv weights read no more); then the conv's gradients
+  // from that chunk's dh1. After the chunks, the inactive samples' part: kappa (x)
+  // (d2 summed where q is inactive) into dW1[q], and one product per position into
+  // the conv bias.
   float* gbc = g + bc_;
+  float* gc = g + wc_;
+  // the padding's positions read the zero row after the last slot (reserve)
+  std::fill(padded_at_, padded_at_ + kPadded * kPadded, int64_t(capacity_) * kFeatures);
   std::fill(gbc, gbc + kF, 0.0f);
+  std::fill(gc, gc + std::size_t(channels_) * kTaps * kF, 0.0f);
+  std::fill(g + w1_, g + w1_ + std::size_t(kFeatures) * kHidden, 0.0f);
+  for (int c = 0; c * kChunk < n; ++c) {
+    const int64_t* starts = chunk_starts(c);
+    for (int q = 0; q < kPositions; ++q) {
+      const int m = int(starts[q + 1] - starts[q]);
+      if (m == 0) continue;
+      const std::size_t first = std::size_t(starts[q]) * kF;
+      kernels::gather_rows(m, kHidden, d2, by_position_.data() + starts[q], rows_.data());
+      kernels::gemm_add(kF, m, kHidden, h1 + first, 1, kF, rows_.data(),
+                        g + w1_ + std::size_t(q) * kF * kHidden);
+      kernels::gemm(m, kHidden, kF, rows_.data(), kHidden, 1,
+                    w1_by_position_.data() + std::size_t(q) * kHidden * kF, nullptr, false,
+                    d1 + first);
+    }
+    const std::size_t first = std::size_t(starts[0]) * kF;
+    const std::size_t count = std::size_t(starts[kPositions] - starts[0]) * kF;
+    kernels::relu_backward(count, h1 + first, d1 + first);
+    float active_sum[kF];
+    kernels::column_sums(int(count / kF), kF, d1 + first, active_sum);
+    for (int f = 0; f < kF; ++f) gbc[f] += active_sum[f];
+    for_each_sample(n, c, padded_, padded_at_, [&](int i) {
+      kernels::conv3x3_weight_grad(by_channel(x, i), padded_at_, d1, gc);
+    });
+  }
   kernels::masked_row_sums(n, kHidden, d2, active_.data(), inactive_sums_.data());
   for (int q = 0; q < kPositions; ++q) {
-    const int m = int(starts_[q + 1] - starts_[q]);
-    const std::size_t first = std::size_t(starts_[q]) * kF;
     float* gw = g + w1_ + std::size_t(q) * kF * kHidden;
-    kernels::gather_rows(m, kHidden, d2, by_position_.data() + starts_[q], rows_.data());
-    kernels::gemm(kF, m, kHidden, h1 + first, 1, kF, rows_.data(), nullptr, false, gw);
-    kernels::gemm(m, kHidden, kF, rows_.data(), kHidden, 1,
-                  w1_by_position_.data() + std::size_t(q) * kHidden * kF, nullptr, false,
-                  d1 + first);
     const float* inactive = inactive_sums_.data() + std::size_t(q) * kHidden;
     for (int f = 0; f < kF; ++f) {
       const float* w = w1 + (std::size_t(q) * kF + f) * kHidden;
@@ -266,22 +305,6 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
       }
     }
   }
-  const std::size_t slots = std::size_t(starts_[kPositions]);
-  kernels::relu_backward(slots * kF, h1, d1);
-  float active_sum[kF];
-  kernels::column_sums(int(slots), kF, d1, active_sum);
-  for (int f = 0; f < kF; ++f) gbc[f] += active_sum[f];
-
-  // Conv: each non-zero input adds value * dh1 at the (active) positions it reached.
-  float* gc = g + wc_;
-  std::fill(gc, gc + std::size_t(channels_) * kTaps * kF, 0.0f);
-  const auto skip = [](std::size_t) {};
-  for_each_slot(
-      x, n, skip,
-      [&](std::size_t filters, std::size_t at, float value) {
-        add_scaled(gc + filters, value, d1 + at);
-      },
-      skip);
 }
 
 }  // namespace evozero::trainer

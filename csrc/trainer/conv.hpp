@@ -18,11 +18,15 @@
 // filters): feature p * 16 + f (torch's Flatten order is f * 64 + p; tensors()
 // maps between the two).
 //
-// The conv exploits the sparse input: an active cell adds its filter column to
-// at most 9 output positions (3x3 kernel offsets), so the forward pass costs
-// 9 * 16 adds per active cell instead of 64 * 9 * C * 16 multiply-adds, and
-// so does the filters' gradient. Dense float rows are read the same way,
-// skipping zeros (a value multiplies its filter column).
+// The conv exploits the sparse input: only the patches' non-zero inputs are read,
+// about 9 * 16 multiply-adds per active cell instead of 64 * 9 * C * 16, and
+// likewise for the filters' gradient. The forward pass gathers each active
+// position's patch (per-cell channel masks) into registers; the filters' gradient
+// sums, per (channel, kernel offset), the output gradients of that channel's cells
+// in registers, one update of each filter row per sample. Measured slower: both
+// as scatters into the outputs (read-modify-write chains through memory), and a
+// zero row added for each empty cell instead of a branch. Dense float rows are
+// read the same way, skipping zeros (a value multiplies its filter row).
 //
 // The 1024 -> 128 layer, most of the work, exploits it too. A position whose
 // 3x3 patch holds no active cell ("inactive": 25-65% of them, by game) outputs
@@ -38,9 +42,14 @@
 // samples. So the activations keep only the active positions: slot k of h1
 // holds the 16 features of the k-th (position, sample) pair, pairs grouped by
 // position and each group in sample order, so a position's samples are
-// contiguous. Running the layer over the ~20-35% non-zero conv outputs one
-// sample at a time was measured slower: each weight row was then read once
-// from L2 where a tile reuses it across samples.
+// contiguous. The batch is worked in chunks of kChunk samples (forward: conv
+// then hidden layer; backward: hidden layer then conv), each chunk's pairs
+// grouped so, so that a chunk's conv outputs and hidden rows stay in L2 from one
+// layer to the next (on breakout, a forward-backward step of a 1024-sample
+// minibatch ran 7% faster in chunks of 128 than whole; 64 and 256 were slower).
+// Running the layer over the ~20-35% non-zero conv outputs one sample at a time
+// was measured slower: each weight row was then read once from L2 where a tile
+// reuses it across samples.
 #pragma once
 
 #include <cstddef>
@@ -49,6 +58,7 @@
 #include <vector>
 
 #include "trainer/buffer.hpp"
+#include "trainer/kernels.hpp"
 #include "trainer/network.hpp"
 
 namespace evozero::trainer {
@@ -85,19 +95,24 @@ class ConvNet final : public Network {
 
   int in_, channels_, out_;
   std::size_t offset_, wc_, bc_, w1_, b1_, w2_, b2_, size_;
-  // The positions each sample of x activates (active_), and the samples by
-  // position: position q is active in samples
-  // by_position_[starts_[q] .. starts_[q + 1]), in increasing order. Index k of
-  // that list is also the pair's slot in h1 and d1.
+  // Samples per chunk of the batch (above): a chunk's conv outputs (about 40 active
+  // positions x 64 bytes per sample) and hidden rows (512 bytes) fit in L2.
+  static constexpr int kChunk = 128;
+  // The positions each sample of x activates (active_), and each chunk's samples by
+  // position: in chunk c, position q is active in samples
+  // by_position_[s[q] .. s[q + 1]) with s = chunk_starts(c), in increasing order.
+  // Index k of that list is also the pair's slot in h1 and d1: chunk by chunk, and
+  // within a chunk position by position.
   void index_positions(const FirstLayerInput& x, int n);
-  // For each sample of x: open(at) for each of its active positions, then
-  // tap(filters, at, value) for each non-zero input and each position it
-  // reaches, then close(at) for each active position. filters: the offset of
-  // the input's 16 filter weights at that kernel offset in wc; at: the offset
-  // of the (position, sample) pair's 16 features in h1 (and d1).
-  template <class Open, class Tap, class Close>
-  void for_each_slot(const FirstLayerInput& x, int n, Open&& open, Tap&& tap,
-                     Close&& close) const;
+  const int64_t* chunk_starts(int c) const {
+    return starts_.data() + std::size_t(c) * (kPositions + 1);
+  }
+  // For each sample i of chunk c: sets at[place[q]] to the offset in h1 (and d1) of
+  // the 16 features of its pair with each of its active positions q, then calls f(i).
+  template <class F>
+  void for_each_sample(int n, int c, const int* place, int64_t* at, F&& f) const;
+  // Sample i's non-zero inputs grouped by channel (the conv's backward).
+  kernels::ConvInputByChannel by_channel(const FirstLayerInput& x, int i);
 
   int capacity_ = 0;
   int last_n_ = -1;            // the batch size of the last forward pass
@@ -111,9 +126,17 @@ class ConvNet final : public Network {
   Buffer rows_;                // (m, 128): one position's samples' d2, gathered
   Buffer inactive_sums_;       // (64, 128): d2 summed per position over its inactive samples
   uint64_t patch_of_cell_[kGrid * kGrid] = {};  // the positions each grid cell reaches
+  uint64_t channels_of_cell_[kGrid * kGrid] = {};  // one sample's non-zero channels, by cell
+  static constexpr int kPadded = kOutGrid + 4;       // the 8x8 positions padded by 2
+  int identity_[kPositions], padded_[kPositions];    // position -> itself, its padded place
+  int64_t at_[kPositions] = {};                      // one sample's slot offsets, by position
+  int64_t padded_at_[kPadded * kPadded] = {};        // ... by padded place (zero row: none)
+  std::vector<int32_t> channel_starts_;              // by_channel(): C + 1
+  std::vector<int16_t> channel_cells_;
+  std::vector<float> channel_values_;
   std::vector<int16_t> yx_of_cell_;             // input index -> grid cell (no division)
   std::vector<uint64_t> active_;      // per sample: bit q set when position q is active
-  std::vector<int64_t> starts_;       // 65 offsets into by_position_
+  std::vector<int64_t> starts_;       // per chunk, 65 offsets into by_position_
   std::vector<int32_t> by_position_;  // sample indices, grouped by position
 };
 

@@ -80,13 +80,20 @@ constexpr int kTileRows = kLanes<V> == 16 ? 8 : kLanes<V> == 8 ? 6 : 4;
 template <class V, int R, int C>
 EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_t s_row,
                               std::ptrdiff_t s_inner, const float* v, const float* bias,
-                              bool do_relu, float* y) {
+                              bool do_relu, bool add, float* y) {
   constexpr int W = kLanes<V>;
   V acc[R][C];
   for (int c = 0; c < C; ++c) {
     V b{};
     if (bias) load(b, bias + c * W);
-    for (int r = 0; r < R; ++r) acc[r][c] = b;
+    for (int r = 0; r < R; ++r) {
+      acc[r][c] = b;
+      if (add) {
+        V a;
+        load(a, y + std::ptrdiff_t(r) * cols + c * W);
+        acc[r][c] += a;
+      }
+    }
   }
   for (int t = 0; t < inner; ++t) {
     V w[C];
@@ -125,25 +132,26 @@ EVOZERO_INLINE void for_each_row_tile(int rows, Tile&& tile) {
 template <class V, int C>
 EVOZERO_INLINE void gemm_columns(int rows, int inner, int cols, const float* s,
                                  std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
-                                 const float* bias, bool do_relu, float* y) {
+                                 const float* bias, bool do_relu, bool add, float* y) {
   for_each_row_tile<V>(rows, [&](auto tile_rows, int r) EVOZERO_INLINE_LAMBDA {
     gemm_tile<V, decltype(tile_rows)::value, C>(inner, cols, s + r * s_row, s_row, s_inner, v,
-                                                 bias, do_relu, y + std::ptrdiff_t(r) * cols);
+                                                 bias, do_relu, add,
+                                                 y + std::ptrdiff_t(r) * cols);
   });
 }
 
 template <class V>
 EVOZERO_INLINE void gemm_impl(int rows, int inner, int cols, const float* s,
                               std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
-                              const float* bias, bool do_relu, float* y) {
+                              const float* bias, bool do_relu, bool add, float* y) {
   constexpr int W = kLanes<V>;
   int c = 0;
   for (; c + 2 * W <= cols; c += 2 * W)
     gemm_columns<V, 2>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
-                       do_relu, y + c);
+                       do_relu, add, y + c);
   for (; c < cols; c += W)
     gemm_columns<V, 1>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
-                       do_relu, y + c);
+                       do_relu, add, y + c);
 }
 
 // ---- gemm_add_rows: the same tile, accumulating into named rows of y ---------
@@ -354,6 +362,78 @@ EVOZERO_INLINE void masked_row_sums_impl(int n, int cols, const float* d, const 
   }
 }
 
+// ---- conv3x3: one sample's 16 filters at its active positions ------------------
+
+// Calls f(w_row, x) for each non-zero input of the 3x3 patch of position q, in
+// increasing input order: w_row the offset of its 16 filter weights, x its value.
+template <class F>
+EVOZERO_INLINE void for_each_patch_input(int q, const ConvInput& x, F&& f) {
+  const int oy = q >> 3, ox = q & 7;
+  for (int ky = 0; ky < 3; ++ky)
+    for (int kx = 0; kx < 3; ++kx) {
+      const int cell = (oy + ky) * 10 + ox + kx, t = ky * 3 + kx;
+      for (uint64_t m = x.channels[cell]; m; m &= m - 1) {
+        const int c = __builtin_ctzll(m);
+        f(std::ptrdiff_t(c * 9 + t) * 16, x.values ? x.values[cell * x.C + c] : 1.0f);
+      }
+    }
+}
+
+template <class V>
+EVOZERO_INLINE void conv3x3_forward_impl(uint64_t positions, const ConvInput& x, const float* w,
+                                         const float* bias, const int64_t* at, float* y) {
+  constexpr int W = kLanes<V>, N = 16 / W;
+  V b[N];
+  for (int k = 0; k < N; ++k) load(b[k], bias + k * W);
+  for (uint64_t m = positions; m; m &= m - 1) {
+    const int q = __builtin_ctzll(m);
+    V acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = b[k];
+    // Registers, not a read-modify-write of y per input (a chain through memory).
+    // Measured slower: adding a zero row for each empty cell instead of branching,
+    // and scattering each filter row to its inputs' positions (as the backward pass).
+    for_each_patch_input(q, x, [&](std::ptrdiff_t row, float value) EVOZERO_INLINE_LAMBDA {
+      for (int k = 0; k < N; ++k) {
+        V v;
+        load(v, w + row + k * W);
+        acc[k] += value * v;
+      }
+    });
+    for (int k = 0; k < N; ++k) {
+      relu(acc[k]);
+      store(y + at[q] + k * W, acc[k]);
+    }
+  }
+}
+
+template <class V>
+EVOZERO_INLINE void conv3x3_weight_grad_impl(const ConvInputByChannel& x, const int64_t* at,
+                                             const float* d, float* g) {
+  constexpr int W = kLanes<V>, N = 16 / W;
+  for (int c = 0; c < x.C; ++c) {
+    const int first = x.starts[c], last = x.starts[c + 1];
+    if (first == last) continue;
+    for (int t = 0; t < 9; ++t) {
+      const int back = (t / 3) * 12 + t % 3;  // cell - position in the padded grid
+      V acc[N] = {};
+      for (int k = first; k < last; ++k) {
+        const float* row = d + at[x.cells[k] - back];
+        for (int l = 0; l < N; ++l) {
+          V v;
+          load(v, row + l * W);
+          acc[l] += x.values[k] * v;
+        }
+      }
+      float* gt = g + std::ptrdiff_t(c * 9 + t) * 16;
+      for (int l = 0; l < N; ++l) {
+        V v;
+        load(v, gt + l * W);
+        store(gt + l * W, v + acc[l]);
+      }
+    }
+  }
+}
+
 template <class V>
 EVOZERO_INLINE void relu_backward_impl(std::size_t count, const float* h, float* d) {
   for (std::size_t i = 0; i < count; ++i) d[i] = h[i] <= 0.0f ? 0.0f : d[i];
@@ -374,8 +454,8 @@ EVOZERO_INLINE void relu_backward_impl(std::size_t count, const float* h, float*
 EVOZERO_MULTIVERSION(gemm,
                      (int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
                       std::ptrdiff_t s_inner, const float* v, const float* bias, bool do_relu,
-                      float* y),
-                     (rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, y))
+                      bool add, float* y),
+                     (rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add, y))
 EVOZERO_MULTIVERSION(gemm_add_rows,
                      (int rows, int inner, int cols, const float* s, const float* v,
                       const int32_t* at, float* y),
@@ -399,6 +479,13 @@ EVOZERO_MULTIVERSION(gather_rows,
 EVOZERO_MULTIVERSION(masked_row_sums,
                      (int n, int cols, const float* d, const uint64_t* masks, float* sums),
                      (n, cols, d, masks, sums))
+EVOZERO_MULTIVERSION(conv3x3_forward,
+                     (uint64_t positions, const ConvInput& x, const float* w, const float* bias,
+                      const int64_t* at, float* y),
+                     (positions, x, w, bias, at, y))
+EVOZERO_MULTIVERSION(conv3x3_weight_grad,
+                     (const ConvInputByChannel& x, const int64_t* at, const float* d, float* g),
+                     (x, at, d, g))
 EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d),
                      (count, h, d))
 
@@ -408,7 +495,12 @@ EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d
 
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y) {
-  gemm_mv(rows, inner, cols, s, s_row, s_inner, v, bias, relu, y);
+  gemm_mv(rows, inner, cols, s, s_row, s_inner, v, bias, relu, false, y);
+}
+
+void gemm_add(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
+              std::ptrdiff_t s_inner, const float* v, float* y) {
+  gemm_mv(rows, inner, cols, s, s_row, s_inner, v, nullptr, false, true, y);
 }
 
 void gemm_add_rows(int rows, int inner, int cols, const float* s, const float* v,
@@ -458,6 +550,16 @@ void gather_rows(int rows, int cols, const float* src, const int32_t* at, float*
 
 void masked_row_sums(int n, int cols, const float* d, const uint64_t* masks, float* sums) {
   masked_row_sums_mv(n, cols, d, masks, sums);
+}
+
+void conv3x3_forward(uint64_t positions, const ConvInput& x, const float* w, const float* bias,
+                     const int64_t* at, float* y) {
+  conv3x3_forward_mv(positions, x, w, bias, at, y);
+}
+
+void conv3x3_weight_grad(const ConvInputByChannel& x, const int64_t* at, const float* d,
+                         float* g) {
+  conv3x3_weight_grad_mv(x, at, d, g);
 }
 
 void relu_backward(std::size_t count, const float* h, float* d) {

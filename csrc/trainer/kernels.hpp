@@ -36,6 +36,11 @@ namespace kernels {
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y);
 
+// The same product added into y: y += s . v (the conv network's weight gradient,
+// accumulated over chunks of the batch).
+void gemm_add(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
+              std::ptrdiff_t s_inner, const float* v, float* y);
+
 // y[at[k], :] (padded cols) += sum_t s[k * inner + t] * v[t, :] for k < rows: a block
 // of rows' contribution through v, added into the rows of y that `at` names (the
 // conv network's hidden layer, one input position at a time; conv.hpp).
@@ -80,6 +85,42 @@ void sparse_column_sums(int num_cells, const SparseColumns& x, int cols, const f
 // masks[i] is clear, for q < 64: per-position sums over the samples where the
 // position is inactive (the conv network's hidden layer, conv.hpp).
 void masked_row_sums(int n, int cols, const float* d, const uint64_t* masks, float* sums);
+
+// One sample of the conv network's 10x10xC input (conv.hpp), by grid cell: bit c of
+// channels[cell] is set where input (cell, c) is non-zero, and that input is
+// values[cell * C + c], or 1 when values is null (a sparse binary row).
+struct ConvInput {
+  const uint64_t* channels;  // 100 cells
+  const float* values;       // 100 * C, or null
+  int C;
+};
+
+// The 3x3 valid convolution with 16 filters of one sample, at the output positions
+// set in `positions` (bit q: position q = oy * 8 + ox), each gathering its patch:
+//   y[at[q] + f] = relu(bias[f] + sum over kernel offsets t = ky * 3 + kx and
+//                  channels c of x(oy + ky, ox + kx, c) * w[(c * 9 + t) * 16 + f])
+// summed in increasing input order.
+void conv3x3_forward(uint64_t positions, const ConvInput& x, const float* w, const float* bias,
+                     const int64_t* at, float* y);
+
+// The same sample by channel: channel c is non-zero at the cells
+// cells[starts[c] .. starts[c + 1]) with values values[...] (1 for binary input);
+// a cell (y, x) is given as (y + 2) * 12 + x + 2, its place in a 12x12 grid of
+// positions that pads the 8x8 output grid by 2 on each side.
+struct ConvInputByChannel {
+  const int16_t* cells;
+  const float* values;
+  const int32_t* starts;  // C + 1
+  int C;
+};
+
+// The filters' gradient of one sample from its output gradient d:
+//   g[(c * 9 + t) * 16 + f] += sum over the cells (y, x) where channel c is non-zero
+//                              of x(y, x, c) * d[at[(y - ky + 2) * 12 + x - kx + 2] + f]
+// with at (12x12) the offset in d of each output position's 16 gradients (of a zero
+// row for the padding). Summed in registers per (c, t), one update of g each.
+void conv3x3_weight_grad(const ConvInputByChannel& x, const int64_t* at, const float* d,
+                         float* g);
 
 // dst[k, :] = src[at[k], :] for k < rows (padded cols).
 void gather_rows(int rows, int cols, const float* src, const int32_t* at, float* dst);
