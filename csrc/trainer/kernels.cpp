@@ -29,14 +29,20 @@ using v16 = float __attribute__((vector_size(64)));
 template <class V>
 constexpr int kLanes = int(sizeof(V) / sizeof(float));
 
-// Unaligned vector load/store; memcpy keeps them free of aliasing UB.
+// Unaligned vector load/store; memcpy keeps them free of aliasing UB. Through a
+// local: a memcpy straight into an element of an accumulator array was done in
+// 16-byte pieces through the stack, whose 32-byte reloads then missed store
+// forwarding (the conv network's forward gemm ran 20% slower).
 template <class V>
 EVOZERO_INLINE void load(V& v, const float* p) {
-  std::memcpy(&v, p, sizeof(V));
+  V t;
+  std::memcpy(&t, p, sizeof(V));
+  v = t;
 }
 template <class V>
 EVOZERO_INLINE void store(float* p, const V& v) {
-  std::memcpy(p, &v, sizeof(V));
+  const V t = v;
+  std::memcpy(p, &t, sizeof(V));
 }
 template <class V>
 EVOZERO_INLINE void relu(V& v) {
