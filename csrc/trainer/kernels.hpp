@@ -99,7 +99,7 @@ struct ConvInput {
 // set in `positions` (bit q: position q = oy * 8 + ox), each gathering its patch:
 //   y[at[q] + f] = relu(bias[f] + sum over kernel offsets t = ky * 3 + kx and
 //                  channels c of x(oy + ky, ox + kx, c) * w[(c * 9 + t) * 16 + f])
-// summed in increasing input order.
+// summed row by row of the patch: (bias + row 0) + (row 1 + row 2).
 void conv3x3_forward(uint64_t positions, const ConvInput& x, const float* w, const float* bias,
                      const int64_t* at, float* y);
 
