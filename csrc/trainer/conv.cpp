@@ -57,6 +57,7 @@ ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
   b2_ = w2_ + std::size_t(out) * kHidden;
   size_ = b2_ + std::size_t(padded(out)) - offset;
   w1_by_position_.assign(std::size_t(kFeatures) * kHidden, 0.0f);
+  dw1_by_position_.assign(std::size_t(kFeatures) * kHidden, 0.0f);
   kappa_.assign(kF, 0.0f);
   base_.assign(kHidden, 0.0f);
   inactive_sums_.assign(std::size_t(kPositions) * kHidden, 0.0f);
@@ -133,7 +134,7 @@ void ConvNet::reserve(int n) {
   const std::size_t rows = std::size_t(n);
   ensure_size(h1_, rows * kFeatures);
   ensure_size(d1_, rows * kFeatures + kF);  // and a zero row, read by the conv's backward
-  for (Buffer* b : {&h2_, &d2_, &rows_}) ensure_size(*b, rows * kHidden);
+  for (Buffer* b : {&h2_, &d2_}) ensure_size(*b, rows * kHidden);
   ensure_size(panel_, rows * kF);
   ensure_size(out_buf_, rows * std::size_t(out_));
   active_.resize(rows);
@@ -267,19 +268,20 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
   std::fill(padded_at_, padded_at_ + kPadded * kPadded, int64_t(capacity_) * kFeatures);
   std::fill(gbc, gbc + kF, 0.0f);
   std::fill(gc, gc + std::size_t(channels_) * kTaps * kF, 0.0f);
-  std::fill(g + w1_, g + w1_ + std::size_t(kFeatures) * kHidden, 0.0f);
+  std::fill(dw1_by_position_.begin(), dw1_by_position_.end(), 0.0f);
   for (int c = 0; c * kChunk < n; ++c) {
     const int64_t* starts = chunk_starts(c);
     for (int q = 0; q < kPositions; ++q) {
       const int m = int(starts[q + 1] - starts[q]);
       if (m == 0) continue;
       const std::size_t first = std::size_t(starts[q]) * kF;
-      kernels::gather_rows(m, kHidden, d2, by_position_.data() + starts[q], rows_.data());
-      kernels::gemm_add(kF, m, kHidden, h1 + first, 1, kF, rows_.data(),
-                        g + w1_ + std::size_t(q) * kF * kHidden);
-      kernels::gemm(m, kHidden, kF, rows_.data(), kHidden, 1,
-                    w1_by_position_.data() + std::size_t(q) * kHidden * kF, nullptr, false,
-                    d1 + first);
+      const int32_t* samples = by_position_.data() + starts[q];  // their rows of d2
+      // dW1[q]^T (128, 16) += d2[samples]^T . h1[q's slots], and dh1 = d2[samples] . W1[q]^T
+      kernels::gemm_gathered(kHidden, m, kF, d2, 1, kHidden, samples, true, h1 + first, true,
+                             dw1_by_position_.data() + std::size_t(q) * kHidden * kF);
+      kernels::gemm_gathered(m, kHidden, kF, d2, kHidden, 1, samples, false,
+                             w1_by_position_.data() + std::size_t(q) * kHidden * kF, false,
+                             d1 + first);
     }
     const std::size_t first = std::size_t(starts[0]) * kF;
     const std::size_t count = std::size_t(starts[kPositions] - starts[0]) * kF;
@@ -295,9 +297,11 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
   for (int q = 0; q < kPositions; ++q) {
     float* gw = g + w1_ + std::size_t(q) * kF * kHidden;
     const float* inactive = inactive_sums_.data() + std::size_t(q) * kHidden;
+    const float* gw_t = dw1_by_position_.data() + std::size_t(q) * kHidden * kF;
     for (int f = 0; f < kF; ++f) {
       const float* w = w1 + (std::size_t(q) * kF + f) * kHidden;
-      for (int o = 0; o < kHidden; ++o) gw[f * kHidden + o] += kappa_[f] * inactive[o];
+      for (int o = 0; o < kHidden; ++o)
+        gw[f * kHidden + o] = gw_t[o * kF + f] + kappa_[f] * inactive[o];
       if (!(kappa_[f] <= 0.0f)) {  // the ReLU passes at kappa (NaN passes)
         float dot = 0.0f;
         for (int o = 0; o < kHidden; ++o) dot += w[o] * inactive[o];

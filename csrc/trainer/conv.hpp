@@ -117,13 +117,13 @@ class ConvNet final : public Network {
   int capacity_ = 0;
   int last_n_ = -1;            // the batch size of the last forward pass
   Buffer w1_by_position_;      // (64, 128, 16): W1[q] transposed per position, for dh1
+  Buffer dw1_by_position_;     // (64, 128, 16): dW1[q] so transposed, summed over chunks
   Buffer h1_, d1_;             // (slots, 16): the conv's outputs at active positions only,
                                // and their gradients (the last forward pass's pairs)
   Buffer h2_, d2_, out_buf_;   // the hidden layer's and the output layer's (n, .)
   Buffer kappa_;               // (16): ReLU(conv bias), an inactive position's output
   Buffer base_;                // (128): b1 + sum_q kappa . W1[q], every sample's start
   Buffer panel_;               // (m, 16): one position's h1 - kappa
-  Buffer rows_;                // (m, 128): one position's samples' d2, gathered
   Buffer inactive_sums_;       // (64, 128): d2 summed per position over its inactive samples
   uint64_t patch_of_cell_[kGrid * kGrid] = {};  // the positions each grid cell reaches
   uint64_t channels_of_cell_[kGrid * kGrid] = {};  // one sample's non-zero channels, by cell

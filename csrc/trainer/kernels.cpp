@@ -83,10 +83,14 @@ EVOZERO_INLINE float horizontal_sum(const v16& v) {
 template <class V>
 constexpr int kTileRows = kLanes<V> == 16 ? 8 : kLanes<V> == 8 ? 6 : 4;
 
-template <class V, int R, int C>
+// Gather: s(r, t) = s[r * s_row + t * s_inner] with r (kRows) or t (kInner) first
+// mapped through s_at (rows of a matrix picked by index and read in place).
+enum class Gather { kNone, kRows, kInner };
+
+template <class V, int R, int C, Gather G = Gather::kNone>
 EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_t s_row,
                               std::ptrdiff_t s_inner, const float* v, const float* bias,
-                              bool do_relu, bool add, float* y) {
+                              bool do_relu, bool add, float* y, const int32_t* s_at = nullptr) {
   constexpr int W = kLanes<V>;
   V acc[R][C];
   for (int c = 0; c < C; ++c) {
@@ -101,11 +105,15 @@ EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_
       }
     }
   }
+  const float* s_rows[R];
+  if constexpr (G == Gather::kRows)
+    for (int r = 0; r < R; ++r) s_rows[r] = s + std::ptrdiff_t(s_at[r]) * s_row;
   for (int t = 0; t < inner; ++t) {
     V w[C];
     for (int c = 0; c < C; ++c) load(w[c], v + std::ptrdiff_t(t) * cols + c * W);
+    const float* st = s + std::ptrdiff_t(G == Gather::kInner ? s_at[t] : t) * s_inner;
     for (int r = 0; r < R; ++r) {
-      const float x = s[r * s_row + t * s_inner];
+      const float x = G == Gather::kRows ? s_rows[r][t * s_inner] : st[r * s_row];
       for (int c = 0; c < C; ++c) acc[r][c] += x * w[c];
     }
   }
@@ -135,29 +143,48 @@ EVOZERO_INLINE void for_each_row_tile(int rows, Tile&& tile) {
   for (; r < rows; ++r) tile(std::integral_constant<int, 1>{}, r);
 }
 
-template <class V, int C>
+template <class V, int C, Gather G>
 EVOZERO_INLINE void gemm_columns(int rows, int inner, int cols, const float* s,
                                  std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
-                                 const float* bias, bool do_relu, bool add, float* y) {
+                                 const float* bias, bool do_relu, bool add, float* y,
+                                 const int32_t* s_at) {
   for_each_row_tile<V>(rows, [&](auto tile_rows, int r) EVOZERO_INLINE_LAMBDA {
-    gemm_tile<V, decltype(tile_rows)::value, C>(inner, cols, s + r * s_row, s_row, s_inner, v,
-                                                 bias, do_relu, add,
-                                                 y + std::ptrdiff_t(r) * cols);
+    constexpr bool by_row = G == Gather::kRows;
+    gemm_tile<V, decltype(tile_rows)::value, C, G>(
+        inner, cols, by_row ? s : s + r * s_row, s_row, s_inner, v, bias, do_relu, add,
+        y + std::ptrdiff_t(r) * cols, by_row ? s_at + r : s_at);
   });
+}
+
+template <class V, Gather G>
+EVOZERO_INLINE void gemm_gather(int rows, int inner, int cols, const float* s,
+                                std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
+                                const float* bias, bool do_relu, bool add, float* y,
+                                const int32_t* s_at) {
+  constexpr int W = kLanes<V>;
+  int c = 0;
+  for (; c + 2 * W <= cols; c += 2 * W)
+    gemm_columns<V, 2, G>(rows, inner, cols, s, s_row, s_inner, v + c,
+                          bias ? bias + c : nullptr, do_relu, add, y + c, s_at);
+  for (; c < cols; c += W)
+    gemm_columns<V, 1, G>(rows, inner, cols, s, s_row, s_inner, v + c,
+                          bias ? bias + c : nullptr, do_relu, add, y + c, s_at);
 }
 
 template <class V>
 EVOZERO_INLINE void gemm_impl(int rows, int inner, int cols, const float* s,
-                              std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
-                              const float* bias, bool do_relu, bool add, float* y) {
-  constexpr int W = kLanes<V>;
-  int c = 0;
-  for (; c + 2 * W <= cols; c += 2 * W)
-    gemm_columns<V, 2>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
-                       do_relu, add, y + c);
-  for (; c < cols; c += W)
-    gemm_columns<V, 1>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
-                       do_relu, add, y + c);
+                              std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const int32_t* s_at,
+                              bool gather_inner, const float* v, const float* bias, bool do_relu,
+                              bool add, float* y) {
+  if (!s_at)
+    gemm_gather<V, Gather::kNone>(rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add, y,
+                                  nullptr);
+  else if (gather_inner)
+    gemm_gather<V, Gather::kInner>(rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add,
+                                   y, s_at);
+  else
+    gemm_gather<V, Gather::kRows>(rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add, y,
+                                  s_at);
 }
 
 // ---- gemm_add_rows: the same tile, accumulating into named rows of y ---------
@@ -335,21 +362,6 @@ EVOZERO_INLINE void column_sums_impl(int rows, int cols, const float* d, float* 
 }
 
 template <class V>
-EVOZERO_INLINE void gather_rows_impl(int rows, int cols, const float* src, const int32_t* at,
-                                     float* dst) {
-  constexpr int W = kLanes<V>;
-  for (int k = 0; k < rows; ++k) {
-    const float* from = src + std::ptrdiff_t(at[k]) * cols;
-    float* to = dst + std::ptrdiff_t(k) * cols;
-    for (int c = 0; c < cols; c += W) {
-      V v;
-      load(v, from + c);
-      store(to + c, v);
-    }
-  }
-}
-
-template <class V>
 EVOZERO_INLINE void masked_row_sums_impl(int n, int cols, const float* d, const uint64_t* masks,
                                          float* sums) {
   constexpr int W = kLanes<V>;
@@ -476,9 +488,10 @@ EVOZERO_INLINE void relu_backward_impl(std::size_t count, const float* h, float*
 
 EVOZERO_MULTIVERSION(gemm,
                      (int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
-                      std::ptrdiff_t s_inner, const float* v, const float* bias, bool do_relu,
-                      bool add, float* y),
-                     (rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add, y))
+                      std::ptrdiff_t s_inner, const int32_t* s_at, bool gather_inner,
+                      const float* v, const float* bias, bool do_relu, bool add, float* y),
+                     (rows, inner, cols, s, s_row, s_inner, s_at, gather_inner, v, bias, do_relu,
+                      add, y))
 EVOZERO_MULTIVERSION(gemm_add_rows,
                      (int rows, int inner, int cols, const float* s, const float* v,
                       const int32_t* at, float* y),
@@ -496,9 +509,6 @@ EVOZERO_MULTIVERSION(sparse_column_sums,
                      (num_cells, x, cols, d, g))
 EVOZERO_MULTIVERSION(column_sums, (int rows, int cols, const float* d, float* out),
                      (rows, cols, d, out))
-EVOZERO_MULTIVERSION(gather_rows,
-                     (int rows, int cols, const float* src, const int32_t* at, float* dst),
-                     (rows, cols, src, at, dst))
 EVOZERO_MULTIVERSION(masked_row_sums,
                      (int n, int cols, const float* d, const uint64_t* masks, float* sums),
                      (n, cols, d, masks, sums))
@@ -518,12 +528,13 @@ EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d
 
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y) {
-  gemm_mv(rows, inner, cols, s, s_row, s_inner, v, bias, relu, false, y);
+  gemm_mv(rows, inner, cols, s, s_row, s_inner, nullptr, false, v, bias, relu, false, y);
 }
 
-void gemm_add(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
-              std::ptrdiff_t s_inner, const float* v, float* y) {
-  gemm_mv(rows, inner, cols, s, s_row, s_inner, v, nullptr, false, true, y);
+void gemm_gathered(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
+                   std::ptrdiff_t s_inner, const int32_t* s_at, bool gather_inner,
+                   const float* v, bool add, float* y) {
+  gemm_mv(rows, inner, cols, s, s_row, s_inner, s_at, gather_inner, v, nullptr, false, add, y);
 }
 
 void gemm_add_rows(int rows, int inner, int cols, const float* s, const float* v,
@@ -565,10 +576,6 @@ void transpose(int n, const SparseRows& x, int num_cells, int64_t* ptr, int32_t*
 
 void column_sums(int rows, int cols, const float* d, float* out) {
   column_sums_mv(rows, cols, d, out);
-}
-
-void gather_rows(int rows, int cols, const float* src, const int32_t* at, float* dst) {
-  gather_rows_mv(rows, cols, src, at, dst);
 }
 
 void masked_row_sums(int n, int cols, const float* d, const uint64_t* masks, float* sums) {

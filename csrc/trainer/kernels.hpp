@@ -36,10 +36,14 @@ namespace kernels {
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y);
 
-// The same product added into y: y += s . v (the conv network's weight gradient,
-// accumulated over chunks of the batch).
-void gemm_add(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
-              std::ptrdiff_t s_inner, const float* v, float* y);
+// The same product (no bias, no activation) with s read through an index, in
+// place: s(r, t) = s[s_at[r] * s_row + t * s_inner], or with gather_inner
+// s[r * s_row + s_at[t] * s_inner]; added into y (y += s . v) when add is set. The
+// conv network's hidden-layer gradients over one position's samples (rows of d2),
+// accumulated over the chunks of a batch.
+void gemm_gathered(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
+                   std::ptrdiff_t s_inner, const int32_t* s_at, bool gather_inner,
+                   const float* v, bool add, float* y);
 
 // y[at[k], :] (padded cols) += sum_t s[k * inner + t] * v[t, :] for k < rows: a block
 // of rows' contribution through v, added into the rows of y that `at` names (the
@@ -121,9 +125,6 @@ struct ConvInputByChannel {
 // row for the padding). Summed in registers per (c, t), one update of g each.
 void conv3x3_weight_grad(const ConvInputByChannel& x, const int64_t* at, const float* d,
                          float* g);
-
-// dst[k, :] = src[at[k], :] for k < rows (padded cols).
-void gather_rows(int rows, int cols, const float* src, const int32_t* at, float* dst);
 
 // out[c] = sum_r d[r, c] for c < cols (any cols).
 void column_sums(int rows, int cols, const float* d, float* out);
