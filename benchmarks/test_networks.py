@@ -153,5 +153,5 @@ def test_torch_conv_update(benchmark, figures) -> None:
     actor = torch_ppo.MinAtarConv(dense.shape[1], BREAKOUT_ACTIONS, 0.01)
     critic = torch_ppo.MinAtarConv(dense.shape[1], 1)
     step = _torch_step(actor, critic, dense, actions, c, lr=1e-5)
-    benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=2)
+    benchmark.pedantic(step, rounds=30, iterations=1, warmup_rounds=3)
     _record(figures, CONV_TABLE, "torch", benchmark)
