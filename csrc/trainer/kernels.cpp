@@ -87,10 +87,10 @@ constexpr int kTileRows = kLanes<V> == 16 ? 8 : kLanes<V> == 8 ? 6 : 4;
 // mapped through s_at (rows of a matrix picked by index and read in place).
 enum class Gather { kNone, kRows, kInner };
 
-template <class V, int R, int C, Gather G = Gather::kNone>
+template <class V, int R, int C, Gather G>
 EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_t s_row,
                               std::ptrdiff_t s_inner, const float* v, const float* bias,
-                              bool do_relu, bool add, float* y, const int32_t* s_at = nullptr) {
+                              bool do_relu, bool add, float* y, const int32_t* s_at) {
   constexpr int W = kLanes<V>;
   V acc[R][C];
   for (int c = 0; c < C; ++c) {
