@@ -8,40 +8,40 @@ actor and critic, each Conv2d(C, 16, 3x3) -> ReLU -> Linear(1024, 128) -> ReLU
 Both on one core: the native trainer is one thread, torch runs with 1 thread
 (with 2 it measured 131 steps/s against 2,210 on this loaded 2-core machine).
 
-FLOPs per env step (multiply-add = 2 FLOPs; C channels, A actions, O = A + 1
-outputs of actor and critic together, E = 4 epochs; both nets):
+FLOPs per env step (multiply-add = 2 FLOPs, an add 1; C channels, O = A + 1 outputs
+of actor and critic together, E = 4 epochs; both nets). Dense, what torch computes:
 
-    conv  dense: 2 * (2 * 64 * 16 * 9C)    executed: 2 * (k * 9 * 16) (k active cells,
-                                           each adds its filter column at <= 9 positions)
-    fc    dense: 1024 * 128                executed: a * 1024 * 128 (a: the fraction of
-                                           the 64 conv positions with an active cell in
-                                           their 3x3 patch; the others output the same
-                                           features in every sample, folded into one
-                                           vector per batch, conv.hpp)
-    forward  F = conv + 2 * (2 * fc) + 2 * 128 * O
-    backward G = conv + 2 * (4 * fc) + 4 * 128 * O   (FC weight + input grads;
-                                                      conv weight grads only)
-    per step   F + E * (F + G)
+    conv 2 * (2 * 64 * 16 * 9C)     fc 2 * 1024 * 128
+    forward  F = conv + 2 * fc + 2 * 128 * O
+    backward G = conv + 4 * fc + 4 * 128 * O      (no input gradient of the conv)
 
-The dense count is what torch computes (8.2 MFLOP per step on breakout); the
-fraction of one core's peak (test_trainer.peak_flops_per_core) uses the executed
-count, the work the native trainer does.
+Executed by the native trainer (conv.hpp), per sample of a batch with A pairs
+(sample, active position) and P distinct patches among them (patches.hpp), K
+non-zero inputs per patch:
+
+    conv 2 * (2 * P * K * 16)       fc 2 * P * 16 * 128 (each patch's term; dW1, dh1 alike)
+    sums 2 * A * 128                (each pair adds its patch's term; backward: D)
+    forward  F = conv + 2 * fc + sums + 2 * 128 * O
+    backward G = conv + 4 * fc + sums + 4 * 128 * O
+
+Per env step: F of a rollout batch (the 64 envs' frames of one step) plus E * (F + G)
+of 1024-frame minibatches; A, P and K are measured on random play (128 steps of 64
+envs, as one rollout, shuffled into minibatches). The fraction of one core's peak
+(test_trainer.peak_flops_per_core) uses the executed count; "dense-equivalent" is
+the dense count per second, the rate a dense implementation would need.
 
     pytest benchmarks/test_conv_trainer.py --benchmark-enable
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
-from test_trainer import (
-    active_cells,
-    native_steps_per_s,
-    peak_flops_per_core,
-    random_play_mean,
-    torch_steps_per_s,
-)
+from test_trainer import native_steps_per_s, peak_flops_per_core, torch_steps_per_s
 
+from evozero import _core
 from evozero.envs import MinAtarVecEnv
 from evozero.native.train import TrainConfig
 
@@ -54,36 +54,65 @@ RATIO = "conv PPO on breakout: native (1 core) / torch"
 FLOPS = "conv PPO FLOPs (native, 1 core)"
 
 
+@dataclass(frozen=True)
+class PatchWork:
+    """Per sample of a batch: (sample, active position) pairs, distinct patches, and the
+    mean non-zero inputs of a patch (module docstring)."""
+
+    pairs: float
+    patches: float
+    inputs: float
+
+
+def patch_work(game: str, batch: int, shuffle: bool) -> PatchWork:
+    """PatchWork of random play cut into batches of ``batch`` frames."""
+    env = MinAtarVecEnv(game, 64, seed=0, minimal_action_set=True)
+    obs, _ = env.reset()
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(128):
+        obs, *_ = env.step(rng.integers(0, env.single_action_space.n, 64))
+        frames.append(obs.reshape(64, -1).astype(np.float32))
+    x = np.concatenate(frames)
+    if shuffle:
+        x = x[rng.permutation(len(x))]
+    pairs = patches = inputs = 0
+    for b in np.split(x, len(x) // batch):
+        indptr = np.concatenate([[0], np.cumsum((b != 0).sum(1))]).astype(np.int64)
+        indices = np.nonzero(b)[1].astype(np.int32)
+        first, rows, numbers = _core.testing.patch_index_sparse(indptr, indices, b.shape[1])
+        # each patch's inputs, read at its first pair (a sample and a position)
+        _, at = np.unique(numbers, return_index=True)
+        sample = np.searchsorted(rows, at, side="right") - 1
+        position = np.searchsorted(first, numbers[at], side="right") - 1
+        cells = b.reshape(len(b), 10, 10, -1).sum(-1)
+        window = sum(cells[:, dy : dy + 8, dx : dx + 8] for dy in range(3) for dx in range(3))
+        inputs += window.reshape(len(b), 64)[sample, position].sum()
+        pairs, patches = pairs + len(numbers), patches + first[-1]
+    return PatchWork(pairs / len(x), patches / len(x), inputs / max(patches, 1))
+
+
 def conv_flops_per_step(
     channels: int,
     num_actions: int,
-    active: float | None = None,
-    positions: float = 1.0,
+    rollout: PatchWork | None = None,
+    minibatch: PatchWork | None = None,
     epochs: int = 4,
 ) -> float:
-    """FLOPs per env step (module docstring); ``active`` cells: the sparse conv;
-    ``positions``: the fraction of conv positions the hidden layer works on."""
+    """FLOPs per env step (module docstring): dense, or executed given the PatchWork of
+    the rollout's and the minibatches' batches."""
     O = num_actions + 1  # noqa: N806, E741
-    conv = 2 * (2 * 64 * 16 * 9 * channels) if active is None else 2 * active * 9 * 16
-    fc = positions * 1024 * 128
-    forward = conv + 2 * (2 * fc) + 2 * 128 * O
-    backward = conv + 2 * (4 * fc) + 4 * 128 * O
-    return forward + epochs * (forward + backward)
 
+    def passes(work: PatchWork | None) -> tuple[float, float]:
+        if work is None:
+            conv, fc, sums = 2 * (2 * 64 * 16 * 9 * channels), 2 * 1024 * 128, 0.0
+        else:
+            conv = 2 * (2 * work.patches * work.inputs * 16)
+            fc, sums = 2 * work.patches * 16 * 128, 2 * work.pairs * 128
+        forward = conv + 2 * fc + sums + 2 * 128 * O
+        return forward, forward + conv + 4 * fc + sums + 4 * 128 * O
 
-def active_positions(game: str) -> float:
-    """Mean fraction of the 64 conv positions (3x3 patches of the 10x10 grid) that hold
-    an active cell, under random play."""
-
-    def fraction(obs: np.ndarray) -> np.ndarray:
-        cells = obs.reshape(len(obs), 10, 10, -1).any(axis=-1)
-        patches = np.zeros((len(obs), 8, 8), dtype=bool)
-        for dy in range(3):
-            for dx in range(3):
-                patches |= cells[:, dy : dy + 8, dx : dx + 8]
-        return patches.mean(axis=(1, 2))
-
-    return random_play_mean(game, fraction)
+    return passes(rollout)[0] + epochs * passes(minibatch)[1]
 
 
 @pytest.mark.parametrize("game", GAMES)
@@ -96,13 +125,17 @@ def test_conv_native_one_core(benchmark, figures, game: str) -> None:
     env = MinAtarVecEnv(game, 1, seed=0, minimal_action_set=True)
     channels = int(env.single_observation_space.shape[-1])
     actions = int(env.single_action_space.n)
-    k, a = active_cells(game), active_positions(game)
-    executed = conv_flops_per_step(channels, actions, active=k, positions=a)
+    rollout, minibatch = patch_work(game, 64, False), patch_work(game, 1024, True)
+    dense = conv_flops_per_step(channels, actions)
+    executed = conv_flops_per_step(channels, actions, rollout, minibatch)
     peak, _ = peak_flops_per_core()
-    figures(FLOPS, game, "active positions", a)
-    figures(FLOPS, game, "FLOPs/step dense", conv_flops_per_step(channels, actions))
+    figures(FLOPS, game, "pairs / sample", minibatch.pairs)
+    figures(FLOPS, game, "patches / sample (minibatch)", minibatch.patches)
+    figures(FLOPS, game, "patches / sample (rollout)", rollout.patches)
+    figures(FLOPS, game, "FLOPs/step dense", dense)
     figures(FLOPS, game, "FLOPs/step executed", executed)
     figures(FLOPS, game, "GFLOP/s executed", executed * steps_per_s / 1e9)
+    figures(FLOPS, game, "GFLOP/s dense-equivalent", dense * steps_per_s / 1e9)
     figures(FLOPS, game, "% of core peak", 100 * executed * steps_per_s / peak)
     _ratio(figures)
 

@@ -303,6 +303,43 @@ void bind_networks(py::module_& testing) {
           py::arg("grads"), py::arg("lr"), py::arg("max_grad_norm"),
           "Clip (global norm) and Adam step with the given gradients (named like parameters()); "
           "returns the norm before clipping.");
+
+  // The conv network's patch index of one batch (csrc/trainer/patches.hpp).
+  const auto patch_index = [](const ObsArgs& o, int obs_size) {
+    trainer::PatchIndex index(obs_size);
+    trainer::FirstLayerInput x;
+    if (o.obs.indptr)
+      x.sparse = {o.obs.indptr, o.obs.indices, nullptr};
+    else
+      x.dense = o.obs.dense;
+    index.build(x, int(o.n));
+    py::array_t<int64_t> first(trainer::PatchIndex::kPositions + 1);
+    for (int q = 0; q <= trainer::PatchIndex::kPositions; ++q)
+      first.mutable_data()[q] = index.first(q);
+    const trainer::kernels::SparseRows rows = index.incidence();
+    py::array_t<int64_t> indptr(o.n + 1);
+    std::copy(rows.indptr, rows.indptr + o.n + 1, indptr.mutable_data());
+    py::array_t<int32_t> indices(rows.indptr[o.n]);
+    std::copy(rows.indices, rows.indices + rows.indptr[o.n], indices.mutable_data());
+    return py::make_tuple(first, indptr, indices);
+  };
+  const char* patch_doc =
+      "(first, indptr, indices): the batch's unique 3x3 patches, position q's numbered "
+      "first[q] .. first[q + 1] - 1, and sample i's, one per active position, "
+      "indices[indptr[i] .. indptr[i + 1]] (csrc/trainer/patches.hpp).";
+  testing.def(
+      "patch_index_sparse",
+      [=](py::handle indptr, py::handle indices, int obs_size) {
+        return patch_index(sparse_obs(indptr, indices, obs_size), obs_size);
+      },
+      py::arg("indptr"), py::arg("indices"), py::arg("obs_size"), patch_doc);
+  testing.def(
+      "patch_index_dense",
+      [=](py::handle obs) {
+        const auto a = typed_array<float>(obs, "obs", 2);
+        return patch_index(dense_obs(obs, int(a.shape(1))), int(a.shape(1)));
+      },
+      py::arg("obs"), patch_doc);
 }
 
 }  // namespace evozero::bindings

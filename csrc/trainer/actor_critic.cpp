@@ -30,6 +30,7 @@ ActorCritic::ActorCritic(int obs_size, int num_actions, int hidden, NetworkKind 
       params_(actor_->size() + critic_->size(), 0.0f),
       grads_(params_.size(), 0.0f),
       adam_(params_.size(), adam) {
+  if (network == NetworkKind::kConv) patches_ = std::make_unique<PatchIndex>(obs_size);
   NormalRng rng(seed);
   actor_->initialize(params_.data(), rng, 0.01);
   critic_->initialize(params_.data(), rng, 1.0);
@@ -72,7 +73,11 @@ void ActorCritic::forward(const Observations& obs, int n, const int64_t* actions
                           float* value, float* entropy) {
   if (n < 0) throw std::invalid_argument("ActorCritic: negative batch size");
   if (logp && !actions) throw std::invalid_argument("ActorCritic: logp needs actions");
-  const FirstLayerInput x = first_layer_input(obs, n);
+  FirstLayerInput x = first_layer_input(obs, n);
+  if (patches_) {  // one index serves both networks
+    patches_->build(x, n);
+    x.patches = patches_.get();
+  }
   const std::size_t table = std::size_t(n) * std::size_t(num_actions_);
   ensure_size(log_probs_, table);
   ensure_size(probs_, table);
@@ -104,6 +109,10 @@ void ActorCritic::backward(const Observations& obs, int n, const int64_t* action
     if (column_samples_.size() < std::size_t(nnz)) column_samples_.resize(nnz);
     kernels::transpose(n, x.sparse, obs_size_, column_ptr_.data(), column_samples_.data());
     x.columns = {column_ptr_.data(), column_samples_.data()};
+  }
+  if (patches_) {  // the forward pass's index of the same batch
+    patches_->transpose();
+    x.patches = patches_.get();
   }
   categorical_backward(n, num_actions_, log_probs_.data(), probs_.data(), entropy_.data(),
                        actions, c_logp, c_h, dlogits_.data());

@@ -29,6 +29,7 @@
 #include "trainer/adam.hpp"
 #include "trainer/buffer.hpp"
 #include "trainer/network.hpp"
+#include "trainer/patches.hpp"
 
 namespace evozero::trainer {
 
@@ -103,6 +104,7 @@ class ActorCritic {
   Buffer gathered_, log_probs_, probs_, entropy_, dlogits_;
   std::vector<int64_t> column_ptr_;    // the sparse batch by cell, for backward
   std::vector<int32_t> column_samples_;
+  std::unique_ptr<PatchIndex> patches_;  // the conv networks': the batch's unique patches
 };
 
 }  // namespace evozero::trainer

@@ -12,31 +12,6 @@ namespace {
 constexpr int kTaps = ConvNet::kKernel * ConvNet::kKernel;
 constexpr int kF = ConvNet::kFilters;
 
-// Calls f(cell, value) for every non-zero input of sample i: the active cells
-// (value 1) of a sparse row, or the non-zero entries of a dense one.
-template <class F>
-inline void for_each_input(const FirstLayerInput& x, int in, int i, F&& f) {
-  if (x.is_sparse()) {
-    const int64_t b = x.sparse.rows ? x.sparse.rows[i] : i;
-    for (int64_t p = x.sparse.indptr[b]; p < x.sparse.indptr[b + 1]; ++p)
-      f(x.sparse.indices[p], 1.0f);
-  } else {
-    const float* row = x.dense + std::size_t(i) * in;
-    for (int j = 0; j < in; ++j)
-      if (row[j] != 0.0f) f(j, row[j]);
-  }
-}
-
-// Calls f(tap, position) for the (at most 9) output positions that input cell
-// (y, x) reaches: tap = ky * 3 + kx is the kernel offset, position = oy * 8 + ox.
-template <class F>
-inline void for_each_tap(int y, int x, F&& f) {
-  constexpr int last = ConvNet::kOutGrid - 1;
-  for (int oy = std::max(0, y - 2); oy <= std::min(last, y); ++oy)
-    for (int ox = std::max(0, x - 2); ox <= std::min(last, x); ++ox)
-      f((y - oy) * ConvNet::kKernel + (x - ox), oy * ConvNet::kOutGrid + ox);
-}
-
 }  // namespace
 
 ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
@@ -56,23 +31,9 @@ ConvNet::ConvNet(int obs_size, int out, std::size_t offset)
   b2_ = w2_ + std::size_t(out) * kHidden;
   size_ = b2_ + std::size_t(padded(out)) - offset;
   w1_by_position_.assign(std::size_t(kFeatures) * kHidden, 0.0f);
-  dw1_by_position_.assign(std::size_t(kFeatures) * kHidden, 0.0f);
   kappa_.assign(kF, 0.0f);
   base_.assign(kHidden, 0.0f);
-  inactive_sums_.assign(std::size_t(kPositions) * kHidden, 0.0f);
-  starts_.assign(kPositions + 1, 0);
-  yx_of_cell_.resize(std::size_t(obs_size));
-  for (int cell = 0; cell < obs_size; ++cell) yx_of_cell_[cell] = int16_t(cell / channels_);
-  channel_starts_.resize(std::size_t(channels_) + 1);
-  channel_cells_.resize(std::size_t(obs_size));
-  channel_values_.resize(std::size_t(obs_size));
-  for (int q = 0; q < kPositions; ++q) {
-    identity_[q] = q;
-    padded_[q] = (q / kOutGrid + 2) * kPadded + q % kOutGrid + 2;
-  }
-  for (int yx = 0; yx < kGrid * kGrid; ++yx)
-    for_each_tap(yx / kGrid, yx % kGrid,
-                 [&](int, int pos) { patch_of_cell_[yx] |= uint64_t(1) << pos; });
+  inactive_.assign(kHidden, 0.0f);
 }
 
 std::vector<TensorSpec> ConvNet::tensors(const std::string& prefix) const {
@@ -128,186 +89,96 @@ void ConvNet::sync(const float* params) {
   }
 }
 
-void ConvNet::reserve(int n) {
-  if (n <= capacity_) return;
-  const std::size_t rows = std::size_t(n);
-  ensure_size(h1_, rows * kFeatures);
-  ensure_size(d1_, rows * kFeatures + kF);  // and a zero row, read by the conv's backward
-  for (Buffer* b : {&h2_, &d2_}) ensure_size(*b, rows * kHidden);
-  ensure_size(panel_, rows * kF);
-  ensure_size(out_buf_, rows * std::size_t(out_));
-  active_.resize(rows);
-  by_position_.resize(rows * kPositions);
-  capacity_ = n;
-}
-
-void ConvNet::index_positions(const FirstLayerInput& x, int n) {
-  for (int i = 0; i < n; ++i) {
-    uint64_t active = 0;
-    for_each_input(x, in_, i,
-                   [&](int cell, float) { active |= patch_of_cell_[yx_of_cell_[cell]]; });
-    active_[i] = active;
-  }
-  const int chunks = (n + kChunk - 1) / kChunk;
-  starts_.resize(std::size_t(chunks) * (kPositions + 1));
-  int64_t slot = 0;
-  for (int c = 0; c < chunks; ++c) {
-    const int first = c * kChunk, last = std::min(n, first + kChunk);
-    int64_t* starts = starts_.data() + std::size_t(c) * (kPositions + 1);
-    int64_t next[kPositions] = {};  // counts, then each position's next slot
-    for (int i = first; i < last; ++i)
-      for (uint64_t m = active_[i]; m; m &= m - 1) ++next[__builtin_ctzll(m)];
-    for (int q = 0; q < kPositions; ++q) {
-      starts[q] = slot;
-      slot += next[q];
-      next[q] = starts[q];
-    }
-    starts[kPositions] = slot;
-    for (int i = first; i < last; ++i)  // in sample order: each position's list is sorted
-      for (uint64_t m = active_[i]; m; m &= m - 1) by_position_[next[__builtin_ctzll(m)]++] = i;
-  }
-}
-
-template <class F>
-void ConvNet::for_each_sample(int n, int c, const int* place, int64_t* at, F&& f) const {
-  int64_t next[kPositions];
-  std::copy(chunk_starts(c), chunk_starts(c) + kPositions, next);
-  for (int i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
-    // samples in increasing order take each position's slots in turn
-    for (uint64_t m = active_[i]; m; m &= m - 1) {
-      const int q = __builtin_ctzll(m);
-      at[place[q]] = next[q]++ * kF;
-    }
-    f(i);
-  }
-}
-
-kernels::ConvInputByChannel ConvNet::by_channel(const FirstLayerInput& x, int i) {
-  int32_t* starts = channel_starts_.data();
-  std::fill(starts, starts + channels_ + 1, 0);
-  for_each_input(x, in_, i, [&](int cell, float) {
-    ++starts[cell - yx_of_cell_[cell] * channels_ + 1];
-  });
-  for (int c = 0; c < channels_; ++c) starts[c + 1] += starts[c];
-  for_each_input(x, in_, i, [&](int cell, float value) {  // starts[c]: channel c's next
-    const int yx = yx_of_cell_[cell];
-    const int k = starts[cell - yx * channels_]++;
-    channel_cells_[k] = int16_t((yx / kGrid + 2) * kPadded + yx % kGrid + 2);
-    channel_values_[k] = value;
-  });
-  for (int c = channels_; c > 0; --c) starts[c] = starts[c - 1];  // back to the starts
-  starts[0] = 0;
-  return {channel_cells_.data(), channel_values_.data(), starts, channels_};
+PatchIndex& ConvNet::index(const FirstLayerInput& x, int n) const {
+  if (!x.patches || x.patches->samples() != n)
+    throw std::logic_error("ConvNet: the input has no patch index of its n samples "
+                           "(FirstLayerInput::patches, built by ActorCritic)");
+  return *x.patches;
 }
 
 void ConvNet::forward(const float* params, const FirstLayerInput& x, int n) {
-  reserve(n);
+  PatchIndex& index = this->index(x, n);
   const float* p = params;
-  const float* wc = p + wc_;
-  const float* bc = p + bc_;
   const float* w1 = p + w1_;
-  index_positions(x, n);
   last_n_ = n;
-  const float* base = base_.data();  // b1 + sum_q kappa . W1[q] (sync)
-  float *h1 = h1_.data(), *h2 = h2_.data();
-  for (int c = 0; c * kChunk < n; ++c) {
-    // Conv, active positions only, into the chunk's slots (position-major, so each
-    // position's samples are contiguous, as the hidden layer reads them).
-    for_each_sample(n, c, identity_, at_, [&](int i) {
-      uint64_t* channels = channels_of_cell_;
-      const auto mark = [&](int cell, float) {
-        const int yx = yx_of_cell_[cell];
-        channels[yx] |= uint64_t(1) << (cell - yx * channels_);
-      };
-      for_each_input(x, in_, i, mark);
-      const float* values = x.is_sparse() ? nullptr : x.dense + std::size_t(i) * in_;
-      kernels::conv3x3_forward(active_[i], {channels, values, channels_}, wc, bc, at_, h1);
-      for_each_input(x, in_, i, [&](int cell, float) { channels[yx_of_cell_[cell]] = 0; });
-    });
-    // h2 = base + the active (h1 - kappa) . W1[q]
-    for (int i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-      std::copy(base, base + kHidden, h2 + std::size_t(i) * kHidden);
-    const int64_t* starts = chunk_starts(c);
-    for (int q = 0; q < kPositions; ++q) {
-      const int m = int(starts[q + 1] - starts[q]);
-      const float* h = h1 + std::size_t(starts[q]) * kF;
-      for (int k = 0; k < m; ++k)
-        for (int f = 0; f < kF; ++f) panel_[std::size_t(k) * kF + f] = h[k * kF + f] - kappa_[f];
-      kernels::gemm_add_rows(m, kF, kHidden, panel_.data(), w1 + std::size_t(q) * kF * kHidden,
-                             by_position_.data() + starts[q], h2);
-    }
+  const std::size_t patches = std::size_t(index.patches());
+  ensure_size(h1_, patches * kF);
+  ensure_size(shifted_, patches * kF);
+  ensure_size(terms_, patches * kHidden);
+  ensure_size(h2_, std::size_t(n) * kHidden);
+  ensure_size(out_buf_, std::size_t(n) * out_);
+  float *h1 = h1_.data(), *shifted = shifted_.data(), *terms = terms_.data();
+  kernels::conv3x3_forward(int(patches), index.inputs(x), p + wc_, p + bc_, h1);
+  for (std::size_t k = 0; k < patches * kF; ++k) shifted[k] = h1[k] - kappa_[k % kF];
+  // each patch's term (h1 - kappa) . W1[q], a gemm per position
+  for (int q = 0; q < kPositions; ++q) {
+    const int64_t first = index.first(q);
+    kernels::gemm(int(index.first(q + 1) - first), kF, kHidden, shifted + first * kF, kF, 1,
+                  w1 + std::size_t(q) * kF * kHidden, nullptr, false, terms + first * kHidden);
   }
-  for (std::size_t k = 0; k < std::size_t(n) * kHidden; ++k) h2[k] = h2[k] < 0.0f ? 0.0f : h2[k];
-  kernels::gemm_nt(n, out_, kHidden, h2, p + w2_, p + b2_, out_buf_.data());
+  // h2 = ReLU(base + the terms of the sample's patches)
+  kernels::sparse_gemm(n, index.incidence(), kHidden, terms, base_.data(), true, h2_.data());
+  kernels::gemm_nt(n, out_, kHidden, h2_.data(), p + w2_, p + b2_, out_buf_.data());
 }
 
 void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, const float* dout,
                        float* grads) {
-  // the slots below are the last forward pass's: same x, same n
+  // the activations below are the last forward pass's: same x, same n
   if (n != last_n_)
     throw std::logic_error("ConvNet::backward without the forward pass of the same n samples");
+  PatchIndex& index = this->index(x, n);
   const float* p = params;
   float* g = grads;
   const float* w1 = p + w1_;
-  float *h1 = h1_.data(), *h2 = h2_.data(), *d1 = d1_.data(), *d2 = d2_.data();
+  const std::size_t patches = std::size_t(index.patches());
+  ensure_size(d2_, std::size_t(n) * kHidden);
+  ensure_size(d1_, patches * kF);
+  float *h1 = h1_.data(), *shifted = shifted_.data(), *terms = terms_.data();
+  float *d1 = d1_.data(), *d2 = d2_.data();
 
-  output_layer_backward(n, out_, kHidden, dout, h2, p + w2_, g + w2_, g + b2_,
+  output_layer_backward(n, out_, kHidden, dout, h2_.data(), p + w2_, g + w2_, g + b2_,
                         g + offset_ + size_, d2);
+  const float* d2_sum = g + b1_;
   kernels::column_sums(n, kHidden, d2, g + b1_);
-
-  // Hidden layer, chunk by chunk and within a chunk one position q at a time over
-  // the samples where it is active (conv.hpp): dW1[q] += h1[., q]^T d2; dh1 = d2 .
-  // W1[q]^T in q's slots (the conv weights read no more); then the conv's gradients
-  // from that chunk's dh1. After the chunks, the inactive samples' part: kappa (x)
-  // (d2 summed where q is inactive) into dW1[q], and one product per position into
-  // the conv bias.
+  // Per position q, over its patches: D (into terms), d2 summed over the samples
+  // holding the patch (position by position: q's rows of D stay in cache); dW1[q] = (h1 - kappa)^T D + kappa (x) sum_i d2[i];
+  // dh1 = D . W1[q]^T; and the conv bias's share from the samples where q is inactive,
+  // W1[q] . (sum_i d2[i] - the sum of q's D), where the ReLU passes kappa.
   float* gbc = g + bc_;
-  float* gc = g + wc_;
-  // the padding's positions read the zero row after the last slot (reserve)
-  std::fill(padded_at_, padded_at_ + kPadded * kPadded, int64_t(capacity_) * kFeatures);
   std::fill(gbc, gbc + kF, 0.0f);
-  std::fill(gc, gc + std::size_t(channels_) * kTaps * kF, 0.0f);
-  std::fill(dw1_by_position_.begin(), dw1_by_position_.end(), 0.0f);
-  for (int c = 0; c * kChunk < n; ++c) {
-    const int64_t* starts = chunk_starts(c);
-    for (int q = 0; q < kPositions; ++q) {
-      const int m = int(starts[q + 1] - starts[q]);
-      if (m == 0) continue;
-      const std::size_t first = std::size_t(starts[q]) * kF;
-      const int32_t* samples = by_position_.data() + starts[q];  // their rows of d2
-      // dW1[q]^T (128, 16) += d2[samples]^T . h1[q's slots], and dh1 = d2[samples] . W1[q]^T
-      kernels::gemm_gathered(kHidden, m, kF, d2, 1, kHidden, samples, true, h1 + first, true,
-                             dw1_by_position_.data() + std::size_t(q) * kHidden * kF);
-      kernels::gemm_gathered(m, kHidden, kF, d2, kHidden, 1, samples, false,
-                             w1_by_position_.data() + std::size_t(q) * kHidden * kF, false,
-                             d1 + first);
-    }
-    const std::size_t first = std::size_t(starts[0]) * kF;
-    const std::size_t count = std::size_t(starts[kPositions] - starts[0]) * kF;
-    kernels::relu_backward(count, h1 + first, d1 + first);
-    float active_sum[kF];
-    kernels::column_sums(int(count / kF), kF, d1 + first, active_sum);
-    for (int f = 0; f < kF; ++f) gbc[f] += active_sum[f];
-    for_each_sample(n, c, padded_, padded_at_, [&](int i) {
-      kernels::conv3x3_weight_grad(by_channel(x, i), padded_at_, d1, gc);
-    });
-  }
-  kernels::masked_row_sums(n, kHidden, d2, active_.data(), inactive_sums_.data());
+  float* inactive = inactive_.data();
   for (int q = 0; q < kPositions; ++q) {
+    const int64_t first = index.first(q);
+    const int m = int(index.first(q + 1) - first);
     float* gw = g + w1_ + std::size_t(q) * kF * kHidden;
-    const float* inactive = inactive_sums_.data() + std::size_t(q) * kHidden;
-    const float* gw_t = dw1_by_position_.data() + std::size_t(q) * kHidden * kF;
+    const kernels::SparseColumns holders = index.by_patch();
+    kernels::sparse_column_sums(m, {holders.ptr + first, holders.samples}, kHidden, d2,
+                                terms + first * kHidden);
+    kernels::gemm(kF, m, kHidden, shifted + first * kF, 1, kF, terms + first * kHidden, nullptr,
+                  false, gw);
+    kernels::gemm(m, kHidden, kF, terms + first * kHidden, kHidden, 1,
+                  w1_by_position_.data() + std::size_t(q) * kHidden * kF, nullptr, false,
+                  d1 + first * kF);
+    kernels::column_sums(m, kHidden, terms + first * kHidden, inactive);
+    for (int o = 0; o < kHidden; ++o) inactive[o] = d2_sum[o] - inactive[o];
     for (int f = 0; f < kF; ++f) {
-      const float* w = w1 + (std::size_t(q) * kF + f) * kHidden;
-      for (int o = 0; o < kHidden; ++o)
-        gw[f * kHidden + o] = gw_t[o * kF + f] + kappa_[f] * inactive[o];
+      float* row = gw + f * kHidden;
+      for (int o = 0; o < kHidden; ++o) row[o] += kappa_[f] * d2_sum[o];
       if (!(kappa_[f] <= 0.0f)) {  // the ReLU passes at kappa (NaN passes)
+        const float* w = w1 + (std::size_t(q) * kF + f) * kHidden;
         float dot = 0.0f;
         for (int o = 0; o < kHidden; ++o) dot += w[o] * inactive[o];
         gbc[f] += dot;
       }
     }
   }
+  kernels::relu_backward(patches * kF, h1, d1);
+  float active[kF];
+  kernels::column_sums(int(patches), kF, d1, active);
+  for (int f = 0; f < kF; ++f) gbc[f] += active[f];
+  float* gc = g + wc_;
+  std::fill(gc, gc + std::size_t(channels_) * kTaps * kF, 0.0f);
+  kernels::conv3x3_weight_grad(int(patches), index.inputs(x), d1, gc);
 }
 
 }  // namespace evozero::trainer

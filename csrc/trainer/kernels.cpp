@@ -83,37 +83,23 @@ EVOZERO_INLINE float horizontal_sum(const v16& v) {
 template <class V>
 constexpr int kTileRows = kLanes<V> == 16 ? 8 : kLanes<V> == 8 ? 6 : 4;
 
-// Gather: s(r, t) = s[r * s_row + t * s_inner] with r (kRows) or t (kInner) first
-// mapped through s_at (rows of a matrix picked by index and read in place).
-enum class Gather { kNone, kRows, kInner };
-
-template <class V, int R, int C, Gather G>
+template <class V, int R, int C>
 EVOZERO_INLINE void gemm_tile(int inner, int cols, const float* s, std::ptrdiff_t s_row,
                               std::ptrdiff_t s_inner, const float* v, const float* bias,
-                              bool do_relu, bool add, float* y, const int32_t* s_at) {
+                              bool do_relu, float* y) {
   constexpr int W = kLanes<V>;
   V acc[R][C];
   for (int c = 0; c < C; ++c) {
     V b{};
     if (bias) load(b, bias + c * W);
-    for (int r = 0; r < R; ++r) {
-      acc[r][c] = b;
-      if (add) {
-        V a;
-        load(a, y + std::ptrdiff_t(r) * cols + c * W);
-        acc[r][c] += a;
-      }
-    }
+    for (int r = 0; r < R; ++r) acc[r][c] = b;
   }
-  const float* s_rows[R];
-  if constexpr (G == Gather::kRows)
-    for (int r = 0; r < R; ++r) s_rows[r] = s + std::ptrdiff_t(s_at[r]) * s_row;
   for (int t = 0; t < inner; ++t) {
     V w[C];
     for (int c = 0; c < C; ++c) load(w[c], v + std::ptrdiff_t(t) * cols + c * W);
-    const float* st = s + std::ptrdiff_t(G == Gather::kInner ? s_at[t] : t) * s_inner;
+    const float* st = s + std::ptrdiff_t(t) * s_inner;
     for (int r = 0; r < R; ++r) {
-      const float x = G == Gather::kRows ? s_rows[r][t * s_inner] : st[r * s_row];
+      const float x = st[r * s_row];
       for (int c = 0; c < C; ++c) acc[r][c] += x * w[c];
     }
   }
@@ -143,88 +129,28 @@ EVOZERO_INLINE void for_each_row_tile(int rows, Tile&& tile) {
   for (; r < rows; ++r) tile(std::integral_constant<int, 1>{}, r);
 }
 
-template <class V, int C, Gather G>
+template <class V, int C>
 EVOZERO_INLINE void gemm_columns(int rows, int inner, int cols, const float* s,
                                  std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
-                                 const float* bias, bool do_relu, bool add, float* y,
-                                 const int32_t* s_at) {
+                                 const float* bias, bool do_relu, float* y) {
   for_each_row_tile<V>(rows, [&](auto tile_rows, int r) EVOZERO_INLINE_LAMBDA {
-    constexpr bool by_row = G == Gather::kRows;
-    gemm_tile<V, decltype(tile_rows)::value, C, G>(
-        inner, cols, by_row ? s : s + r * s_row, s_row, s_inner, v, bias, do_relu, add,
-        y + std::ptrdiff_t(r) * cols, by_row ? s_at + r : s_at);
+    gemm_tile<V, decltype(tile_rows)::value, C>(inner, cols, s + r * s_row, s_row, s_inner, v,
+                                                bias, do_relu, y + std::ptrdiff_t(r) * cols);
   });
-}
-
-template <class V, Gather G>
-EVOZERO_INLINE void gemm_gather(int rows, int inner, int cols, const float* s,
-                                std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
-                                const float* bias, bool do_relu, bool add, float* y,
-                                const int32_t* s_at) {
-  constexpr int W = kLanes<V>;
-  int c = 0;
-  for (; c + 2 * W <= cols; c += 2 * W)
-    gemm_columns<V, 2, G>(rows, inner, cols, s, s_row, s_inner, v + c,
-                          bias ? bias + c : nullptr, do_relu, add, y + c, s_at);
-  for (; c < cols; c += W)
-    gemm_columns<V, 1, G>(rows, inner, cols, s, s_row, s_inner, v + c,
-                          bias ? bias + c : nullptr, do_relu, add, y + c, s_at);
 }
 
 template <class V>
 EVOZERO_INLINE void gemm_impl(int rows, int inner, int cols, const float* s,
-                              std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const int32_t* s_at,
-                              bool gather_inner, const float* v, const float* bias, bool do_relu,
-                              bool add, float* y) {
-  if (!s_at)
-    gemm_gather<V, Gather::kNone>(rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add, y,
-                                  nullptr);
-  else if (gather_inner)
-    gemm_gather<V, Gather::kInner>(rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add,
-                                   y, s_at);
-  else
-    gemm_gather<V, Gather::kRows>(rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, add, y,
-                                  s_at);
-}
-
-// ---- gemm_add_rows: the same tile, accumulating into named rows of y ---------
-
-template <class V, int R, int C>
-EVOZERO_INLINE void add_rows_tile(int inner, int cols, const float* s, const float* v,
-                                  const int32_t* at, float* y) {
-  constexpr int W = kLanes<V>;
-  V acc[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) load(acc[r][c], y + std::ptrdiff_t(at[r]) * cols + c * W);
-  for (int t = 0; t < inner; ++t) {
-    V w[C];
-    for (int c = 0; c < C; ++c) load(w[c], v + std::ptrdiff_t(t) * cols + c * W);
-    for (int r = 0; r < R; ++r) {
-      const float x = s[std::ptrdiff_t(r) * inner + t];
-      for (int c = 0; c < C; ++c) acc[r][c] += x * w[c];
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) store(y + std::ptrdiff_t(at[r]) * cols + c * W, acc[r][c]);
-}
-
-template <class V, int R>
-EVOZERO_INLINE void add_rows_block(int inner, int cols, const float* s, const float* v,
-                                   const int32_t* at, float* y) {
-  // all columns of these R rows before the next rows: the rows of y stay in L1
+                              std::ptrdiff_t s_row, std::ptrdiff_t s_inner, const float* v,
+                              const float* bias, bool do_relu, float* y) {
   constexpr int W = kLanes<V>;
   int c = 0;
-  for (; c + 2 * W <= cols; c += 2 * W) add_rows_tile<V, R, 2>(inner, cols, s, v + c, at, y + c);
-  for (; c < cols; c += W) add_rows_tile<V, R, 1>(inner, cols, s, v + c, at, y + c);
-}
-
-template <class V>
-EVOZERO_INLINE void gemm_add_rows_impl(int rows, int inner, int cols, const float* s,
-                                       const float* v, const int32_t* at, float* y) {
-  for_each_row_tile<V>(rows, [&](auto tile_rows, int r) EVOZERO_INLINE_LAMBDA {
-    add_rows_block<V, decltype(tile_rows)::value>(inner, cols, s + std::ptrdiff_t(r) * inner,
-                                                  v, at + r, y);
-  });
+  for (; c + 2 * W <= cols; c += 2 * W)
+    gemm_columns<V, 2>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
+                       do_relu, y + c);
+  for (; c < cols; c += W)
+    gemm_columns<V, 1>(rows, inner, cols, s, s_row, s_inner, v + c, bias ? bias + c : nullptr,
+                       do_relu, y + c);
 }
 
 // ---- gemm_nt: dot products, R rows of x at a time ----------------------------
@@ -361,111 +287,79 @@ EVOZERO_INLINE void column_sums_impl(int rows, int cols, const float* d, float* 
   }
 }
 
-template <class V>
-EVOZERO_INLINE void masked_row_sums_impl(int n, int cols, const float* d, const uint64_t* masks,
-                                         float* sums) {
-  constexpr int W = kLanes<V>;
-  std::fill(sums, sums + std::ptrdiff_t(64) * cols, 0.0f);
-  for (int i = 0; i < n; ++i) {
-    const float* row = d + std::ptrdiff_t(i) * cols;
-    for (uint64_t m = ~masks[i]; m; m &= m - 1) {
-      float* out = sums + std::ptrdiff_t(__builtin_ctzll(m)) * cols;
-      for (int c = 0; c < cols; c += W) {
-        V a, b;
-        load(a, out + c);
-        load(b, row + c);
-        store(out + c, a + b);
-      }
-    }
-  }
-}
+// ---- conv3x3: the 16 filters at unique input patches -----------------------------
 
-// ---- conv3x3: one sample's 16 filters at its active positions ------------------
-
-// acc += the filter rows of the non-zero inputs in row oy + ky of position q's 3x3
-// patch, in increasing input order (times their values unless Binary).
+// acc += the filter rows of patch k's non-zero inputs in patch row ky, in increasing
+// input order (times their values unless Binary).
 template <class V, bool Binary>
-EVOZERO_INLINE void add_patch_row(int q, int ky, const ConvInput& x, const float* w,
+EVOZERO_INLINE void add_patch_row(const ConvPatches& x, int k, int ky, const float* w,
                                   V (&acc)[16 / kLanes<V>]) {
   constexpr int W = kLanes<V>, N = 16 / W;
-  const int oy = q >> 3, ox = q & 7;
   for (int kx = 0; kx < 3; ++kx) {
-    const int cell = (oy + ky) * 10 + ox + kx, t = ky * 3 + kx;
-    for (uint64_t m = x.channels[cell]; m; m &= m - 1) {
+    const int t = ky * 3 + kx;
+    for (uint64_t m = x.channels[std::ptrdiff_t(k) * 9 + t]; m; m &= m - 1) {
       const int c = __builtin_ctzll(m);
       const float* row = w + std::ptrdiff_t(c * 9 + t) * 16;
-      for (int k = 0; k < N; ++k) {
+      for (int l = 0; l < N; ++l) {
         V v;
-        load(v, row + k * W);
+        load(v, row + l * W);
         if constexpr (Binary)
-          acc[k] += v;
+          acc[l] += v;
         else
-          acc[k] += x.values[cell * x.C + c] * v;
+          acc[l] += x.values[k][(ky * 10 + kx) * x.C + c] * v;
       }
     }
   }
 }
 
 template <class V, bool Binary>
-EVOZERO_INLINE void conv3x3_forward_positions(uint64_t positions, const ConvInput& x,
-                                              const float* w, const float* bias,
-                                              const int64_t* at, float* y) {
+EVOZERO_INLINE void conv3x3_forward_patches(int count, const ConvPatches& x, const float* w,
+                                            const float* bias, float* y) {
   constexpr int W = kLanes<V>, N = 16 / W;
   V b[N];
-  for (int k = 0; k < N; ++k) load(b[k], bias + k * W);
-  for (uint64_t m = positions; m; m &= m - 1) {
-    const int q = __builtin_ctzll(m);
-    // In registers, not a read-modify-write of y per input (a chain through memory),
-    // one accumulator per patch row: three shorter dependency chains.
+  for (int l = 0; l < N; ++l) load(b[l], bias + l * W);
+  for (int k = 0; k < count; ++k) {
+    // one accumulator per patch row: three shorter dependency chains
     V acc0[N], acc1[N] = {}, acc2[N] = {};
-    for (int k = 0; k < N; ++k) acc0[k] = b[k];
-    add_patch_row<V, Binary>(q, 0, x, w, acc0);
-    add_patch_row<V, Binary>(q, 1, x, w, acc1);
-    add_patch_row<V, Binary>(q, 2, x, w, acc2);
-    for (int k = 0; k < N; ++k) {
-      V v = acc0[k] + (acc1[k] + acc2[k]);
+    for (int l = 0; l < N; ++l) acc0[l] = b[l];
+    add_patch_row<V, Binary>(x, k, 0, w, acc0);
+    add_patch_row<V, Binary>(x, k, 1, w, acc1);
+    add_patch_row<V, Binary>(x, k, 2, w, acc2);
+    for (int l = 0; l < N; ++l) {
+      V v = acc0[l] + (acc1[l] + acc2[l]);
       relu(v);
-      store(y + at[q] + k * W, v);
+      store(y + std::ptrdiff_t(k) * 16 + l * W, v);
     }
   }
 }
 
 template <class V>
-EVOZERO_INLINE void conv3x3_forward_impl(uint64_t positions, const ConvInput& x, const float* w,
-                                         const float* bias, const int64_t* at, float* y) {
-  // Measured slower: adding a zero row for each empty cell instead of branching,
-  // and scattering each filter row to its inputs' positions (as the backward pass).
+EVOZERO_INLINE void conv3x3_forward_impl(int count, const ConvPatches& x, const float* w,
+                                         const float* bias, float* y) {
   if (x.values)
-    conv3x3_forward_positions<V, false>(positions, x, w, bias, at, y);
+    conv3x3_forward_patches<V, false>(count, x, w, bias, y);
   else
-    conv3x3_forward_positions<V, true>(positions, x, w, bias, at, y);
+    conv3x3_forward_patches<V, true>(count, x, w, bias, y);
 }
 
 template <class V>
-EVOZERO_INLINE void conv3x3_weight_grad_impl(const ConvInputByChannel& x, const int64_t* at,
-                                             const float* d, float* g) {
+EVOZERO_INLINE void conv3x3_weight_grad_impl(int count, const ConvPatches& x, const float* d,
+                                             float* g) {
   constexpr int W = kLanes<V>, N = 16 / W;
-  for (int c = 0; c < x.C; ++c) {
-    const int first = x.starts[c], last = x.starts[c + 1];
-    if (first == last) continue;
-    for (int t = 0; t < 9; ++t) {
-      const int back = (t / 3) * 12 + t % 3;  // cell - position in the padded grid
-      V acc[N] = {};
-      for (int k = first; k < last; ++k) {
-        const float* row = d + at[x.cells[k] - back];
+  for (int k = 0; k < count; ++k) {
+    V dk[N];
+    for (int l = 0; l < N; ++l) load(dk[l], d + std::ptrdiff_t(k) * 16 + l * W);
+    for (int t = 0; t < 9; ++t)
+      for (uint64_t m = x.channels[std::ptrdiff_t(k) * 9 + t]; m; m &= m - 1) {
+        const int c = __builtin_ctzll(m);
+        const float value = x.values ? x.values[k][((t / 3) * 10 + t % 3) * x.C + c] : 1.0f;
+        float* gt = g + std::ptrdiff_t(c * 9 + t) * 16;
         for (int l = 0; l < N; ++l) {
           V v;
-          load(v, row + l * W);
-          acc[l] += x.values[k] * v;
+          load(v, gt + l * W);
+          store(gt + l * W, v + value * dk[l]);
         }
       }
-      float* gt = g + std::ptrdiff_t(c * 9 + t) * 16;
-      for (int l = 0; l < N; ++l) {
-        V v;
-        load(v, gt + l * W);
-        store(gt + l * W, v + acc[l]);
-      }
-    }
   }
 }
 
@@ -488,14 +382,9 @@ EVOZERO_INLINE void relu_backward_impl(std::size_t count, const float* h, float*
 
 EVOZERO_MULTIVERSION(gemm,
                      (int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
-                      std::ptrdiff_t s_inner, const int32_t* s_at, bool gather_inner,
-                      const float* v, const float* bias, bool do_relu, bool add, float* y),
-                     (rows, inner, cols, s, s_row, s_inner, s_at, gather_inner, v, bias, do_relu,
-                      add, y))
-EVOZERO_MULTIVERSION(gemm_add_rows,
-                     (int rows, int inner, int cols, const float* s, const float* v,
-                      const int32_t* at, float* y),
-                     (rows, inner, cols, s, v, at, y))
+                      std::ptrdiff_t s_inner, const float* v, const float* bias, bool do_relu,
+                      float* y),
+                     (rows, inner, cols, s, s_row, s_inner, v, bias, do_relu, y))
 EVOZERO_MULTIVERSION(gemm_nt,
                      (int rows, int cols, int k, const float* x, const float* w,
                       const float* bias, float* y),
@@ -509,16 +398,13 @@ EVOZERO_MULTIVERSION(sparse_column_sums,
                      (num_cells, x, cols, d, g))
 EVOZERO_MULTIVERSION(column_sums, (int rows, int cols, const float* d, float* out),
                      (rows, cols, d, out))
-EVOZERO_MULTIVERSION(masked_row_sums,
-                     (int n, int cols, const float* d, const uint64_t* masks, float* sums),
-                     (n, cols, d, masks, sums))
 EVOZERO_MULTIVERSION(conv3x3_forward,
-                     (uint64_t positions, const ConvInput& x, const float* w, const float* bias,
-                      const int64_t* at, float* y),
-                     (positions, x, w, bias, at, y))
+                     (int count, const ConvPatches& x, const float* w, const float* bias,
+                      float* y),
+                     (count, x, w, bias, y))
 EVOZERO_MULTIVERSION(conv3x3_weight_grad,
-                     (const ConvInputByChannel& x, const int64_t* at, const float* d, float* g),
-                     (x, at, d, g))
+                     (int count, const ConvPatches& x, const float* d, float* g),
+                     (count, x, d, g))
 EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d),
                      (count, h, d))
 
@@ -528,18 +414,7 @@ EVOZERO_MULTIVERSION(relu_backward, (std::size_t count, const float* h, float* d
 
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y) {
-  gemm_mv(rows, inner, cols, s, s_row, s_inner, nullptr, false, v, bias, relu, false, y);
-}
-
-void gemm_gathered(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
-                   std::ptrdiff_t s_inner, const int32_t* s_at, bool gather_inner,
-                   const float* v, bool add, float* y) {
-  gemm_mv(rows, inner, cols, s, s_row, s_inner, s_at, gather_inner, v, nullptr, false, add, y);
-}
-
-void gemm_add_rows(int rows, int inner, int cols, const float* s, const float* v,
-                   const int32_t* at, float* y) {
-  gemm_add_rows_mv(rows, inner, cols, s, v, at, y);
+  gemm_mv(rows, inner, cols, s, s_row, s_inner, v, bias, relu, y);
 }
 
 void gemm_nt(int rows, int cols, int k, const float* x, const float* w, const float* bias,
@@ -578,18 +453,13 @@ void column_sums(int rows, int cols, const float* d, float* out) {
   column_sums_mv(rows, cols, d, out);
 }
 
-void masked_row_sums(int n, int cols, const float* d, const uint64_t* masks, float* sums) {
-  masked_row_sums_mv(n, cols, d, masks, sums);
+void conv3x3_forward(int count, const ConvPatches& x, const float* w, const float* bias,
+                     float* y) {
+  conv3x3_forward_mv(count, x, w, bias, y);
 }
 
-void conv3x3_forward(uint64_t positions, const ConvInput& x, const float* w, const float* bias,
-                     const int64_t* at, float* y) {
-  conv3x3_forward_mv(positions, x, w, bias, at, y);
-}
-
-void conv3x3_weight_grad(const ConvInputByChannel& x, const int64_t* at, const float* d,
-                         float* g) {
-  conv3x3_weight_grad_mv(x, at, d, g);
+void conv3x3_weight_grad(int count, const ConvPatches& x, const float* d, float* g) {
+  conv3x3_weight_grad_mv(count, x, d, g);
 }
 
 void relu_backward(std::size_t count, const float* h, float* d) {

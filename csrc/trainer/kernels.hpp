@@ -11,10 +11,9 @@
 // see kernels.cpp). Nothing here allocates.
 //
 // Summation order is fixed: every output element accumulates its terms in
-// increasing order of the summed index, starting from the bias or zero
-// (gemm_add_rows: from the output's value). So a dense binary input and the
-// same input given as sorted sparse indices give bit-identical results
-// (x = 1 multiplies exactly, x = 0 adds exactly zero).
+// increasing order of the summed index, starting from the bias or zero. So a
+// dense binary input and the same input given as sorted sparse indices give
+// bit-identical results (x = 1 multiplies exactly, x = 0 adds exactly zero).
 #pragma once
 
 #include <cstddef>
@@ -35,21 +34,6 @@ namespace kernels {
 //   weight gradient:      s = x (s_row = 1, s_inner = ld), v = dy, rows = in, inner = batch
 void gemm(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
           std::ptrdiff_t s_inner, const float* v, const float* bias, bool relu, float* y);
-
-// The same product (no bias, no activation) with s read through an index, in
-// place: s(r, t) = s[s_at[r] * s_row + t * s_inner], or with gather_inner
-// s[r * s_row + s_at[t] * s_inner]; added into y (y += s . v) when add is set. The
-// conv network's hidden-layer gradients over one position's samples (rows of d2),
-// accumulated over the chunks of a batch.
-void gemm_gathered(int rows, int inner, int cols, const float* s, std::ptrdiff_t s_row,
-                   std::ptrdiff_t s_inner, const int32_t* s_at, bool gather_inner,
-                   const float* v, bool add, float* y);
-
-// y[at[k], :] (padded cols) += sum_t s[k * inner + t] * v[t, :] for k < rows: a block
-// of rows' contribution through v, added into the rows of y that `at` names (the
-// conv network's hidden layer, one input position at a time; conv.hpp).
-void gemm_add_rows(int rows, int inner, int cols, const float* s, const float* v,
-                   const int32_t* at, float* y);
 
 // y (rows x cols) = bias + x (rows x k) . w^T with w (cols x k); padded k.
 // The small output layers (logits, value). bias may be null.
@@ -85,46 +69,26 @@ void transpose(int n, const SparseRows& x, int num_cells, int64_t* ptr, int32_t*
 void sparse_column_sums(int num_cells, const SparseColumns& x, int cols, const float* d,
                         float* g);
 
-// sums[q, :] (padded cols) = sum of d[i, :] over the samples i < n whose bit q of
-// masks[i] is clear, for q < 64: per-position sums over the samples where the
-// position is inactive (the conv network's hidden layer, conv.hpp).
-void masked_row_sums(int n, int cols, const float* d, const uint64_t* masks, float* sums);
-
-// One sample of the conv network's 10x10xC input (conv.hpp), by grid cell: bit c of
-// channels[cell] is set where input (cell, c) is non-zero, and that input is
-// values[cell * C + c], or 1 when values is null (a sparse binary row).
-struct ConvInput {
-  const uint64_t* channels;  // 100 cells
-  const float* values;       // 100 * C, or null
+// Unique 3x3 input patches of the conv network (conv.hpp): in patch k, input
+// (ky, kx, c) of the patch (kernel offset t = ky * 3 + kx, channel c) is non-zero
+// where bit c of channels[k * 9 + t] is set, and is then values[k][(ky * 10 + kx) * C
+// + c] (values[k]: the patch's top-left cell in its sample's row of 10x10xC inputs),
+// or 1 when values is null (binary input).
+struct ConvPatches {
+  const uint64_t* channels;    // (count, 9)
+  const float* const* values;  // (count), or null
   int C;
 };
 
-// The 3x3 valid convolution with 16 filters of one sample, at the output positions
-// set in `positions` (bit q: position q = oy * 8 + ox), each gathering its patch:
-//   y[at[q] + f] = relu(bias[f] + sum over kernel offsets t = ky * 3 + kx and
-//                  channels c of x(oy + ky, ox + kx, c) * w[(c * 9 + t) * 16 + f])
+// The 3x3 convolution with 16 filters at each patch:
+//   y[k * 16 + f] = relu(bias[f] + sum over t and c of x_k(t, c) * w[(c * 9 + t) * 16 + f])
 // summed row by row of the patch: (bias + row 0) + (row 1 + row 2).
-void conv3x3_forward(uint64_t positions, const ConvInput& x, const float* w, const float* bias,
-                     const int64_t* at, float* y);
+void conv3x3_forward(int count, const ConvPatches& x, const float* w, const float* bias,
+                     float* y);
 
-// The same sample by channel: channel c is non-zero at the cells
-// cells[starts[c] .. starts[c + 1]) with values values[...] (1 for binary input);
-// a cell (y, x) is given as (y + 2) * 12 + x + 2, its place in a 12x12 grid of
-// positions that pads the 8x8 output grid by 2 on each side.
-struct ConvInputByChannel {
-  const int16_t* cells;
-  const float* values;
-  const int32_t* starts;  // C + 1
-  int C;
-};
-
-// The filters' gradient of one sample from its output gradient d:
-//   g[(c * 9 + t) * 16 + f] += sum over the cells (y, x) where channel c is non-zero
-//                              of x(y, x, c) * d[at[(y - ky + 2) * 12 + x - kx + 2] + f]
-// with at (12x12) the offset in d of each output position's 16 gradients (of a zero
-// row for the padding). Summed in registers per (c, t), one update of g each.
-void conv3x3_weight_grad(const ConvInputByChannel& x, const int64_t* at, const float* d,
-                         float* g);
+// The filters' gradient: g[(c * 9 + t) * 16 + f] += sum over patches k of
+// x_k(t, c) * d[k * 16 + f], patch by patch.
+void conv3x3_weight_grad(int count, const ConvPatches& x, const float* d, float* g);
 
 // out[c] = sum_r d[r, c] for c < cols (any cols).
 void column_sums(int rows, int cols, const float* d, float* out);

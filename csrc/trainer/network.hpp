@@ -19,12 +19,14 @@
 namespace evozero::trainer {
 
 class NormalRng;
+class PatchIndex;
 
 // A batch of observations for the first layer: sparse when indptr is set,
 // otherwise dense (n, in) floats with row stride in.
 struct FirstLayerInput {
   kernels::SparseRows sparse{nullptr, nullptr, nullptr};
   kernels::SparseColumns columns{nullptr, nullptr};  // the same batch by cell; backward only
+  PatchIndex* patches = nullptr;  // its unique 3x3 patches (patches.hpp): the conv network
   const float* dense = nullptr;
   bool is_sparse() const { return sparse.indptr != nullptr; }
 };
