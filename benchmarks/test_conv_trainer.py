@@ -8,25 +8,31 @@ actor and critic, each Conv2d(C, 16, 3x3) -> ReLU -> Linear(1024, 128) -> ReLU
 Both on one core: the native trainer is one thread, torch runs with 1 thread
 (with 2 it measured 131 steps/s against 2,210 on this loaded 2-core machine).
 
-FLOPs per env step (multiply-add = 2 FLOPs, an add 1; C channels, O = A + 1 outputs
-of actor and critic together, E = 4 epochs; both nets). Dense, what torch computes:
+FLOPs per env step (multiply-add = 2 FLOPs, an add 1; C channels, A actions, O = A + 1
+outputs of actor and critic together, E = 4 epochs; each term below counts both
+networks). Dense, what torch computes:
 
-    conv 2 * (2 * 64 * 16 * 9C)     fc 2 * 1024 * 128
-    forward  F = conv + 2 * fc + 2 * 128 * O
-    backward G = conv + 4 * fc + 4 * 128 * O      (no input gradient of the conv)
+    conv 2 * 2 * (64 * 16 * 9C)     fc 2 * 2 * (1024 * 128)
+    forward  F = conv + fc + 2 * 128 * O
+    backward G = conv + 2 * fc + 4 * 128 * O      (no input gradient of the conv)
 
-Executed by the native trainer (conv.hpp), per sample of a batch with A pairs
+Executed by the native trainer (conv.hpp), per sample of a batch with R pairs
 (sample, active position) and P distinct patches among them (patches.hpp), K
-non-zero inputs per patch:
+non-zero inputs per patch (binary: the forward conv adds filter rows):
 
-    conv 2 * (2 * P * K * 16)       fc 2 * P * 16 * 128 (each patch's term; dW1, dh1 alike)
-    sums 2 * A * 128                (each pair adds its patch's term; backward: D)
-    forward  F = conv + 2 * fc + sums + 2 * 128 * O
-    backward G = conv + 4 * fc + sums + 4 * 128 * O
+    conv forward  2 * (P * K * 16)              conv backward  2 * 2 * (P * K * 16)
+    fc   2 * 2 * (P * 16 * 128)                 (each patch's term; dW1 and dh1 alike)
+    sums 2 * (R * 128)                          (each pair adds its patch's term;
+                                                 backward: D, and its sum per position
+                                                 2 * (P * 128))
+    forward  F = conv forward + fc + sums + 2 * 128 * O
+    backward G = conv backward + 2 * fc + sums + 2 * (P * 128) + 4 * 128 * O
 
 Per env step: F of a rollout batch (the 64 envs' frames of one step) plus E * (F + G)
-of 1024-frame minibatches; A, P and K are measured on random play (128 steps of 64
-envs, as one rollout, shuffled into minibatches). The fraction of one core's peak
+of 1024-frame minibatches; R, P and K are measured on random play (128 steps of 64
+envs, as one rollout, shuffled into minibatches). Work per parameter rather than per
+sample (Adam, the weights' per-step copies: about 20k FLOPs per env step) is left
+out of both counts. The fraction of one core's peak
 (test_trainer.peak_flops_per_core) uses the executed count; "dense-equivalent" is
 the dense count per second, the rate a dense implementation would need.
 
@@ -47,7 +53,7 @@ from evozero.native.train import TrainConfig
 
 UPDATES = 4  # per native round: 4 x 8192 = 32,768 env steps
 CONFIG = TrainConfig(total_steps=UPDATES * 64 * 128, network="conv")
-GAMES = ("breakout", "asterix")
+GAMES = ("breakout", "asterix", "freeway", "seaquest", "space_invaders")
 
 SPEED = "conv PPO: env steps/s (median, one core)"
 RATIO = "conv PPO on breakout: native (1 core) / torch"
@@ -85,7 +91,7 @@ def patch_work(game: str, batch: int, shuffle: bool) -> PatchWork:
         _, at = np.unique(numbers, return_index=True)
         sample = np.searchsorted(rows, at, side="right") - 1
         position = np.searchsorted(first, numbers[at], side="right") - 1
-        cells = b.reshape(len(b), 10, 10, -1).sum(-1)
+        cells = (b != 0).reshape(len(b), 10, 10, -1).sum(-1)
         window = sum(cells[:, dy : dy + 8, dx : dx + 8] for dy in range(3) for dx in range(3))
         inputs += window.reshape(len(b), 64)[sample, position].sum()
         pairs, patches = pairs + len(numbers), patches + first[-1]
@@ -104,13 +110,17 @@ def conv_flops_per_step(
     O = num_actions + 1  # noqa: N806, E741
 
     def passes(work: PatchWork | None) -> tuple[float, float]:
+        """(F, F + G) per sample."""
         if work is None:
-            conv, fc, sums = 2 * (2 * 64 * 16 * 9 * channels), 2 * 1024 * 128, 0.0
-        else:
-            conv = 2 * (2 * work.patches * work.inputs * 16)
-            fc, sums = 2 * work.patches * 16 * 128, 2 * work.pairs * 128
-        forward = conv + 2 * fc + sums + 2 * 128 * O
-        return forward, forward + conv + 4 * fc + sums + 4 * 128 * O
+            conv = 2 * 2 * (64 * 16 * 9 * channels)
+            forward = conv + 2 * 2 * (1024 * 128) + 2 * 128 * O
+            return forward, forward + conv + 2 * 2 * 2 * (1024 * 128) + 4 * 128 * O
+        conv = 2 * (work.patches * work.inputs * 16)
+        fc = 2 * 2 * (work.patches * 16 * 128)
+        sums = 2 * (work.pairs * 128)
+        forward = conv + fc + sums + 2 * 128 * O
+        backward = 2 * conv + 2 * fc + sums + 2 * (work.patches * 128) + 4 * 128 * O
+        return forward, forward + backward
 
     return passes(rollout)[0] + epochs * passes(minibatch)[1]
 

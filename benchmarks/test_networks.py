@@ -14,7 +14,11 @@ The same for the conv networks (``network="conv"``: separate actor and critic,
 Conv2d(4, 16, 3x3) -> ReLU -> Linear(1024, 128) -> ReLU -> head, the MinAtar paper's)
 on 1024 real breakout observations (random play), against ``torch_ppo.MinAtarConv``:
 the unit of work of the conv PPO's learning phase (benchmarks/test_conv_trainer.py
-times the whole training), with less of the machine's noise.
+times the whole training), with less of the machine's noise. And the conv networks'
+patch index of that minibatch (csrc/trainer/patches.hpp, built once per update for
+actor and critic) alone, as the share of the native update's time it takes
+(``patch_index_sparse``: a fresh index and its arrays copied out, so slightly more
+than the update spends on it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from evozero import _core
 N, OBS, ACTIONS, ACTIVE = 1024, 400, 6, 35
 TABLE = "actor-critic update samples/s (median)"
 CONV_TABLE = "conv actor-critic update samples/s (median), breakout observations"
+INDEX_TABLE = "conv patch index of the breakout minibatch (median)"
 BREAKOUT_ACTIONS = 3  # its minimal action set
 
 
@@ -155,3 +160,23 @@ def test_torch_conv_update(benchmark, figures) -> None:
     step = _torch_step(actor, critic, dense, actions, c, lr=1e-5)
     benchmark.pedantic(step, rounds=30, iterations=1, warmup_rounds=3)
     _record(figures, CONV_TABLE, "torch", benchmark)
+
+
+def test_native_conv_patch_index(benchmark, figures) -> None:
+    benchmark.group = "conv actor-critic update"
+    dense, indptr, indices, _, _ = _breakout_batch()
+    benchmark.pedantic(
+        lambda: _core.testing.patch_index_sparse(indptr, indices, dense.shape[1]),
+        rounds=100,
+        iterations=1,
+        warmup_rounds=5,
+    )
+    if not benchmark.stats:  # --benchmark-disable
+        return
+    from conftest import _FIGURES
+
+    figures(INDEX_TABLE, "minibatch 1024", "samples/s", N / benchmark.stats.stats.median)
+    update = _FIGURES.get(CONV_TABLE, {}).get("minibatch 1024", {}).get("native")
+    if update is not None:
+        share = update / _FIGURES[INDEX_TABLE]["minibatch 1024"]["samples/s"]
+        figures(INDEX_TABLE, "minibatch 1024", "share of the native update", share)

@@ -430,6 +430,23 @@ def test_conv_gradients_match_torch(channels: int, num_actions: int, density: fl
     )
 
 
+def test_conv_gradients_match_torch_on_game_frames() -> None:
+    """Real frames, where one patch is held by hundreds of samples (patches.hpp): the
+    summed gradients of shared patches, against torch's per-sample ones."""
+    from test_patches import csr, game_frames
+
+    rng = np.random.default_rng(9)
+    obs = game_frames("breakout", 512)
+    net = randomized(actor_critic(obs.shape[1], 3, seed=2, network="conv"), rng, 0.05)
+    actions = rng.integers(0, 3, len(obs))
+    c = coefficients(rng, len(obs))
+    reference = torch_gradients(torch_copy(net), obs, actions, *c)
+    sparse = net.gradients_sparse(*csr(obs), actions, *c)
+    assert_close_tensors(sparse, reference)
+    for name, g in net.gradients_dense(obs, actions, *c).items():
+        np.testing.assert_array_equal(g, sparse[name], err_msg=name)
+
+
 def test_conv_forward_matches_torch_and_sparse_equals_dense() -> None:
     rng = np.random.default_rng(8)
     net = randomized(actor_critic(400, 6, seed=3, network="conv"), rng, scale=0.1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_networks import sparse_batch
 
 from evozero import _core
 from evozero.envs import MinAtarVecEnv
@@ -42,7 +41,14 @@ def assert_index(got, obs: np.ndarray) -> None:
         assert indices[indptr[i] : indptr[i + 1]].tolist() == patches, f"sample {i}"
 
 
+def csr(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32) of the non-zero entries of float rows."""
+    indptr = np.concatenate([[0], np.cumsum((obs != 0).sum(1))]).astype(np.int64)
+    return indptr, np.nonzero(obs)[1].astype(np.int32)
+
+
 def game_frames(game: str, n: int) -> np.ndarray:
+    """n frames of random play (32 envs), as float32 rows."""
     env = MinAtarVecEnv(game, 32, seed=1, minimal_action_set=True)
     obs, _ = env.reset(seed=1)
     rng = np.random.default_rng(1)
@@ -56,9 +62,7 @@ def game_frames(game: str, n: int) -> np.ndarray:
 @pytest.mark.parametrize("game", ["breakout", "seaquest"])
 def test_index_of_game_frames(game: str) -> None:
     obs = game_frames(game, 256)
-    indptr = np.concatenate([[0], np.cumsum((obs != 0).sum(1))]).astype(np.int64)
-    indices = np.nonzero(obs)[1].astype(np.int32)
-    got = _core.testing.patch_index_sparse(indptr, indices, obs.shape[1])
+    got = _core.testing.patch_index_sparse(*csr(obs), obs.shape[1])
     assert_index(got, obs)
     # MinAtar frames repeat most patches: far fewer patches than (sample, position) pairs
     assert got[0][-1] < len(got[2]) / 2
@@ -68,8 +72,8 @@ def test_index_of_game_frames(game: str) -> None:
 
 def test_index_of_random_bits_many_patches() -> None:
     # dense bit planes: nearly every patch distinct, so the table grows many times
-    dense, indptr, indices = sparse_batch(np.random.default_rng(2), 300, 700, 0.6)
-    got = _core.testing.patch_index_sparse(indptr, indices, 700)
+    dense = (np.random.default_rng(2).random((300, 700)) < 0.6).astype(np.float32)
+    got = _core.testing.patch_index_sparse(*csr(dense), 700)
     assert got[0][-1] > 10_000
     assert_index(got, dense)
 

@@ -9,7 +9,7 @@
 namespace evozero::trainer {
 namespace {
 
-constexpr int kTaps = ConvNet::kKernel * ConvNet::kKernel;
+constexpr int kTaps = PatchIndex::kTaps;
 constexpr int kF = ConvNet::kFilters;
 
 }  // namespace
@@ -141,17 +141,18 @@ void ConvNet::backward(const float* params, const FirstLayerInput& x, int n, con
   const float* d2_sum = g + b1_;
   kernels::column_sums(n, kHidden, d2, g + b1_);
   // Per position q, over its patches: D (into terms), d2 summed over the samples
-  // holding the patch (position by position: q's rows of D stay in cache); dW1[q] = (h1 - kappa)^T D + kappa (x) sum_i d2[i];
-  // dh1 = D . W1[q]^T; and the conv bias's share from the samples where q is inactive,
+  // holding each patch, then, while q's rows of D are in cache,
+  //   dW1[q] = (h1 - kappa)^T D + kappa (x) sum_i d2[i],   dh1 = D . W1[q]^T,
+  // and the conv bias's share from the samples where q is inactive,
   // W1[q] . (sum_i d2[i] - the sum of q's D), where the ReLU passes kappa.
   float* gbc = g + bc_;
   std::fill(gbc, gbc + kF, 0.0f);
   float* inactive = inactive_.data();
+  const kernels::SparseColumns holders = index.by_patch();
   for (int q = 0; q < kPositions; ++q) {
     const int64_t first = index.first(q);
     const int m = int(index.first(q + 1) - first);
     float* gw = g + w1_ + std::size_t(q) * kF * kHidden;
-    const kernels::SparseColumns holders = index.by_patch();
     kernels::sparse_column_sums(m, {holders.ptr + first, holders.samples}, kHidden, d2,
                                 terms + first * kHidden);
     kernels::gemm(kF, m, kHidden, shifted + first * kF, 1, kF, terms + first * kHidden, nullptr,

@@ -37,7 +37,7 @@
 // and the conv bias's share from the inactive samples, W1[q] . (sum_i d2[i] -
 // sum of q's D) where the ReLU passes kappa. Computing every (sample, position)
 // pair instead (the previous design: per-position gemms over the samples) ran
-// 2.5-3.5x slower on breakout and 1.5x on asterix (README, Performance).
+// 3.9x slower in training on breakout and 1.5x on asterix (README, Performance).
 #pragma once
 
 #include <cstddef>

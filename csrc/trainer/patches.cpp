@@ -80,20 +80,26 @@ inline bool PatchIndex::same_patch(int32_t k, int q, const uint64_t* channels,
 }
 
 void PatchIndex::build(const FirstLayerInput& x, int n) {
+  if (int64_t(n) * kPositions > INT32_MAX)  // patch and pair numbers are int32
+    throw std::invalid_argument("PatchIndex: at most " + std::to_string(INT32_MAX / kPositions) +
+                                " samples per batch, got " + std::to_string(n));
   n_ = n;
   pair_starts_.resize(std::size_t(n) + 1);
   pair_starts_[0] = 0;
   pair_patches_.clear();
-  // at least twice as many slots as patches (short probe runs), grown as they are
-  // found: a table sized for the pairs would not stay in L1/L2
+  // At least twice as many slots as patches (short probe runs), grown as they are
+  // found (a table sized for the pairs would not stay in L1/L2), from the size the
+  // last batch needed.
   int bits = 10;
+  while ((std::size_t(1) << bits) < 2 * found_positions_.size()) ++bits;
   table_.assign(std::size_t(1) << bits, -1);
   found_channels_.clear();
   found_samples_.clear();
   found_positions_.clear();
   found_hashes_.clear();
   for (int i = 0; i < n; ++i) {
-    // one pass over the sample's inputs (its row is read from memory once)
+    // the sample's channels by cell and its active positions, in one pass over its
+    // inputs (the pass that clears them below finds them in cache)
     uint64_t active = 0;
     for_each_input(x, in_, i, [&](int cell, float) {
       const int yx = yx_of_cell_[cell];

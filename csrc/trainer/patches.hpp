@@ -38,7 +38,8 @@ class PatchIndex {
   // Patches are numbered position by position, each position's in order of first
   // appearance; a sample's pairs are listed in position order.
   void build(const FirstLayerInput& x, int n);
-  // The pairs by patch (transposed()), for the backward pass; after build().
+  // Lists the samples holding each patch (by_patch()), for the backward pass; after
+  // build().
   void transpose();
 
   int samples() const { return n_; }
