@@ -111,6 +111,10 @@ def test_games_json_writes_null_for_a_game_that_ended_no_episode() -> None:
             ["eval", "programs/ppo.evz", "--env", "CartPole-v1", "--network", "conv", *TINY],
             "--network conv needs a native game",
         ),
+        (
+            ["eval", "programs/ppo.evz", "--env", "Breakout", "--network", "conv", *TINY],
+            "is not one; did you mean 'breakout'?",
+        ),
         (["eval", "programs/ppo.evz", "--network", "resnet", *TINY], "--network resnet: not a"),
         (["eval", "programs/ppo.evz", "--device", "tpu", *TINY], "--device must be cpu or cuda"),
         (

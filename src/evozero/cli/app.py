@@ -93,6 +93,7 @@ def with_network(config: TrainConfig, network: str, env: str) -> TrainConfig:
     """``config`` with ``--network NET`` (any case); a one-line error for an unknown
     network, or for conv on an env that is not a native game."""
     from evozero.native.envs import GAMES
+    from evozero.native.gym_ids import did_you_mean_game
     from evozero.native.train import NETWORKS
 
     if network.lower() not in NETWORKS:
@@ -100,7 +101,10 @@ def with_network(config: TrainConfig, network: str, env: str) -> TrainConfig:
     network = network.lower()
     config = config.replace(network=network)
     if network != "mlp" and env not in GAMES:
-        fail(f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not one")
+        fail(
+            f"--network {network} needs a native game ({', '.join(GAMES)}); {env} is not "
+            f"one{did_you_mean_game(env)}"
+        )
     return config
 
 
